@@ -1,0 +1,25 @@
+"""Install wdsr-basicsr: WDSR super-resolution networks as a BasicSR plugin."""
+from setuptools import find_packages, setup
+
+setup(
+    name='wdsr-basicsr',
+    version='0.1.0',
+    description='WDSR-A/WDSR-B (wide activation super-resolution) and an RDN baseline for BasicSR',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.9',
+    packages=find_packages(include=['wdsr_basicsr', 'wdsr_basicsr.*']),
+    install_requires=[
+        'basicsr==1.4.2',
+        'torch>=2.1',
+        'torchvision>=0.16',
+        'numpy',
+        'opencv-python',
+        'lmdb',
+        'pyyaml',
+        'scikit-image',
+        'tqdm',
+    ],
+    extras_require={'test': ['pytest>=7']},
+)

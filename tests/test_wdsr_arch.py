@@ -1,0 +1,215 @@
+"""WDSR-A / WDSR-B: parameter counts against the paper and hand counts, the
+structure against an independent functional forward, norm variants, folding."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import wdsr_basicsr  # noqa: F401  (registers the architectures)
+from basicsr.archs import build_network
+from basicsr.archs.edsr_arch import EDSR
+from wdsr_basicsr.archs import WDSR_A, WDSR_B, count_parameters, fold_weight_norm, is_weight_normed
+
+
+def conv_count(cin, cout, k, weight_norm=False):
+    """Scalars of a conv with bias: weight, bias, and one g per output channel under weight norm."""
+    return cin * cout * k * k + cout + (cout if weight_norm else 0)
+
+
+def wdsr_count(kind, *, num_feat, num_block, expansion, scale, low_rank_ratio=0.8, weight_norm=False, ch=3):
+    """Hand count of a WDSR from its layer shapes (paper Fig. 1)."""
+    out = ch * scale * scale
+    wide = int(num_feat * expansion)
+    if kind == 'A':
+        block = conv_count(num_feat, wide, 3, weight_norm) + conv_count(wide, num_feat, 3, weight_norm)
+    else:
+        low = int(num_feat * low_rank_ratio)
+        block = (conv_count(num_feat, wide, 1, weight_norm) + conv_count(wide, low, 1, weight_norm) +
+                 conv_count(low, num_feat, 3, weight_norm))
+    return (conv_count(ch, num_feat, 3, weight_norm) + num_block * block + conv_count(num_feat, out, 3, weight_norm) +
+            conv_count(ch, out, 5, weight_norm))
+
+
+# Paper Table 1 (x2, parameters in millions). WDSR-B at 5 blocks is printed as
+# 0.37 in the paper; the network described there has 379,803 parameters, which
+# rounds to 0.38 (see the README's table).
+PAPER_TABLE1 = {
+    'EDSR': {1: 0.26, 3: 0.41, 5: 0.56, 8: 0.78},
+    'WDSR_A': {1: 0.08, 3: 0.23, 5: 0.37, 8: 0.60},
+    'WDSR_B': {1: 0.08, 3: 0.23, 5: 0.38, 8: 0.60},
+}
+
+
+def table1_net(name, num_block):
+    if name == 'EDSR':
+        return EDSR(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=num_block, upscale=2)
+    if name == 'WDSR_A':
+        return WDSR_A(num_feat=32, expansion=4, num_block=num_block, upscale=2)
+    return WDSR_B(num_feat=64, expansion=6, low_rank_ratio=0.8, num_block=num_block, upscale=2)
+
+
+@pytest.mark.parametrize('num_block', [1, 3, 5, 8])
+@pytest.mark.parametrize('name', ['EDSR', 'WDSR_A', 'WDSR_B'])
+def test_table1_effective_parameters(name, num_block):
+    effective = count_parameters(table1_net(name, num_block), 'effective')
+    assert round(effective / 1e6, 2) == PAPER_TABLE1[name][num_block]
+    if name == 'WDSR_A':
+        assert effective == wdsr_count('A', num_feat=32, num_block=num_block, expansion=4, scale=2)
+    elif name == 'WDSR_B':
+        assert effective == wdsr_count('B', num_feat=64, num_block=num_block, expansion=6, scale=2)
+
+
+def test_wdsr_b_5_blocks_hand_count():
+    # head 3*64*9+64, 5 x (64*384+384 + 384*51+51 + 51*64*9+64), tail 64*12*9+12, skip 3*12*25+12
+    assert count_parameters(table1_net('WDSR_B', 5)) == 1792 + 5 * (24960 + 19635 + 29440) + 6924 + 912 == 379803
+
+
+def test_reloaded_wdsr_raw_parameters_published_x2():
+    # The 2019 reloaded WDSR (16 blocks, 32 features, x4 width) reports 1,190,100
+    # trainable parameters at x2 (weight_g, weight_v and bias of every conv).
+    assert count_parameters(WDSR_A(num_feat=32, num_block=16, expansion=4, upscale=2), 'raw') == 1190100
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+@pytest.mark.parametrize('kind', ['A', 'B'])
+def test_raw_and_effective_hand_counts(kind, scale):
+    cls = WDSR_A if kind == 'A' else WDSR_B
+    expansion = 4 if kind == 'A' else 6
+    net = cls(num_feat=32, num_block=16, expansion=expansion, upscale=scale)
+    hand = dict(num_feat=32, num_block=16, expansion=expansion, scale=scale)
+    assert count_parameters(net, 'raw') == wdsr_count(kind, weight_norm=True, **hand)
+    assert count_parameters(net, 'effective') == wdsr_count(kind, weight_norm=False, **hand)
+
+
+def reference_forward(net, x, kind, res_scale, img_range, mean):
+    """The paper's data flow written out with F.conv2d, using weights folded by the weight-norm formula."""
+
+    def conv(name, t, k):
+        g = net.get_parameter(f'{name}.parametrizations.weight.original0')
+        v = net.get_parameter(f'{name}.parametrizations.weight.original1')
+        w = g * v / v.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+        return F.conv2d(t, w, net.get_parameter(f'{name}.bias'), padding=k // 2)
+
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
+    t = (x - mean) * img_range
+    feat = conv('head', t, 3)
+    for i in range(len(net.body)):
+        p = f'body.{i}.body'
+        if kind == 'A':
+            r = conv(f'{p}.2', torch.relu(conv(f'{p}.0', feat, 3)), 3)
+        else:  # linear low-rank pair: no activation between the 1x1 and the 3x3
+            r = conv(f'{p}.3', conv(f'{p}.2', torch.relu(conv(f'{p}.0', feat, 1)), 1), 3)
+        feat = feat + res_scale * r
+    out = F.pixel_shuffle(conv('tail', feat, 3) + conv('skip', t, 5), net.shuffle.upscale_factor)
+    return out / img_range + mean
+
+
+@pytest.mark.parametrize('kind', ['A', 'B'])
+def test_forward_matches_paper_data_flow(kind):
+    torch.manual_seed(0)
+    cls = WDSR_A if kind == 'A' else WDSR_B
+    mean = (0.3, 0.5, 0.7)
+    net = cls(num_feat=8, num_block=2, expansion=3, upscale=3, res_scale=0.5, img_range=2.0, rgb_mean=mean).eval()
+    x = torch.rand(2, 3, 9, 11)
+    with torch.no_grad():
+        expected = reference_forward(net, x, kind, 0.5, 2.0, mean)
+        assert torch.allclose(net(x), expected, atol=1e-5)
+
+
+def test_wdsr_b_block_widths():
+    block = WDSR_B(num_feat=64, num_block=1, expansion=6, low_rank_ratio=0.8).body[0].body
+    convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [(64, 384, 1), (384, 51, 1),
+                                                                                  (51, 64, 3)]
+    assert [type(m) for m in block] == [type(block[0]), nn.ReLU, type(block[2]), type(block[3])]
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+@pytest.mark.parametrize('cls', [WDSR_A, WDSR_B])
+def test_output_shape_odd_input(cls, scale):
+    net = cls(num_feat=8, num_block=1, upscale=scale)
+    out = net(torch.rand(1, 3, 13, 7))
+    assert out.shape == (1, 3, 13 * scale, 7 * scale)
+
+
+@pytest.mark.parametrize('cls', [WDSR_A, WDSR_B])
+def test_fold_weight_norm(cls):
+    torch.manual_seed(0)
+    net = cls(num_feat=8, num_block=2, upscale=2).eval()
+    x = torch.rand(1, 3, 15, 17)
+    folded = fold_weight_norm(copy.deepcopy(net))
+    names = [n for n, _ in folded.named_parameters()]
+    assert not any('parametrizations' in n or n.endswith(('weight_g', 'weight_v')) for n in names)
+    assert not any(is_weight_normed(m) for m in folded.modules())
+    assert all(isinstance(m.weight, nn.Parameter) for m in folded.modules() if isinstance(m, nn.Conv2d))
+    with torch.no_grad():
+        assert (folded(x) - net(x)).abs().max() < 1e-5
+
+
+def test_fold_weight_norm_deprecated_hook_api():
+    torch.manual_seed(0)
+    conv = torch.nn.utils.weight_norm(nn.Conv2d(3, 4, 3))
+    x = torch.rand(1, 3, 8, 8)
+    expected = conv(x).detach()
+    w = conv.weight_g * conv.weight_v / conv.weight_v.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+    folded = fold_weight_norm(nn.Sequential(conv))[0]
+    assert type(folded) is nn.Conv2d and not hasattr(folded, 'weight_g')
+    assert torch.allclose(folded.weight, w, atol=1e-6)
+    assert torch.allclose(folded(x), expected, atol=1e-6)
+
+
+def test_fold_of_a_copy_leaves_the_original_working():
+    # deepcopy of a parametrized module shares its class; folding must not break the original.
+    net = WDSR_B(num_feat=8, num_block=1)
+    x = torch.rand(1, 3, 8, 8)
+    before = net(x).detach()
+    count_parameters(net, 'effective')
+    fold_weight_norm(copy.deepcopy(net))
+    assert all(is_weight_normed(m) for m in (net.head, net.tail, net.skip))
+    assert torch.equal(net(x), before)
+
+
+@pytest.mark.parametrize('cls', [WDSR_A, WDSR_B])
+def test_norm_variants_contain_what_they_say(cls):
+    body_convs = 2 if cls is WDSR_A else 3
+    num_block = 2
+    all_convs = num_block * body_convs + 3  # + head, tail, skip
+
+    weight = cls(num_feat=8, num_block=num_block, norm='weight')
+    assert sum(is_weight_normed(m) for m in weight.modules()) == all_convs
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in weight.modules())
+
+    batch = cls(num_feat=8, num_block=num_block, norm='batch')
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in batch.modules()) == num_block * body_convs
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in batch.body.modules()) == num_block * body_convs
+    assert not any(is_weight_normed(m) for m in batch.modules())
+
+    none = cls(num_feat=8, num_block=num_block, norm='none')
+    assert sum(isinstance(m, nn.Conv2d) for m in none.modules()) == all_convs
+    assert not any(is_weight_normed(m) or isinstance(m, nn.BatchNorm2d) for m in none.modules())
+
+
+@pytest.mark.parametrize('cls', [WDSR_A, WDSR_B])
+def test_bad_norm_named(cls):
+    with pytest.raises(ValueError, match="norm='layer'"):
+        cls(norm='layer')
+
+
+@pytest.mark.parametrize('name', ['WDSR_A', 'WDSR_B'])
+def test_unknown_keyword_named_through_basicsr(name):
+    with pytest.raises(TypeError, match='num_feats'):
+        build_network({'type': name, 'num_feats': 8})
+
+
+def test_rgb_mean_is_not_in_state_dict_and_follows_dtype():
+    net = WDSR_B(num_feat=8, num_block=1, rgb_mean=(0.1, 0.2, 0.3))
+    assert 'mean' not in net.state_dict()
+    net = net.double()
+    assert net(torch.rand(1, 3, 8, 8, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_bad_rgb_mean_named():
+    with pytest.raises(ValueError, match='rgb_mean'):
+        WDSR_A(num_in_ch=1, num_out_ch=1)

@@ -1,0 +1,245 @@
+"""WDSR-A and WDSR-B.
+
+Paper: Wide Activation for Efficient and Accurate Image Super-Resolution
+(Yu et al., arXiv 1808.08718).
+
+Both networks share one layout: a 3x3 head conv, a body of residual blocks
+running at low resolution, a 3x3 tail conv to ``num_out_ch * upscale**2``
+channels, a global 5x5 conv skip from the (normalised) input to the same
+channels, the two summed and pixel-shuffled. Only the block differs.
+"""
+import torch
+from torch import nn as nn
+
+from basicsr.utils.registry import ARCH_REGISTRY
+
+from .arch_util import DIV2K_RGB_MEAN, check_norm, make_conv
+
+#: ``img_range`` of the paper's code: inputs in [0, 255] are mapped with
+#: ``(x - 255 * mean) / 127.5``, i.e. ``(x - mean) * 2`` for inputs in [0, 1].
+WDSR_IMG_RANGE = 255. / 127.5
+
+
+class WDSRBlockA(nn.Module):
+    """Wide-activation residual block of WDSR-A (paper Fig. 1, middle).
+
+    ``conv3x3(num_feat -> num_feat * expansion)``, ReLU,
+    ``conv3x3(-> num_feat)``; the result is scaled by ``res_scale`` and added to
+    the input.
+
+    Args:
+        num_feat (int): Channels of the identity pathway.
+        expansion (int | float): Width multiplier before the ReLU.
+        res_scale (float): Scale of the residual branch.
+        norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
+    """
+
+    def __init__(self, *, num_feat, expansion, res_scale, norm):
+        super().__init__()
+        wide = int(num_feat * expansion)
+        self.res_scale = res_scale
+        self.body = nn.Sequential(
+            make_conv(num_feat, wide, 3, norm=norm, in_body=True),
+            nn.ReLU(inplace=True),
+            make_conv(wide, num_feat, 3, norm=norm, in_body=True),
+        )
+
+    def forward(self, x):
+        return x + self.body(x) * self.res_scale
+
+
+class WDSRBlockB(nn.Module):
+    """Wide-activation residual block of WDSR-B with linear low-rank conv (paper Fig. 1, right).
+
+    ``conv1x1(num_feat -> num_feat * expansion)``, ReLU, then the linear
+    low-rank pair ``conv1x1(-> int(num_feat * low_rank_ratio))`` and
+    ``conv3x3(-> num_feat)`` with no activation between them; the result is
+    scaled by ``res_scale`` and added to the input.
+
+    Args:
+        num_feat (int): Channels of the identity pathway.
+        expansion (int | float): Width multiplier before the ReLU.
+        low_rank_ratio (float): Width of the low-rank conv relative to
+            ``num_feat``.
+        res_scale (float): Scale of the residual branch.
+        norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
+    """
+
+    def __init__(self, *, num_feat, expansion, low_rank_ratio, res_scale, norm):
+        super().__init__()
+        wide = int(num_feat * expansion)
+        low_rank = int(num_feat * low_rank_ratio)
+        if low_rank < 1:
+            raise ValueError(f'low_rank_ratio={low_rank_ratio} leaves int({num_feat} * {low_rank_ratio}) = {low_rank} '
+                             'channels in the low-rank conv; it must be at least 1.')
+        self.res_scale = res_scale
+        self.body = nn.Sequential(
+            make_conv(num_feat, wide, 1, norm=norm, in_body=True),
+            nn.ReLU(inplace=True),
+            make_conv(wide, low_rank, 1, norm=norm, in_body=True),
+            make_conv(low_rank, num_feat, 3, norm=norm, in_body=True),
+        )
+
+    def forward(self, x):
+        return x + self.body(x) * self.res_scale
+
+
+class _WDSR(nn.Module):
+    """Head, body, tail, global skip and pixel shuffle shared by WDSR-A and WDSR-B.
+
+    Args:
+        blocks (list[nn.Module]): The residual blocks of the body.
+        num_in_ch (int): Channel number of inputs.
+        num_out_ch (int): Channel number of outputs.
+        num_feat (int): Channel number of the identity pathway.
+        upscale (int): Upsampling factor (any integer >= 1).
+        norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
+        img_range (float): Inputs are normalised as ``(x - rgb_mean) * img_range``.
+        rgb_mean (tuple[float]): Per-channel mean in [0, 1].
+    """
+
+    def __init__(self, *, blocks, num_in_ch, num_out_ch, num_feat, upscale, norm, img_range, rgb_mean):
+        super().__init__()
+        if not isinstance(upscale, int) or upscale < 1:
+            raise ValueError(f'upscale={upscale!r} must be an integer >= 1.')
+        if len(rgb_mean) != num_in_ch or num_in_ch != num_out_ch:
+            raise ValueError(f'rgb_mean={tuple(rgb_mean)} must have one value per channel, and num_in_ch '
+                             f'({num_in_ch}) must equal num_out_ch ({num_out_ch}).')
+        self.img_range = img_range
+        self.register_buffer('mean', torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        out_ch = num_out_ch * upscale * upscale
+        self.head = make_conv(num_in_ch, num_feat, 3, norm=norm, in_body=False)
+        self.body = nn.Sequential(*blocks)
+        self.tail = make_conv(num_feat, out_ch, 3, norm=norm, in_body=False)
+        self.skip = make_conv(num_in_ch, out_ch, 5, norm=norm, in_body=False)
+        self.shuffle = nn.PixelShuffle(upscale)
+
+    def forward(self, x):
+        """Super-resolve ``x``.
+
+        Args:
+            x (Tensor): Images in [0, 1], shape (N, num_in_ch, H, W).
+
+        Returns:
+            Tensor: Shape (N, num_out_ch, H * upscale, W * upscale).
+        """
+        x = (x - self.mean) * self.img_range
+        out = self.shuffle(self.tail(self.body(self.head(x))) + self.skip(x))
+        return out / self.img_range + self.mean
+
+
+@ARCH_REGISTRY.register()
+class WDSR_A(_WDSR):
+    """WDSR-A: wide activation with two 3x3 convs per block.
+
+    Paper: Wide Activation for Efficient and Accurate Image Super-Resolution
+    (Yu et al., arXiv 1808.08718), Fig. 1 (middle) and Table 1.
+
+    Args:
+        num_in_ch (int): Channel number of inputs. Default: 3.
+        num_out_ch (int): Channel number of outputs. Default: 3.
+        num_feat (int): Channel number of the identity pathway. Default: 32.
+        num_block (int): Number of residual blocks. Default: 16.
+        expansion (int | float): Width multiplier before the ReLU (the paper
+            uses 2 to 4). Default: 4.
+        upscale (int): Upsampling factor, 2, 3, 4 or any integer >= 1.
+            Default: 2.
+        res_scale (float): Scale of each residual branch. Default: 1.0.
+        norm (str): ``'weight'`` (weight normalisation on every conv),
+            ``'batch'`` (BatchNorm after each conv of the body) or ``'none'``.
+            Default: ``'weight'``.
+        img_range (float): Inputs are normalised as ``(x - rgb_mean) *
+            img_range``; the default 255 / 127.5 is the paper's code.
+            Default: 2.0.
+        rgb_mean (tuple[float]): Per-channel mean in [0, 1].
+            Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
+    """
+
+    def __init__(self,
+                 *,
+                 num_in_ch=3,
+                 num_out_ch=3,
+                 num_feat=32,
+                 num_block=16,
+                 expansion=4,
+                 upscale=2,
+                 res_scale=1.0,
+                 norm='weight',
+                 img_range=WDSR_IMG_RANGE,
+                 rgb_mean=DIV2K_RGB_MEAN):
+        check_norm(norm)
+        blocks = [
+            WDSRBlockA(num_feat=num_feat, expansion=expansion, res_scale=res_scale, norm=norm)
+            for _ in range(num_block)
+        ]
+        super().__init__(
+            blocks=blocks,
+            num_in_ch=num_in_ch,
+            num_out_ch=num_out_ch,
+            num_feat=num_feat,
+            upscale=upscale,
+            norm=norm,
+            img_range=img_range,
+            rgb_mean=rgb_mean)
+
+
+@ARCH_REGISTRY.register()
+class WDSR_B(_WDSR):
+    """WDSR-B: wide activation with a 1x1 expansion and a linear low-rank pair per block.
+
+    Paper: Wide Activation for Efficient and Accurate Image Super-Resolution
+    (Yu et al., arXiv 1808.08718), Fig. 1 (right) and Table 1.
+
+    Args:
+        num_in_ch (int): Channel number of inputs. Default: 3.
+        num_out_ch (int): Channel number of outputs. Default: 3.
+        num_feat (int): Channel number of the identity pathway. Default: 32.
+        num_block (int): Number of residual blocks. Default: 16.
+        expansion (int | float): Width multiplier before the ReLU (the paper
+            uses 6 to 9). Default: 6.
+        low_rank_ratio (float): Width of the linear low-rank conv relative to
+            ``num_feat``. Default: 0.8.
+        upscale (int): Upsampling factor, 2, 3, 4 or any integer >= 1.
+            Default: 2.
+        res_scale (float): Scale of each residual branch. Default: 1.0.
+        norm (str): ``'weight'`` (weight normalisation on every conv),
+            ``'batch'`` (BatchNorm after each conv of the body) or ``'none'``.
+            Default: ``'weight'``.
+        img_range (float): Inputs are normalised as ``(x - rgb_mean) *
+            img_range``; the default 255 / 127.5 is the paper's code.
+            Default: 2.0.
+        rgb_mean (tuple[float]): Per-channel mean in [0, 1].
+            Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
+    """
+
+    def __init__(self,
+                 *,
+                 num_in_ch=3,
+                 num_out_ch=3,
+                 num_feat=32,
+                 num_block=16,
+                 expansion=6,
+                 low_rank_ratio=0.8,
+                 upscale=2,
+                 res_scale=1.0,
+                 norm='weight',
+                 img_range=WDSR_IMG_RANGE,
+                 rgb_mean=DIV2K_RGB_MEAN):
+        check_norm(norm)
+        blocks = [
+            WDSRBlockB(
+                num_feat=num_feat,
+                expansion=expansion,
+                low_rank_ratio=low_rank_ratio,
+                res_scale=res_scale,
+                norm=norm) for _ in range(num_block)
+        ]
+        super().__init__(
+            blocks=blocks,
+            num_in_ch=num_in_ch,
+            num_out_ch=num_out_ch,
+            num_feat=num_feat,
+            upscale=upscale,
+            norm=norm,
+            img_range=img_range,
+            rgb_mean=rgb_mean)

@@ -260,3 +260,10 @@ def test_download_then_prepare_from_archives(tmp_path, server):
     assert len(written) == 4
     download_div2k(str(root), (2, ), base_url=server.url)  # a rerun fetches nothing
     assert sum(1 for p in os.listdir(root) if p.endswith('.zip')) == 4
+
+
+def test_keys_do_not_depend_on_the_scales_asked(div2k_hr):
+    prepare(str(div2k_hr), (2, ), crop_size=48, step=24, workers=1, splits=('train', ))
+    prepare(str(div2k_hr), (2, 3), crop_size=48, step=24, workers=1, splits=('train', ))  # adds X3, pairs with HR
+    assert meta_keys(div2k_hr / 'DIV2K_train_LR_bicubic_X3_sub.lmdb') == meta_keys(
+        div2k_hr / 'DIV2K_train_HR_sub.lmdb')

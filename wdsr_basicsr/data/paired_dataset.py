@@ -55,6 +55,8 @@ class CheckedPairedImageDataset(PairedImageDataset):
                 raise ValueError(f'datasets:{name}: option {key} is missing.')
             if not osp.exists(opt[key]):
                 raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} does not exist.')
+        if opt['phase'] == 'train' and opt['gt_size'] % opt['scale']:
+            raise ValueError(f"datasets:{name}: gt_size {opt['gt_size']} is not a multiple of scale {opt['scale']}.")
         if opt['io_backend']['type'] == 'lmdb':
             self._check_lmdb_pair(opt, name)
         super().__init__(opt)

@@ -21,8 +21,9 @@ Steps:
    a multiple of the scale, and write it as DIV2K would.
 3. Read every image once and check it (readable, LR size = HR size // s)
    before any LMDB is written; a fault stops the run with the file's name.
-4. Training split: overlapping sub-images (HR ``crop_size`` px every ``step``
-   px, LR crops at the same places divided by s) written straight to LMDB.
+4. Training split: overlapping sub-images (HR cropped to a multiple of 12,
+   then ``crop_size`` px every ``step`` px, LR crops at the same places
+   divided by s) written straight to LMDB.
    Validation split: whole images. All LMDBs of a split share their keys.
 
 Each LMDB is built under a temporary name and renamed when complete, so an
@@ -52,6 +53,10 @@ from basicsr.utils.matlab_functions import imresize
 DIV2K_URL = 'http://data.vision.ee.ethz.ch/cvl/DIV2K/'
 SPLITS = ('train', 'valid')
 PNG_COMPRESSION = 1  # BasicSR's LMDB default: fast to decode, about 2x smaller than raw
+#: Training HR images are cropped to a multiple of lcm(2, 3, 4, *scales) before
+#: cutting sub-images, so the sub-image keys do not depend on which scales a run
+#: asks for, and LMDBs made by runs with different --scales pair up.
+ALIGN_SCALES = (2, 3, 4)
 
 
 class PreparationError(RuntimeError):
@@ -325,7 +330,7 @@ def _split_records(stem, root, split, scales, crop_size, step):
     lrs = {s: read_image(lr_path(root, split, s, stem)) for s in scales}
     if split != 'train':
         return [(stem, {k: (encode_png(img), img.shape) for k, img in [('hr', hr)] + list(lrs.items())})]
-    hr = mod_crop(hr, math.lcm(*scales))
+    hr = mod_crop(hr, math.lcm(*ALIGN_SCALES, *scales))
     records = []
     index = 0
     for y in crop_positions(hr.shape[0], crop_size, step):

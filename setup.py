@@ -22,4 +22,12 @@ setup(
         'tqdm',
     ],
     extras_require={'test': ['pytest>=7']},
+    entry_points={
+        'console_scripts': [
+            'wdsr-train = wdsr_basicsr.train:main',
+            'wdsr-test = wdsr_basicsr.test:main',
+            'wdsr-prepare-div2k = wdsr_basicsr.data.prepare_div2k:main',
+            'wdsr-make-demo-data = wdsr_basicsr.data.demo_data:main',
+        ],
+    },
 )

@@ -1,0 +1,232 @@
+"""Write every option file under options/ from one description of the recipes.
+
+The option files are committed; this script is how they stay consistent. Run it
+after changing a recipe here: python scripts/make_options.py
+"""
+import os
+from os import path as osp
+
+ROOT = osp.join(osp.dirname(osp.abspath(__file__)), os.pardir, 'options')
+DIV2K_MEAN = '[0.4488, 0.4371, 0.4040]'
+
+PAPER = ('# Recipe: Yu et al., "Wide Activation for Efficient and Accurate Image Super-Resolution"\n'
+         '# (arXiv 1808.08718), Sec. 4: DIV2K 800 training images, 96 px HR patches, batch 16,\n'
+         '# random flips and rotations, Adam (0.9, 0.999, 1e-8), lr 1e-3 with weight norm, halved\n'
+         '# every 2e5 iterations. The paper gives no total length: 6e5 iterations here (three lr stages).\n')
+BASELINE = ('# Baseline at the WDSR recipe (same data, patches, batch, Adam, schedule), but lr 1e-4:\n'
+            '# without weight norm the paper (Sec. 3.3) and BasicSR train EDSR/RDN at 1e-4.\n')
+
+
+def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=None):
+    if kind == 'WDSR_A':
+        lines = [f'num_feat: {num_feat or 32}', f'num_block: {num_block}', f'expansion: {expansion or 4}']
+    elif kind == 'WDSR_B':
+        lines = [f'num_feat: {num_feat or 32}', f'num_block: {num_block}', f'expansion: {expansion or 6}',
+                 'low_rank_ratio: 0.8']
+    elif kind == 'EDSR':
+        lines = ['num_in_ch: 3', 'num_out_ch: 3', f'num_feat: {num_feat or 64}', f'num_block: {num_block}',
+                 'res_scale: 1', 'img_range: 255.', f'rgb_mean: {DIV2K_MEAN}']
+    else:  # RDN
+        lines = ['num_feat: 64', 'num_block: 16', 'num_layer: 8', 'growth: 64']
+    if kind.startswith('WDSR'):
+        lines += ['res_scale: 1.0', f'norm: {norm}', f'rgb_mean: {DIV2K_MEAN}']
+    lines.append(f'upscale: {scale}')
+    return f'network_g:\n  type: {kind}\n' + ''.join(f'  {line}\n' for line in lines)
+
+
+def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enlarge=100):
+    return f"""datasets:
+  train:
+    name: DIV2K
+    type: CheckedPairedImageDataset
+    dataroot_gt: {root}/DIV2K_train_HR_sub.lmdb
+    dataroot_lq: {root}/DIV2K_train_LR_bicubic_X{scale}_sub.lmdb
+    io_backend:
+      type: lmdb
+    gt_size: {gt_size}
+    use_hflip: true
+    use_rot: true
+    use_shuffle: true
+    num_worker_per_gpu: {workers}
+    batch_size_per_gpu: {batch}
+    dataset_enlarge_ratio: {enlarge}
+    prefetch_mode: ~
+  val:
+    name: DIV2K_valid
+    type: CheckedPairedImageDataset
+    dataroot_gt: {root}/DIV2K_valid_HR.lmdb
+    dataroot_lq: {root}/DIV2K_valid_LR_bicubic_X{scale}.lmdb
+    io_backend:
+      type: lmdb
+"""
+
+
+def metrics(scale):
+    return f"""  metrics:
+    psnr:
+      type: calculate_psnr
+      crop_border: {scale}
+      test_y_channel: false
+    psnr_y:
+      type: calculate_psnr
+      crop_border: {scale}
+      test_y_channel: true
+    ssim_y:
+      type: calculate_ssim
+      crop_border: {scale}
+      test_y_channel: true
+"""
+
+
+def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones=(200000, 400000), num_gpu='auto',
+               dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0, save_img=False):
+    data = data or datasets(scale)
+    stones = ', '.join(str(m) for m in milestones)
+    return f"""{comment}
+name: {name}
+model_type: WDSRModel
+scale: {scale}
+num_gpu: {num_gpu}  # auto: every visible GPU, 0 on a CPU-only machine
+manual_seed: 0
+
+{data}
+{net}
+path:
+  pretrain_network_g: ~
+  strict_load_g: true
+  resume_state: ~
+
+train:
+  ema_decay: {ema}
+  optim_g:
+    type: Adam
+    lr: !!float {lr:g}
+    weight_decay: 0
+    betas: [0.9, 0.999]
+    eps: !!float 1e-8
+  scheduler:
+    type: MultiStepLR
+    milestones: [{stones}]
+    gamma: 0.5
+  total_iter: {total_iter}
+  warmup_iter: -1
+  pixel_opt:
+    type: L1Loss
+    loss_weight: 1.0
+    reduction: mean
+
+val:
+  val_freq: !!float {val_freq:g}
+  save_img: {str(save_img).lower()}
+  tile: 0  # input pixels per tile for large images (0: whole image); tile_pad covers the receptive field
+  tile_pad: 16
+{metrics(scale)}
+logger:
+  print_freq: {print_freq}
+  save_checkpoint_freq: !!float {save_freq:g}
+  use_tb_logger: true
+  wandb:
+    project: ~
+    resume_id: ~
+{dist}"""
+
+
+def test_file(name, scale, net, train_name):
+    return f"""# Evaluate {train_name} (net_g_latest.pth, EMA weights when present) on DIV2K validation.
+name: {name}
+model_type: WDSRModel
+scale: {scale}
+num_gpu: auto
+manual_seed: 0
+
+datasets:
+  test_1:
+    name: DIV2K_valid
+    type: CheckedPairedImageDataset
+    dataroot_gt: datasets/DIV2K/DIV2K_valid_HR.lmdb
+    dataroot_lq: datasets/DIV2K/DIV2K_valid_LR_bicubic_X{scale}.lmdb
+    io_backend:
+      type: lmdb
+
+{net}
+path:
+  pretrain_network_g: experiments/{train_name}/models/net_g_latest.pth
+  param_key_g: params_ema
+  strict_load_g: true
+
+val:
+  save_img: true
+  suffix: ~
+  tile: 0
+  tile_pad: 16
+  self_ensemble: false  # true: x8 flips/rotations (the paper's "+" results)
+{metrics(scale)}"""
+
+
+def dist_block(gpus):
+    return f"""
+# {gpus} GPUs, {16 // gpus} patches each: the global batch stays 16.
+# One node:  torchrun --nproc_per_node={gpus} wdsr_basicsr/train.py -opt THIS_FILE --launcher pytorch
+# Two nodes of {gpus // 2} GPUs (run on each, NODE_RANK 0 and 1, MASTER = first node's address):
+#   torchrun --nnodes=2 --node_rank=$NODE_RANK --nproc_per_node={gpus // 2} --master_addr=$MASTER \\
+#            --master_port=29500 wdsr_basicsr/train.py -opt THIS_FILE --launcher pytorch
+dist_params:
+  backend: nccl
+  port: 29500
+"""
+
+
+def files():
+    out = {}
+    for kind, short in (('WDSR_A', 'a'), ('WDSR_B', 'b')):
+        for s in (2, 3, 4):
+            name = f'train_wdsr_{short}_x{s}'
+            out[f'{name}.yml'] = train_file(name, s, network(kind, s), PAPER)
+            out[f'test_wdsr_{short}_x{s}.yml'] = test_file(f'test_wdsr_{short}_x{s}', s, network(kind, s), name)
+        for gpus in (4, 8):
+            name = f'train_wdsr_{short}_x2_{gpus}gpu'
+            out[f'dist/{name}.yml'] = train_file(
+                name, 2, network(kind, 2), PAPER, num_gpu=gpus, dist=dist_block(gpus),
+                data=datasets(2, batch=16 // gpus, workers=4))
+    for s in (2, 3, 4):
+        out[f'train_edsr_x{s}.yml'] = train_file(f'train_edsr_x{s}', s, network('EDSR', s), BASELINE, lr=1e-4)
+        out[f'train_rdn_x{s}.yml'] = train_file(f'train_rdn_x{s}', s, network('RDN', s), BASELINE, lr=1e-4)
+    table1 = ('# Paper Table 1 sweep (x2): {what} with {b} block(s), the paper\'s widths; same data and\n'
+              '# schedule for every row. 3e5 iterations (the paper gives no length for this table).\n')
+    for b in (1, 3, 5, 8):
+        for kind, short, feat, lr in (('EDSR', 'edsr', 64, 1e-4), ('WDSR_A', 'wdsr_a', 32, 1e-3),
+                                      ('WDSR_B', 'wdsr_b', 64, 1e-3)):
+            name = f'table1_{short}_b{b}_x2'
+            out[f'paper/{name}.yml'] = train_file(
+                name, 2, network(kind, 2, num_block=b, num_feat=feat), table1.format(what=kind, b=b), lr=lr,
+                total_iter=300000, milestones=(200000, ))
+    ablation = ('# Normalisation ablation (paper Sec. 3.3, Fig. 3 and 4): WDSR-A, 16 blocks, 32 features, x2,\n'
+                '# norm={norm} at lr {lr:g}; everything else as train_wdsr_a_x2.yml. Fig. 4 compares batch norm\n'
+                '# at lower learning rates; weight norm trains at 1e-3.\n')
+    for norm, lr in (('weight', 1e-3), ('batch', 1e-3), ('none', 1e-3), ('batch', 1e-4), ('batch', 1e-5)):
+        name = f'norm_{norm}_lr{lr:.0e}_x2'.replace('-0', '-')
+        out[f'paper/{name}.yml'] = train_file(
+            name, 2, network('WDSR_A', 2, norm=norm), ablation.format(norm=norm, lr=lr), lr=lr, total_iter=300000,
+            milestones=(200000, ), val_freq=2000)
+    demo = ('# The README\'s main job: a small WDSR-B (16 features, 4 blocks, x6 wide) trained on the demo set\n'
+            '# (scikit-image photographs prepared like DIV2K by scripts/make_demo_data.py) for 2000\n'
+            '# iterations on CPU, validated on the two held-out photographs. 64 px HR patches, batch 16,\n'
+            '# Adam lr 1e-3 halved at 1500, as the paper\'s recipe at a smaller budget.\n')
+    out['demo_wdsr_b_x2.yml'] = train_file(
+        'demo_wdsr_b_x2', 2, network('WDSR_B', 2, num_block=4, num_feat=16), demo, total_iter=2000,
+        milestones=(1500, ), num_gpu=0, data=datasets(2, root='datasets/demo', gt_size=64, workers=1, enlarge=20),
+        val_freq=500, save_freq=500, print_freq=100, save_img=True)
+    return out
+
+
+def main():
+    for rel, text in files().items():
+        path = osp.join(ROOT, rel)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write(text)
+    print(f'wrote {len(files())} option files under {osp.normpath(ROOT)}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,17 @@
+"""Test with BasicSR's pipeline and this package's registrations.
+
+Usage: python wdsr_basicsr/test.py -opt FILE [--force_yml key:sub=value ...]. Results go under the current
+working directory.
+"""
+import os
+
+import wdsr_basicsr  # noqa: F401  (compat and registration, before basicsr's pipeline)
+from basicsr.test import test_pipeline
+
+
+def main():
+    test_pipeline(os.getcwd())
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,17 @@
+"""Train with BasicSR's pipeline and this package's registrations.
+
+Usage: python wdsr_basicsr/train.py -opt FILE [--launcher none|pytorch|slurm] [--auto_resume] [--debug]
+[--force_yml key:sub=value ...]. Experiments and tb_logger go under the current working directory.
+"""
+import os
+
+import wdsr_basicsr  # noqa: F401  (compat and registration, before basicsr's pipeline)
+from basicsr.train import train_pipeline
+
+
+def main():
+    train_pipeline(os.getcwd())
+
+
+if __name__ == '__main__':
+    main()

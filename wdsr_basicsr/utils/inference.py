@@ -1,0 +1,88 @@
+"""Forward passes for evaluation: tiles for large images, x8 self-ensemble, autocast."""
+import contextlib
+
+import torch
+
+
+def tiled_forward(net, x, scale, tile, tile_pad):
+    """Run ``net`` on overlapping tiles of ``x`` and stitch the outputs.
+
+    Each tile of ``tile`` x ``tile`` input pixels is run with ``tile_pad``
+    pixels of context on every side (less at the image border), and only the
+    output of its own area is kept. When ``tile_pad`` covers the network's
+    receptive-field radius, the result equals the whole-image forward up to
+    floating-point rounding.
+
+    Args:
+        net (callable): Maps (N, C, h, w) to (N, C', h * scale, w * scale).
+        x (Tensor): Input, (N, C, H, W).
+        scale (int): Upscaling factor of ``net``.
+        tile (int): Tile size in input pixels; 0 or None runs the whole image.
+        tile_pad (int): Context around each tile, in input pixels.
+
+    Returns:
+        Tensor: (N, C', H * scale, W * scale).
+    """
+    if not tile:
+        return net(x)
+    n, _, h, w = x.shape
+    out = None
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            y0, x0 = max(top - tile_pad, 0), max(left - tile_pad, 0)
+            y1, x1 = min(bottom + tile_pad, h), min(right + tile_pad, w)
+            patch = net(x[:, :, y0:y1, x0:x1])
+            if out is None:
+                out = patch.new_zeros(n, patch.shape[1], h * scale, w * scale)
+            out[:, :, top * scale:bottom * scale, left * scale:right * scale] = patch[:, :, (top - y0) * scale:(
+                bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
+    return out
+
+
+def ensemble_forward(forward, x):
+    """x8 self-ensemble: average ``forward`` over the 8 flips/transpositions of ``x``, each undone.
+
+    Args:
+        forward (callable): Maps an input batch to its output batch.
+        x (Tensor): Input, (N, C, H, W).
+
+    Returns:
+        Tensor: The mean of the 8 aligned outputs.
+    """
+    total = None
+    for transpose in (False, True):
+        for flip_dims in ((), (-1, ), (-2, ), (-2, -1)):
+            t = x.transpose(-2, -1) if transpose else x
+            t = t.flip(flip_dims) if flip_dims else t
+            y = forward(t)
+            y = y.flip(flip_dims) if flip_dims else y
+            y = y.transpose(-2, -1) if transpose else y
+            total = y.float() if total is None else total + y.float()
+    return total / 8
+
+
+def sr_forward(net, x, scale, tile=0, tile_pad=10, ensemble=False, amp_dtype=None):
+    """Evaluation forward with optional tiles, self-ensemble and autocast.
+
+    Args:
+        net (nn.Module): The network, already in eval mode.
+        x (Tensor): Input, (N, C, H, W), in [0, 1].
+        scale (int): Upscaling factor.
+        tile (int): Tile size in input pixels; 0 for the whole image. Default: 0.
+        tile_pad (int): Context around each tile. Default: 10.
+        ensemble (bool): x8 self-ensemble. Default: False.
+        amp_dtype (torch.dtype | None): Autocast dtype (torch.bfloat16 or
+            torch.float16), or None for full precision. Default: None.
+
+    Returns:
+        Tensor: Float32 output, (N, C', H * scale, W * scale).
+    """
+
+    def forward(t):
+        autocast = torch.autocast(t.device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+        with autocast:
+            return tiled_forward(net, t, scale, tile, tile_pad).float()
+
+    with torch.no_grad():
+        return ensemble_forward(forward, x) if ensemble else forward(x)

@@ -1,0 +1,153 @@
+"""Training through BasicSR: entry, checkpoints, resume on CPU, torchrun/gloo, bad input, crash safety."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import TRAIN_CROPS, VALID_CROPS, write_hr
+from wdsr_basicsr.archs import is_weight_normed
+from wdsr_basicsr.data.prepare_div2k import prepare
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN = str(REPO / 'wdsr_basicsr' / 'train.py')
+
+
+@pytest.fixture(scope='module')
+def lmdb_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp('div2k')
+    write_hr(root, 'train', TRAIN_CROPS)
+    write_hr(root, 'valid', VALID_CROPS)
+    prepare(str(root), (2, 3), crop_size=48, step=24, workers=2)
+    return root
+
+
+def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **network):
+    return {
+        'name': name,
+        'model_type': 'WDSRModel',
+        'scale': scale,
+        'num_gpu': 0,
+        'manual_seed': 0,
+        'datasets': {
+            'train': {
+                'name': 'fixture', 'type': 'CheckedPairedImageDataset',
+                'dataroot_gt': str(root / 'DIV2K_train_HR_sub.lmdb'),
+                'dataroot_lq': str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
+                'io_backend': {'type': 'lmdb'}, 'gt_size': 24, 'use_hflip': True, 'use_rot': True,
+                'use_shuffle': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1,
+            },
+            'val': {
+                'name': 'fixture_valid', 'type': 'CheckedPairedImageDataset',
+                'dataroot_gt': str(root / 'DIV2K_valid_HR.lmdb'),
+                'dataroot_lq': str(root / f'DIV2K_valid_LR_bicubic_X{scale}.lmdb'),
+                'io_backend': {'type': 'lmdb'},
+            },
+        },
+        'network_g': dict({'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': scale, 'norm': norm},
+                          **network),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'ema_decay': 0.9,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.999]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [1000], 'gamma': 0.5},
+            'total_iter': total_iter, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        },
+        'val': {'val_freq': 2, 'save_img': False,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': False}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
+    }
+
+
+def write_options(path, opt):
+    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    return str(path)
+
+
+def run(args, cwd, timeout=300):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def train(cwd, opt_file, *extra):
+    return run([sys.executable, TRAIN, '-opt', opt_file, *extra], cwd)
+
+
+def test_train_resume_and_checkpoints(lmdb_root, tmp_path):
+    opt_file = write_options(tmp_path / 'tiny.yml', tiny_options(lmdb_root))
+    result = train(tmp_path, opt_file)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exp = tmp_path / 'experiments' / 'tiny'
+    models = sorted(p.name for p in (exp / 'models').iterdir())
+    assert models == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
+    assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state', '4.state']
+    checkpoint = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
+    assert checkpoint['network_g'] == {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2,
+                                       'norm': 'weight'}
+    assert set(checkpoint) == {'network_g', 'params', 'params_ema'}
+    assert any('parametrizations.weight.original1' in k for k in checkpoint['params_ema'])
+    log = next(exp.glob('train_tiny_*.log')).read_text()
+    assert '# psnr:' in log
+
+    # resume on CPU from the newest state; a damaged newest state is skipped
+    resumed = tiny_options(lmdb_root, total_iter=8)
+    opt_file = write_options(tmp_path / 'tiny.yml', resumed)
+    (exp / 'training_states' / '6.state').write_bytes(b'truncated')
+    result = train(tmp_path, opt_file, '--auto_resume')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Skipping: path:resume_state' in result.stdout + result.stderr
+    log = sorted(exp.glob('train_tiny_*.log'))[-1].read_text()
+    assert 'Resuming training from epoch' in log and 'iter: 4.' in log
+    assert (exp / 'models' / 'net_g_8.pth').exists()
+    assert not list((exp / 'training_states').glob('.*tmp'))
+
+
+def test_torchrun_two_processes_on_cpu_with_gloo(lmdb_root, tmp_path):
+    opt_file = write_options(tmp_path / 'dist.yml', tiny_options(lmdb_root, name='dist'))
+    result = run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', TRAIN, '-opt',
+                  opt_file, '--launcher', 'pytorch'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = next((tmp_path / 'experiments' / 'dist').glob('train_dist_*.log')).read_text()
+    assert 'World size (gpu number): 2' in log and 'End of training' in log
+    assert (tmp_path / 'experiments' / 'dist' / 'models' / 'net_g_latest.pth').exists()
+
+
+def test_test_entry_writes_results_under_cwd(lmdb_root, tmp_path):
+    opt = tiny_options(lmdb_root, name='first')
+    assert train(tmp_path, write_options(tmp_path / 'first.yml', opt)).returncode == 0
+    test_opt = {
+        'name': 'tiny_test', 'model_type': 'WDSRModel', 'scale': 2, 'num_gpu': 0,
+        'datasets': {'test_1': dict(opt['datasets']['val'])},
+        'network_g': opt['network_g'],
+        'path': {'pretrain_network_g': 'experiments/first/models/net_g_latest.pth', 'param_key_g': 'params_ema',
+                 'strict_load_g': True},
+        'val': {'save_img': True, 'suffix': None, 'tile': 16, 'tile_pad': 4, 'metrics': opt['val']['metrics']},
+    }
+    result = run([sys.executable, str(REPO / 'wdsr_basicsr' / 'test.py'), '-opt',
+                  write_options(tmp_path / 'test.yml', test_opt)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / 'results' / 'tiny_test' / 'visualization' / 'fixture_valid' / '0801_tiny_test.png').exists()
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda o: o['network_g'].update(num_feats=8), 'num_feats'),
+    (lambda o: o['network_g'].update(norm='layer'), "norm='layer'"),
+    (lambda o: o['datasets']['train'].update(dataroot_gt='/nowhere/x.lmdb'), 'dataroot_gt /nowhere/x.lmdb'),
+    (lambda o: o.update(scale=3) or o['network_g'].update(upscale=3), 'scale 3 does not match the data'),
+    (lambda o: o['path'].update(pretrain_network_g='bad.pth'), 'path:pretrain_network_g bad.pth cannot be loaded'),
+    (lambda o: o['path'].update(resume_state='bad.pth'), 'path:resume_state bad.pth cannot be loaded'),
+])
+def test_bad_input_stops_before_training(lmdb_root, tmp_path, change, message):
+    (tmp_path / 'bad.pth').write_bytes(b'PK\x03\x04 truncated')
+    opt = tiny_options(lmdb_root, name='bad')
+    if message.startswith('scale 3'):  # x2 data with a x3 option file
+        opt['datasets']['train']['dataroot_lq'] = str(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb')
+    change(opt)
+    result = train(tmp_path, write_options(tmp_path / 'bad.yml', opt))
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert 'Start training' not in result.stdout + result.stderr

@@ -86,7 +86,7 @@ def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones
 name: {name}
 model_type: WDSRModel
 scale: {scale}
-num_gpu: {num_gpu}  # auto: every visible GPU, 0 on a CPU-only machine
+num_gpu: {num_gpu}{'  # auto: every visible GPU, 0 on a CPU-only machine' if num_gpu == 'auto' else ''}
 manual_seed: 0
 
 {data}

@@ -449,7 +449,7 @@ def parse_args(argv=None):
     parser.add_argument('--crop-size', type=int, default=480, help='HR sub-image size (train). Default: 480.')
     parser.add_argument('--step', type=int, default=240, help='Stride between HR sub-images. Default: 240.')
     parser.add_argument('--workers', type=int, default=None, help='Worker processes. Default: CPU count.')
-    parser.add_argument('--base-url', default=DIV2K_URL, help=argparse.SUPPRESS)
+    parser.add_argument('--base-url', default=DIV2K_URL, help=f'Where the archives are. Default: {DIV2K_URL}')
     return parser.parse_args(argv)
 
 

@@ -9,13 +9,12 @@ training for validation.
 """
 import argparse
 import os
-import sys
 from os import path as osp
 
 import cv2
 from skimage import data as skimage_data
 
-from .prepare_div2k import PreparationError, hr_dir, prepare
+from .prepare_div2k import hr_dir, prepare, run_and_report
 
 #: scikit-image photographs (RGB, real scenes) used for training, in order.
 TRAIN_PHOTOS = ('astronaut', 'hubble_deep_field', 'immunohistochemistry', 'retina')
@@ -73,11 +72,4 @@ def main(argv=None):
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='LR scales. Default: 2 3 4.')
     parser.add_argument('--workers', type=int, default=None, help='Worker processes. Default: CPU count.')
     args = parser.parse_args(argv)
-    try:
-        written = make_demo_data(args.root, args.scales, args.workers)
-    except PreparationError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    for path in written:
-        print(f'wrote {path}')
-    return 0
+    return run_and_report(lambda: make_demo_data(args.root, args.scales, args.workers))

@@ -453,15 +453,24 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run_and_report(job):
+    """Run ``job`` (which returns the LMDBs it wrote), print them or the data fault; return the exit status."""
     try:
-        if args.download:
-            download_div2k(args.root, args.scales, args.base_url)
-        written = prepare(args.root, args.scales, args.crop_size, args.step, args.workers)
+        written = job()
     except PreparationError as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     for path in written:
         print(f'wrote {path}')
     return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    def job():
+        if args.download:
+            download_div2k(args.root, args.scales, args.base_url)
+        return prepare(args.root, args.scales, args.crop_size, args.step, args.workers)
+
+    return run_and_report(job)

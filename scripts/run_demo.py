@@ -55,7 +55,7 @@ def main():
     print(f'  WDSR-B demo: PSNR {float(psnr):.2f} dB (RGB), {float(psnr_y):.2f} dB (Y)')
     print(f'  bicubic:     PSNR {bic:.2f} dB (RGB), {bic_y:.2f} dB (Y)')
     print(f'Log:         {log}')
-    print(f'Checkpoints: {osp.join(exp, "models")} (net_g_latest.pth: params, params_ema, network_g)')
+    print(f'Checkpoints: {osp.join(exp, "models")} (net_g_latest.pth holds params, network_g, and params_ema when train:ema_decay > 0)')
     print(f'SR images:   {osp.join(exp, "visualization")}/<image>/<image>_<iter>.png')
     print(f'TensorBoard: tensorboard --logdir {osp.join("tb_logger", NAME)}')
     return 0 if float(psnr) > bic else 1

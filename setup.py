@@ -21,13 +21,19 @@ setup(
         'scikit-image',
         'tqdm',
     ],
-    extras_require={'test': ['pytest>=7']},
+    extras_require={
+        'export': ['onnx', 'onnxscript', 'onnxruntime'],
+        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime'],
+    },
     entry_points={
         'console_scripts': [
             'wdsr-train = wdsr_basicsr.train:main',
             'wdsr-test = wdsr_basicsr.test:main',
             'wdsr-prepare-div2k = wdsr_basicsr.data.prepare_div2k:main',
             'wdsr-make-demo-data = wdsr_basicsr.data.demo_data:main',
+            'wdsr-inference = wdsr_basicsr.inference:main',
+            'wdsr-export = wdsr_basicsr.export:main',
+            'wdsr-convert = wdsr_basicsr.convert:main',
         ],
     },
 )

@@ -156,3 +156,20 @@ def count_parameters(module, mode='effective'):
     if mode == 'effective':
         return sum(p.numel() for p in fold_weight_norm(copy.deepcopy(module)).parameters())
     raise ValueError(f"mode={mode!r} is not supported; choose 'effective' or 'raw'.")
+
+
+def receptive_radius(module):
+    """An upper bound of a network's receptive-field radius, in input pixels.
+
+    The sum of ``dilation * (kernel - 1) // 2`` over every convolution: exact for
+    a chain of convs (WDSR's head, blocks and tail), an upper bound where convs
+    run in parallel or at a higher resolution. A tile padded by this many pixels
+    gives the same output as the whole image.
+
+    Args:
+        module (nn.Module): The network.
+
+    Returns:
+        int
+    """
+    return sum(m.dilation[0] * (m.kernel_size[0] - 1) // 2 for m in module.modules() if isinstance(m, nn.Conv2d))

@@ -58,3 +58,51 @@ def load_checkpoint(path, what='checkpoint'):
                            f'because loading it could run code ({str(error).splitlines()[0]}).') from error
     except Exception as error:  # noqa: BLE001  (truncated zip, not a torch file, ...)
         raise RuntimeError(f'{what} {path} cannot be loaded ({error}); is it truncated or not a checkpoint?') from error
+
+
+def network_from_checkpoint(path, opt_path=None, fold=True):
+    """Build the network a checkpoint holds, ready for inference.
+
+    The architecture comes from the checkpoint's ``network_g`` entry (written by
+    :class:`~wdsr_basicsr.models.WDSRModel`), or from the ``network_g`` section
+    of the option file ``opt_path`` for checkpoints without one; ``opt_path``
+    wins when both are there. ``params_ema`` is preferred over ``params``.
+
+    Args:
+        path (str): Checkpoint file.
+        opt_path (str | None): BasicSR option file. Default: None.
+        fold (bool): Fold weight norm into plain convs. Default: True.
+
+    Returns:
+        tuple[nn.Module, dict]: The network in eval mode on the CPU, and its
+        ``network_g`` options.
+
+    Raises:
+        ValueError: If neither the checkpoint nor ``opt_path`` says what the
+            network is, or the checkpoint holds no parameters.
+    """
+    import yaml
+
+    from basicsr.archs import build_network
+
+    from ..archs import fold_weight_norm
+
+    checkpoint = load_checkpoint(path, '--model_path')
+    if opt_path is not None:
+        with open(opt_path) as f:
+            network_opt = (yaml.safe_load(f) or {}).get('network_g')
+        if not network_opt:
+            raise ValueError(f'--opt {opt_path} has no network_g section.')
+    else:
+        network_opt = checkpoint.get('network_g') if isinstance(checkpoint, dict) else None
+        if not network_opt:
+            raise ValueError(f'--model_path {path} does not say which network it holds (no network_g entry): '
+                             'pass the option file it was trained with as --opt.')
+    key = next((k for k in ('params_ema', 'params') if isinstance(checkpoint, dict) and k in checkpoint), None)
+    if key is None:
+        raise ValueError(f'--model_path {path} has neither params_ema nor params.')
+    state = {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint[key].items()}
+    net = build_network(dict(network_opt))
+    net.load_state_dict(state, strict=True)
+    net.eval()
+    return (fold_weight_norm(net) if fold else net), dict(network_opt)

@@ -1,0 +1,136 @@
+"""Official WDSR checkpoints (2018 and 2019 code): converted networks give the original code's output.
+
+The original forwards are re-implemented here from their formulas (F.conv2d with g * v / ||v||), not
+taken from this package.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from basicsr.archs import build_network
+from wdsr_basicsr.convert import main as convert_main
+from wdsr_basicsr.utils import network_from_checkpoint
+
+DIV2K_MEAN = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
+
+
+def wn_conv(cin, cout, k, gen):
+    return {'weight_g': torch.rand(cout, 1, 1, 1, generator=gen) + 0.5,
+            'weight_v': torch.randn(cout, cin, k, k, generator=gen),
+            'bias': torch.randn(cout, generator=gen) * 0.1}
+
+
+def official_2018(kind, num_feat, num_block, wide, scale, low=None, prefix=''):
+    gen = torch.Generator().manual_seed(1)
+    convs = {'head.0': wn_conv(3, num_feat, 3, gen), 'tail.0': wn_conv(num_feat, 3 * scale**2, 3, gen),
+             'skip.0': wn_conv(3, 3 * scale**2, 5, gen)}
+    for i in range(num_block):
+        if kind == 'A':
+            convs[f'body.{i}.body.0'] = wn_conv(num_feat, wide, 3, gen)
+            convs[f'body.{i}.body.2'] = wn_conv(wide, num_feat, 3, gen)
+        else:
+            convs[f'body.{i}.body.0'] = wn_conv(num_feat, wide, 1, gen)
+            convs[f'body.{i}.body.2'] = wn_conv(wide, low, 1, gen)
+            convs[f'body.{i}.body.3'] = wn_conv(low, num_feat, 3, gen)
+    return {f'{prefix}{name}.{leaf}': t for name, c in convs.items() for leaf, t in c.items()}
+
+
+def official_2019(num_feat, num_block, wide, scale):
+    gen = torch.Generator().manual_seed(2)
+    convs = {'body.0': wn_conv(3, num_feat, 3, gen), f'body.{num_block + 1}': wn_conv(num_feat, 3 * scale**2, 3, gen),
+             'skip.0': wn_conv(3, 3 * scale**2, 5, gen)}
+    for i in range(1, num_block + 1):
+        convs[f'body.{i}.body.0'] = wn_conv(num_feat, wide, 3, gen)
+        convs[f'body.{i}.body.2'] = wn_conv(wide, num_feat, 3, gen)
+    state = {f'model.{name}.{leaf}': t for name, c in convs.items() for leaf, t in c.items()}
+    return {'model_state_dict': state, 'optimizer_state_dict': {'state': {}, 'param_groups': []}, 'epoch': 30}
+
+
+def conv(state, name, x, prefix=''):
+    g, v, b = (state[f'{prefix}{name}.{leaf}'] for leaf in ('weight_g', 'weight_v', 'bias'))
+    w = g * v / v.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+    return F.conv2d(x, w, b, padding=w.shape[-1] // 2)
+
+
+def forward_2018(state, x01, kind, num_block, scale, res_scale, prefix=''):
+    """wdsr_a.py / wdsr_b.py of 2018 on inputs in [0, 255], mapped back to [0, 1]."""
+    x = (x01 * 255 - DIV2K_MEAN * 255) / 127.5
+    s = conv(state, 'head.0', x, prefix)
+    for i in range(num_block):
+        p = f'body.{i}.body'
+        r = torch.relu(conv(state, f'{p}.0', s, prefix))
+        r = conv(state, f'{p}.2', r, prefix)
+        if kind == 'B':
+            r = conv(state, f'{p}.3', r, prefix)
+        s = r * res_scale + s
+    y = F.pixel_shuffle(conv(state, 'tail.0', s, prefix), scale) + F.pixel_shuffle(conv(state, 'skip.0', x, prefix),
+                                                                                   scale)
+    return (y * 127.5 + DIV2K_MEAN * 255) / 255
+
+
+def forward_2019(checkpoint, x, num_block, scale):
+    state = checkpoint['model_state_dict']
+    t = x - 0.5
+    s = conv(state, 'body.0', t, 'model.')
+    for i in range(1, num_block + 1):
+        s = s + conv(state, f'body.{i}.body.2', torch.relu(conv(state, f'body.{i}.body.0', s, 'model.')), 'model.')
+    y = conv(state, f'body.{num_block + 1}', s, 'model.') + conv(state, 'skip.0', t, 'model.')
+    return F.pixel_shuffle(y, scale) + 0.5
+
+
+def run_convert(tmp_path, official, *extra):
+    src, dst = tmp_path / 'official.pt', tmp_path / 'ours.pth'
+    torch.save(official, src)
+    assert convert_main([str(src), str(dst), *extra]) == 0
+    net, network_g = network_from_checkpoint(str(dst))
+    return net, network_g
+
+
+@pytest.mark.parametrize('kind, wide, low', [('A', 16, None), ('B', 24, 3)])
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_2018_layout(tmp_path, kind, wide, low, scale):
+    official = official_2018(kind, 4, 2, wide, scale, low, prefix='module.')
+    net, network_g = run_convert(tmp_path, official, '--res_scale', '0.5')
+    assert network_g['type'] == f'WDSR_{kind}' and network_g['num_block'] == 2 and network_g['upscale'] == scale
+    assert network_g['expansion'] == wide // 4
+    if kind == 'B':
+        assert int(4 * network_g['low_rank_ratio']) == low
+    x = torch.rand(1, 3, 11, 9)
+    with torch.no_grad():
+        expected = forward_2018(official, x, kind, 2, scale, 0.5, prefix='module.')
+        assert (net(x) - expected).abs().max() < 1e-4
+
+
+def test_2018_wdsr_b_paper_widths(tmp_path):
+    official = official_2018('B', 64, 1, 384, 2, low=51)
+    net, network_g = run_convert(tmp_path, official)
+    assert network_g['low_rank_ratio'] == 0.8 and network_g['expansion'] == 6
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert (net(x) - forward_2018(official, x, 'B', 1, 2, 1.0)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_2019_layout(tmp_path, scale):
+    official = official_2019(8, 3, 32, scale)
+    net, network_g = run_convert(tmp_path, official)
+    assert (network_g['type'], network_g['num_feat'], network_g['num_block'], network_g['expansion'],
+            network_g['img_range'], network_g['rgb_mean']) == ('WDSR_A', 8, 3, 4, 1.0, [0.5, 0.5, 0.5])
+    x = torch.rand(2, 3, 10, 7)
+    with torch.no_grad():
+        assert (net(x) - forward_2019(official, x, 3, scale)).abs().max() < 1e-4
+
+
+def test_other_file_is_named_with_the_layouts(tmp_path, capsys):
+    src = tmp_path / 'edsr.pt'
+    torch.save({'conv_first.weight': torch.zeros(1)}, src)
+    assert convert_main([str(src), str(tmp_path / 'out.pth')]) == 1
+    err = capsys.readouterr().err
+    assert str(src) in err and '2018' in err and '2019' in err
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_converted_checkpoint_builds_through_basicsr(tmp_path):
+    net, network_g = run_convert(tmp_path, official_2018('A', 4, 1, 8, 2))
+    rebuilt = build_network(dict(network_g))
+    rebuilt.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True)['params'])

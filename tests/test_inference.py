@@ -1,0 +1,141 @@
+"""Inference CLI (what the input is, is what comes out), export parity, checkpoint safety."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from conftest import photo
+from wdsr_basicsr.archs import WDSR_B
+from wdsr_basicsr.export import export
+from wdsr_basicsr.inference import main as inference_main
+from wdsr_basicsr.inference import read_image
+from wdsr_basicsr.utils import network_from_checkpoint
+
+NETWORK_G = {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2}
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    net = WDSR_B(num_feat=8, num_block=2, upscale=2)
+    path = tmp_path / 'net.pth'
+    torch.save({'params': net.state_dict(), 'network_g': NETWORK_G}, path)
+    return str(path)
+
+
+def infer(checkpoint, src, out, *extra):
+    return inference_main(['-i', str(src), '-o', str(out), '--model_path', checkpoint, '--device', 'cpu', *extra])
+
+
+def test_keeps_what_the_input_is(checkpoint, tmp_path):
+    src = tmp_path / 'in'
+    src.mkdir()
+    rgb = photo('astronaut', 30, 26)
+    cv2.imwrite(str(src / 'rgb.jpg'), rgb)
+    cv2.imwrite(str(src / 'rgb8.png'), rgb)
+    cv2.imwrite(str(src / 'gray.png'), cv2.cvtColor(rgb, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(src / 'deep.png'), rgb.astype(np.uint16) * 257)
+    alpha = np.tile(np.linspace(0, 255, 26, dtype=np.uint8), (30, 1))
+    cv2.imwrite(str(src / 'rgba.png'), np.dstack([rgb, alpha]))
+    (src / 'broken.png').write_bytes(b'\x89PNG not really')
+    out = tmp_path / 'out'
+    assert infer(checkpoint, src, out) == 1  # one file failed
+    assert sorted(os.listdir(out)) == ['deep.png', 'gray.png', 'rgb.jpg', 'rgb8.png', 'rgba.png']
+    res = {n: cv2.imread(str(out / n), cv2.IMREAD_UNCHANGED) for n in os.listdir(out)}
+    assert res['rgb.jpg'].shape == (60, 52, 3) and res['rgb.jpg'].dtype == np.uint8
+    assert res['gray.png'].shape == (60, 52) and res['gray.png'].dtype == np.uint8
+    assert res['deep.png'].shape == (60, 52, 3) and res['deep.png'].dtype == np.uint16
+    assert res['deep.png'].max() > 255  # really 16-bit values
+    assert res['rgba.png'].shape == (60, 52, 4)
+    assert np.array_equal(res['rgba.png'][:, :, 3], cv2.resize(alpha, (52, 60), interpolation=cv2.INTER_CUBIC))
+    # same pixels stored as 8 and as 16 bit give the same result, up to the 8-bit rounding
+    assert np.abs(res['deep.png'].astype(np.float64) / 257 - res['rgb8.png']).max() <= 0.51
+
+
+def test_unreadable_file_named(checkpoint, tmp_path, capsys):
+    (tmp_path / 'bad.png').write_bytes(b'nothing')
+    assert infer(checkpoint, tmp_path / 'bad.png', tmp_path / 'out') == 1
+    captured = capsys.readouterr()
+    assert 'bad.png' in captured.out + captured.err
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_exif_orientation_like_pil(tmp_path, orientation):
+    pil = Image.fromarray(photo('chelsea', 12, 17)[:, :, ::-1].copy())
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / 'o.png'
+    pil.save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)))[:, :, ::-1]
+    assert np.array_equal(read_image(str(path)), expected)
+
+
+def test_tiles_equal_whole_image_within_one_grey_level(checkpoint, tmp_path):
+    cv2.imwrite(str(tmp_path / 'big.png'), photo('coffee', 41, 57))
+    assert infer(checkpoint, tmp_path / 'big.png', tmp_path / 'whole') == 0
+    assert infer(checkpoint, tmp_path / 'big.png', tmp_path / 'tiled', '--tile', '16') == 0
+    whole = cv2.imread(str(tmp_path / 'whole' / 'big.png')).astype(int)
+    tiled = cv2.imread(str(tmp_path / 'tiled' / 'big.png')).astype(int)
+    assert np.abs(whole - tiled).max() <= 1
+
+
+def test_ensemble_suffix_ext_and_bf16(checkpoint, tmp_path):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 20, 24))
+    assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'o', '--ensemble', '--suffix', 'x2', '--ext', 'jpg') == 0
+    assert os.listdir(tmp_path / 'o') == ['a_x2.jpg']
+    assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'fp32') == 0
+    assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'bf16', '--bf16') == 0
+    fp32 = cv2.imread(str(tmp_path / 'fp32' / 'a.png')).astype(int)
+    bf16 = cv2.imread(str(tmp_path / 'bf16' / 'a.png')).astype(int)
+    assert np.abs(fp32 - bf16).mean() < 3
+
+
+def test_checkpoint_without_network_needs_opt(tmp_path):
+    net = WDSR_B(num_feat=8, num_block=2, upscale=2)
+    torch.save({'params_ema': net.state_dict()}, tmp_path / 'bare.pth')
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 10, 12))
+    assert infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o') == 2
+    (tmp_path / 'opt.yml').write_text('network_g:\n  type: WDSR_B\n  num_feat: 8\n  num_block: 2\n  upscale: 2\n')
+    assert infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o', '--opt', str(tmp_path / 'opt.yml')) == 0
+
+
+def test_network_from_checkpoint_prefers_ema_and_folds(tmp_path):
+    torch.manual_seed(0)
+    a, b = WDSR_B(num_feat=8, num_block=1), WDSR_B(num_feat=8, num_block=1)
+    torch.save({'params': a.state_dict(), 'params_ema': b.state_dict(),
+                'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1}}, tmp_path / 'c.pth')
+    net, _ = network_from_checkpoint(str(tmp_path / 'c.pth'))
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert (net(x) - b(x)).abs().max() < 1e-5
+    assert not any('parametrizations' in k for k in net.state_dict())
+
+
+@pytest.mark.parametrize('fmt', ['torchscript', 'onnx'])
+def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
+    output = tmp_path / f'net.{fmt}'
+    diff = export(checkpoint, fmt, str(output))
+    assert output.exists() and diff < 1e-4
+    if fmt == 'onnx':  # dynamic batch, height and width, checked by an independent runtime
+        import onnxruntime
+        session = onnxruntime.InferenceSession(str(output), providers=['CPUExecutionProvider'])
+        x = np.random.rand(3, 3, 13, 21).astype(np.float32)
+        net, _ = network_from_checkpoint(checkpoint)
+        with torch.no_grad():
+            assert np.abs(session.run(None, {'lq': x})[0] - net(torch.from_numpy(x)).numpy()).max() < 1e-4
+
+
+def test_export_refuses_code_running_pickle(tmp_path):
+
+    class Evil:
+
+        def __reduce__(self):
+            return (os.system, (f'touch {tmp_path / "pwned"}', ))
+
+    torch.save({'params': Evil(), 'network_g': NETWORK_G}, tmp_path / 'evil.pth')
+    with pytest.raises(RuntimeError, match='refused'):
+        export(str(tmp_path / 'evil.pth'), 'torchscript', str(tmp_path / 'x.pt'))
+    assert not (tmp_path / 'pwned').exists()

@@ -1,0 +1,170 @@
+"""Convert the checkpoints the WDSR authors released into this package's format.
+
+Usage: python scripts/convert_checkpoint.py SRC DST [--res_scale R] (or ``wdsr-convert``).
+
+Understood layouts (found from the keys; ``module.`` and ``model.`` prefixes are stripped):
+
+* ``2018``: the NTIRE 2018 code (``wdsr_a.py``/``wdsr_b.py`` inside EDSR-PyTorch), a state dict with
+  ``head.0``, ``body.{i}.body.{0,2}`` (WDSR-A) or ``body.{i}.body.{0,2,3}`` (WDSR-B), ``tail.0``, ``skip.0``,
+  each conv as ``weight_g``/``weight_v``/``bias``. Inputs in [0, 255] are normalised as
+  ``(x - 255 * mean) / 127.5`` with the DIV2K mean: ``img_range=2.0``, ``rgb_mean=DIV2K`` here.
+* ``2019``: the reloaded trainer, ``{'model_state_dict': ...}`` with ``body.0`` (head conv),
+  ``body.{1..N}.body.{0,2}`` (blocks), ``body.{N+1}`` (tail conv) and ``skip.0``. Inputs in [0, 1] minus a
+  scalar 0.5: ``img_range=1.0``, ``rgb_mean=(0.5, 0.5, 0.5)`` here.
+
+DST is ``{'params': ..., 'network_g': {...}}`` with the hyper-parameters inferred from the tensor shapes.
+"""
+import argparse
+import re
+import sys
+
+from .archs import WDSR_A, WDSR_B
+from .archs.arch_util import DIV2K_RGB_MEAN
+from .utils.checkpoint import load_checkpoint, save_atomic
+
+LAYOUTS = ('2018 NTIRE code (head.0 / body.i.body.j / tail.0 / skip.0, weight_g and weight_v)',
+           "2019 reloaded trainer ({'model_state_dict': ...} with body.0 ... body.N+1 and skip.0)")
+WN_SUFFIXES = {'weight_g': 'parametrizations.weight.original0', 'weight_v': 'parametrizations.weight.original1',
+               'bias': 'bias'}
+
+
+class ConversionError(ValueError):
+    """SRC is not a checkpoint in a layout this module understands."""
+
+
+def _strip_prefixes(state):
+    out = {}
+    for key, value in state.items():
+        for prefix in ('module.', 'model.'):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def _conv_groups(state):
+    """Map 'conv name' -> {'weight_g': t, 'weight_v': t, 'bias': t} for weight-normalised convs."""
+    groups = {}
+    for key, value in state.items():
+        name, _, leaf = key.rpartition('.')
+        if leaf not in WN_SUFFIXES:
+            raise ConversionError(f'unexpected tensor {key!r}')
+        groups.setdefault(name, {})[leaf] = value
+    for name, tensors in groups.items():
+        if set(tensors) != set(WN_SUFFIXES):
+            raise ConversionError(f'conv {name!r} lacks {sorted(set(WN_SUFFIXES) - set(tensors))}')
+    return groups
+
+
+def _map_2018(groups):
+    """Our conv names for the 2018 layout, and its block kind."""
+    blocks = sorted({int(m.group(1)) for n in groups for m in [re.fullmatch(r'body\.(\d+)\.body\.\d+', n)] if m})
+    inner = {n.rsplit('.', 1)[1] for n in groups if n.startswith('body.')}
+    kind = 'B' if '3' in inner else 'A'
+    mapping = {'head.0': 'head', 'tail.0': 'tail', 'skip.0': 'skip'}
+    for i in blocks:
+        for j in (('0', '2', '3') if kind == 'B' else ('0', '2')):
+            mapping[f'body.{i}.body.{j}'] = f'body.{i}.body.{j}'
+    return mapping, kind, len(blocks)
+
+
+def _map_2019(groups):
+    """Our conv names for the 2019 layout (WDSR-A style blocks)."""
+    top = sorted(int(n.split('.')[1]) for n in groups if re.fullmatch(r'body\.\d+', n))
+    if len(top) != 2 or top[0] != 0:
+        raise ConversionError('expected body.0 (head) and body.N+1 (tail) convs')
+    num_block = top[1] - 1
+    mapping = {'body.0': 'head', f'body.{num_block + 1}': 'tail', 'skip.0': 'skip'}
+    for i in range(num_block):
+        for j in ('0', '2'):
+            mapping[f'body.{i + 1}.body.{j}'] = f'body.{i}.body.{j}'
+    return mapping, 'A', num_block
+
+
+def detect(checkpoint):
+    """Find the layout of a loaded checkpoint.
+
+    Returns:
+        tuple[str, dict]: '2018' or '2019', and the state dict with prefixes stripped.
+
+    Raises:
+        ConversionError: If it is neither.
+    """
+    if not isinstance(checkpoint, dict):
+        raise ConversionError('not a dict')
+    if 'model_state_dict' in checkpoint:
+        return '2019', _strip_prefixes(checkpoint['model_state_dict'])
+    state = _strip_prefixes(checkpoint)
+    if 'head.0.weight_v' in state and 'tail.0.weight_v' in state:
+        return '2018', state
+    raise ConversionError('no model_state_dict entry and no head.0/tail.0 weight-normalised convs')
+
+
+def convert(checkpoint, res_scale=1.0):
+    """Convert a loaded official checkpoint.
+
+    Args:
+        checkpoint (dict): What ``torch.load`` returned for the official file.
+        res_scale (float): Residual scale of the 2018 code's blocks. Default: 1.0.
+
+    Returns:
+        dict: ``{'params': state dict, 'network_g': options}`` for this package.
+    """
+    layout, state = detect(checkpoint)
+    groups = _conv_groups(state)
+    mapping, kind, num_block = _map_2018(groups) if layout == '2018' else _map_2019(groups)
+    if set(mapping) != set(groups):
+        raise ConversionError(f'unexpected convs {sorted(set(groups) - set(mapping))[:5]} or missing '
+                              f'{sorted(set(mapping) - set(groups))[:5]}')
+    head_v = groups[mapping_key(mapping, 'head')]['weight_v']
+    tail_v = groups[mapping_key(mapping, 'tail')]['weight_v']
+    num_feat, num_in_ch = head_v.shape[:2]
+    scale = round((tail_v.shape[0] / num_in_ch)**0.5)
+    wide = groups[mapping_key(mapping, 'body.0.body.0')]['weight_v'].shape[0] if num_block else num_feat
+    network = {
+        'type': f'WDSR_{kind}',
+        'num_in_ch': int(num_in_ch),
+        'num_out_ch': int(num_in_ch),
+        'num_feat': int(num_feat),
+        'num_block': num_block,
+        'expansion': wide / num_feat if wide % num_feat else wide // num_feat,
+        'upscale': scale,
+        'res_scale': res_scale if layout == '2018' else 1.0,
+        'norm': 'weight',
+        'img_range': 255. / 127.5 if layout == '2018' else 1.0,
+        'rgb_mean': list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * int(num_in_ch),
+    }
+    if kind == 'B' and num_block:
+        low = groups[mapping_key(mapping, 'body.0.body.2')]['weight_v'].shape[0]
+        network['low_rank_ratio'] = next(r for r in (0.8, low / num_feat, (low + 0.5) / num_feat)
+                                         if int(num_feat * r) == low)
+    params = {f'{ours}.{WN_SUFFIXES[leaf]}': tensor for theirs, ours in mapping.items()
+              for leaf, tensor in groups[theirs].items()}
+    net = (WDSR_B if kind == 'B' else WDSR_A)(**{k: v for k, v in network.items() if k != 'type'})
+    net.load_state_dict(params, strict=True)  # shapes and names must fit the inferred network
+    return {'params': net.state_dict(), 'network_g': network}
+
+
+def mapping_key(mapping, ours):
+    """The official conv name that maps to ``ours``."""
+    return next(theirs for theirs, name in mapping.items() if name == ours)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Convert an official WDSR checkpoint (2018 or 2019) to ours.')
+    parser.add_argument('src', help='Official checkpoint.')
+    parser.add_argument('dst', help='Output checkpoint.')
+    parser.add_argument('--res_scale', type=float, default=1.0, help='Residual scale of the 2018 code. Default: 1.')
+    args = parser.parse_args(argv)
+    try:
+        converted = convert(load_checkpoint(args.src, 'SRC'), args.res_scale)
+    except ConversionError as error:
+        print(f'error: {args.src} is not a WDSR checkpoint this tool understands ({error}). Understood layouts: '
+              f'{"; ".join(LAYOUTS)}.', file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    save_atomic(converted, args.dst)
+    print(f'wrote {args.dst}: {converted["network_g"]}')
+    return 0

@@ -11,6 +11,7 @@ import wdsr_basicsr  # noqa: F401  (registers the architectures)
 from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, count_parameters, fold_weight_norm, is_weight_normed
+from wdsr_basicsr.archs.arch_util import DIV2K_RGB_MEAN as DIV2K_MEAN
 
 
 def conv_count(cin, cout, k, weight_norm=False):
@@ -213,3 +214,18 @@ def test_rgb_mean_is_not_in_state_dict_and_follows_dtype():
 def test_bad_rgb_mean_named():
     with pytest.raises(ValueError, match='rgb_mean'):
         WDSR_A(num_in_ch=1, num_out_ch=1)
+
+
+@pytest.mark.parametrize('norm', ['weight', 'none', 'batch'])
+def test_cpu_row_chunked_inference_equals_plain_forward(norm, monkeypatch):
+    from wdsr_basicsr.archs import wdsr_arch
+    torch.manual_seed(0)
+    net = WDSR_B(num_feat=8, num_block=2, upscale=2, norm=norm).eval()
+    monkeypatch.setattr(wdsr_arch, 'CPU_CHUNK_BYTES', 3 * 48 * 2 * 19 * 4)  # 3 rows of 48 wide channels
+    x = torch.rand(2, 8, 23, 19)
+    with torch.no_grad():
+        for block in net.body:
+            assert torch.allclose(block(x), x + block.body(x) * block.res_scale, atol=1e-6)
+        if norm == 'weight':
+            y = torch.rand(1, 3, 17, 13)
+            assert torch.allclose(net(y), reference_forward(net, y, 'B', 1.0, net.img_range, DIV2K_MEAN), atol=1e-5)

@@ -15,6 +15,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from .arch_util import DIV2K_RGB_MEAN, check_norm, make_conv
 
+#: Bytes of wide activation that WDSR-B keeps alive at once when it runs its
+#: pointwise part in row chunks on the CPU (see ``WDSRBlockB.forward``).
+CPU_CHUNK_BYTES = 6 * 1024 * 1024
+
 #: ``img_range`` of the paper's code: inputs in [0, 255] are mapped with
 #: ``(x - 255 * mean) / 127.5``, i.e. ``(x - mean) * 2`` for inputs in [0, 1].
 WDSR_IMG_RANGE = 255. / 127.5
@@ -73,6 +77,7 @@ class WDSRBlockB(nn.Module):
             raise ValueError(f'low_rank_ratio={low_rank_ratio} leaves int({num_feat} * {low_rank_ratio}) = {low_rank} '
                              'channels in the low-rank conv; it must be at least 1.')
         self.res_scale = res_scale
+        self.wide = wide
         self.body = nn.Sequential(
             make_conv(num_feat, wide, 1, norm=norm, in_body=True),
             nn.ReLU(inplace=True),
@@ -81,7 +86,21 @@ class WDSRBlockB(nn.Module):
         )
 
     def forward(self, x):
-        return x + self.body(x) * self.res_scale
+        if self.training or x.device.type != 'cpu' or _recording_graph():
+            return x + self.body(x) * self.res_scale
+        # Inference on the CPU: the 1x1 expansion, ReLU and 1x1 reduction are pointwise,
+        # so they run on row chunks without halo; the wide activation of one chunk stays
+        # in cache instead of streaming through memory (about 2x faster, same result).
+        rows = max(1, CPU_CHUNK_BYTES // (self.wide * x.shape[0] * x.shape[-1] * x.element_size()))
+        pointwise = self.body[:3]
+        low = torch.cat([pointwise(x[:, :, i:i + rows]) for i in range(0, x.shape[2], rows)], dim=2)
+        return x + self.body[3](low) * self.res_scale
+
+
+def _recording_graph():
+    """Whether the forward is being traced, exported or compiled (their graphs must not depend on the size)."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or \
+        torch.compiler.is_compiling()
 
 
 class _WDSR(nn.Module):

@@ -22,8 +22,9 @@ setup(
         'tqdm',
     ],
     extras_require={
+        'bench': ['matplotlib'],
         'export': ['onnx', 'onnxscript', 'onnxruntime'],
-        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime'],
+        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime', 'matplotlib'],
     },
     entry_points={
         'console_scripts': [
@@ -34,6 +35,7 @@ setup(
             'wdsr-inference = wdsr_basicsr.inference:main',
             'wdsr-export = wdsr_basicsr.export:main',
             'wdsr-convert = wdsr_basicsr.convert:main',
+            'wdsr-benchmark = wdsr_basicsr.benchmark:main',
         ],
     },
 )

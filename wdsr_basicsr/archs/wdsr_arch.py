@@ -49,7 +49,7 @@ class WDSRBlockA(nn.Module):
         )
 
     def forward(self, x):
-        return x + self.body(x) * self.res_scale
+        return torch.add(x, self.body(x), alpha=self.res_scale)
 
 
 class WDSRBlockB(nn.Module):
@@ -87,14 +87,14 @@ class WDSRBlockB(nn.Module):
 
     def forward(self, x):
         if self.training or x.device.type != 'cpu' or _recording_graph():
-            return x + self.body(x) * self.res_scale
+            return torch.add(x, self.body(x), alpha=self.res_scale)
         # Inference on the CPU: the 1x1 expansion, ReLU and 1x1 reduction are pointwise,
         # so they run on row chunks without halo; the wide activation of one chunk stays
         # in cache instead of streaming through memory (about 2x faster, same result).
         rows = max(1, CPU_CHUNK_BYTES // (self.wide * x.shape[0] * x.shape[-1] * x.element_size()))
         pointwise = self.body[:3]
         low = torch.cat([pointwise(x[:, :, i:i + rows]) for i in range(0, x.shape[2], rows)], dim=2)
-        return x + self.body[3](low) * self.res_scale
+        return torch.add(x, self.body[3](low), alpha=self.res_scale)
 
 
 def _recording_graph():

@@ -1,0 +1,273 @@
+"""Benchmark networks from their option files: parameters, MACs, latency, and PSNR/SSIM with weights.
+
+Usage: python scripts/benchmark.py --opt FILE [FILE ...] [--weights CKPT ...] [--lr-size H W]
+[--device cpu|cuda] [--dtype fp32|bf16|fp16] [--channels-last] [--compile] [--json OUT] [--markdown OUT]
+[--plot OUT.png]
+
+One row per option file. Latency is the median of timed forwards after warm-up (synchronised on GPU),
+of the network with weight norm folded (``latency_ms``) and as trained (``latency_unfolded_ms``). The run
+also times a plain 3x3 64->64 convolution at the same size, as the machine's reference GFLOP/s.
+"""
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from os import path as osp
+
+import numpy as np
+import torch
+import yaml
+
+from basicsr.archs import build_network
+from basicsr.data import build_dataset
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils import tensor2img
+from basicsr.utils.options import ordered_yaml
+
+from .archs import count_parameters, fold_weight_norm
+from .utils.checkpoint import network_from_checkpoint
+from .utils.inference import sr_forward
+
+DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def count_macs(net, x):
+    """Multiply-accumulates of one forward of ``net`` on ``x``, counted from the convs and linears that run."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            total += output.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
+                module.kernel_size[1]
+        else:
+            total += output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def median_ms(forward, x, device, warmup=2, runs=5):
+    """Median milliseconds of ``forward(x)`` after ``warmup`` calls, synchronising on GPU."""
+    with torch.no_grad():
+        for _ in range(warmup):
+            forward(x)
+        times = []
+        for _ in range(runs):
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            forward(x)
+            if device == 'cuda':
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def prepare_for_timing(net, device, dtype, channels_last, compile_net):
+    """The network as it will be timed, and the forward to call."""
+    net = net.to(device).eval()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    forward = torch.compile(net) if compile_net else net
+    amp = DTYPES[dtype]
+
+    def run(x):
+        if amp is None:
+            return forward(x)
+        with torch.autocast(device, dtype=amp):
+            return forward(x)
+
+    return run
+
+
+def reference_conv_gflops(h, w, device, dtype, channels_last):
+    """GFLOP/s (2 x MACs / s) of a plain 3x3 64->64 conv on an h x w map, as the machine's yardstick."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    x = torch.rand(1, 64, h, w, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    ms = median_ms(prepare_for_timing(conv, device, dtype, channels_last, False), x, device)
+    return 2 * 64 * 64 * 9 * h * w / (ms / 1000) / 1e9
+
+
+def load_options(path):
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    if not isinstance(opt, dict) or 'network_g' not in opt:
+        raise ValueError(f'--opt {path} has no network_g section.')
+    return opt
+
+
+def evaluate(net, opt, device, ensemble):
+    """PSNR/SSIM (RGB and Y, border = scale, basicsr's metrics) on each validation/test set of ``opt``."""
+    scale = opt['scale']
+    results = {}
+    for phase, ds_opt in opt.get('datasets', {}).items():
+        if phase == 'train':
+            continue
+        dataset = build_dataset(dict(ds_opt, phase=phase.split('_')[0], scale=scale))
+        metrics = {'psnr': [], 'ssim': [], 'psnr_y': [], 'ssim_y': []}
+        for i in range(len(dataset)):
+            item = dataset[i]
+            out = sr_forward(net, item['lq'][None].to(device), scale, ensemble=ensemble)
+            sr, gt = tensor2img([out.cpu()]), tensor2img([item['gt'][None]])
+            for y in (False, True):
+                suffix = '_y' if y else ''
+                metrics[f'psnr{suffix}'].append(calculate_psnr(sr, gt, scale, test_y_channel=y))
+                metrics[f'ssim{suffix}'].append(calculate_ssim(sr, gt, scale, test_y_channel=y))
+        results[ds_opt['name']] = {k: float(np.mean(v)) for k, v in metrics.items()}
+    return results
+
+
+def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, compile_net, reference_gflops):
+    """One row of the table for an option file (and its checkpoint, if any)."""
+    opt = load_options(opt_path)
+    if weights:
+        net, _ = network_from_checkpoint(weights, opt_path, fold=False)
+    else:
+        net = build_network(copy.deepcopy(dict(opt['network_g']))).eval()
+    folded = fold_weight_norm(copy.deepcopy(net))
+    h, w = lr_size
+    x = torch.rand(1, opt['network_g'].get('num_in_ch', 3), h, w)
+    macs = count_macs(folded, x)
+    x = x.to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    latency = median_ms(prepare_for_timing(folded, device, dtype, channels_last, compile_net), x, device)
+    unfolded = median_ms(prepare_for_timing(net, device, dtype, channels_last, compile_net), x, device)
+    scale = opt['scale']
+    gflops = 2 * macs / (latency / 1000) / 1e9
+    row = {
+        'name': osp.splitext(osp.basename(opt_path))[0],
+        'arch': opt['network_g']['type'],
+        'scale': scale,
+        'params_effective': count_parameters(net, 'effective'),
+        'params_raw': count_parameters(net, 'raw'),
+        'gmacs': macs / 1e9,
+        'latency_ms': latency,
+        'latency_unfolded_ms': unfolded,
+        'mpix_per_s': h * scale * w * scale / 1e6 / (latency / 1000),
+        'gflops': gflops,
+        'gflops_vs_conv': gflops / reference_gflops,
+        'lr_size': [h, w],
+        'device': device,
+        'dtype': dtype,
+        'channels_last': channels_last,
+        'compile': compile_net,
+    }
+    if weights:
+        folded = folded.to(device)
+        row['weights'] = weights
+        row['metrics'] = evaluate(folded, opt, device, ensemble=False)
+        row['metrics_ensemble'] = evaluate(folded, opt, device, ensemble=True)
+    return row
+
+
+def markdown(rows, reference_gflops):
+    """The table a user pastes into a paper."""
+    lines = ['| name | arch | scale | params (effective) | params (raw) | GMACs | latency ms (folded / unfolded) '
+             '| Mpix/s | GFLOP/s (vs 3x3 conv) |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['arch']} | x{r['scale']} | {r['params_effective'] / 1e6:.3f} M | "
+                     f"{r['params_raw'] / 1e6:.3f} M | {r['gmacs']:.2f} | {r['latency_ms']:.1f} / "
+                     f"{r['latency_unfolded_ms']:.1f} | {r['mpix_per_s']:.2f} | {r['gflops']:.1f} "
+                     f"({r['gflops_vs_conv'] * 100:.0f}%) |")
+    first = rows[0]
+    lines.append('')
+    lines.append(f"LR input {first['lr_size'][0]}x{first['lr_size'][1]}, {first['device']}, {first['dtype']}, "
+                 f"channels-last {first['channels_last']}, compile {first['compile']}; plain 3x3 64->64 conv: "
+                 f'{reference_gflops:.1f} GFLOP/s. Effective parameters: weight norm folded (as the paper '
+                 'counts); raw: trainable tensors.')
+    scored = [r for r in rows if 'metrics' in r]
+    if scored:
+        lines += ['', '| name | set | PSNR | SSIM | PSNR-Y | SSIM-Y | PSNR-Y (x8 ensemble) |',
+                  '|---|---|---:|---:|---:|---:|---:|']
+        for r in scored:
+            for name, m in r['metrics'].items():
+                e = r['metrics_ensemble'][name]
+                lines.append(f"| {r['name']} | {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['psnr_y']:.2f} | "
+                             f"{m['ssim_y']:.4f} | {e['psnr_y']:.2f} |")
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows, out):
+    """PSNR-Y against parameters and against GMACs, one point per row (first validation set)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    scored = [r for r in rows if 'metrics' in r]
+    if not scored:
+        raise ValueError('--plot needs --weights: there is no PSNR to plot.')
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in ((axes[0], 'params_effective', 'parameters (M, effective)'), (axes[1], 'gmacs',
+                                                                                          'GMACs per forward')):
+        for r in scored:
+            value = r[key] / 1e6 if key == 'params_effective' else r[key]
+            psnr = next(iter(r['metrics'].values()))['psnr_y']
+            ax.scatter(value, psnr)
+            ax.annotate(r['name'], (value, psnr), fontsize=7, xytext=(3, 3), textcoords='offset points')
+        ax.set_xlabel(label)
+        ax.set_ylabel('PSNR-Y (dB)')
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Parameters, MACs, speed and PSNR/SSIM of networks from option files.')
+    parser.add_argument('--opt', nargs='+', required=True, help='Option files (their network_g and val sets).')
+    parser.add_argument('--weights', nargs='+', default=None, help='Checkpoints, one per option file, for PSNR/SSIM.')
+    parser.add_argument('--lr-size', nargs=2, type=int, default=[256, 256], metavar=('H', 'W'),
+                        help='LR input size for MACs and timing. Default: 256 256.')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32', help='Autocast dtype. Default: fp32.')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the networks before timing.')
+    parser.add_argument('--json', default=None, help='Write the rows as a JSON list.')
+    parser.add_argument('--markdown', default=None, help='Write the tables as markdown.')
+    parser.add_argument('--plot', default=None, help='PNG of PSNR against parameters and GMACs (needs --weights).')
+    args = parser.parse_args(argv)
+    if args.weights is not None and len(args.weights) != len(args.opt):
+        parser.error(f'--weights gives {len(args.weights)} checkpoints for {len(args.opt)} option files.')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.backends.cudnn.benchmark = True
+    h, w = args.lr_size
+    reference = reference_conv_gflops(h, w, args.device, args.dtype, args.channels_last)
+    rows = []
+    try:
+        for i, opt_path in enumerate(args.opt):
+            weights = args.weights[i] if args.weights else None
+            rows.append(benchmark_row(opt_path, weights, (h, w), args.device, args.dtype, args.channels_last,
+                                      args.compile, reference))
+            print(f"{rows[-1]['name']}: {rows[-1]['latency_ms']:.1f} ms", file=sys.stderr)
+        table = markdown(rows, reference)
+        if args.plot:
+            plot(rows, args.plot)
+    except (OSError, RuntimeError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    print(table)
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=2)
+    if args.markdown:
+        with open(args.markdown, 'w') as f:
+            f.write(table)
+    return 0

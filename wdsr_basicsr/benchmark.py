@@ -56,7 +56,7 @@ def count_macs(net, x):
     return total
 
 
-def median_ms(forward, x, device, warmup=2, runs=5):
+def median_ms(forward, x, device, warmup=3, runs=10):
     """Median milliseconds of ``forward(x)`` after ``warmup`` calls, synchronising on GPU."""
     with torch.no_grad():
         for _ in range(warmup):
@@ -221,6 +221,7 @@ def plot(rows, out):
         ax.set_ylabel('PSNR-Y (dB)')
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
@@ -268,6 +269,7 @@ def main(argv=None):
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)
     if args.markdown:
+        os.makedirs(osp.dirname(osp.abspath(args.markdown)), exist_ok=True)
         with open(args.markdown, 'w') as f:
             f.write(table)
     return 0

@@ -10,25 +10,18 @@ Usage: python scripts/param_table.py
 import wdsr_basicsr  # noqa: F401  (basicsr compat and registration)
 from basicsr.archs.edsr_arch import EDSR
 from wdsr_basicsr.archs import RDN, WDSR_A, WDSR_B, count_parameters
-
-#: Paper Table 1, x2, parameters in millions.
-PAPER_TABLE1_PARAMS = {
-    'EDSR': {1: 0.26, 3: 0.41, 5: 0.56, 8: 0.78},
-    'WDSR-A': {1: 0.08, 3: 0.23, 5: 0.37, 8: 0.60},
-    'WDSR-B': {1: 0.08, 3: 0.23, 5: 0.37, 8: 0.60},
-}
-
+from wdsr_basicsr.reproduce import PAPER_PARAMS
 
 def rows():
     """Yield (network, configuration, net, paper value in M or None)."""
     for blocks in (1, 3, 5, 8):
         yield 'EDSR', f'x2, 64 feat, {blocks} blocks', EDSR(
-            num_in_ch=3, num_out_ch=3, num_feat=64, num_block=blocks, upscale=2), PAPER_TABLE1_PARAMS['EDSR'][blocks]
+            num_in_ch=3, num_out_ch=3, num_feat=64, num_block=blocks, upscale=2), PAPER_PARAMS['edsr'][blocks]
         yield 'WDSR-A', f'x2, 32 feat, x4 wide, {blocks} blocks', WDSR_A(
-            num_feat=32, expansion=4, num_block=blocks, upscale=2), PAPER_TABLE1_PARAMS['WDSR-A'][blocks]
+            num_feat=32, expansion=4, num_block=blocks, upscale=2), PAPER_PARAMS['wdsr_a'][blocks]
         yield 'WDSR-B', f'x2, 64 feat, x6 wide, 0.8 low rank, {blocks} blocks', WDSR_B(
             num_feat=64, expansion=6, low_rank_ratio=0.8, num_block=blocks,
-            upscale=2), PAPER_TABLE1_PARAMS['WDSR-B'][blocks]
+            upscale=2), PAPER_PARAMS['wdsr_b'][blocks]
     for scale in (2, 3, 4):
         yield 'WDSR-A (2019 reloaded)', f'x{scale}, 32 feat, x4 wide, 16 blocks', WDSR_A(
             num_feat=32, expansion=4, num_block=16, upscale=scale), None

@@ -7,6 +7,11 @@ from os import path as osp
 import torch
 
 
+def strip_module_prefix(state):
+    """A state dict without the ``module.`` prefix that (Distributed)DataParallel adds to every key."""
+    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
 def save_atomic(obj, path):
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
 
@@ -101,7 +106,7 @@ def network_from_checkpoint(path, opt_path=None, fold=True):
     key = next((k for k in ('params_ema', 'params') if isinstance(checkpoint, dict) and k in checkpoint), None)
     if key is None:
         raise ValueError(f'--model_path {path} has neither params_ema nor params.')
-    state = {k[7:] if k.startswith('module.') else k: v for k, v in checkpoint[key].items()}
+    state = strip_module_prefix(checkpoint[key])
     net = build_network(dict(network_opt))
     net.load_state_dict(state, strict=True)
     net.eval()

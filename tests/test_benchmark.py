@@ -70,6 +70,8 @@ def test_rows_tables_plot_and_metrics(lmdb_root, tmp_path):
         assert key in row
     assert row['params_raw'] - row['params_effective'] == 8 + 2 * (48 + 6 + 8) + 12 + 12  # one g per output channel
     assert row['mpix_per_s'] == pytest.approx(32 * 40 / 1e6 / (row['latency_ms'] / 1000))
+    assert row['gflops'] == pytest.approx(2 * row['gmacs'] / (row['latency_ms'] / 1000))
+    assert row['gflops_vs_conv'] == pytest.approx(row['gflops'] / row['reference_gflops'])
     # PSNR as basicsr computes it on the plain network's output
     dataset = CheckedPairedImageDataset(dict(opt['datasets']['val'], phase='val', scale=2))
     item = dataset[0]

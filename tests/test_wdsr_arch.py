@@ -217,15 +217,36 @@ def test_bad_rgb_mean_named():
 
 
 @pytest.mark.parametrize('norm', ['weight', 'none', 'batch'])
-def test_cpu_row_chunked_inference_equals_plain_forward(norm, monkeypatch):
+def test_cpu_chunked_inference_equals_plain_forward(norm, monkeypatch):
     from wdsr_basicsr.archs import wdsr_arch
     torch.manual_seed(0)
-    net = WDSR_B(num_feat=8, num_block=2, upscale=2, norm=norm).eval()
-    monkeypatch.setattr(wdsr_arch, 'CPU_CHUNK_BYTES', 3 * 48 * 2 * 19 * 4)  # 3 rows of 48 wide channels
+    net = WDSR_B(num_feat=8, num_block=2, upscale=2, res_scale=0.7, norm=norm)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # statistics far from identity, so folding them matters
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -1, 1)
+    net.eval()
+    monkeypatch.setattr(wdsr_arch, 'CPU_CHUNK_BYTES', 100 * 48 * 4)  # chunks of 100 pixels, across rows and images
     x = torch.rand(2, 8, 23, 19)
     with torch.no_grad():
         for block in net.body:
-            assert torch.allclose(block(x), x + block.body(x) * block.res_scale, atol=1e-6)
+            expected = x + block.body(x) * 0.7  # the layers one after the other, NCHW
+            assert torch.allclose(block(x), expected, atol=1e-5)
+            assert torch.allclose(block(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)
         if norm == 'weight':
             y = torch.rand(1, 3, 17, 13)
-            assert torch.allclose(net(y), reference_forward(net, y, 'B', 1.0, net.img_range, DIV2K_MEAN), atol=1e-5)
+            assert torch.allclose(net(y), reference_forward(net, y, 'B', 0.7, net.img_range, DIV2K_MEAN), atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['WDSR_A', 'WDSR_B'])
+def test_cpu_inference_keeps_the_callers_memory_layout(name):
+    net = build_network({'type': name, 'num_feat': 8, 'num_block': 1}).eval()
+    x = torch.rand(1, 3, 9, 11)
+    with torch.no_grad():
+        plain = net(x)
+        cl = net(x.contiguous(memory_format=torch.channels_last))
+    assert plain.is_contiguous()
+    assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
+    assert torch.allclose(plain, cl, atol=1e-6)

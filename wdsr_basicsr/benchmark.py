@@ -5,8 +5,9 @@ Usage: python scripts/benchmark.py --opt FILE [FILE ...] [--weights CKPT ...] [-
 [--plot OUT.png]
 
 One row per option file. Latency is the median of timed forwards after warm-up (synchronised on GPU),
-of the network with weight norm folded (``latency_ms``) and as trained (``latency_unfolded_ms``). The run
-also times a plain 3x3 64->64 convolution at the same size, as the machine's reference GFLOP/s.
+of the network with weight norm folded (``latency_ms``) and as trained (``latency_unfolded_ms``). A plain
+3x3 64->64 convolution at the same size is timed in the same alternating rounds, as the machine's
+reference GFLOP/s.
 """
 import argparse
 import copy
@@ -20,6 +21,7 @@ from os import path as osp
 import numpy as np
 import torch
 import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
@@ -35,42 +37,48 @@ DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def count_macs(net, x):
-    """Multiply-accumulates of one forward of ``net`` on ``x``, counted from the convs and linears that run."""
-    total = 0
+    """Multiply-accumulates of one forward of ``net`` on ``x``.
 
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, torch.nn.Conv2d):
-            total += output.numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
-                module.kernel_size[1]
-        else:
-            total += output.numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
+    Counted by PyTorch's FLOP counter from the operators that actually run
+    (convolutions and matrix products), so a layer computed as a matrix
+    product on some device counts the same as its convolution.
+    """
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(x)
+    return counter.get_total_flops() // 2
 
 
-def median_ms(forward, x, device, warmup=3, runs=10):
-    """Median milliseconds of ``forward(x)`` after ``warmup`` calls, synchronising on GPU."""
+def interleaved_median_ms(calls, device, warmup=3, runs=10):
+    """Median milliseconds of each ``forward(x)`` in ``calls``, timed in alternating rounds.
+
+    Each round times every call once, so a change of machine load during the
+    run slows all of them alike and their ratios stay meaningful.
+
+    Args:
+        calls (list[tuple[callable, Tensor]]): ``(forward, x)`` pairs.
+        device (str): ``'cpu'`` or ``'cuda'`` (synchronised around each call).
+        warmup (int): Untimed calls of each forward first. Default: 3.
+        runs (int): Timed rounds. Default: 10.
+
+    Returns:
+        list[float]: One median per call, in order.
+    """
+    times = [[] for _ in calls]
     with torch.no_grad():
-        for _ in range(warmup):
-            forward(x)
-        times = []
+        for forward, x in calls:
+            for _ in range(warmup):
+                forward(x)
         for _ in range(runs):
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            forward(x)
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+            for (forward, x), spent in zip(calls, times):
+                if device == 'cuda':
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                forward(x)
+                if device == 'cuda':
+                    torch.cuda.synchronize()
+                spent.append((time.perf_counter() - start) * 1000)
+    return [statistics.median(spent) for spent in times]
 
 
 def prepare_for_timing(net, device, dtype, channels_last, compile_net):
@@ -90,14 +98,17 @@ def prepare_for_timing(net, device, dtype, channels_last, compile_net):
     return run
 
 
-def reference_conv_gflops(h, w, device, dtype, channels_last):
-    """GFLOP/s (2 x MACs / s) of a plain 3x3 64->64 conv on an h x w map, as the machine's yardstick."""
+def reference_conv(h, w, device, dtype, channels_last):
+    """A plain 3x3 64->64 conv and its h x w input, timed beside each network as the machine's yardstick.
+
+    Returns:
+        tuple[callable, Tensor, int]: The forward, its input and its MACs.
+    """
     conv = torch.nn.Conv2d(64, 64, 3, padding=1)
     x = torch.rand(1, 64, h, w, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    ms = median_ms(prepare_for_timing(conv, device, dtype, channels_last, False), x, device)
-    return 2 * 64 * 64 * 9 * h * w / (ms / 1000) / 1e9
+    return prepare_for_timing(conv, device, dtype, channels_last, False), x, 64 * 64 * 9 * h * w
 
 
 def load_options(path):
@@ -129,8 +140,13 @@ def evaluate(net, opt, device, ensemble):
     return results
 
 
-def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, compile_net, reference_gflops):
-    """One row of the table for an option file (and its checkpoint, if any)."""
+def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, compile_net):
+    """One row of the table for an option file (and its checkpoint, if any).
+
+    The folded and unfolded networks are timed in the same rounds as the
+    reference conv (see :func:`reference_conv`); ``gflops_vs_conv`` is the
+    ratio of their GFLOP/s.
+    """
     opt = load_options(opt_path)
     if weights:
         net, _ = network_from_checkpoint(weights, opt_path, fold=False)
@@ -143,10 +159,13 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
     x = x.to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    latency = median_ms(prepare_for_timing(folded, device, dtype, channels_last, compile_net), x, device)
-    unfolded = median_ms(prepare_for_timing(net, device, dtype, channels_last, compile_net), x, device)
+    reference, reference_x, reference_macs = reference_conv(h, w, device, dtype, channels_last)
+    reference_ms, latency, unfolded = interleaved_median_ms(
+        [(reference, reference_x), (prepare_for_timing(folded, device, dtype, channels_last, compile_net), x),
+         (prepare_for_timing(net, device, dtype, channels_last, compile_net), x)], device)
     scale = opt['scale']
     gflops = 2 * macs / (latency / 1000) / 1e9
+    reference_gflops = 2 * reference_macs / (reference_ms / 1000) / 1e9
     row = {
         'name': osp.splitext(osp.basename(opt_path))[0],
         'arch': opt['network_g']['type'],
@@ -158,6 +177,7 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
         'latency_unfolded_ms': unfolded,
         'mpix_per_s': h * scale * w * scale / 1e6 / (latency / 1000),
         'gflops': gflops,
+        'reference_gflops': reference_gflops,
         'gflops_vs_conv': gflops / reference_gflops,
         'lr_size': [h, w],
         'device': device,
@@ -173,21 +193,23 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
     return row
 
 
-def markdown(rows, reference_gflops):
+def markdown(rows):
     """The table a user pastes into a paper."""
     lines = ['| name | arch | scale | params (effective) | params (raw) | GMACs | latency ms (folded / unfolded) '
-             '| Mpix/s | GFLOP/s (vs 3x3 conv) |', '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+             '| ms per GMAC | Mpix/s | GFLOP/s (vs 3x3 conv) |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     for r in rows:
         lines.append(f"| {r['name']} | {r['arch']} | x{r['scale']} | {r['params_effective'] / 1e6:.3f} M | "
                      f"{r['params_raw'] / 1e6:.3f} M | {r['gmacs']:.2f} | {r['latency_ms']:.1f} / "
-                     f"{r['latency_unfolded_ms']:.1f} | {r['mpix_per_s']:.2f} | {r['gflops']:.1f} "
-                     f"({r['gflops_vs_conv'] * 100:.0f}%) |")
+                     f"{r['latency_unfolded_ms']:.1f} | {r['latency_ms'] / r['gmacs']:.2f} | {r['mpix_per_s']:.2f} | "
+                     f"{r['gflops']:.1f} ({r['gflops_vs_conv'] * 100:.0f}%) |")
     first = rows[0]
+    references = [r['reference_gflops'] for r in rows]
     lines.append('')
     lines.append(f"LR input {first['lr_size'][0]}x{first['lr_size'][1]}, {first['device']}, {first['dtype']}, "
-                 f"channels-last {first['channels_last']}, compile {first['compile']}; plain 3x3 64->64 conv: "
-                 f'{reference_gflops:.1f} GFLOP/s. Effective parameters: weight norm folded (as the paper '
-                 'counts); raw: trainable tensors.')
+                 f"channels-last {first['channels_last']}, compile {first['compile']}. The plain 3x3 64->64 conv, "
+                 f'timed in the same rounds as each row, reached {min(references):.1f}-{max(references):.1f} '
+                 f'GFLOP/s (median {statistics.median(references):.1f}); each row is compared with its own rounds. '
+                 'Effective parameters: weight norm folded (as the paper counts); raw: trainable tensors.')
     scored = [r for r in rows if 'metrics' in r]
     if scored:
         lines += ['', '| name | set | PSNR | SSIM | PSNR-Y | SSIM-Y | PSNR-Y (x8 ensemble) |',
@@ -249,15 +271,14 @@ def main(argv=None):
     args = parse_args(argv)
     torch.backends.cudnn.benchmark = True
     h, w = args.lr_size
-    reference = reference_conv_gflops(h, w, args.device, args.dtype, args.channels_last)
     rows = []
     try:
         for i, opt_path in enumerate(args.opt):
             weights = args.weights[i] if args.weights else None
             rows.append(benchmark_row(opt_path, weights, (h, w), args.device, args.dtype, args.channels_last,
-                                      args.compile, reference))
+                                      args.compile))
             print(f"{rows[-1]['name']}: {rows[-1]['latency_ms']:.1f} ms", file=sys.stderr)
-        table = markdown(rows, reference)
+        table = markdown(rows)
         if args.plot:
             plot(rows, args.plot)
     except (OSError, RuntimeError, ValueError) as error:

@@ -97,7 +97,7 @@ def test_reproduce_at_a_tiny_budget(lmdb_root, tmp_path, monkeypatch):
     assert reproduce_main(['--mode', 'table1', 'norm', '--data', str(lmdb_root), '--iters', '4', '--patch', '24',
                            '--batch', '2', '--blocks', '1', '--nets', 'wdsr_b', '--out', str(out)]) == 0
     table = (out / 'table1.md').read_text()
-    assert '| wdsr_b | 1 | 0.08 M | 0.084 M |' in table
+    assert '| wdsr_b | 1 | 0.08 M | 0.084 M | 33.434 |' in table
     norm = (out / 'norm.md').read_text()
     assert all(f'| {run} |' in norm for run in ('weight_lr1e-3', 'batch_lr1e-3', 'none_lr1e-3', 'batch_lr1e-4'))
     assert (out / 'norm_curves.png').read_bytes()[:4] == b'\x89PNG'

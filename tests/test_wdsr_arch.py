@@ -240,6 +240,20 @@ def test_cpu_chunked_inference_equals_plain_forward(norm, monkeypatch):
             assert torch.allclose(net(y), reference_forward(net, y, 'B', 0.7, net.img_range, DIV2K_MEAN), atol=1e-5)
 
 
+def test_cpu_inference_path_under_autograd_and_autocast():
+    torch.manual_seed(0)
+    net = WDSR_B(num_feat=8, num_block=2).eval()
+    x = torch.rand(1, 3, 12, 10, requires_grad=True)
+    out = net(x)  # eval with autograd on: the layers one after the other, differentiable
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert torch.allclose(net(x), out, atol=1e-5)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = net(x)
+    assert low.shape == out.shape and (low.float() - out).abs().max() < 0.05
+
+
 @pytest.mark.parametrize('name', ['WDSR_A', 'WDSR_B'])
 def test_cpu_inference_keeps_the_callers_memory_layout(name):
     net = build_network({'type': name, 'num_feat': 8, 'num_block': 1}).eval()

@@ -37,15 +37,17 @@ DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def count_macs(net, x):
-    """Multiply-accumulates of one forward of ``net`` on ``x``.
+    """Multiply-accumulates of one forward of ``net`` on an input shaped like ``x``.
 
-    Counted by PyTorch's FLOP counter from the operators that actually run
-    (convolutions and matrix products), so a layer computed as a matrix
-    product on some device counts the same as its convolution.
+    PyTorch's FLOP counter counts the convolutions and matrix products of the
+    network's layers run one after the other, on the meta device (shapes only,
+    nothing computed). Device-specific fast paths compute the same function
+    and are not what is counted: the zero channels WDSR-B pads its CPU matrix
+    products with are not work of the network.
     """
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        net(x)
+        copy.deepcopy(net).to('meta')(torch.empty(x.shape, device='meta'))
     return counter.get_total_flops() // 2
 
 

@@ -149,6 +149,24 @@ def test_fold_weight_norm(cls):
         assert (folded(x) - net(x)).abs().max() < 1e-5
 
 
+def aten_op_counts(net, x):
+    """How many times each aten operator runs in one forward, as PyTorch's profiler records it."""
+    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        net(x)
+    return {e.key: e.count for e in prof.key_averages() if e.key.startswith('aten::')}
+
+
+@pytest.mark.parametrize('cls', [WDSR_A, WDSR_B])
+def test_folded_forward_runs_a_subset_of_the_unfolded_work(cls):
+    """Why folded inference cannot be slower: the same operators, minus re-normalising every weight."""
+    net = cls(num_feat=8, num_block=2).eval()
+    x = torch.rand(1, 3, 12, 10)
+    unfolded, folded = aten_op_counts(net, x), aten_op_counts(fold_weight_norm(copy.deepcopy(net)), x)
+    assert all(folded[op] <= unfolded.get(op, 0) for op in folded), (folded, unfolded)
+    convs = sum(isinstance(m, nn.Conv2d) for m in net.modules())
+    assert unfolded['aten::_weight_norm_interface'] == convs and 'aten::_weight_norm_interface' not in folded
+
+
 def test_fold_weight_norm_deprecated_hook_api():
     torch.manual_seed(0)
     conv = torch.nn.utils.weight_norm(nn.Conv2d(3, 4, 3))

@@ -217,8 +217,9 @@ class _WDSR(nn.Module):
 
     def _forward(self, x):
         x = (x - self.mean) * self.img_range
-        out = self.shuffle(self.tail(self.body(self.head(x))) + self.skip(x))
-        return out / self.img_range + self.mean
+        # in place on fresh outputs that no backward needs: fewer full-size buffers
+        out = self.shuffle(self.tail(self.body(self.head(x))).add_(self.skip(x)))
+        return out.div_(self.img_range).add_(self.mean)
 
 
 @ARCH_REGISTRY.register()

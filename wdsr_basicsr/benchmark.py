@@ -84,7 +84,7 @@ def interleaved_median_ms(calls, device, warmup=3, runs=10):
 
 
 def prepare_for_timing(net, device, dtype, channels_last, compile_net):
-    """The network as it will be timed, and the forward to call."""
+    """The forward to time: ``net`` on ``device`` in eval mode, in the layout, autocast and compile asked."""
     net = net.to(device).eval()
     if channels_last:
         net = net.to(memory_format=torch.channels_last)

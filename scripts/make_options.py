@@ -78,6 +78,10 @@ def metrics(scale):
 """
 
 
+EMA_OFF = ('no EMA: the paper trains without one, and so does this recipe (BasicSR-lineage recipes use\n'
+           '  # 0.999: validation then runs the EMA copy; the test files read params_ema, else params)')
+
+
 def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones=(200000, 400000), num_gpu='auto',
                dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0, save_img=False):
     data = data or datasets(scale)
@@ -88,6 +92,9 @@ model_type: WDSRModel
 scale: {scale}
 num_gpu: {num_gpu}{'  # auto: every visible GPU, 0 on a CPU-only machine' if num_gpu == 'auto' else ''}
 manual_seed: 0
+use_amp: false  # true: autocast in training and validation (the paper trains in fp32)
+amp_bf16: true  # with use_amp: bf16 (GPUs and CPUs); false: fp16 with a GradScaler (GPUs only)
+use_channels_last: false  # true: NHWC memory format, faster convs on tensor-core GPUs
 
 {data}
 {net}
@@ -97,7 +104,7 @@ path:
   resume_state: ~
 
 train:
-  ema_decay: {ema}
+  ema_decay: {ema}  # {EMA_OFF if not ema else 'EMA of the weights'}
   optim_g:
     type: Adam
     lr: !!float {lr:g}
@@ -128,7 +135,12 @@ logger:
   wandb:
     project: ~
     resume_id: ~
-{dist}"""
+{dist}
+dist_params:  # read under --launcher pytorch (torchrun) and --launcher slurm
+  backend: auto  # nccl when the run uses GPUs, gloo on the CPU; or name one
+  port: 29500  # slurm's rendezvous port (torchrun takes --master_port)
+  timeout_min: 30  # a rank waiting longer for the others ends the run on every rank
+"""
 
 
 def test_file(name, scale, net, train_name):
@@ -170,10 +182,7 @@ def dist_block(gpus):
 # Two nodes of {gpus // 2} GPUs (run on each, NODE_RANK 0 and 1, MASTER = first node's address):
 #   torchrun --nnodes=2 --node_rank=$NODE_RANK --nproc_per_node={gpus // 2} --master_addr=$MASTER \\
 #            --master_port=29500 wdsr_basicsr/train.py -opt THIS_FILE --launcher pytorch
-dist_params:
-  backend: nccl
-  port: 29500
-"""
+# num_gpu counts every process of the run, on all nodes."""
 
 
 def files():

@@ -12,14 +12,20 @@ Adaptations:
   (``basicsr/data/degradations.py``), so ``import basicsr`` fails. The module
   still exists under its private name ``_functional_tensor``; we register it
   under the old name.
-* Distributed start (``basicsr.utils.dist_util.init_dist``): basicsr always
-  asks for NCCL and calls ``torch.cuda.set_device``. Ours picks NCCL and one
-  GPU per local rank when CUDA is there, gloo on CPU otherwise (a
-  ``dist_params: {backend: ...}`` option still wins), for ``--launcher
-  pytorch`` (torchrun) and ``--launcher slurm``.
+* Option parsing and distributed start (``parse_options`` of basicsr's train
+  and test pipelines): basicsr reads YAML with PyYAML's full loader, ``eval``s
+  ``--force_yml``, always asks for NCCL and ``torch.cuda.set_device``, and
+  passes ``dist_params`` to slurm only. The pipelines call
+  :func:`wdsr_basicsr.options.parse_options` instead (safe YAML, launch
+  checks, NCCL with one GPU per local rank or gloo on the CPU, ``dist_params``
+  for every launcher, ``--local-rank``).
 * DDP wrapping (``BaseModel.model_to_device``): basicsr passes CUDA device ids
-  even on CPU. Ours passes them only on GPU, and converts BatchNorm to
-  SyncBatchNorm under DDP on GPU (the ``norm: batch`` variant).
+  even on CPU and always broadcasts buffers. Ours passes device ids only on
+  GPU, converts BatchNorm to SyncBatchNorm under DDP on GPU (the ``norm:
+  batch`` variant), and broadcasts buffers only when the network holds
+  BatchNorm statistics that the ranks would otherwise keep apart (a collective
+  in every forward, and none is needed for constant buffers such as WDSR's
+  ``mean``).
 * Resume (``basicsr.train.load_resume_state``): basicsr maps the state to
   ``torch.cuda.current_device()``, which fails without CUDA. Ours loads it on
   the CPU with ``weights_only=True`` (optimizers move it to their device); with ``--auto_resume`` it
@@ -27,14 +33,11 @@ Adaptations:
 """
 import importlib
 import importlib.util
-import os
-import subprocess
 import sys
 from collections import Counter
 from os import path as osp
 
 import torch
-import torch.distributed as dist
 
 _OLD_FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
 _NEW_FUNCTIONAL_TENSOR = 'torchvision.transforms._functional_tensor'
@@ -50,46 +53,16 @@ def _alias_torchvision_functional_tensor():
 _alias_torchvision_functional_tensor()
 
 # basicsr's modules can be imported from here on.
+import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
-import basicsr.utils.dist_util  # noqa: E402
-import basicsr.utils.options  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils import scandir  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
+from wdsr_basicsr.options import parse_options  # noqa: E402
 from wdsr_basicsr.utils.checkpoint import load_checkpoint  # noqa: E402
 
 # MultiStepRestartLR keeps its milestones in a Counter: allow it in weights_only loads.
 torch.serialization.add_safe_globals([Counter])
-
-
-def default_backend():
-    """'nccl' when CUDA is available, 'gloo' otherwise."""
-    return 'nccl' if torch.cuda.is_available() else 'gloo'
-
-
-def init_dist(launcher, backend=None, port=None):
-    """Start torch.distributed for ``--launcher pytorch`` (torchrun) or ``--launcher slurm``.
-
-    Args:
-        launcher (str): 'pytorch' or 'slurm'.
-        backend (str | None): 'nccl', 'gloo' or None for :func:`default_backend`.
-        port (int | None): Master port for slurm. Default: $MASTER_PORT or 29500.
-    """
-    backend = backend or default_backend()
-    if launcher == 'pytorch':
-        local_rank = int(os.environ.get('LOCAL_RANK', 0))
-    elif launcher == 'slurm':
-        proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
-        local_rank = int(os.environ.get('SLURM_LOCALID', proc_id % max(torch.cuda.device_count(), 1)))
-        first_host = subprocess.getoutput(f"scontrol show hostname {os.environ['SLURM_NODELIST']} | head -n1")
-        os.environ.setdefault('MASTER_ADDR', first_host)
-        os.environ['MASTER_PORT'] = str(port or os.environ.get('MASTER_PORT', 29500))
-        os.environ.update(WORLD_SIZE=str(ntasks), RANK=str(proc_id), LOCAL_RANK=str(local_rank))
-    else:
-        raise ValueError(f'Invalid launcher type: {launcher!r} (expected pytorch or slurm).')
-    if backend == 'nccl':
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
-    dist.init_process_group(backend=backend)
 
 
 def model_to_device(self, net):
@@ -101,8 +74,12 @@ def model_to_device(self, net):
             device_ids = [torch.cuda.current_device()]
         else:
             device_ids = None
+        local_statistics = any(
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(m, torch.nn.SyncBatchNorm)
+            for m in net.modules())
         net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+            net, device_ids=device_ids, broadcast_buffers=local_statistics,
+            find_unused_parameters=self.opt.get('find_unused_parameters', False))
     elif self.opt['num_gpu'] > 1:
         net = torch.nn.DataParallel(net)
     return net
@@ -138,7 +115,7 @@ def load_resume_state(opt):
     return None
 
 
-basicsr.utils.dist_util.init_dist = init_dist
-basicsr.utils.options.init_dist = init_dist
+basicsr.train.parse_options = parse_options
+basicsr.test.parse_options = parse_options
 BaseModel.model_to_device = model_to_device
 basicsr.train.load_resume_state = load_resume_state

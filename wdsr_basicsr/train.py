@@ -7,10 +7,11 @@ import os
 
 import wdsr_basicsr  # noqa: F401  (compat and registration, before basicsr's pipeline)
 from basicsr.train import train_pipeline
+from wdsr_basicsr.utils.dist import run_reporting_rank
 
 
 def main():
-    train_pipeline(os.getcwd())
+    run_reporting_rank(train_pipeline, os.getcwd())
 
 
 if __name__ == '__main__':

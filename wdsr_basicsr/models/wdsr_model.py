@@ -1,51 +1,80 @@
 """``WDSRModel``: basicsr's ``SRModel`` with what WDSR training needs on top."""
+import contextlib
+import json
 import math
+from collections import OrderedDict
 from os import path as osp
 
 import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
 
+from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger
+from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_module_prefix
+from ..utils.dist import all_gather
 from ..utils.inference import sr_forward
 
-AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16
 
 
 @MODEL_REGISTRY.register()
 class WDSRModel(SRModel):
     """SR model for WDSR (and the EDSR/RDN baselines), on basicsr's ``SRModel``.
 
-    Training and validation are ``SRModel``'s; this class changes:
+    Training and validation follow ``SRModel``; this class changes:
 
+    * Mixed precision and memory format, with the option names of the BasicSR
+      lineage (traiNNer-redux), top level: ``use_amp`` (autocast for training
+      and validation), ``amp_bf16`` (bf16, also on the CPU; otherwise fp16 with
+      a ``GradScaler`` whose state is saved in the training state and restored
+      on resume) and ``use_channels_last``. Weight norm's ``g * v / ||v||`` is
+      computed from the fp32 parameters, before autocast casts the weight.
     * EMA (``train: ema_decay``) also copies buffers (BatchNorm statistics), so
       the EMA network of every ``norm`` variant validates correctly; weight
       norm's ``g`` and ``v`` are averaged, so the EMA copy stays a weight-normed
       network.
+    * Validation runs the bare network (or its EMA copy), never the DDP
+      wrapper, so no collective runs on one rank only. In a distributed run the
+      images are split across the ranks and the per-image metrics gathered:
+      the figures equal a one-process run, each image is saved once. A test run
+      also writes the per-image metrics to ``results/<name>/metrics_<set>.json``.
     * Every saved network file holds the ``network_g`` options beside
       ``params``/``params_ema``; network files and training states are written
       atomically (temporary file, then rename).
     * Checkpoints are read with ``weights_only=True``, with errors naming the
-      option and file.
+      option and file; asking for ``params_ema`` from a file trained without
+      EMA loads ``params`` and says so in the log.
+    * On resume, every rank checks that all ranks resumed at the same
+      iteration with the same weights.
     * A loss that is NaN or infinite stops the run before anything is saved.
     * Evaluation (``val``): ``tile``/``tile_pad`` (input pixels) for large
-      images, ``self_ensemble`` (x8), ``amp`` (``bf16``/``fp16`` autocast) and
-      ``channels_last`` (the latter two on GPU only).
+      images, ``self_ensemble`` (x8).
     """
 
     def __init__(self, opt):
-        val_opt = opt.get('val') or {}
-        amp = val_opt.get('amp')
-        if amp is not None and amp not in AMP_DTYPES:
-            raise ValueError(f"val:amp={amp!r} is not supported; use one of {sorted(AMP_DTYPES)} or leave it out.")
+        self.amp_dtype = AMP_DTYPES[bool(opt.get('amp_bf16', False))] if opt.get('use_amp') else None
+        self.memory_format = torch.channels_last if opt.get('use_channels_last') else torch.contiguous_format
         super().__init__(opt)
-        if self.device.type == 'cuda' and val_opt.get('channels_last'):
-            self.net_g = self.net_g.to(memory_format=torch.channels_last)
+
+    def model_to_device(self, net):
+        return super().model_to_device(net.to(memory_format=self.memory_format))
+
+    def feed_data(self, data):
+        super().feed_data(data)
+        self.lq = self.lq.contiguous(memory_format=self.memory_format)
 
     # ------------------------------------------------------------------ training
+
+    def init_training_settings(self):
+        super().init_training_settings()
+        if hasattr(self, 'net_g_ema'):
+            self.net_g_ema.to(memory_format=self.memory_format)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
     def model_ema(self, decay=0.999):
         super().model_ema(decay)
@@ -55,12 +84,33 @@ class WDSRModel(SRModel):
             ema_buffers[name].copy_(buffer)
 
     def optimize_parameters(self, current_iter):
-        super().optimize_parameters(current_iter)
+        """One step: forward under autocast (``use_amp``), losses in fp32, (scaled) backward, EMA."""
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            self.output = self.net_g(self.lq)
+        self.output = self.output.float()
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            loss_dict.update((k, v) for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None)
+        self.scaler.scale(sum(loss_dict.values())).backward()
+        self.scaler.step(self.optimizer_g)
+        self.scaler.update()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
         bad = {name: value for name, value in self.log_dict.items() if not math.isfinite(value)}
         if bad:
             raise FloatingPointError(f'Loss {bad} at iteration {current_iter}: training stopped, nothing saved; '
                                      'the last checkpoint in experiments/.../models is intact. Lower the learning '
                                      'rate or resume from the last training state.')
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # ------------------------------------------------------------------ saving and loading
 
@@ -90,13 +140,38 @@ class WDSRModel(SRModel):
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
         }
+        if self.scaler.is_enabled():
+            state['scaler'] = self.scaler.state_dict()
         save_atomic(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        """Restore optimizers, schedulers and the fp16 ``GradScaler``; check that every rank resumed alike."""
+        super().resume_training(resume_state)
+        if self.scaler.is_enabled():
+            if 'scaler' in resume_state:
+                self.scaler.load_state_dict(resume_state['scaler'])
+            else:
+                get_root_logger().warning(f'{self.opt["path"]["resume_state"]} has no GradScaler state (trained '
+                                          'without fp16): the loss scale starts afresh.')
+        self._check_ranks_agree(resume_state['iter'])
+
+    def _check_ranks_agree(self, current_iter):
+        """Raise unless every rank holds the same iteration and the same network (and EMA) weights."""
+        nets = [self.get_bare_model(self.net_g)] + ([self.net_g_ema] if hasattr(self, 'net_g_ema') else [])
+        digest = (current_iter, [float(sum(p.detach().double().sum() for p in n.state_dict().values())) for n in nets])
+        seen = all_gather(digest)
+        if any(other != digest for other in seen):
+            raise RuntimeError(f'Ranks resumed differently (iteration, weight sums per rank: {seen}); '
+                               'every rank must read the same experiments/ folder.')
+        get_root_logger().info(f'All {len(seen)} rank(s) resumed at iteration {current_iter} with identical weights.')
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """Load ``param_key`` (or ``params``) of a checkpoint into ``net``, read with ``weights_only=True``."""
         checkpoint = load_checkpoint(load_path, 'path:pretrain_network_g')
         if param_key is not None:
             if param_key not in checkpoint and 'params' in checkpoint:
+                get_root_logger().warning(f'{load_path} has no {param_key!r} (trained without EMA): loading its '
+                                          "'params' instead.")
                 param_key = 'params'
             if param_key not in checkpoint:
                 raise KeyError(f'path:pretrain_network_g {load_path} has no {param_key!r} entry '
@@ -111,20 +186,86 @@ class WDSRModel(SRModel):
     # ------------------------------------------------------------------ evaluation
 
     def test(self):
+        """SR of ``self.lq`` by the EMA copy or the bare network (never the DDP wrapper), as ``val`` says."""
         val_opt = self.opt.get('val') or {}
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-        lq = self.lq
-        if self.device.type == 'cuda' and val_opt.get('channels_last'):
-            lq = lq.contiguous(memory_format=torch.channels_last)
-        amp = AMP_DTYPES.get(val_opt.get('amp')) if self.device.type == 'cuda' else None
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        was_training = net.training
         net.eval()
         self.output = sr_forward(
             net,
-            lq,
+            self.lq,
             self.opt['scale'],
             tile=val_opt.get('tile', 0),
             tile_pad=val_opt.get('tile_pad', 10),
             ensemble=val_opt.get('self_ensemble', False),
-            amp_dtype=amp)
-        if net is self.net_g:
-            self.net_g.train()
+            amp_dtype=self.amp_dtype)
+        net.train(was_training)
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """Validate on ``dataloader``'s dataset, split across the ranks of a distributed run.
+
+        Rank r takes images r, r + world_size, ...; the per-image metrics are
+        gathered on every rank and averaged in the dataset's order, so the
+        figures (and the best-metric record) equal a one-process run's. Each
+        image is saved by the rank that ran it. In a test run, rank 0 writes
+        the per-image metrics to ``results/<name>/metrics_<dataset name>.json``.
+
+        Args:
+            dataloader (DataLoader): basicsr's validation loader (batch 1).
+            current_iter (int | str): Iteration, or the run's name when testing.
+            tb_logger: Tensorboard logger or None.
+            save_img (bool): Save the SR images. Default: False.
+        """
+        dataset = dataloader.dataset
+        dataset_name = dataset.opt['name']
+        metrics_opt = self.opt['val'].get('metrics') or {}
+        rank, world_size = self.opt['rank'], self.opt['world_size']
+        indices = list(range(rank, len(dataset), world_size))
+        loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False,
+                            num_workers=dataloader.num_workers, collate_fn=dataloader.collate_fn)
+        pbar = tqdm(total=len(dataset), unit='image') if self.opt['val'].get('pbar') and rank == 0 else None
+        records = []
+        for index, val_data in zip(indices, loader):
+            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
+            self.feed_data(val_data)
+            self.test()
+            metric_data = {'img': tensor2img([self.output.detach().cpu()])}
+            if hasattr(self, 'gt'):
+                metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
+                del self.gt
+            del self.lq, self.output
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+            if save_img:
+                imwrite(metric_data['img'], self._visualization_path(dataset_name, img_name, current_iter))
+            values = {name: float(calculate_metric(metric_data, opt_)) for name, opt_ in metrics_opt.items()}
+            records.append((index, img_name, values))
+            if pbar:
+                pbar.update(world_size)
+                pbar.set_description(f'Test {img_name}')
+        if pbar:
+            pbar.close()
+        if not metrics_opt:
+            return
+        records = sorted((r for part in all_gather(records) for r in part), key=lambda r: r[0])
+        self._initialize_best_metric_results(dataset_name)
+        self.metric_results = {}
+        for name in metrics_opt:
+            total = 0
+            for _, _, values in records:  # summed in the dataset's order, as a one-process run sums
+                total += values[name]
+            self.metric_results[name] = total / len(records)
+            self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train'] and rank == 0:
+            per_image = {name: values for _, name, values in records}
+            with open(osp.join(self.opt['path']['results_root'], f'metrics_{dataset_name}.json'), 'w') as f:
+                json.dump({'dataset': dataset_name, 'mean': self.metric_results, 'images': per_image}, f, indent=1)
+
+    def _visualization_path(self, dataset_name, img_name, current_iter):
+        """Where basicsr's ``SRModel`` saves a validation image (training) or a test result."""
+        folder = self.opt['path']['visualization']
+        if self.opt['is_train']:
+            return osp.join(folder, img_name, f'{img_name}_{current_iter}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(folder, dataset_name, f'{img_name}_{suffix}.png')

@@ -1,0 +1,150 @@
+"""Distributed runs: start (torchrun, torch.distributed.launch, slurm), launch checks, cross-rank helpers.
+
+torch.distributed does the work; this module decides the backend and device of
+each process from the environment and the ``dist_params`` options, refuses
+combinations that cannot work before anything starts, and gathers what
+validation needs from every rank.
+"""
+import datetime
+import os
+import subprocess
+import sys
+
+import torch
+import torch.distributed as dist
+
+DIST_PARAMS = ('backend', 'port', 'timeout_min')
+BACKENDS = ('nccl', 'gloo')
+
+
+def local_rank_from_env(launcher, cli_local_rank=None):
+    """The local rank of this process.
+
+    Args:
+        launcher (str): 'pytorch' (torchrun, ``torch.distributed.launch``) or 'slurm'.
+        cli_local_rank (int | None): ``--local-rank`` / ``--local_rank`` from the
+            command line (``torch.distributed.launch`` passes it). Default: None.
+
+    Returns:
+        int: ``--local-rank`` when given, else ``$LOCAL_RANK`` (torchrun) or
+        ``$SLURM_LOCALID`` (slurm), else 0.
+    """
+    if cli_local_rank is not None:
+        return cli_local_rank
+    if launcher == 'slurm':
+        return int(os.environ.get('SLURM_LOCALID', 0))
+    return int(os.environ.get('LOCAL_RANK', 0))
+
+
+def check_launch(opt, launcher, local_rank, opt_path):
+    """Refuse launcher, device and option combinations that cannot work, before any work starts.
+
+    Args:
+        opt (dict): The options (``num_gpu``, ``dist_params``, ``use_amp``, ``amp_bf16``).
+        launcher (str): 'none', 'pytorch' or 'slurm'.
+        local_rank (int): This process's local rank (ignored for 'none').
+        opt_path (str): The option file, named in the errors.
+
+    Raises:
+        ValueError: Naming the option or flag at fault and what would work.
+
+    Returns:
+        bool: Whether the run uses CUDA GPUs (``num_gpu`` not 0, GPUs visible).
+    """
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    num_gpu = opt.get('num_gpu')
+    if num_gpu != 'auto' and (not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0):
+        raise ValueError(f'{opt_path}: num_gpu={num_gpu!r} must be auto or a number of GPUs (0 for the CPU).')
+    dist_params = opt.get('dist_params') or {}
+    unknown = sorted(set(dist_params) - set(DIST_PARAMS))
+    if unknown:
+        raise ValueError(f'{opt_path}: dist_params has unknown key(s) {unknown}; known: {list(DIST_PARAMS)}.')
+    backend = dist_params.get('backend')
+    if backend not in (None, 'auto') + BACKENDS:
+        raise ValueError(f'{opt_path}: dist_params:backend={backend!r}; use nccl (GPUs), gloo (CPU) or auto.')
+    timeout = dist_params.get('timeout_min')
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f'{opt_path}: dist_params:timeout_min={timeout!r} must be a positive number of minutes.')
+    uses_gpu = num_gpu == 'auto' and gpus > 0 or num_gpu not in ('auto', 0)
+    if num_gpu not in ('auto', 0) and gpus == 0:
+        raise ValueError(f'{opt_path}: num_gpu={num_gpu} but no CUDA GPU is visible; use num_gpu: 0 (CPU) or auto.')
+    if launcher == 'none':
+        if isinstance(num_gpu, int) and num_gpu > gpus:
+            raise ValueError(f'{opt_path}: num_gpu={num_gpu} but {gpus} GPU(s) are visible; use num_gpu: auto '
+                             f'or at most {gpus}.')
+    else:
+        world_size = int(os.environ.get('WORLD_SIZE', os.environ.get('SLURM_NTASKS', 1)))
+        if num_gpu not in ('auto', 0) and num_gpu != world_size:
+            raise ValueError(f'{opt_path}: num_gpu={num_gpu} but the launcher started {world_size} process(es); '
+                             f'under {launcher} num_gpu counts all processes: use num_gpu: auto or {world_size}.')
+        if backend == 'nccl' and gpus == 0:
+            raise ValueError(f'{opt_path}: dist_params:backend=nccl needs CUDA GPUs and none is visible; '
+                             'use backend: gloo or auto (gloo on the CPU).')
+        if uses_gpu and local_rank >= gpus:
+            raise ValueError(f'local rank {local_rank} (--local-rank / LOCAL_RANK) but {gpus} GPU(s) are visible '
+                             f'on this node: start at most {gpus} process(es) per node.')
+    if opt.get('use_amp') and not opt.get('amp_bf16') and not uses_gpu:
+        raise ValueError(f'{opt_path}: use_amp with fp16 (amp_bf16: false) needs a CUDA GPU; on the CPU set '
+                         'amp_bf16: true (bf16 autocast) or use_amp: false.')
+    return uses_gpu
+
+
+def init_dist(launcher, local_rank, backend, port=None, timeout_min=None):
+    """Start torch.distributed for ``--launcher pytorch`` or ``--launcher slurm``.
+
+    With NCCL each process takes the GPU of its local rank. With slurm the
+    rendezvous address is the first host of ``$SLURM_NODELIST`` and the port
+    ``port``, else ``$MASTER_PORT``, else 29500.
+
+    Args:
+        launcher (str): 'pytorch' or 'slurm'.
+        local_rank (int): This process's local rank (:func:`local_rank_from_env`).
+        backend (str): 'nccl' (one GPU per process) or 'gloo'.
+        port (int | None): Master port for slurm. Default: None.
+        timeout_min (float | None): Minutes a collective may wait for the other
+            ranks before the run fails on every rank (torch's default, 10 min for
+            NCCL and 30 for gloo, when None). Default: None.
+    """
+    if launcher == 'slurm':
+        proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
+        first_host = subprocess.getoutput(f"scontrol show hostname {os.environ['SLURM_NODELIST']} | head -n1")
+        os.environ.setdefault('MASTER_ADDR', first_host)
+        os.environ['MASTER_PORT'] = str(port or os.environ.get('MASTER_PORT', 29500))
+        os.environ.update(WORLD_SIZE=str(ntasks), RANK=str(proc_id), LOCAL_RANK=str(local_rank))
+    elif launcher != 'pytorch':
+        raise ValueError(f'Invalid launcher type: {launcher!r} (expected pytorch or slurm).')
+    if backend == 'nccl':
+        torch.cuda.set_device(local_rank)
+    timeout = None if timeout_min is None else datetime.timedelta(minutes=timeout_min)
+    dist.init_process_group(backend=backend, timeout=timeout)
+
+
+def all_gather(obj):
+    """The list of ``obj`` from every rank (rank order); ``[obj]`` without torch.distributed."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def run_reporting_rank(pipeline, root_path):
+    """Run a basicsr pipeline; if it fails in a distributed run, say which rank failed and why, then re-raise.
+
+    Args:
+        pipeline (callable): ``train_pipeline`` or ``test_pipeline``.
+        root_path (str): Passed to ``pipeline``.
+    """
+    try:
+        pipeline(root_path)
+    except Exception as error:
+        if dist.is_available() and dist.is_initialized():
+            hint = ''
+            if isinstance(error, dist.DistError) or 'timed out' in str(error).lower():
+                hint = (' A collective failed or timed out: another rank died or stalled (the wait is bounded by '
+                        'dist_params:timeout_min); the launcher lists the ranks that exited.')
+            print(f'[rank {dist.get_rank()} of {dist.get_world_size()}] {type(error).__name__}: {error}.{hint}',
+                  file=sys.stderr, flush=True)
+        raise
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

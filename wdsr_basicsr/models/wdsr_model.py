@@ -6,6 +6,7 @@ from collections import OrderedDict
 from os import path as osp
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
@@ -60,6 +61,10 @@ class WDSRModel(SRModel):
         self.amp_dtype = AMP_DTYPES[bool(opt.get('amp_bf16', False))] if opt.get('use_amp') else None
         self.memory_format = torch.channels_last if opt.get('use_channels_last') else torch.contiguous_format
         super().__init__(opt)
+        if opt['dist']:
+            ddp = self.net_g
+            get_root_logger().info(f'torch.distributed: backend {dist.get_backend()}, {opt["world_size"]} ranks, '
+                                   f'device {self.device}, broadcast_buffers {ddp.broadcast_buffers}.')
 
     def model_to_device(self, net):
         return super().model_to_device(net.to(memory_format=self.memory_format))

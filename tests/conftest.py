@@ -1,9 +1,20 @@
-"""Shared fixtures: small DIV2K-shaped folders made from scikit-image's photographs."""
+"""Shared fixtures: small DIV2K-shaped folders made from scikit-image's photographs; running the entries."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import cv2
 import pytest
+import yaml
 from skimage import data as skimage_data
 
 import wdsr_basicsr  # noqa: F401  (compat first: basicsr is importable in every test module)
+
+REPO = Path(__file__).resolve().parent.parent
+OPTIONS = REPO / 'options'
+TRAIN = str(REPO / 'wdsr_basicsr' / 'train.py')
+TEST = str(REPO / 'wdsr_basicsr' / 'test.py')
 
 # HR crops of real photographs (BGR, uint8). Sizes are not multiples of 12 on purpose.
 TRAIN_CROPS = {'0001': ('astronaut', 130, 110), '0002': ('coffee', 100, 150)}
@@ -28,3 +39,19 @@ def div2k_hr(tmp_path):
     write_hr(root, 'train', TRAIN_CROPS)
     write_hr(root, 'valid', VALID_CROPS)
     return root
+
+
+def write_options(path, opt):
+    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    return str(path)
+
+
+def run(args, cwd, timeout=300, env=None):
+    """Run a command on the CPU (no GPU visible, one thread per process), capturing its output."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', **(env or {}))
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def torchrun(*args, nproc=2):
+    """``python -m torch.distributed.run --standalone --nproc_per_node=N`` + args."""
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *args]

@@ -1,19 +1,12 @@
 """Training through BasicSR: entry, checkpoints, resume on CPU, torchrun/gloo, bad input, crash safety."""
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import TRAIN_CROPS, VALID_CROPS, write_hr
+from conftest import REPO, TRAIN, TRAIN_CROPS, VALID_CROPS, run, write_hr, write_options
 from wdsr_basicsr.archs import is_weight_normed
 from wdsr_basicsr.data.prepare_div2k import prepare
-
-REPO = Path(__file__).resolve().parent.parent
-TRAIN = str(REPO / 'wdsr_basicsr' / 'train.py')
 
 
 @pytest.fixture(scope='module')
@@ -63,16 +56,6 @@ def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **netw
     }
 
 
-def write_options(path, opt):
-    path.write_text(yaml.safe_dump(opt, sort_keys=False))
-    return str(path)
-
-
-def run(args, cwd, timeout=300):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-
-
 def train(cwd, opt_file, *extra):
     return run([sys.executable, TRAIN, '-opt', opt_file, *extra], cwd)
 
@@ -104,16 +87,6 @@ def test_train_resume_and_checkpoints(lmdb_root, tmp_path):
     assert 'Resuming training from epoch' in log and 'iter: 4.' in log
     assert (exp / 'models' / 'net_g_8.pth').exists()
     assert not list((exp / 'training_states').glob('.*tmp'))
-
-
-def test_torchrun_two_processes_on_cpu_with_gloo(lmdb_root, tmp_path):
-    opt_file = write_options(tmp_path / 'dist.yml', tiny_options(lmdb_root, name='dist'))
-    result = run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', TRAIN, '-opt',
-                  opt_file, '--launcher', 'pytorch'], tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = next((tmp_path / 'experiments' / 'dist').glob('train_dist_*.log')).read_text()
-    assert 'World size (gpu number): 2' in log and 'End of training' in log
-    assert (tmp_path / 'experiments' / 'dist' / 'models' / 'net_g_latest.pth').exists()
 
 
 def test_test_entry_writes_results_under_cwd(lmdb_root, tmp_path):

@@ -1,0 +1,259 @@
+"""Distributed training on 2 CPU processes (gloo), from the shipped option files with only paths, sizes and
+lengths shrunk: every launcher users have, validation split across ranks, kill and resume, stalled ranks."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import OPTIONS, TEST, TRAIN, TRAIN_CROPS, VALID_CROPS, run, torchrun, write_hr, write_options
+from wdsr_basicsr.data.prepare_div2k import prepare
+from wdsr_basicsr.options import load_options
+
+# three validation images: two ranks get an uneven split (2 + 1)
+VALID = {'0801': ('chelsea', 101, 97), '0802': ('coffee', 90, 110), '0803': ('astronaut', 77, 83)}
+
+# one file per shipped training family
+FAMILIES = ['train_wdsr_a_x3.yml', 'train_wdsr_b_x2.yml', 'train_edsr_x4.yml', 'train_rdn_x2.yml',
+            'paper/table1_wdsr_b_b1_x2.yml', 'paper/norm_batch_lr1e-4_x2.yml', 'dist/train_wdsr_b_x2_4gpu.yml',
+            'demo_wdsr_b_x2.yml']
+SMALL_NETS = {
+    'WDSR_A': {'num_feat': 8, 'num_block': 1},
+    'WDSR_B': {'num_feat': 8, 'num_block': 1},
+    'EDSR': {'num_feat': 8, 'num_block': 1},
+    'RDN': {'num_feat': 8, 'num_block': 1, 'num_layer': 2, 'growth': 8},
+}
+
+
+def make_lmdbs(root, valid):
+    write_hr(root, 'train', TRAIN_CROPS)
+    write_hr(root, 'valid', valid)
+    prepare(str(root), (2, 3, 4), crop_size=48, step=24, workers=2)
+    return root
+
+
+@pytest.fixture(scope='module')
+def lmdb_root(tmp_path_factory):
+    return make_lmdbs(tmp_path_factory.mktemp('div2k'), VALID)
+
+
+@pytest.fixture(scope='module')
+def one_image_root(tmp_path_factory):
+    """One validation image for two ranks: rank 1 validates nothing, so any collective in validation hangs."""
+    return make_lmdbs(tmp_path_factory.mktemp('div2k_one'), VALID_CROPS)
+
+
+def shipped(rel, root, name, total_iter=4, **top):
+    """A shipped option file with only paths, sizes and lengths shrunk (and num_gpu 0: CI has no GPU)."""
+    opt = load_options(OPTIONS / rel)
+    scale = opt['scale']
+    opt.update(name=name, num_gpu=0, **top)
+    opt['datasets']['train'].update(
+        dataroot_gt=str(root / 'DIV2K_train_HR_sub.lmdb'), dataroot_lq=str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
+        gt_size=24, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
+    opt['datasets']['val'].update(dataroot_gt=str(root / 'DIV2K_valid_HR.lmdb'),
+                                  dataroot_lq=str(root / f'DIV2K_valid_LR_bicubic_X{scale}.lmdb'))
+    opt['network_g'].update(SMALL_NETS[opt['network_g']['type']])
+    opt['train'].update(total_iter=total_iter)
+    opt['train']['scheduler']['milestones'] = [3]
+    opt['val']['val_freq'] = 2
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
+    return opt
+
+
+def logs(cwd, name):
+    return ''.join(p.read_text() for p in sorted((cwd / 'experiments' / name).glob('train_*.log')))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def check_trained(cwd, name, ema, world_size=2):
+    log = logs(cwd, name)
+    assert f'World size (gpu number): {world_size}' in log and 'End of training' in log
+    assert len(re.findall(r'# psnr: ', log)) >= 2  # validated at 2 and 4 (and after the last save)
+    models = cwd / 'experiments' / name / 'models'
+    assert {'net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth'} <= {p.name for p in models.iterdir()}
+    checkpoint = torch.load(models / 'net_g_latest.pth', weights_only=True)
+    assert ('params_ema' in checkpoint) == (ema > 0)
+    return log
+
+
+@pytest.mark.parametrize('ema', [None, 0.999], ids=['shipped_ema', 'ema_0.999'])
+@pytest.mark.parametrize('rel', FAMILIES)
+def test_torchrun_trains_every_shipped_family(one_image_root, tmp_path, rel, ema):
+    opt = shipped(rel, one_image_root, 'family')
+    if ema is not None:
+        opt['train']['ema_decay'] = ema
+    result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / 'o.yml', opt), '--launcher', 'pytorch'), tmp_path,
+                 timeout=180)  # a collective on one rank only hangs until this
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = check_trained(tmp_path, 'family', opt['train']['ema_decay'])
+    # constant buffers (WDSR's mean) are never broadcast; BatchNorm statistics on the CPU are
+    has_bn = opt['network_g'].get('norm') == 'batch'
+    assert f'backend gloo, 2 ranks, device cpu, broadcast_buffers {has_bn}' in log
+    if opt['val']['save_img']:  # every validation image saved once, whichever rank ran it
+        for stem in VALID_CROPS:
+            assert (tmp_path / 'experiments' / 'family' / 'visualization' / stem / f'{stem}_2.png').exists()
+
+
+def metrics_json(results):
+    return json.loads(next(results.glob('metrics_*.json')).read_text())
+
+
+def test_distributed_validation_equals_one_process(lmdb_root, tmp_path):
+    opt = shipped('train_wdsr_b_x2.yml', lmdb_root, 'trained')  # EMA off, as shipped
+    result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / 't.yml', opt), '--launcher', 'pytorch'), tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    last = float(re.findall(r'# psnr: ([0-9.]+)', logs(tmp_path, 'trained'))[-1])
+
+    test_opt = load_options(OPTIONS / 'test_wdsr_b_x2.yml')  # asks for params_ema
+    test_opt['num_gpu'] = 0
+    test_opt['datasets']['test_1'].update(dataroot_gt=opt['datasets']['val']['dataroot_gt'],
+                                          dataroot_lq=opt['datasets']['val']['dataroot_lq'])
+    test_opt['network_g'] = opt['network_g']
+    test_opt['path']['pretrain_network_g'] = 'experiments/trained/models/net_g_latest.pth'
+    figures = {}
+    for launch, name in ((['python'], 'single'), (['torchrun'], 'dist')):
+        test_opt['name'] = name
+        opt_file = write_options(tmp_path / f'{name}.yml', test_opt)
+        args = [sys.executable, TEST, '-opt', opt_file] if name == 'single' else torchrun(
+            TEST, '-opt', opt_file, '--launcher', 'pytorch')
+        result = run(args, tmp_path)
+        assert result.returncode == 0, result.stderr[-4000:]
+        log = next((tmp_path / 'results' / name).glob('test_*.log')).read_text()
+        assert "has no 'params_ema' (trained without EMA): loading its 'params'" in log
+        figures[name] = metrics_json(tmp_path / 'results' / name)
+        saved = sorted(p.name for p in (tmp_path / 'results' / name / 'visualization' / 'DIV2K_valid').iterdir())
+        assert saved == [f'{stem}_{name}.png' for stem in VALID]
+    single, dist = figures['single'], figures['dist']
+    assert list(single['images']) == list(dist['images']) == list(VALID)
+    for metric, value in single['mean'].items():
+        assert abs(dist['mean'][metric] - value) < 1e-6
+        # the mean is the plain average of the per-image figures
+        assert abs(value - sum(v[metric] for v in single['images'].values()) / len(VALID)) < 1e-9
+    assert abs(single['mean']['psnr'] - last) < 1e-4  # the training run's split validation logged the same
+
+
+def child_pids(pid):
+    children = []
+    for entry in os.listdir('/proc'):
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                if entry.isdigit() and int(f.read().rsplit(')', 1)[1].split()[1]) == pid:
+                    children.append(int(entry))
+        except OSError:
+            continue
+    return children
+
+
+def rank_pid(launcher_pid, rank):
+    for pid in child_pids(launcher_pid):
+        with open(f'/proc/{pid}/environ', 'rb') as f:
+            if f'RANK={rank}'.encode() in f.read().split(b'\0'):
+                return pid
+    raise LookupError(f'no process of rank {rank} under {launcher_pid}')
+
+
+def wait_for(predicate, timeout=120):
+    end = time.time() + timeout
+    while not predicate():
+        assert time.time() < end, 'timed out'
+        time.sleep(0.2)
+
+
+def popen(args, cwd, env=None):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', **(env or {}))
+    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_kill_one_rank_then_both_resume_alike(lmdb_root, tmp_path):
+    opt = shipped('train_wdsr_b_x2.yml', lmdb_root, 'killed', total_iter=100000)
+    opt_file = write_options(tmp_path / 'k.yml', opt)
+    states = tmp_path / 'experiments' / 'killed' / 'training_states'
+    proc = popen(torchrun(TRAIN, '-opt', opt_file, '--launcher', 'pytorch'), tmp_path)
+    try:
+        wait_for(lambda: len(list(states.glob('*.state'))) >= 2 or proc.poll() is not None)
+        os.kill(rank_pid(proc.pid, 1), signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    newest = max(int(p.stem) for p in states.glob('*.state'))
+    opt['train']['total_iter'] = newest + 2
+    result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / 'k.yml', opt), '--launcher', 'pytorch',
+                          '--auto_resume'), tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = logs(tmp_path, 'killed')
+    assert f'All 2 rank(s) resumed at iteration {newest} with identical weights.' in log
+    assert f'Resuming training from epoch' in log and (tmp_path / 'experiments' / 'killed' / 'models' /
+                                                         f'net_g_{newest + 2}.pth').exists()
+
+
+def test_two_nodes_on_one_machine(lmdb_root, tmp_path):
+    # the README's multi-node command with the 8-GPU file, as 2 "nodes" of 1 CPU process
+    opt = shipped('dist/train_wdsr_b_x2_8gpu.yml', lmdb_root, 'nodes')
+    opt_file = write_options(tmp_path / 'n.yml', opt)
+    port = free_port()
+    nodes = [
+        popen([sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={rank}',
+               '--nproc_per_node=1', '--master_addr=127.0.0.1', f'--master_port={port}', TRAIN, '-opt', opt_file,
+               '--launcher', 'pytorch'], tmp_path) for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    check_trained(tmp_path, 'nodes', 0)
+
+
+def test_torch_distributed_launch_passes_local_rank(lmdb_root, tmp_path):
+    opt_file = write_options(tmp_path / 'l.yml', shipped('train_wdsr_a_x2.yml', lmdb_root, 'launch'))
+    result = run([sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2', TRAIN, '-opt', opt_file,
+                  '--launcher', 'pytorch'], tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    check_trained(tmp_path, 'launch', 0)
+
+
+def test_slurm_launcher(lmdb_root, tmp_path):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'scontrol').write_text('#!/bin/sh\necho 127.0.0.1\n')  # `scontrol show hostname LIST | head -n1`
+    (bin_dir / 'scontrol').chmod(0o755)
+    opt = shipped('train_wdsr_b_x3.yml', lmdb_root, 'slurm')
+    opt['dist_params']['port'] = free_port()
+    opt_file = write_options(tmp_path / 's.yml', opt)
+    procs = [
+        popen([sys.executable, TRAIN, '-opt', opt_file, '--launcher', 'slurm'], tmp_path, env={
+            'PATH': f'{bin_dir}:{os.environ["PATH"]}', 'SLURM_PROCID': str(rank), 'SLURM_NTASKS': '2',
+            'SLURM_LOCALID': str(rank), 'SLURM_NODELIST': 'node[1-2]'}) for rank in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    check_trained(tmp_path, 'slurm', 0)
+
+
+def test_stalled_rank_ends_the_run_on_every_rank(lmdb_root, tmp_path):
+    opt = shipped('train_wdsr_b_x2.yml', lmdb_root, 'stalled', total_iter=100000)
+    opt['dist_params']['timeout_min'] = 0.1  # 6 s
+    states = tmp_path / 'experiments' / 'stalled' / 'training_states'
+    proc = popen(torchrun(TRAIN, '-opt', write_options(tmp_path / 'st.yml', opt), '--launcher', 'pytorch'), tmp_path)
+    try:
+        wait_for(lambda: any(states.glob('*.state')) or proc.poll() is not None)
+        rank0, rank1 = rank_pid(proc.pid, 0), rank_pid(proc.pid, 1)
+        os.kill(rank1, signal.SIGSTOP)
+        wait_for(lambda: not os.path.exists(f'/proc/{rank0}') or open(f'/proc/{rank0}/stat').read().split()[2] == 'Z',
+                 timeout=90)
+        os.kill(rank1, signal.SIGCONT)  # let the launcher's SIGTERM reach it
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert '[rank 0 of 2]' in stderr and 'another rank died or stalled' in stderr, stderr[-4000:]

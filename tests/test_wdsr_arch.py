@@ -246,7 +246,7 @@ def test_cpu_chunked_inference_equals_plain_forward(norm, monkeypatch):
             torch.nn.init.uniform_(m.weight, 0.5, 1.5)
             torch.nn.init.uniform_(m.bias, -1, 1)
     net.eval()
-    monkeypatch.setattr(wdsr_arch, 'CPU_CHUNK_BYTES', 100 * 48 * 4)  # chunks of 100 pixels, across rows and images
+    monkeypatch.setitem(wdsr_arch.CHUNK_BYTES, 'cpu', 100 * 48 * 4)  # chunks of 100 pixels, across rows and images
     x = torch.rand(2, 8, 23, 19)
     with torch.no_grad():
         for block in net.body:

@@ -3,7 +3,6 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from basicsr.models import build_model
 from conftest import OPTIONS, REPO, TRAIN, TRAIN_CROPS, VALID_CROPS, run, write_hr, write_options

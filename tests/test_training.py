@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from conftest import REPO, TRAIN, TRAIN_CROPS, VALID_CROPS, run, write_hr, write_options
-from wdsr_basicsr.archs import is_weight_normed
 from wdsr_basicsr.data.prepare_div2k import prepare
 
 

@@ -20,16 +20,15 @@ from os import path as osp
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
-from basicsr.utils.options import ordered_yaml
 
 from .archs import count_parameters, fold_weight_norm
+from .options import load_options
 from .utils.checkpoint import network_from_checkpoint
 from .utils.inference import sr_forward
 
@@ -113,10 +112,10 @@ def reference_conv(h, w, device, dtype, channels_last):
     return prepare_for_timing(conv, device, dtype, channels_last, False), x, 64 * 64 * 9 * h * w
 
 
-def load_options(path):
-    with open(path) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
-    if not isinstance(opt, dict) or 'network_g' not in opt:
+def load_network_options(path):
+    """The options of ``path`` (read safely), which must have a ``network_g`` section."""
+    opt = load_options(path)
+    if 'network_g' not in opt:
         raise ValueError(f'--opt {path} has no network_g section.')
     return opt
 
@@ -149,7 +148,7 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
     reference conv (see :func:`reference_conv`); ``gflops_vs_conv`` is the
     ratio of their GFLOP/s.
     """
-    opt = load_options(opt_path)
+    opt = load_network_options(opt_path)
     if weights:
         net, _ = network_from_checkpoint(weights, opt_path, fold=False)
     else:

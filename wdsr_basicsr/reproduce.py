@@ -25,6 +25,7 @@ from basicsr.archs import build_network
 
 from .archs import count_parameters
 from .data.demo_data import make_demo_data
+from .options import load_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAPER_OPTIONS = osp.join(REPO, 'options', 'paper')
@@ -48,14 +49,9 @@ PAPER_PSNR = {
 NORM_RUNS = ('norm_weight_lr1e-3_x2', 'norm_batch_lr1e-3_x2', 'norm_none_lr1e-3_x2', 'norm_batch_lr1e-4_x2')
 
 
-def load_yaml(path):
-    with open(path) as f:
-        return yaml.safe_load(f)
-
-
 def budget_options(stem, args, val_points):
     """The paper option file ``stem`` with the reduced budget and data of ``args``."""
-    opt = load_yaml(osp.join(PAPER_OPTIONS, f'{stem}.yml'))
+    opt = load_options(osp.join(PAPER_OPTIONS, f'{stem}.yml'))
     total = opt['train']['total_iter']
     opt['name'] = f'repro_{stem}'
     opt['num_gpu'] = 'auto'

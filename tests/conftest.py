@@ -41,6 +41,15 @@ def div2k_hr(tmp_path):
     return root
 
 
+def make_lmdbs(root, scales, valid=VALID_CROPS):
+    """DIV2K-shaped LMDBs (48 px sub-images every 24 px) of the fixture photographs under ``root``."""
+    from wdsr_basicsr.data.prepare_div2k import prepare
+    write_hr(root, 'train', TRAIN_CROPS)
+    write_hr(root, 'valid', valid)
+    prepare(str(root), tuple(scales), crop_size=48, step=24, workers=2)
+    return root
+
+
 def write_options(path, opt):
     path.write_text(yaml.safe_dump(opt, sort_keys=False))
     return str(path)

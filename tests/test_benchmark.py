@@ -8,22 +8,17 @@ import yaml
 
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import tensor2img
-from conftest import TRAIN_CROPS, VALID_CROPS, write_hr
+from conftest import make_lmdbs
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, fold_weight_norm
 from wdsr_basicsr.benchmark import count_macs
 from wdsr_basicsr.benchmark import main as benchmark_main
 from wdsr_basicsr.data import CheckedPairedImageDataset
-from wdsr_basicsr.data.prepare_div2k import prepare
 from wdsr_basicsr.reproduce import main as reproduce_main
 
 
 @pytest.fixture(scope='module')
 def lmdb_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('div2k')
-    write_hr(root, 'train', TRAIN_CROPS)
-    write_hr(root, 'valid', VALID_CROPS)
-    prepare(str(root), (2, ), crop_size=48, step=24, workers=2)
-    return root
+    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, ))
 
 
 def test_macs_by_hand():

@@ -12,8 +12,7 @@ import time
 import pytest
 import torch
 
-from conftest import OPTIONS, TEST, TRAIN, TRAIN_CROPS, VALID_CROPS, run, torchrun, write_hr, write_options
-from wdsr_basicsr.data.prepare_div2k import prepare
+from conftest import OPTIONS, TEST, TRAIN, VALID_CROPS, make_lmdbs, run, torchrun, write_options
 from wdsr_basicsr.options import load_options
 
 # three validation images: two ranks get an uneven split (2 + 1)
@@ -31,22 +30,15 @@ SMALL_NETS = {
 }
 
 
-def make_lmdbs(root, valid):
-    write_hr(root, 'train', TRAIN_CROPS)
-    write_hr(root, 'valid', valid)
-    prepare(str(root), (2, 3, 4), crop_size=48, step=24, workers=2)
-    return root
-
-
 @pytest.fixture(scope='module')
 def lmdb_root(tmp_path_factory):
-    return make_lmdbs(tmp_path_factory.mktemp('div2k'), VALID)
+    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3, 4), VALID)
 
 
 @pytest.fixture(scope='module')
 def one_image_root(tmp_path_factory):
     """One validation image for two ranks: rank 1 validates nothing, so any collective in validation hangs."""
-    return make_lmdbs(tmp_path_factory.mktemp('div2k_one'), VALID_CROPS)
+    return make_lmdbs(tmp_path_factory.mktemp('div2k_one'), (2, 3, 4))
 
 
 def shipped(rel, root, name, total_iter=4, **top):

@@ -5,20 +5,15 @@ import pytest
 import torch
 
 from basicsr.models import build_model
-from conftest import OPTIONS, REPO, TRAIN, TRAIN_CROPS, VALID_CROPS, run, write_hr, write_options
+from conftest import OPTIONS, REPO, TRAIN, make_lmdbs, run, write_options
 from test_wdsr_model import batch, model_options
-from wdsr_basicsr.data.prepare_div2k import prepare
 from wdsr_basicsr.options import apply_force_yml, load_options
 from wdsr_basicsr.utils import dist as dist_util
 
 
 @pytest.fixture(scope='module')
 def lmdb_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('div2k')
-    write_hr(root, 'train', TRAIN_CROPS)
-    write_hr(root, 'valid', VALID_CROPS)
-    prepare(str(root), (2, ), crop_size=48, step=24, workers=2)
-    return root
+    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, ))
 
 
 # ---------------------------------------------------------------------------------------------- option loader
@@ -184,10 +179,7 @@ def test_bf16_training_from_the_option_keys_runs_and_resumes(lmdb_root, tmp_path
 
 
 def test_check_gpu_cpu_mode(tmp_path):
-    data = tmp_path / 'demo'
-    write_hr(data, 'train', TRAIN_CROPS)
-    write_hr(data, 'valid', VALID_CROPS)
-    prepare(str(data), (2, ), crop_size=48, step=24, workers=2)
+    data = make_lmdbs(tmp_path / 'demo', (2, ))
     result = run([sys.executable, str(REPO / 'scripts' / 'check_gpu.py'), '--device', 'cpu', '--data', str(data),
                   '--work', str(tmp_path / 'work')], tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -8,8 +8,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.utils.options import ordered_yaml
-from conftest import TRAIN_CROPS, VALID_CROPS, write_hr
-from wdsr_basicsr.data.prepare_div2k import prepare
+from conftest import make_lmdbs
 
 OPTIONS = Path(__file__).resolve().parent.parent / 'options'
 ALL = sorted(OPTIONS.rglob('*.yml'))
@@ -17,11 +16,7 @@ ALL = sorted(OPTIONS.rglob('*.yml'))
 
 @pytest.fixture(scope='module')
 def lmdb_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('div2k')
-    write_hr(root, 'train', TRAIN_CROPS)
-    write_hr(root, 'valid', VALID_CROPS)
-    prepare(str(root), (2, 3, 4), crop_size=48, step=24, workers=2)
-    return root
+    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3, 4))
 
 
 def load(path):

@@ -4,17 +4,12 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, TRAIN, TRAIN_CROPS, VALID_CROPS, run, write_hr, write_options
-from wdsr_basicsr.data.prepare_div2k import prepare
+from conftest import REPO, TRAIN, make_lmdbs, run, write_options
 
 
 @pytest.fixture(scope='module')
 def lmdb_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('div2k')
-    write_hr(root, 'train', TRAIN_CROPS)
-    write_hr(root, 'valid', VALID_CROPS)
-    prepare(str(root), (2, 3), crop_size=48, step=24, workers=2)
-    return root
+    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3))
 
 
 def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **network):

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from basicsr.models import build_model
-from conftest import OPTIONS, REPO, TRAIN, make_lmdbs, run, write_options
+from conftest import OPTIONS, REPO, TEST, TRAIN, make_lmdbs, run, write_options
 from test_wdsr_model import batch, model_options
-from wdsr_basicsr.options import apply_force_yml, load_options
+from wdsr_basicsr.options import apply_force_yml, check_name, load_options
 from wdsr_basicsr.utils import dist as dist_util
 
 
@@ -47,6 +47,29 @@ def test_force_yml_reads_values_as_yaml_and_runs_nothing(tmp_path):
         apply_force_yml(opt, ['nosuch:key=1'])
     with pytest.raises(ValueError, match='expected key:sub=value'):
         apply_force_yml(opt, ['name"];import os;opt["name'])
+
+
+@pytest.mark.parametrize('name', ['../outside', '/tmp/abs', 'a/b', 'a\\b', '', '..', '.', None])
+def test_experiment_names_that_leave_experiments_are_refused(name):
+    with pytest.raises(ValueError, match='must be a plain directory name'):
+        check_name(name, 'x.yml')
+    check_name('train_wdsr_b_x2..v2', 'x.yml')  # dots inside a name are fine
+
+
+@pytest.mark.parametrize('entry', [TRAIN, TEST])
+def test_entries_refuse_an_escaping_name_before_anything_moves(tmp_path, entry):
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (outside / 'keep.txt').write_text('user data')
+    work = tmp_path / 'work'
+    (work / 'experiments').mkdir(parents=True)
+    (work / 'results').mkdir()
+    opt = load_options(OPTIONS / 'train_wdsr_b_x2.yml')
+    opt.update(name='../../outside', num_gpu=0)
+    result = run([sys.executable, entry, '-opt', write_options(tmp_path / 'n.yml', opt)], work)
+    assert result.returncode != 0 and "name='../../outside' must be a plain directory name" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['n.yml', 'outside', 'work']  # nothing archived
+    assert (outside / 'keep.txt').read_text() == 'user data'
 
 
 # ---------------------------------------------------------------------------------------------- launch checks

@@ -89,6 +89,24 @@ def apply_force_yml(opt, entries):
         section[path[-1]] = value
 
 
+def check_name(name, opt_path):
+    """Refuse an experiment name that is not a plain directory name, before anything on disk moves.
+
+    basicsr archives whatever ``experiments/<name>`` or ``results/<name>`` points
+    at; a name with a separator, ``..`` or an absolute path would point outside.
+
+    Args:
+        name: The ``name`` option.
+        opt_path (str): The option file, named in the error.
+
+    Raises:
+        ValueError: Naming the file and the name.
+    """
+    if not isinstance(name, str) or name in ('', '.', '..') or any(c in name for c in '/\\\0') or osp.isabs(name):
+        raise ValueError(f'{opt_path}: name={name!r} must be a plain directory name (not empty, no path separator, '
+                         'not . or ..): it becomes experiments/<name> and results/<name>.')
+
+
 def parse_options(root_path, is_train=True):
     """Parse the command line and option file of ``train.py`` / ``test.py``, start torch.distributed.
 
@@ -114,6 +132,7 @@ def parse_options(root_path, is_train=True):
 
     opt = load_options(args.opt)
     apply_force_yml(opt, args.force_yml or [])
+    check_name(opt.get('name'), args.opt)
 
     local_rank = local_rank_from_env(args.launcher, args.local_rank)
     uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt)

@@ -76,11 +76,49 @@ def test_train_resume_and_checkpoints(lmdb_root, tmp_path):
     (exp / 'training_states' / '6.state').write_bytes(b'truncated')
     result = train(tmp_path, opt_file, '--auto_resume')
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'Skipping: path:resume_state' in result.stdout + result.stderr
+    assert 'Skipping experiments/tiny/training_states/6.state: path:resume_state' in result.stdout + result.stderr
     log = sorted(exp.glob('train_tiny_*.log'))[-1].read_text()
     assert 'Resuming training from epoch' in log and 'iter: 4.' in log
     assert (exp / 'models' / 'net_g_8.pth').exists()
     assert not list((exp / 'training_states').glob('.*tmp'))
+
+
+def test_auto_resume_takes_the_newest_consistent_state(lmdb_root, tmp_path):
+    opt = tiny_options(lmdb_root, name='trust')
+    assert train(tmp_path, write_options(tmp_path / 'r.yml', opt)).returncode == 0
+    exp = tmp_path / 'experiments' / 'trust'
+    for path in (exp / 'models' / 'net_g_4.pth', exp / 'training_states' / '4.state'):
+        assert path.stat().st_mode & 0o777 == 0o644  # what torch.save gives under the default umask
+    (exp / 'models' / 'net_g_4.pth').write_bytes((exp / 'models' / 'net_g_4.pth').read_bytes()[:300])  # cut short
+    (exp / 'training_states' / 'notes.state').write_text('mine')
+    (exp / 'models' / '.net_g_6.pth.k3j2.tmp').write_bytes(b'half a save')
+    opt['train']['total_iter'] = 6
+    result = train(tmp_path, write_options(tmp_path / 'r.yml', opt), '--auto_resume')
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert 'Skipping experiments/trust/training_states/4.state: the network file of' in out and 'net_g_4.pth' in out
+    assert 'notes.state is not a training state (<iter>.state); ignored' in out
+    assert 'Removing experiments/trust/models/.net_g_6.pth.k3j2.tmp, left by an interrupted save' in out
+    assert 'iter: 2.' in sorted(exp.glob('train_trust_*.log'))[-1].read_text()  # resumed from 2, not 4
+    assert not (exp / 'models' / '.net_g_6.pth.k3j2.tmp').exists() and (exp / 'models' / 'net_g_6.pth').exists()
+
+    # every state damaged: stop with the list instead of starting again from 0
+    for state in (exp / 'training_states').glob('*.state'):
+        state.write_bytes(b'damaged')
+    opt['train']['total_iter'] = 8
+    result = train(tmp_path, write_options(tmp_path / 'r.yml', opt), '--auto_resume')
+    assert result.returncode != 0
+    assert "--auto_resume: none of the 3 training state(s) in experiments/trust/training_states can be resumed" in \
+        result.stderr and '6.state' in result.stderr and 'Start training' not in result.stdout + result.stderr
+
+
+def test_resume_state_that_is_a_network_file_is_named(lmdb_root, tmp_path):
+    opt = tiny_options(lmdb_root, name='wrongfile')
+    assert train(tmp_path, write_options(tmp_path / 'w.yml', opt)).returncode == 0
+    opt['path']['resume_state'] = 'experiments/wrongfile/models/net_g_4.pth'
+    result = train(tmp_path, write_options(tmp_path / 'w.yml', opt))
+    assert result.returncode != 0
+    assert 'net_g_4.pth is not a training state' in result.stderr and 'path:pretrain_network_g' in result.stderr
 
 
 def test_test_entry_writes_results_under_cwd(lmdb_root, tmp_path):

@@ -16,7 +16,8 @@ def save_atomic(obj, path):
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
 
     A kill at any instant leaves either the previous file or the new one, never
-    a truncated file under ``path``.
+    a truncated file under ``path``. The file gets the mode ``open`` would give
+    (0644 under the usual umask), not the 0600 of a temporary file.
 
     Args:
         obj: What to save.
@@ -30,6 +31,9 @@ def save_atomic(obj, path):
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if osp.exists(tmp):

@@ -102,6 +102,17 @@ def test_checkpoint_without_network_needs_opt(tmp_path):
     assert infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o', '--opt', str(tmp_path / 'opt.yml')) == 0
 
 
+@pytest.mark.parametrize('network', [{'type': 'DFDNet', 'num_feat': 64, 'dict_path': '/etc/passwd'},
+                                     {'type': 'VGGFeatureExtractor', 'layer_name_list': ['conv1_1']}, ['WDSR_B']])
+def test_checkpoint_builds_only_known_networks(tmp_path, network):
+    torch.save({'params': {}, 'network_g': network}, tmp_path / 'odd.pth')
+    with pytest.raises(ValueError, match=r'odd.pth: network_g type .* is refused: only WDSR_A, WDSR_B, RDN, EDSR'):
+        network_from_checkpoint(str(tmp_path / 'odd.pth'))
+    (tmp_path / 'odd.yml').write_text(f'network_g: {network!r}\n')
+    with pytest.raises(ValueError, match=r'--opt .*odd.yml: network_g type .* is refused'):
+        network_from_checkpoint(str(tmp_path / 'odd.pth'), str(tmp_path / 'odd.yml'))
+
+
 def test_network_from_checkpoint_prefers_ema_and_folds(tmp_path):
     torch.manual_seed(0)
     a, b = WDSR_B(num_feat=8, num_block=1), WDSR_B(num_feat=8, num_block=1)

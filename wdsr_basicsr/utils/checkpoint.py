@@ -69,6 +69,13 @@ def load_checkpoint(path, what='checkpoint'):
         raise RuntimeError(f'{what} {path} cannot be loaded ({error}); is it truncated or not a checkpoint?') from error
 
 
+#: The networks a checkpoint's (or an option file's) ``network_g`` may build for inference: this package's and
+#: basicsr's plain single-image SR networks. Others (video, face, GAN parts) may read or download files when
+#: constructed, and are refused.
+INFERENCE_NETWORKS = ('WDSR_A', 'WDSR_B', 'RDN', 'EDSR', 'RCAN', 'MSRResNet', 'RRDBNet', 'SRVGGNetCompact_basicsr', 'SwinIR',
+                      'ECBSR')
+
+
 def network_from_checkpoint(path, opt_path=None, fold=True):
     """Build the network a checkpoint holds, ready for inference.
 
@@ -88,25 +95,29 @@ def network_from_checkpoint(path, opt_path=None, fold=True):
 
     Raises:
         ValueError: If neither the checkpoint nor ``opt_path`` says what the
-            network is, or the checkpoint holds no parameters.
+            network is, if that is not one of :data:`INFERENCE_NETWORKS`, or if
+            the checkpoint holds no parameters.
     """
-    import yaml
-
     from basicsr.archs import build_network
 
     from ..archs import fold_weight_norm
+    from ..options import load_options
 
     checkpoint = load_checkpoint(path, '--model_path')
     if opt_path is not None:
-        with open(opt_path) as f:
-            network_opt = (yaml.safe_load(f) or {}).get('network_g')
+        network_opt, source = load_options(opt_path).get('network_g'), f'--opt {opt_path}'
         if not network_opt:
             raise ValueError(f'--opt {opt_path} has no network_g section.')
     else:
-        network_opt = checkpoint.get('network_g') if isinstance(checkpoint, dict) else None
+        network_opt, source = checkpoint.get('network_g') if isinstance(checkpoint, dict) else None, \
+            f'--model_path {path}'
         if not network_opt:
             raise ValueError(f'--model_path {path} does not say which network it holds (no network_g entry): '
                              'pass the option file it was trained with as --opt.')
+    if not isinstance(network_opt, dict) or network_opt.get('type') not in INFERENCE_NETWORKS:
+        kind = network_opt.get('type') if isinstance(network_opt, dict) else network_opt
+        raise ValueError(f'{source}: network_g type {kind!r} is refused: only {", ".join(INFERENCE_NETWORKS)} are '
+                         'built from a checkpoint or option file for inference.')
     key = next((k for k in ('params_ema', 'params') if isinstance(checkpoint, dict) and k in checkpoint), None)
     if key is None:
         raise ValueError(f'--model_path {path} has neither params_ema nor params.')

@@ -88,7 +88,6 @@ def fake_gpus(monkeypatch, count):
     (2, 'pytorch', 4, 3, {'num_gpu': 'auto'}, 'local rank 3 (--local-rank / LOCAL_RANK) but 2 GPU(s) are visible'),
     (0, 'none', 1, 0, {'num_gpu': 0, 'use_amp': True, 'amp_bf16': False}, 'use_amp with fp16 (amp_bf16: false) '
      'needs a CUDA GPU'),
-    (0, 'pytorch', 2, 0, {'num_gpu': 0, 'dist_params': {'timeout': 5}}, "dist_params has unknown key(s) ['timeout']"),
     (0, 'pytorch', 2, 0, {'num_gpu': 0, 'dist_params': {'timeout_min': '5'}}, 'timeout_min=.5. must be a positive'),
     (0, 'pytorch', 2, 0, {'num_gpu': 0, 'dist_params': {'backend': 'mpi'}}, 'backend=.mpi.; use nccl'),
 ])

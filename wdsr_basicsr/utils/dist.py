@@ -56,9 +56,6 @@ def check_launch(opt, launcher, local_rank, opt_path):
     if num_gpu != 'auto' and (not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0):
         raise ValueError(f'{opt_path}: num_gpu={num_gpu!r} must be auto or a number of GPUs (0 for the CPU).')
     dist_params = opt.get('dist_params') or {}
-    unknown = sorted(set(dist_params) - set(DIST_PARAMS))
-    if unknown:
-        raise ValueError(f'{opt_path}: dist_params has unknown key(s) {unknown}; known: {list(DIST_PARAMS)}.')
     backend = dist_params.get('backend')
     if backend not in (None, 'auto') + BACKENDS:
         raise ValueError(f'{opt_path}: dist_params:backend={backend!r}; use nccl (GPUs), gloo (CPU) or auto.')

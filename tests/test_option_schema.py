@@ -1,0 +1,122 @@
+"""The option schema: basicsr's vocabulary and ranges, checked before any work, with the closest key named."""
+import copy
+
+import pytest
+
+from conftest import OPTIONS
+from wdsr_basicsr.options import OptionError, check_options, load_options
+
+ALL = sorted(OPTIONS.rglob('*.yml'))
+
+# The key sets (with typical values) of basicsr 1.4.2's own option files, written down here as data:
+# options/train/EDSR/train_EDSR_Mx2.yml, options/train/RCAN/train_RCAN_x2.yml,
+# options/train/SwinIR/train_SwinIR_SRx2_scratch.yml and options/test/EDSR/test_EDSR_Mx2.yml.
+_DATA = {
+    'train': {'name': 'DIV2K', 'type': 'PairedImageDataset', 'dataroot_gt': 'datasets/DIV2K/DIV2K_train_HR_sub',
+              'dataroot_lq': 'datasets/DIV2K/DIV2K_train_LR_bicubic/X2_sub', 'filename_tmpl': '{}',
+              'io_backend': {'type': 'disk'}, 'gt_size': 96, 'use_hflip': True, 'use_rot': True, 'use_shuffle': True,
+              'num_worker_per_gpu': 6, 'batch_size_per_gpu': 16, 'dataset_enlarge_ratio': 100, 'prefetch_mode': None},
+    'val': {'name': 'Set5', 'type': 'PairedImageDataset', 'dataroot_gt': 'datasets/Set5/GTmod12',
+            'dataroot_lq': 'datasets/Set5/LRbicx2', 'io_backend': {'type': 'disk'}},
+}
+_TRAIN = {'ema_decay': 0.999, 'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+          'scheduler': {'type': 'MultiStepLR', 'milestones': [200000], 'gamma': 0.5}, 'total_iter': 300000,
+          'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}}
+_VAL = {'val_freq': 5000, 'save_img': False,
+        'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False}}}
+_LOGGER = {'print_freq': 100, 'save_checkpoint_freq': 5000, 'use_tb_logger': True,
+           'wandb': {'project': None, 'resume_id': None}}
+BASICSR_FILES = {
+    'train_EDSR_Mx2': ({
+        'name': 'EDSR_Mx2_f64b16_DIV2K_300k_B16G1_wandb', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 1,
+        'manual_seed': 10, 'datasets': _DATA,
+        'network_g': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
+                      'upscale': 2, 'res_scale': 1, 'img_range': 255., 'rgb_mean': [0.4488, 0.4371, 0.4040]},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': _TRAIN, 'val': _VAL, 'logger': _LOGGER, 'dist_params': {'backend': 'nccl', 'port': 29500}}, True),
+    'train_RCAN_x2': ({
+        'name': 'RCAN_BIX2_G10R20P48_1000k_B16G1_wandb', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 1,
+        'manual_seed': 10, 'datasets': _DATA,
+        'network_g': {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_group': 10,
+                      'num_block': 20, 'squeeze_factor': 16, 'upscale': 2, 'res_scale': 1, 'img_range': 255.,
+                      'rgb_mean': [0.4488, 0.4371, 0.4040]},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': _TRAIN, 'val': _VAL, 'logger': _LOGGER, 'dist_params': {'backend': 'nccl', 'port': 29500}}, True),
+    'train_SwinIR_SRx2_scratch': ({
+        'name': 'train_SwinIR_SRx2_scratch_P48W8_DIV2K_500k_B4G8', 'model_type': 'SwinIRModel', 'scale': 2,
+        'num_gpu': 'auto', 'manual_seed': 0, 'datasets': _DATA,
+        'network_g': {'type': 'SwinIR', 'upscale': 2, 'in_chans': 3, 'img_size': 48, 'window_size': 8,
+                      'img_range': 1., 'depths': [6] * 6, 'embed_dim': 180, 'num_heads': [6] * 6, 'mlp_ratio': 2,
+                      'upsampler': 'pixelshuffle', 'resi_connection': '1conv'},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': _TRAIN | {'scheduler': {'type': 'MultiStepLR', 'milestones': [250000, 400000, 450000, 475000],
+                                         'gamma': 0.5}}, 'val': _VAL, 'logger': _LOGGER,
+        'dist_params': {'backend': 'nccl', 'port': 29500}}, True),
+    'test_EDSR_Mx2': ({
+        'name': 'EDSR_Mx2_f64b16_DIV2K_official-3ba7b086', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 1,
+        'manual_seed': 0, 'datasets': {'test_1': _DATA['val'], 'test_2': dict(_DATA['val'], name='Set14')},
+        'network_g': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
+                      'upscale': 2, 'res_scale': 1, 'img_range': 255., 'rgb_mean': [0.4488, 0.4371, 0.4040]},
+        'path': {'pretrain_network_g': 'experiments/pretrained_models/EDSR/EDSR_Mx2.pth', 'strict_load_g': True},
+        'val': {'save_img': True, 'suffix': None, 'metrics': {
+            'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
+            'ssim': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': False}}}}, False),
+}
+
+
+@pytest.mark.parametrize('path', ALL, ids=lambda p: str(p.relative_to(OPTIONS)))
+def test_every_shipped_file_passes(path):
+    check_options(load_options(path), str(path), not path.name.startswith('test_'))
+
+
+@pytest.mark.parametrize('name', BASICSR_FILES)
+def test_basicsr_own_option_files_pass(name):
+    opt, is_train = BASICSR_FILES[name]
+    if opt['model_type'] == 'SwinIRModel':  # basicsr registers it; SRModel's keys
+        from basicsr.utils.registry import MODEL_REGISTRY
+        assert 'SwinIRModel' in MODEL_REGISTRY
+    check_options(copy.deepcopy(opt), name, is_train)
+
+
+def shipped():
+    return load_options(OPTIONS / 'train_wdsr_b_x2.yml')
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda o: o['val'].update(val_frq=5000), 'unknown option val:val_frq (did you mean val_freq?)'),
+    (lambda o: o.update(num_gpus=1), 'unknown option num_gpus (did you mean num_gpu?)'),
+    (lambda o: o['network_g'].update(num_feats=32), 'unknown option network_g:num_feats (did you mean num_feat?)'),
+    (lambda o: o['train']['optim_g'].update(beta=[0.9, 0.99]), 'unknown option train:optim_g:beta (did you mean betas?)'),
+    (lambda o: o['train']['scheduler'].update(milestone=[1]), 'train:scheduler:milestone (did you mean milestones?)'),
+    (lambda o: o['train']['pixel_opt'].update(weight=1), 'unknown option train:pixel_opt:weight'),
+    (lambda o: o['datasets']['train'].update(use_flip=True), 'datasets:train:use_flip (did you mean use_hflip?)'),
+    (lambda o: o['logger'].update(save_checkpoint_frq=5), 'logger:save_checkpoint_frq (did you mean save_checkpoint_freq'),
+    (lambda o: o['dist_params'].update(timeout=5), 'dist_params:timeout (did you mean timeout_min?)'),
+    (lambda o: o['logger'].update(save_checkpoint_freq=0), 'logger:save_checkpoint_freq=0 must be at least 1'),
+    (lambda o: o['val'].update(val_freq=0), 'val:val_freq=0 must be at least 1'),
+    (lambda o: o['train'].update(total_iter='many'), "train:total_iter='many' must be a number"),
+    (lambda o: o['datasets']['train'].update(gt_size=97), 'gt_size=97 is not a multiple of scale=2'),
+    (lambda o: o['network_g'].update(upscale=3), 'network_g:upscale=3 differs from scale=2'),
+    (lambda o: o['network_g'].update(type='WDSR_C'), "network_g:type='WDSR_C' is not registered"),
+    (lambda o: o.update(model_type='WDSRModle'), "model_type='WDSRModle' is not registered"),
+    (lambda o: o['datasets'].update(valid=o['datasets']['val']), 'datasets:valid must be train, val'),
+    (lambda o: o['train'].update(ema_decay=1.5), 'ema_decay=1.5 must be in [0, 1)'),
+    (lambda o: o['val'].pop('val_freq'), 'val:val_freq is missing'),
+])
+def test_bad_option_named(change, message):
+    opt = shipped()
+    change(opt)
+    with pytest.raises(OptionError) as error:
+        check_options(opt, 'train_wdsr_b_x2.yml', True)
+    assert message in str(error.value) and str(error.value).startswith('train_wdsr_b_x2.yml: ')
+
+
+def test_numbers_written_as_strings_are_read_as_numbers():
+    opt = shipped()
+    opt['train']['optim_g']['lr'] = '1e-3'  # YAML 1.1 reads 1e-3 without a dot as a string
+    opt['train']['total_iter'] = '6e5'
+    opt['val']['val_freq'] = 5e3
+    check_options(opt, 'x.yml', True)
+    assert opt['train']['optim_g']['lr'] == 1e-3 and isinstance(opt['train']['optim_g']['lr'], float)
+    assert opt['train']['total_iter'] == 600000 and isinstance(opt['train']['total_iter'], int)
+    assert opt['val']['val_freq'] == 5000 and isinstance(opt['val']['val_freq'], int)

@@ -55,6 +55,62 @@ def test_keeps_what_the_input_is(checkpoint, tmp_path):
     assert np.abs(res['deep.png'].astype(np.float64) / 257 - res['rgb8.png']).max() <= 0.51
 
 
+def test_gray_alpha_in_gray_alpha_out(checkpoint, tmp_path):
+    gray = cv2.cvtColor(photo('astronaut', 20, 18), cv2.COLOR_BGR2GRAY)
+    alpha = np.tile(np.linspace(0, 255, 18, dtype=np.uint8), (20, 1))
+    Image.fromarray(np.dstack([gray, alpha]), 'LA').save(tmp_path / 'ga.png')
+    assert infer(checkpoint, tmp_path / 'ga.png', tmp_path / 'out') == 0
+    with Image.open(tmp_path / 'out' / 'ga.png') as result:
+        assert result.mode == 'LA' and result.size == (36, 40)
+        assert np.array_equal(np.asarray(result)[:, :, 1], cv2.resize(alpha, (36, 40), interpolation=cv2.INTER_CUBIC))
+        # the gray channel is what the gray image alone gives
+    cv2.imwrite(str(tmp_path / 'g.png'), gray)
+    assert infer(checkpoint, tmp_path / 'g.png', tmp_path / 'out') == 0
+    with Image.open(tmp_path / 'out' / 'ga.png') as result:
+        assert np.array_equal(np.asarray(result)[:, :, 0], cv2.imread(str(tmp_path / 'out' / 'g.png'), 0))
+
+
+def folder_of_photos(folder):
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), photo('astronaut', 12, 10))
+    cv2.imwrite(str(folder / 'b.jpg'), photo('coffee', 12, 10))
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_inputs_are_never_written_over(checkpoint, tmp_path, capsys):
+    src = tmp_path / 'photos'
+    before = folder_of_photos(src)
+    assert infer(checkpoint, src, src) == 2
+    assert 'would replace the input' in capsys.readouterr().err
+    assert infer(checkpoint, src, src, '--overwrite') == 2  # not even with --overwrite
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    assert infer(checkpoint, src, src, '--suffix', 'x2') == 0  # names that cannot collide: allowed
+    assert sorted(p.name for p in src.iterdir()) == ['a.png', 'a_x2.png', 'b.jpg', 'b_x2.jpg']
+    assert all((src / n).read_bytes() == data for n, data in before.items())
+
+
+def test_output_collisions_found_before_any_work(checkpoint, tmp_path, capsys):
+    src = tmp_path / 'photos'
+    folder_of_photos(src)
+    cv2.imwrite(str(src / 'a.jpg'), photo('chelsea', 12, 10))  # a.png and a.jpg
+    assert infer(checkpoint, src, tmp_path / 'out', '--ext', 'png') == 2
+    err = capsys.readouterr().err
+    assert 'a.jpg' in err and 'a.png' in err and 'would both be written to' in err
+    assert not (tmp_path / 'out').exists()  # nothing written
+
+
+def test_existing_outputs_need_overwrite(checkpoint, tmp_path, capsys):
+    src = tmp_path / 'photos'
+    folder_of_photos(src)
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'a.png').write_bytes(b'an earlier result')
+    assert infer(checkpoint, src, out) == 2
+    assert '1 output(s) exist already' in capsys.readouterr().err and (out / 'a.png').read_bytes() == b'an earlier result'
+    assert infer(checkpoint, src, out, '--overwrite') == 0
+    assert cv2.imread(str(out / 'a.png')).shape == (24, 20, 3)
+
+
 def test_unreadable_file_named(checkpoint, tmp_path, capsys):
     (tmp_path / 'bad.png').write_bytes(b'nothing')
     assert infer(checkpoint, tmp_path / 'bad.png', tmp_path / 'out') == 1

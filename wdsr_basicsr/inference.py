@@ -1,8 +1,13 @@
 """Upscale images or folders with a trained WDSR (or any network this package or basicsr registers).
 
 Usage: python scripts/inference_wdsr.py -i INPUT -o OUTDIR --model_path CKPT [--opt YAML] [--tile N]
-[--tile_pad P] [--ensemble] [--half | --bf16] [--device cpu|cuda] [--suffix S] [--ext auto|png|jpg]
+[--tile_pad P] [--ensemble] [--half | --bf16] [--device cpu|cuda] [--suffix S] [--ext auto|png|jpg] [--overwrite]
 (or the console script ``wdsr-inference`` with the same flags).
+
+No input is ever written over, and every output name is decided before any work: two inputs that would
+give the same output, an output that would replace an input (``-o`` the input folder without a
+``--suffix`` that keeps the names apart), or an existing output without ``--overwrite`` stop the run
+with the names at fault.
 """
 import argparse
 import os
@@ -46,7 +51,8 @@ def read_image(path):
     """Read an image as stored (8 or 16 bit, gray, colour or with alpha), turned as its EXIF orientation says.
 
     Returns:
-        np.ndarray: HxW (gray), HxWx3 (BGR) or HxWx4 (BGRA), uint8 or uint16.
+        np.ndarray: HxW (gray), HxWx2 (gray and alpha), HxWx3 (BGR) or HxWx4
+        (BGRA), uint8 or uint16.
 
     Raises:
         ValueError: If the file cannot be read or has another sample type.
@@ -61,9 +67,26 @@ def read_image(path):
     try:
         with Image.open(path) as pil:
             orientation = pil.getexif().get(EXIF_ORIENTATION, 1)
+            gray_alpha = pil.mode in ('LA', 'La')
     except (OSError, ValueError):  # a format PIL does not know: no orientation to apply
-        orientation = 1
+        orientation, gray_alpha = 1, False
+    if gray_alpha and img.ndim == 3 and img.shape[2] == 4:  # OpenCV expands gray + alpha to BGRA
+        img = img[:, :, [0, 3]]
     return np.ascontiguousarray(apply_exif_orientation(img, orientation))
+
+
+def write_image(path, img):
+    """Write ``img`` as :func:`read_image` returns it; gray + alpha (HxWx2) as a gray + alpha PNG.
+
+    Returns:
+        bool: Whether it was written.
+    """
+    if img.ndim == 3 and img.shape[2] == 2:
+        if img.dtype != np.uint8:
+            raise ValueError('16-bit gray + alpha cannot be written (Pillow writes gray + alpha PNGs in 8 bit)')
+        Image.fromarray(img, 'LA').save(path)
+        return True
+    return cv2.imwrite(path, img)
 
 
 def upscale_image(img, net, scale, num_in_ch=3, tile=0, tile_pad=0, ensemble=False, amp_dtype=None, device='cpu'):
@@ -81,9 +104,9 @@ def upscale_image(img, net, scale, num_in_ch=3, tile=0, tile_pad=0, ensemble=Fal
         np.ndarray: The upscaled image, same dtype and channel layout.
     """
     max_value = 65535. if img.dtype == np.uint16 else 255.
-    alpha = img[:, :, 3] if img.ndim == 3 and img.shape[2] == 4 else None
-    gray = img.ndim == 2
-    colour = img[:, :, :3] if img.ndim == 3 else img
+    alpha = img[:, :, -1] if img.ndim == 3 and img.shape[2] in (2, 4) else None
+    gray = img.ndim == 2 or img.shape[2] == 2
+    colour = img[:, :, 0] if gray and img.ndim == 3 else img[:, :, :3] if img.ndim == 3 else img
     if num_in_ch == 3:
         rgb = cv2.cvtColor(colour, cv2.COLOR_GRAY2RGB) if gray else cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
     else:
@@ -108,15 +131,48 @@ def upscale_image(img, net, scale, num_in_ch=3, tile=0, tile_pad=0, ensemble=Fal
 def output_path(in_path, out_dir, suffix, ext, img):
     """Where the result of ``in_path`` goes: its stem (plus ``_suffix``), with the chosen extension.
 
-    ``auto`` keeps the input's extension, but writes PNG where JPEG could not hold
-    the result (alpha or 16 bit).
+    ``auto`` keeps the input's extension, but writes PNG where the format could not
+    hold the result (JPEG: alpha or 16 bit; any format but PNG: gray + alpha).
     """
+    candidates = output_candidates(in_path, out_dir, suffix, ext)
+    alpha = img.ndim == 3 and img.shape[2] in (2, 4)
+    needs_png = (img.ndim == 3 and img.shape[2] == 2) or (
+        candidates[0].lower().endswith(('.jpg', '.jpeg')) and (img.dtype == np.uint16 or alpha))
+    return candidates[-1] if needs_png else candidates[0]
+
+
+def output_candidates(in_path, out_dir, suffix, ext):
+    """The output names ``in_path`` may get, whatever it holds: the chosen format, then PNG if that differs."""
     stem, in_ext = osp.splitext(osp.basename(in_path))
     ext = in_ext.lstrip('.').lower() if ext == 'auto' else ext
-    needs_png = img.dtype == np.uint16 or (img.ndim == 3 and img.shape[2] == 4)
-    if ext in ('jpg', 'jpeg') and needs_png:
-        ext = 'png'
-    return osp.join(out_dir, f'{stem}_{suffix}.{ext}' if suffix else f'{stem}.{ext}')
+    names = [f'{stem}_{suffix}.{e}' if suffix else f'{stem}.{e}' for e in dict.fromkeys((ext, 'png'))]
+    return [osp.join(out_dir, name) for name in names]
+
+
+def plan_outputs(inputs, out_dir, suffix, ext, overwrite):
+    """Check, before any work, that no output replaces an input, another output, or (without ``overwrite``) a file.
+
+    Every name an input may get (:func:`output_candidates`) is reserved for it.
+
+    Raises:
+        ValueError: Naming the inputs and outputs at fault and what would work.
+    """
+    real_inputs = {osp.realpath(p): p for p in inputs}
+    owners = {}
+    for path in inputs:
+        for target in output_candidates(path, out_dir, suffix, ext):
+            real = osp.realpath(target)
+            if real in real_inputs:
+                raise ValueError(f'{target} would replace the input {real_inputs[real]}: inputs are never written '
+                                 'over; choose another -o folder or a --suffix.')
+            if real in owners and owners[real] != path:
+                raise ValueError(f'{owners[real]} and {path} would both be written to {target}; choose --ext or '
+                                 '--suffix so that their names differ, or upscale them into separate folders.')
+            owners[real] = path
+    existing = sorted(t for t in owners if osp.exists(t))
+    if existing and not overwrite:
+        shown = ', '.join(existing[:5]) + (f' and {len(existing) - 5} more' if len(existing) > 5 else '')
+        raise ValueError(f'{len(existing)} output(s) exist already: {shown}; pass --overwrite to replace them.')
 
 
 def list_inputs(path):
@@ -148,15 +204,19 @@ def parse_args(argv=None):
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--suffix', default='', help='Appended to each output stem as _SUFFIX. Default: none.')
     parser.add_argument('--ext', choices=['auto', 'png', 'jpg'], default='auto',
-                        help='Output format; auto keeps the input format (PNG where JPEG cannot hold alpha or 16 bit).')
+                        help='Output format; auto keeps the input format (PNG where JPEG cannot hold alpha or 16 bit, '
+                        'and for gray + alpha).')
+    parser.add_argument('--overwrite', action='store_true', help='Replace outputs that exist already (inputs are '
+                        'never replaced). Without it, existing outputs stop the run before any work.')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        net, network_opt = network_from_checkpoint(args.model_path, args.opt)
         inputs = list_inputs(args.input)
+        plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
+        net, network_opt = network_from_checkpoint(args.model_path, args.opt)
     except (OSError, RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
@@ -176,7 +236,12 @@ def main(argv=None):
         out = upscale_image(img, net, scale, network_opt.get('num_in_ch', 3), args.tile, tile_pad, args.ensemble,
                             amp_dtype, args.device)
         target = output_path(path, args.output, args.suffix, args.ext, out)
-        if not cv2.imwrite(target, out):
+        try:
+            written = write_image(target, out)
+        except ValueError as error:
+            written = False
+            tqdm.write(f'{path}: {error}')
+        if not written:
             tqdm.write(f'could not write {target}')
             failed.append(path)
     print(f'{len(inputs) - len(failed)} of {len(inputs)} images written to {args.output}')

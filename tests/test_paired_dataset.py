@@ -97,7 +97,7 @@ def test_corrupt_record_names_lmdb_and_key(lmdbs, tmp_path):
         ours[1]
     del ours
     gc.collect()
-    with pytest.raises(AttributeError, match='NoneType'):  # what basicsr alone says
+    with pytest.raises(ValueError, match=r"'0001_s002' in .*lq\.lmdb"):  # basicsr's own type too (not 'NoneType')
         PairedImageDataset(train_opt(lmdbs, dataroot_lq=str(lq)))[1]
 
 
@@ -141,3 +141,19 @@ def test_gt_size_not_multiple_of_scale_named(lmdbs):
     # basicsr would silently return GT patches of varying size (e.g. 32x30 at x3)
     with pytest.raises(ValueError, match='gt_size 32 is not a multiple of scale 3'):
         build_dataset(train_opt(lmdbs, scale=3, gt_size=32))
+
+
+def test_lmdb_cut_short_is_refused_at_open(lmdbs, tmp_path):
+    import shutil
+    lq = tmp_path / 'cut.lmdb'
+    shutil.copytree(lmdbs / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq)
+    data = lq / 'data.mdb'
+    size = data.stat().st_size
+    with open(data, 'r+b') as f:  # an interrupted copy
+        f.truncate(size // 2)
+    with pytest.raises(OSError, match=rf'LMDB {lq} is cut short: data.mdb has {size // 2} bytes, its pages need'):
+        build_dataset(train_opt(lmdbs, dataroot_lq=str(lq)))
+    # basicsr's own type opens the LMDB in the loader's worker: the worker raises the same error (no SIGBUS)
+    loader = torch.utils.data.DataLoader(PairedImageDataset(train_opt(lmdbs, dataroot_lq=str(lq))), num_workers=1)
+    with pytest.raises(OSError, match=rf'LMDB {lq} is cut short'):
+        next(iter(loader))

@@ -267,3 +267,12 @@ def test_keys_do_not_depend_on_the_scales_asked(div2k_hr):
     prepare(str(div2k_hr), (2, 3), crop_size=48, step=24, workers=1, splits=('train', ))  # adds X3, pairs with HR
     assert meta_keys(div2k_hr / 'DIV2K_train_LR_bicubic_X3_sub.lmdb') == meta_keys(
         div2k_hr / 'DIV2K_train_HR_sub.lmdb')
+
+
+def test_images_too_small_for_a_sub_image_are_named(div2k_hr, capsys):
+    cv2.imwrite(str(div2k_hr / 'DIV2K_train_HR' / '0003.png'), photo('chelsea', 50, 47))  # 48x36 after the mod-12 crop
+    prepare(str(div2k_hr), (2, ), crop_size=48, step=24, workers=1, splits=('train', ))
+    out = capsys.readouterr().out
+    assert 'Warning: 1 train HR image(s) give no 48 px sub-image' in out and 'DIV2K_train_HR/0003.png' in out
+    keys = (div2k_hr / 'DIV2K_train_HR_sub.lmdb' / 'meta_info.txt').read_text()
+    assert '0001_s001' in keys and '0003_' not in keys

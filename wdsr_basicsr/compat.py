@@ -26,12 +26,18 @@ Adaptations:
   BatchNorm statistics that the ranks would otherwise keep apart (a collective
   in every forward, and none is needed for constant buffers such as WDSR's
   ``mean``).
+* LMDB reads (``LmdbBackend`` and ``PairedImageDataset.__getitem__``): basicsr
+  maps a ``data.mdb`` cut short (SIGBUS in a DataLoader worker) and fails on a
+  missing or corrupt record with ``'NoneType' object has no attribute``. Ours
+  refuses the LMDB at open and names the LMDB and key of a bad record, for
+  every paired dataset type (:mod:`wdsr_basicsr.data.paired_dataset`).
 * Resume (``basicsr.train.load_resume_state``): basicsr maps the state to
   ``torch.cuda.current_device()``, which fails without CUDA, and takes the
   newest state file whatever its network files hold. Ours loads it on the CPU
   with ``weights_only=True`` (optimizers move it to their device) and takes
   only a state whose network files load too; see :func:`load_resume_state`.
 """
+import functools
 import importlib
 import importlib.util
 import os
@@ -58,8 +64,11 @@ _alias_torchvision_functional_tensor()
 # basicsr's modules can be imported from here on.
 import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
+from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
+from basicsr.utils.file_client import LmdbBackend  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
+from wdsr_basicsr.data.paired_dataset import check_lmdb_complete, raise_if_bad_record  # noqa: E402
 from wdsr_basicsr.options import parse_options  # noqa: E402
 from wdsr_basicsr.utils.checkpoint import load_checkpoint  # noqa: E402
 
@@ -176,6 +185,30 @@ def remove_temporaries(experiments_root):
                 os.remove(osp.join(folder, name))
 
 
+_lmdb_backend_init = LmdbBackend.__init__
+_paired_getitem = PairedImageDataset.__getitem__
+
+
+@functools.wraps(_lmdb_backend_init)
+def lmdb_backend_init(self, db_paths, *args, **kwargs):
+    """basicsr's ``LmdbBackend.__init__``, after :func:`check_lmdb_complete` of every LMDB."""
+    for path in [db_paths] if isinstance(db_paths, str) else db_paths:
+        check_lmdb_complete(path)
+    _lmdb_backend_init(self, db_paths, *args, **kwargs)
+
+
+@functools.wraps(_paired_getitem)
+def paired_getitem(self, index):
+    """basicsr's ``PairedImageDataset.__getitem__``; a failure from a bad record names its LMDB and key."""
+    try:
+        return _paired_getitem(self, index)
+    except Exception as error:
+        raise_if_bad_record(self, index, error)
+        raise
+
+
+LmdbBackend.__init__ = lmdb_backend_init
+PairedImageDataset.__getitem__ = paired_getitem
 basicsr.train.parse_options = parse_options
 basicsr.test.parse_options = parse_options
 BaseModel.model_to_device = model_to_device

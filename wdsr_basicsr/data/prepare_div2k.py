@@ -366,7 +366,10 @@ def build_split_lmdbs(root, split, scales, stems, crop_size, step, pool):
         makers[key] = LmdbMaker(tmp, compress_level=PNG_COMPRESSION)
     job = partial(_split_records, root=root, split=split, scales=scales, crop_size=crop_size, step=step)
     count = 0
-    for records in tqdm(pool.imap(job, stems), total=len(stems), desc=f'{split} LMDB'):
+    too_small = []
+    for stem, records in zip(stems, tqdm(pool.imap(job, stems), total=len(stems), desc=f'{split} LMDB')):
+        if not records:
+            too_small.append(stem)
         for key, data in records:
             for which, maker in makers.items():
                 png, shape = data[which]
@@ -374,6 +377,12 @@ def build_split_lmdbs(root, split, scales, stems, crop_size, step, pool):
             count += 1
     for maker in makers.values():
         maker.close()
+    if too_small:
+        shown = ', '.join(osp.join(hr_dir(root, split), f'{stem}.png') for stem in too_small[:10])
+        more = f' and {len(too_small) - 10} more' if len(too_small) > 10 else ''
+        print(f'Warning: {len(too_small)} {split} HR image(s) give no {crop_size} px sub-image (smaller than '
+              f'--crop-size once cropped to a multiple of {math.lcm(*ALIGN_SCALES, *scales)}) and are left out: '
+              f'{shown}{more}', flush=True)
     if count == 0:
         raise PreparationError(f'No {split} record: every HR image is smaller than --crop-size {crop_size}.')
     written = []

@@ -138,6 +138,7 @@ def training_speed(device, iters):
 
 def inference_speed(device, compile_net):
     """Latency of the Table 1 WDSR-B 8x64 x2, folded, on a 1020x678 LR image (tiny on CPU)."""
+    torch.backends.cudnn.benchmark = True  # as basicsr's pipelines and scripts/benchmark.py time
     network = dict(load_options(TABLE1_B8)['network_g'])
     net = fold_weight_norm(build_network(network).eval())
     h, w = SIZES[device]['lr_size']

@@ -9,12 +9,30 @@ from os import path as osp
 ROOT = osp.join(osp.dirname(osp.abspath(__file__)), os.pardir, 'options')
 DIV2K_MEAN = '[0.4488, 0.4371, 0.4040]'
 
-PAPER = ('# Recipe: Yu et al., "Wide Activation for Efficient and Accurate Image Super-Resolution"\n'
-         '# (arXiv 1808.08718), Sec. 4: DIV2K 800 training images, 96 px HR patches, batch 16,\n'
-         '# random flips and rotations, Adam (0.9, 0.999, 1e-8), lr 1e-3 with weight norm, halved\n'
-         '# every 2e5 iterations. The paper gives no total length: 6e5 iterations here (three lr stages).\n')
-BASELINE = ('# Baseline at the WDSR recipe (same data, patches, batch, Adam, schedule), but lr 1e-4:\n'
-            '# without weight norm the paper (Sec. 3.3) and BasicSR train EDSR/RDN at 1e-4.\n')
+#: LR patch size of the published recipes: 48 px for WDSR (ychfan/wdsr datasets/_isr.py
+#: ``--lr_patch_size 48``; JiahuiYu/wdsr_ntire2018, EDSR-PyTorch's ``--patch_size`` = 48 x scale)
+#: and EDSR (BasicSR options/train/EDSR, gt_size 96/144/192); 32 px for RDN (Zhang et al., CVPR 2018,
+#: Sec. 5.1: 16 LR patches of 32x32).
+LR_PATCH = {'WDSR_A': 48, 'WDSR_B': 48, 'EDSR': 48, 'RDN': 32}
+
+
+def paper_comment(scale, start='from scratch (options/finetune/ starts x3/x4 from the x2 weights instead)'):
+    return ('# Recipe: Yu et al., "Wide Activation for Efficient and Accurate Image Super-Resolution"\n'
+            '# (arXiv 1808.08718), Sec. 4: DIV2K 800 training images, batch 16, random flips and\n'
+            '# rotations, Adam (0.9, 0.999, 1e-8), lr 1e-3 with weight norm, halved every 2e5 iterations.\n'
+            f'# LR patches of 48 px (HR {48 * scale}), as the official code trains at every scale (ychfan/wdsr\n'
+            '# datasets/_isr.py --lr_patch_size 48; JiahuiYu/wdsr_ntire2018 --patch_size 48 x scale).\n'
+            '# Our choices: 6e5 iterations in all (the paper gives no length: three lr stages), training\n'
+            f'# {start}.\n')
+
+
+def baseline_comment(kind, scale):
+    patch = LR_PATCH[kind]
+    source = ('the RDN paper\n# (Zhang et al., CVPR 2018, Sec. 5.1: 16 LR patches of 32x32, Adam, lr 1e-4)'
+              if kind == 'RDN' else 'the EDSR paper\n# and BasicSR options/train/EDSR (48 px LR, lr 1e-4)')
+    return (f'# {kind} baseline: LR patches of {patch} px (HR {patch * scale}) and lr 1e-4 as in {source};\n'
+            '# data, batch 16, Adam betas and the schedule (halved every 2e5, 6e5 in all) are the WDSR recipe\n'
+            '# here (our choice), so that the comparison differs only in the network.\n')
 
 
 def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=None):
@@ -83,7 +101,8 @@ EMA_OFF = ('no EMA: the paper trains without one, and so does this recipe (Basic
 
 
 def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones=(200000, 400000), num_gpu='auto',
-               dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0, save_img=False):
+               dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0, save_img=False,
+               pretrain=None):
     data = data or datasets(scale)
     stones = ', '.join(str(m) for m in milestones)
     return f"""{comment}
@@ -99,8 +118,8 @@ use_channels_last: false  # true: NHWC memory format, faster convs on tensor-cor
 {data}
 {net}
 path:
-  pretrain_network_g: ~
-  strict_load_g: true
+  pretrain_network_g: {pretrain or '~'}
+  strict_load_g: {'false' if pretrain else 'true'}
   resume_state: ~
 
 train:
@@ -190,16 +209,32 @@ def files():
     for kind, short in (('WDSR_A', 'a'), ('WDSR_B', 'b')):
         for s in (2, 3, 4):
             name = f'train_wdsr_{short}_x{s}'
-            out[f'{name}.yml'] = train_file(name, s, network(kind, s), PAPER)
+            out[f'{name}.yml'] = train_file(name, s, network(kind, s), paper_comment(s),
+                                            data=datasets(s, gt_size=LR_PATCH[kind] * s))
             out[f'test_wdsr_{short}_x{s}.yml'] = test_file(f'test_wdsr_{short}_x{s}', s, network(kind, s), name)
         for gpus in (4, 8):
             name = f'train_wdsr_{short}_x2_{gpus}gpu'
             out[f'dist/{name}.yml'] = train_file(
-                name, 2, network(kind, 2), PAPER, num_gpu=gpus, dist=dist_block(gpus),
+                name, 2, network(kind, 2), paper_comment(2), num_gpu=gpus, dist=dist_block(gpus),
                 data=datasets(2, batch=16 // gpus, workers=4))
     for s in (2, 3, 4):
-        out[f'train_edsr_x{s}.yml'] = train_file(f'train_edsr_x{s}', s, network('EDSR', s), BASELINE, lr=1e-4)
-        out[f'train_rdn_x{s}.yml'] = train_file(f'train_rdn_x{s}', s, network('RDN', s), BASELINE, lr=1e-4)
+        for kind, short in (('EDSR', 'edsr'), ('RDN', 'rdn')):
+            out[f'train_{short}_x{s}.yml'] = train_file(f'train_{short}_x{s}', s, network(kind, s),
+                                                       baseline_comment(kind, s), lr=1e-4,
+                                                       data=datasets(s, gt_size=LR_PATCH[kind] * s))
+    finetune = ('# Variant (EDSR\'s practice): x{s} {kind} started from the x2 weights of {x2} (train that first).\n'
+                '# The body and head load; the tail and skip (or upsampler), whose shapes depend on the scale, start\n'
+                '# afresh (strict_load_g: false). Everything else as {base}.\n')
+    for kind, short, lr in (('WDSR_A', 'wdsr_a', 1e-3), ('WDSR_B', 'wdsr_b', 1e-3), ('EDSR', 'edsr', 1e-4)):
+        for s in (3, 4):
+            x2, base = f'train_{short}_x2', f'train_{short}_x{s}.yml'
+            comment = finetune.format(s=s, kind=kind, x2=x2, base=base) + (
+                paper_comment(s, start='from the x2 weights (above)') if kind.startswith('WDSR') else
+                baseline_comment(kind, s))
+            name = f'finetune_{short}_x{s}_from_x2'
+            out[f'finetune/{name}.yml'] = train_file(
+                name, s, network(kind, s), comment, lr=lr, data=datasets(s, gt_size=LR_PATCH[kind] * s),
+                pretrain=f'experiments/{x2}/models/net_g_latest.pth')
     table1 = ('# Paper Table 1 sweep (x2): {what} with {b} block(s), the paper\'s widths; same data and\n'
               '# schedule for every row. 3e5 iterations (the paper gives no length for this table).\n')
     for b in (1, 3, 5, 8):

@@ -3,6 +3,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from basicsr.archs import build_network
@@ -65,3 +66,41 @@ def test_recipe_numbers_follow_the_paper():
     for gpus in (4, 8):
         dist = load(OPTIONS / 'dist' / f'train_wdsr_b_x2_{gpus}gpu.yml')
         assert dist['num_gpu'] * dist['datasets']['train']['batch_size_per_gpu'] == 16
+
+
+LR_PATCH = {'WDSR_A': 48, 'WDSR_B': 48, 'EDSR': 48, 'RDN': 32}  # official WDSR code, BasicSR EDSR, RDN paper
+
+
+@pytest.mark.parametrize('path', [p for p in ALL if not p.name.startswith(('test_', 'demo_'))],
+                         ids=lambda p: str(p.relative_to(OPTIONS)))
+def test_training_files_use_the_published_lr_patch(path):
+    opt = load(path)
+    assert opt['datasets']['train']['gt_size'] == LR_PATCH[opt['network_g']['type']] * opt['scale']
+
+
+@pytest.mark.parametrize('path', sorted((OPTIONS / 'finetune').glob('*.yml')), ids=lambda p: p.name)
+def test_finetune_files_start_from_the_x2_weights(path, tmp_path, monkeypatch):
+    from basicsr.models import build_model
+
+    finetune = load(path)
+    short = path.stem[len('finetune_'):path.stem.index('_x')]
+    x2 = load(OPTIONS / f'train_{short}_x2.yml')
+    scratch = load(OPTIONS / f'train_{short}_x{finetune["scale"]}.yml')
+    assert finetune['path']['pretrain_network_g'] == f'experiments/{x2["name"]}/models/net_g_latest.pth'
+    assert finetune['path']['strict_load_g'] is False
+    assert finetune['train'] == scratch['train'] and finetune['datasets'] == scratch['datasets']
+    small = {'num_feat': 8, 'num_block': 1}
+    torch.manual_seed(0)
+    x2_net = build_network(dict(x2['network_g'], **small))
+    weights = tmp_path / 'experiments' / x2['name'] / 'models' / 'net_g_latest.pth'
+    weights.parent.mkdir(parents=True)
+    torch.save({'params': x2_net.state_dict()}, weights)
+    monkeypatch.chdir(tmp_path)
+    model = build_model({'name': 'ft', 'model_type': 'WDSRModel', 'scale': finetune['scale'], 'num_gpu': 0,
+                         'is_train': False, 'dist': False, 'rank': 0, 'world_size': 1,
+                         'network_g': dict(finetune['network_g'], **small), 'path': dict(finetune['path']), 'val': {}})
+    ours, theirs = model.net_g.state_dict(), x2_net.state_dict()
+    loaded = [k for k in theirs if ours[k].shape == theirs[k].shape]
+    assert any(k.startswith('body.') for k in loaded)
+    assert all(torch.equal(ours[k], theirs[k]) for k in loaded)
+    assert len(loaded) < len(ours)  # the scale-dependent layers start afresh

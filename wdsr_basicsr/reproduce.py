@@ -39,8 +39,7 @@ PAPER_PARAMS = {
     'wdsr_b': {1: 0.08, 3: 0.23, 5: 0.37, 8: 0.60},
 }
 #: PSNR (dB, RGB, DIV2K validation images 801-900, x2, no self-ensemble) of Table 1, as the authors'
-#: repository (github.com/JiahuiYu/wdsr_ntire2018, README) lists it; that README prints the parameters
-#: ten times too large (2.6M for 0.26M).
+#: repository (github.com/JiahuiYu/wdsr_ntire2018, README) lists it.
 PAPER_PSNR = {
     'edsr': {1: 33.210, 3: 34.043, 5: 34.284, 8: 34.457},
     'wdsr_a': {1: 33.323, 3: 34.163, 5: 34.388, 8: 34.541},

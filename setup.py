@@ -32,6 +32,7 @@ setup(
             'wdsr-test = wdsr_basicsr.test:main',
             'wdsr-prepare-div2k = wdsr_basicsr.data.prepare_div2k:main',
             'wdsr-make-demo-data = wdsr_basicsr.data.demo_data:main',
+            'wdsr-prepare-benchmarks = wdsr_basicsr.data.prepare_benchmarks:main',
             'wdsr-inference = wdsr_basicsr.inference:main',
             'wdsr-export = wdsr_basicsr.export:main',
             'wdsr-convert = wdsr_basicsr.convert:main',

@@ -162,8 +162,24 @@ dist_params:  # read under --launcher pytorch (torchrun) and --launcher slurm
 """
 
 
+BENCHMARK_SETS = ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')
+
+
 def test_file(name, scale, net, train_name):
-    return f"""# Evaluate {train_name} (net_g_latest.pth, EMA weights when present) on DIV2K validation.
+    sets = ''.join(f"""  test_{i}:
+    name: {bench}
+    type: CheckedPairedImageDataset
+    dataroot_gt: datasets/{bench}/GTmod12
+    dataroot_lq: datasets/{bench}/LRbicx{scale}
+    io_backend:
+      type: disk
+""" for i, bench in enumerate(BENCHMARK_SETS, 1))
+    return f"""# Evaluate {train_name} (net_g_latest.pth, EMA weights when present) on the five SR benchmarks
+# (scripts/prepare_benchmarks.py writes datasets/<Set>/GTmod12 and LRbicx{scale}) and on DIV2K validation.
+# PSNR and SSIM on Y (ITU-R BT.601), border {scale} px (= scale) cropped, as SR papers report them.
+# The official WDSR code reports RGB PSNR with a border of scale + 6; to compare with its numbers add
+#     psnr_rgb_official: {{type: calculate_psnr, crop_border: {scale + 6}, test_y_channel: false}}
+# under val:metrics.
 name: {name}
 model_type: WDSRModel
 scale: {scale}
@@ -171,7 +187,7 @@ num_gpu: auto
 manual_seed: 0
 
 datasets:
-  test_1:
+{sets}  test_6:
     name: DIV2K_valid
     type: CheckedPairedImageDataset
     dataroot_gt: datasets/DIV2K/DIV2K_valid_HR.lmdb
@@ -191,7 +207,16 @@ val:
   tile: 0
   tile_pad: 16
   self_ensemble: false  # true: x8 flips/rotations (the paper's "+" results)
-{metrics(scale)}"""
+  metrics:
+    psnr_y:
+      type: calculate_psnr
+      crop_border: {scale}
+      test_y_channel: true
+    ssim_y:
+      type: calculate_ssim
+      crop_border: {scale}
+      test_y_channel: true
+"""
 
 
 def dist_block(gpus):
@@ -222,6 +247,7 @@ def files():
             out[f'train_{short}_x{s}.yml'] = train_file(f'train_{short}_x{s}', s, network(kind, s),
                                                        baseline_comment(kind, s), lr=1e-4,
                                                        data=datasets(s, gt_size=LR_PATCH[kind] * s))
+            out[f'test_{short}_x{s}.yml'] = test_file(f'test_{short}_x{s}', s, network(kind, s), f'train_{short}_x{s}')
     finetune = ('# Variant (EDSR\'s practice): x{s} {kind} started from the x2 weights of {x2} (train that first).\n'
                 '# The body and head load; the tail and skip (or upsampler), whose shapes depend on the scale, start\n'
                 '# afresh (strict_load_g: false). Everything else as {base}.\n')

@@ -20,6 +20,22 @@ def lmdb_root(tmp_path_factory):
     return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3, 4))
 
 
+@pytest.fixture(scope='module')
+def benchmark_root(tmp_path_factory):
+    """The five benchmark sets (one photograph each) prepared by prepare_benchmarks."""
+    import cv2
+
+    from conftest import photo
+    from wdsr_basicsr.data.prepare_benchmarks import SETS, prepare_benchmarks
+    src = tmp_path_factory.mktemp('bench_in')
+    for name in SETS:
+        (src / name).mkdir()
+        cv2.imwrite(str(src / name / 'img.png'), photo('coffee', 40, 52))
+    out = tmp_path_factory.mktemp('bench')
+    prepare_benchmarks(str(src), str(out))
+    return out
+
+
 def load(path):
     with open(path) as f:
         return yaml.load(f, Loader=ordered_yaml()[0])
@@ -27,8 +43,8 @@ def load(path):
 
 def test_the_expected_files_exist():
     names = {str(p.relative_to(OPTIONS)) for p in ALL}
-    expected = {f'{kind}_wdsr_{n}_x{s}.yml' for kind in ('train', 'test') for n in 'ab' for s in (2, 3, 4)}
-    expected |= {f'train_{n}_x{s}.yml' for n in ('edsr', 'rdn') for s in (2, 3, 4)}
+    expected = {f'{kind}_{n}_x{s}.yml' for kind in ('train', 'test') for n in ('wdsr_a', 'wdsr_b', 'edsr', 'rdn')
+                for s in (2, 3, 4)}
     expected |= {f'paper/table1_{n}_b{b}_x2.yml' for n in ('edsr', 'wdsr_a', 'wdsr_b') for b in (1, 3, 5, 8)}
     expected |= {f'dist/train_wdsr_{n}_x2_{g}gpu.yml' for n in 'ab' for g in (4, 8)}
     expected |= {'demo_wdsr_b_x2.yml'}
@@ -37,7 +53,7 @@ def test_the_expected_files_exist():
 
 
 @pytest.mark.parametrize('path', ALL, ids=lambda p: str(p.relative_to(OPTIONS)))
-def test_option_file_builds(path, lmdb_root):
+def test_option_file_builds(path, lmdb_root, benchmark_root):
     opt = load(path)
     for key in ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'network_g', 'path', 'val'):
         assert key in opt, key
@@ -47,6 +63,13 @@ def test_option_file_builds(path, lmdb_root):
     for phase, ds in opt['datasets'].items():
         ds = dict(ds, phase=phase.split('_')[0], scale=opt['scale'])
         split, suffix = ('train', '_sub') if ds['phase'] == 'train' else ('valid', '')
+        if ds['io_backend']['type'] == 'disk':  # the benchmark sets, in BasicSR's layout
+            assert ds['dataroot_gt'] == f'datasets/{ds["name"]}/GTmod12'
+            assert ds['dataroot_lq'] == f'datasets/{ds["name"]}/LRbicx{opt["scale"]}'
+            ds['dataroot_gt'] = str(benchmark_root / ds['name'] / 'GTmod12')
+            ds['dataroot_lq'] = str(benchmark_root / ds['name'] / f'LRbicx{opt["scale"]}')
+            assert len(build_dataset(ds)) > 0
+            continue
         ds['dataroot_gt'] = str(lmdb_root / f'DIV2K_{split}_HR{suffix}.lmdb')
         ds['dataroot_lq'] = str(lmdb_root / f'DIV2K_{split}_LR_bicubic_X{opt["scale"]}{suffix}.lmdb')
         if ds['phase'] == 'train':
@@ -104,3 +127,13 @@ def test_finetune_files_start_from_the_x2_weights(path, tmp_path, monkeypatch):
     assert any(k.startswith('body.') for k in loaded)
     assert all(torch.equal(ours[k], theirs[k]) for k in loaded)
     assert len(loaded) < len(ours)  # the scale-dependent layers start afresh
+
+
+@pytest.mark.parametrize('path', sorted(OPTIONS.glob('test_*.yml')), ids=lambda p: p.name)
+def test_test_files_cover_the_five_sets_and_div2k_on_y(path):
+    opt = load(path)
+    assert [d['name'] for d in opt['datasets'].values()] == ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109',
+                                                            'DIV2K_valid']
+    metrics = opt['val']['metrics']
+    assert {m['type'] for m in metrics.values()} == {'calculate_psnr', 'calculate_ssim'}
+    assert all(m['test_y_channel'] is True and m['crop_border'] == opt['scale'] for m in metrics.values())

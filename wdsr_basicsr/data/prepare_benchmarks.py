@@ -1,0 +1,219 @@
+"""The five SR benchmark sets in BasicSR's layout: Set5, Set14, B100, Urban100, Manga109.
+
+From folders (or archives) of HR images::
+
+    INPUT/Set5/*.png   INPUT/Set14/...   INPUT/B100/...   INPUT/Urban100/...   INPUT/Manga109/...
+
+(a set folder may also hold its images under ``HR/``, as EDSR's ``benchmark.tar`` does, or under
+``GTmod12/``; ``INPUT/<Set>.zip`` or ``.tar[.gz]`` is read when the folder is missing) to::
+
+    OUTPUT/<Set>/GTmod12/<name>.png        HR cropped to a multiple of 12
+    OUTPUT/<Set>/LRbicx{2,3,4}/<name>.png  MATLAB-compatible bicubic (basicsr's imresize)
+
+Image names are kept. Each set is written under a temporary name and renamed when complete, so a
+rerun skips the sets that are done and an interrupted run leaves nothing that looks finished. A set
+that is missing, an image that cannot be read or is smaller than 12 px, and a set with fewer images
+than the benchmark has are named; the other sets and images are still prepared.
+
+``--download`` fetches EDSR's ``benchmark.tar`` (Set5, Set14, B100 and Urban100; checked against its
+MD5) into INPUT. Manga109's licence forbids redistribution: download it from manga109.org and put the
+109 SR-benchmark pages in ``INPUT/Manga109``.
+"""
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import zipfile
+from os import path as osp
+
+import cv2
+from tqdm import tqdm
+
+from .prepare_div2k import PreparationError, bicubic_downscale, download, mod_crop
+
+#: The sets and their image counts; folder names others use for them.
+SETS = {'Set5': 5, 'Set14': 14, 'B100': 100, 'Urban100': 100, 'Manga109': 109}
+ALIASES = {'Set5': ('Set5', 'set5'), 'Set14': ('Set14', 'set14'), 'B100': ('B100', 'BSD100', 'BSDS100', 'bsd100'),
+           'Urban100': ('Urban100', 'urban100'), 'Manga109': ('Manga109', 'manga109')}
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+ARCHIVE_EXTENSIONS = ('.zip', '.tar', '.tar.gz', '.tgz')
+#: HR sizes are cropped to a multiple of this, so that every scale divides them (BasicSR's GTmod12).
+MOD = 12
+#: EDSR's benchmark archive (Set5, Set14, B100, Urban100 with HR and LR folders), MD5 as torchSR lists it.
+BENCHMARK_TAR = ('https://cv.snu.ac.kr/research/EDSR/benchmark.tar', '4ace41d33c2384b97e6b320cd0afd6ba')
+
+
+def list_images(folder):
+    """The image files of ``folder`` (sorted); its ``HR/`` or ``GTmod12/`` subfolder when it has one."""
+    for sub in ('HR', 'GTmod12'):
+        if osp.isdir(osp.join(folder, sub)):
+            folder = osp.join(folder, sub)
+            break
+    return sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def extract(archive, dest):
+    """Extract the image members of a zip or tar archive into ``dest`` (no member may land outside it)."""
+    if archive.endswith('.zip'):
+        with zipfile.ZipFile(archive) as z:
+            members = [m for m in z.namelist() if m.lower().endswith(IMAGE_EXTENSIONS)]
+            _check_members(archive, dest, members)
+            z.extractall(dest, members)
+    else:
+        with tarfile.open(archive) as t:
+            members = [m for m in t.getmembers() if m.isfile() and m.name.lower().endswith(IMAGE_EXTENSIONS)]
+            _check_members(archive, dest, [m.name for m in members])
+            if hasattr(tarfile, 'data_filter'):  # Python >= 3.11.4 / 3.10.12 / 3.9.17
+                t.extractall(dest, members, filter='data')
+            else:
+                t.extractall(dest, members)
+
+
+def _check_members(archive, dest, names):
+    root = osp.realpath(dest) + os.sep
+    for name in names:
+        if not osp.realpath(osp.join(dest, name)).startswith(root):
+            raise PreparationError(f'{archive}: member {name!r} would be written outside {dest}.')
+
+
+def find_set(input_dir, name, scratch):
+    """The HR images of set ``name`` under ``input_dir``: a folder, or an archive extracted into ``scratch``.
+
+    Returns:
+        list[str] | None: The image paths, or None when the set is not there.
+    """
+    for alias in ALIASES[name]:
+        folder = osp.join(input_dir, alias)
+        if osp.isdir(folder):
+            return list_images(folder)
+    for alias in ALIASES[name]:
+        for ext in ARCHIVE_EXTENSIONS:
+            archive = osp.join(input_dir, alias + ext)
+            if osp.isfile(archive):
+                dest = osp.join(scratch, name)
+                extract(archive, dest)
+                folders = [d for d, _, files in os.walk(dest) if any(f.lower().endswith(IMAGE_EXTENSIONS)
+                                                                      for f in files)]
+                hr = [d for d in folders if osp.basename(d) in ('HR', 'GTmod12')] or folders
+                return sorted(p for d in hr for p in list_images(d)) if hr else []
+    return None
+
+
+def prepare_set(name, images, output, scales):
+    """Write ``output/<name>`` from ``images``: GTmod12 and one LRbicx folder per scale.
+
+    Returns:
+        tuple[list[str], list[str]]: Errors (images left out, each naming its file) and warnings (a set with
+        fewer images than the benchmark has).
+    """
+    problems, warnings = [], []
+    final = osp.join(output, name)
+    tmp = osp.join(output, f'.{name}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    folders = {'gt': osp.join(tmp, 'GTmod12')} | {s: osp.join(tmp, f'LRbicx{s}') for s in scales}
+    for folder in folders.values():
+        os.makedirs(folder)
+    written = 0
+    for path in tqdm(images, desc=name, unit='image'):
+        stem = osp.splitext(osp.basename(path))[0]
+        hr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if hr is None:
+            problems.append(f'{name}: {path} cannot be read as an image; left out.')
+            continue
+        if min(hr.shape[:2]) < MOD:
+            problems.append(f'{name}: {path} is {hr.shape[1]}x{hr.shape[0]}, smaller than {MOD} px; left out.')
+            continue
+        hr = mod_crop(hr, MOD)
+        cv2.imwrite(osp.join(folders['gt'], f'{stem}.png'), hr)
+        for s in scales:
+            cv2.imwrite(osp.join(folders[s], f'{stem}.png'), bicubic_downscale(hr, s))
+        written += 1
+    if written != SETS[name]:
+        warnings.append(f'{name}: {written} images prepared, the benchmark has {SETS[name]}; results on it are not '
+                        'comparable with published ones.')
+    os.replace(tmp, final)
+    return problems, warnings
+
+
+def md5sum(path, chunk_size=1 << 20):
+    digest = hashlib.md5()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk_size), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_benchmarks(input_dir):
+    """Fetch EDSR's benchmark.tar into ``input_dir`` (resumable), check its MD5 and unpack its four sets."""
+    url, expected = BENCHMARK_TAR
+    os.makedirs(input_dir, exist_ok=True)
+    archive = osp.join(input_dir, 'benchmark.tar')
+    download(url, archive)
+    digest = md5sum(archive)
+    if digest != expected:
+        os.remove(archive)
+        raise PreparationError(f'{archive}: MD5 {digest}, expected {expected}; removed, run again.')
+    with tempfile.TemporaryDirectory(dir=input_dir) as scratch:
+        extract(archive, scratch)
+        for name in ('Set5', 'Set14', 'B100', 'Urban100'):
+            src, dst = osp.join(scratch, 'benchmark', name), osp.join(input_dir, name)
+            if osp.isdir(src) and not osp.exists(dst):
+                os.replace(src, dst)
+
+
+def prepare_benchmarks(input_dir, output, scales=(2, 3, 4), sets=tuple(SETS)):
+    """Prepare ``sets`` from ``input_dir`` into ``output`` (see the module docstring).
+
+    Returns:
+        tuple[list[str], list[str], list[str]]: The sets written, the errors (a set not found, images left
+        out) and the warnings (partial sets), each naming its set and file.
+    """
+    os.makedirs(output, exist_ok=True)
+    written, problems, warnings = [], [], []
+    with tempfile.TemporaryDirectory(dir=output, prefix='.extract_') as scratch:
+        for name in sets:
+            if osp.isdir(osp.join(output, name)):
+                print(f'{name}: {osp.join(output, name)} exists; kept.')
+                continue
+            images = find_set(input_dir, name, scratch)
+            if not images:
+                looked = ', '.join(osp.join(input_dir, a) + '[/ or .zip/.tar]' for a in ALIASES[name][:2])
+                problems.append(f'{name}: no images found (looked for {looked}); not prepared.')
+                continue
+            errors, partial = prepare_set(name, images, output, scales)
+            problems += errors
+            warnings += partial
+            written.append(osp.join(output, name))
+    return written, problems, warnings
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Prepare Set5, Set14, B100, Urban100 and Manga109 in BasicSR\'s '
+                                     'layout (GTmod12, LRbicx2/3/4) from folders or archives of HR images.')
+    parser.add_argument('--input', required=True, help='Folder holding Set5/, Set14/, B100/, Urban100/, Manga109/ '
+                        '(or their .zip/.tar archives).')
+    parser.add_argument('--output', default='datasets', help='Where <Set>/GTmod12 and <Set>/LRbicx* go. '
+                        'Default: datasets.')
+    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], choices=[2, 3, 4])
+    parser.add_argument('--sets', nargs='+', default=list(SETS), choices=list(SETS))
+    parser.add_argument('--download', action='store_true', help='Fetch EDSR\'s benchmark.tar (Set5, Set14, B100, '
+                        'Urban100) into --input first. Manga109 cannot be redistributed: get it from manga109.org.')
+    args = parser.parse_args(argv)
+    try:
+        if args.download:
+            download_benchmarks(args.input)
+        written, problems, warnings = prepare_benchmarks(args.input, args.output, tuple(args.scales),
+                                                         tuple(args.sets))
+    except PreparationError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    for path in written:
+        print(f'wrote {path}')
+    for warning in warnings:
+        print(f'warning: {warning}', file=sys.stderr)
+    for problem in problems:
+        print(f'error: {problem}', file=sys.stderr)
+    return 1 if problems else 0

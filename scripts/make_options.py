@@ -79,13 +79,15 @@ def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enla
 """
 
 
-def metrics(scale):
-    return f"""  metrics:
-    psnr:
+def metrics(scale, rgb=True):
+    """PSNR/SSIM on Y with border = scale (as papers report), and RGB PSNR for validation during training."""
+    rgb_psnr = f"""    psnr:
       type: calculate_psnr
       crop_border: {scale}
       test_y_channel: false
-    psnr_y:
+""" if rgb else ''
+    return f"""  metrics:
+{rgb_psnr}    psnr_y:
       type: calculate_psnr
       crop_border: {scale}
       test_y_channel: true
@@ -207,16 +209,7 @@ val:
   tile: 0
   tile_pad: 16
   self_ensemble: false  # true: x8 flips/rotations (the paper's "+" results)
-  metrics:
-    psnr_y:
-      type: calculate_psnr
-      crop_border: {scale}
-      test_y_channel: true
-    ssim_y:
-      type: calculate_ssim
-      crop_border: {scale}
-      test_y_channel: true
-"""
+{metrics(scale, rgb=False)}"""
 
 
 def dist_block(gpus):

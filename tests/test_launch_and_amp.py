@@ -235,3 +235,13 @@ def test_check_gpu_cpu_mode(tmp_path):
     assert len(rows) == 4 and all(row.endswith('| yes |') for row in rows)
     assert '| check_resume (resumed) |' in report and '(SyncBN)' not in report  # SyncBN only on GPUs
     assert 'bf16, channels-last' in report
+
+
+def test_ranks_that_find_different_states_stop_before_training(monkeypatch):
+    from wdsr_basicsr import compat
+    monkeypatch.setattr(compat, 'find_resume_state', lambda opt: {'iter': 4})
+    monkeypatch.setattr(compat, 'all_gather', lambda value: [value, None])  # rank 1 sees no experiments/ folder
+    with pytest.raises(RuntimeError, match=r'rank 0: iteration 4, rank 1: nothing\); every rank must see the same'):
+        compat.load_resume_state({})
+    monkeypatch.setattr(compat, 'all_gather', lambda value: [value, value])
+    assert compat.load_resume_state({}) == {'iter': 4}

@@ -71,6 +71,7 @@ from basicsr.utils.misc import check_resume  # noqa: E402
 from wdsr_basicsr.data.paired_dataset import check_lmdb_complete, raise_if_bad_record  # noqa: E402
 from wdsr_basicsr.options import parse_options  # noqa: E402
 from wdsr_basicsr.utils.checkpoint import load_checkpoint  # noqa: E402
+from wdsr_basicsr.utils.dist import all_gather  # noqa: E402
 
 # MultiStepRestartLR keeps its milestones in a Counter: allow it in weights_only loads.
 torch.serialization.add_safe_globals([Counter])
@@ -100,6 +101,26 @@ STATE_NAME = re.compile(r'\d+\.state')
 
 
 def load_resume_state(opt):
+    """Load the training state to resume from (:func:`find_resume_state`), the same on every rank.
+
+    In a distributed run every rank must resume from the same iteration (or all
+    start afresh); ranks that see different ``experiments/`` folders (no shared
+    filesystem) stop here, before any collective could hang on it.
+
+    Raises:
+        RuntimeError: Naming what each rank found, if they differ.
+    """
+    state = find_resume_state(opt)
+    seen = all_gather(None if state is None else state['iter'])
+    if len(set(seen)) > 1:
+        found = ', '.join(f'rank {rank}: ' + ('nothing' if it is None else f'iteration {it}')
+                          for rank, it in enumerate(seen))
+        raise RuntimeError(f'The ranks found different training states to resume from ({found}); every rank must see '
+                           'the same experiments/ folder (a shared filesystem).')
+    return state
+
+
+def find_resume_state(opt):
     """Load the training state to resume from (``path: resume_state`` or the newest with ``--auto_resume``).
 
     A state is taken only when its file and the network files of its iteration

@@ -199,9 +199,14 @@ def check_options(opt, opt_path, is_train):
             ('train', 'logger') if is_train else ('val', )):
         if key not in opt:
             raise OptionError(f'{opt_path}: option {key} is missing.')
-    for where, factory in (('model_type', MODEL_REGISTRY), ):
-        if opt[where] not in factory:
-            raise OptionError(f'{opt_path}: {where}={opt[where]!r} is not registered.')
+    for key in ('datasets', 'network_g', 'path', 'train', 'val', 'logger', 'dist_params'):
+        if key in opt and not isinstance(opt[key], dict) and not (key in ('val', 'dist_params') and opt[key] is None):
+            raise OptionError(f'{opt_path}: option {key} must be a section of key: value lines, not {opt[key]!r}.')
+    for phase, dataset in opt['datasets'].items():
+        if not isinstance(dataset, dict):
+            raise OptionError(f'{opt_path}: datasets:{phase} must be a section of key: value lines.')
+    if opt['model_type'] not in MODEL_REGISTRY:
+        raise OptionError(f'{opt_path}: model_type={opt["model_type"]!r} is not registered.')
     for keys, (kind, minimum) in NUMBERS.items():
         _number(opt, keys, kind, minimum, opt_path)
     if is_train and 'train' not in opt['datasets']:

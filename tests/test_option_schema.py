@@ -103,6 +103,7 @@ def shipped():
     (lambda o: o['train'].update(ema_decay=1.5), 'ema_decay=1.5 must be in [0, 1)'),
     (lambda o: o['val'].pop('val_freq'), 'val:val_freq is missing'),
     (lambda o: o.update(train=5), 'option train must be a section of key: value lines, not 5'),
+    (lambda o: o.update(use_amp='yes'), "use_amp='yes' must be true or false"),
     (lambda o: o['datasets'].update(val='DIV2K'), 'datasets:val must be a section'),
 ])
 def test_bad_option_named(change, message):

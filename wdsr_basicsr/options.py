@@ -205,6 +205,9 @@ def check_options(opt, opt_path, is_train):
     for phase, dataset in opt['datasets'].items():
         if not isinstance(dataset, dict):
             raise OptionError(f'{opt_path}: datasets:{phase} must be a section of key: value lines.')
+    for key in ('use_amp', 'amp_bf16', 'use_channels_last'):
+        if key in opt and not isinstance(opt[key], bool):
+            raise OptionError(f'{opt_path}: {key}={opt[key]!r} must be true or false.')
     if opt['model_type'] not in MODEL_REGISTRY:
         raise OptionError(f'{opt_path}: model_type={opt["model_type"]!r} is not registered.')
     for keys, (kind, minimum) in NUMBERS.items():

@@ -45,11 +45,11 @@ def check_launch(opt, launcher, local_rank, opt_path):
         local_rank (int): This process's local rank (ignored for 'none').
         opt_path (str): The option file, named in the errors.
 
-    Raises:
-        ValueError: Naming the option or flag at fault and what would work.
-
     Returns:
         bool: Whether the run uses CUDA GPUs (``num_gpu`` not 0, GPUs visible).
+
+    Raises:
+        ValueError: Naming the option or flag at fault and what would work.
     """
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     num_gpu = opt.get('num_gpu')

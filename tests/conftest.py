@@ -55,10 +55,19 @@ def write_options(path, opt):
     return str(path)
 
 
+def cpu_env(extra=None):
+    """The environment of a command run on the CPU: no GPU visible, one thread per process, plus ``extra``."""
+    return dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', **(extra or {}))
+
+
 def run(args, cwd, timeout=300, env=None):
-    """Run a command on the CPU (no GPU visible, one thread per process), capturing its output."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', **(env or {}))
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    """Run a command on the CPU (:func:`cpu_env`), capturing its output."""
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cpu_env(env))
+
+
+def popen(args, cwd, env=None):
+    """Start a command on the CPU (:func:`cpu_env`) in the background, its output piped."""
+    return subprocess.Popen(args, cwd=cwd, env=cpu_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def torchrun(*args, nproc=2):

@@ -5,14 +5,13 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 
 import pytest
 import torch
 
-from conftest import OPTIONS, TEST, TRAIN, VALID_CROPS, make_lmdbs, run, torchrun, write_options
+from conftest import OPTIONS, TEST, TRAIN, VALID_CROPS, make_lmdbs, popen, run, torchrun, write_options
 from wdsr_basicsr.options import load_options
 
 # three validation images: two ranks get an uneven split (2 + 1)
@@ -162,11 +161,6 @@ def wait_for(predicate, timeout=120):
     while not predicate():
         assert time.time() < end, 'timed out'
         time.sleep(0.2)
-
-
-def popen(args, cwd, env=None):
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', **(env or {}))
-    return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_kill_one_rank_then_both_resume_alike(lmdb_root, tmp_path):

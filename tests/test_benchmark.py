@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from basicsr.metrics import calculate_psnr
+from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 from conftest import make_lmdbs
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, fold_weight_norm
@@ -40,13 +40,18 @@ def options(root, tmp_path, name):
                              'dataroot_lq': str(root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
                              'io_backend': {'type': 'lmdb'}}},
         'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2},
+        'path': {},
+        'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
+                            'psnr_y': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True},
+                            'ssim_y': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': True}}},
     }
     path = tmp_path / f'{name}.yml'
     path.write_text(yaml.safe_dump(opt))
     return str(path), opt
 
 
-def test_rows_tables_plot_and_metrics(lmdb_root, tmp_path):
+def test_rows_tables_plot_and_metrics(lmdb_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     opt_a, opt = options(lmdb_root, tmp_path, 'bench_a')
     opt_b, _ = options(lmdb_root, tmp_path, 'bench_b')
     torch.manual_seed(0)
@@ -57,6 +62,7 @@ def test_rows_tables_plot_and_metrics(lmdb_root, tmp_path):
                            '--lr-size', '16', '20', '--device', 'cpu', '--json', str(out / 'rows.json'),
                            '--markdown', str(out / 'table.md'), '--plot', str(out / 'plot.png')])
     assert code == 0
+    assert 'benchmark_bench_a: fixture_valid (1 images)' in capsys.readouterr().err  # progress
     rows = json.loads((out / 'rows.json').read_text())
     assert [r['name'] for r in rows] == ['bench_a', 'bench_b']
     row = rows[0]
@@ -67,16 +73,39 @@ def test_rows_tables_plot_and_metrics(lmdb_root, tmp_path):
     assert row['mpix_per_s'] == pytest.approx(32 * 40 / 1e6 / (row['latency_ms'] / 1000))
     assert row['gflops'] == pytest.approx(2 * row['gmacs'] / (row['latency_ms'] / 1000))
     assert row['gflops_vs_conv'] == pytest.approx(row['gflops'] / row['reference_gflops'])
-    # PSNR as basicsr computes it on the plain network's output
+    # MACs for a 1280x720 output by hand: WDSR-B 8 features, x6 (48), low rank 6, 2 blocks, x2
+    per_pixel = 3 * 8 * 9 + 2 * (8 * 48 + 48 * 6 + 6 * 8 * 9) + 8 * 12 * 9 + 3 * 12 * 25
+    assert row['gmacs_720p'] == pytest.approx(per_pixel * 640 * 360 / 1e9)
+    # PSNR/SSIM as basicsr computes them on the plain network's output
     dataset = CheckedPairedImageDataset(dict(opt['datasets']['val'], phase='val', scale=2))
     item = dataset[0]
     with torch.no_grad():
-        sr = fold_weight_norm(net).eval()(item['lq'][None])
-    expected = calculate_psnr(tensor2img([sr]), tensor2img([item['gt'][None]]), 2)
-    assert row['metrics']['fixture_valid']['psnr'] == pytest.approx(expected, abs=1e-3)
-    assert 'psnr_y' in row['metrics_ensemble']['fixture_valid']
-    assert '| bench_a | WDSR_B | x2 |' in (out / 'table.md').read_text()
+        sr = tensor2img([fold_weight_norm(net).eval()(item['lq'][None])])
+    gt = tensor2img([item['gt'][None]])
+    metrics = row['metrics']['fixture_valid']
+    assert metrics['psnr'] == pytest.approx(calculate_psnr(sr, gt, 2), abs=1e-3)
+    assert metrics['psnr_y'] == pytest.approx(calculate_psnr(sr, gt, 2, test_y_channel=True), abs=1e-3)
+    assert metrics['ssim_y'] == pytest.approx(calculate_ssim(sr, gt, 2, test_y_channel=True), abs=1e-4)
+    # scored by the model's validation, which writes the per-image figures of a test run
+    saved = json.loads((tmp_path / 'results' / 'benchmark_bench_a' / 'metrics_fixture_valid.json').read_text())
+    assert saved['mean']['psnr_y'] == pytest.approx(metrics['psnr_y'])
+    table = (out / 'table.md').read_text()
+    assert '| bench_a | WDSR_B | x2 |' in table
+    assert '| network | scale | params | GMACs (1280x720) | fixture_valid |' in table
+    assert f"| bench_b | x2 | 0.00 M | {row['gmacs_720p']:.1f} | {metrics['psnr_y']:.2f} / {metrics['ssim_y']:.4f} |" \
+        in table
     assert (out / 'plot.png').read_bytes()[:4] == b'\x89PNG'
+
+
+def test_weights_need_a_set_to_score(lmdb_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    opt_a, opt = options(lmdb_root, tmp_path, 'bench_a')
+    del opt['datasets']['val']
+    opt['datasets']['train'] = {'name': 'x', 'type': 'CheckedPairedImageDataset'}
+    (tmp_path / 'bench_a.yml').write_text(yaml.safe_dump(opt))
+    torch.save({'params': WDSR_B(num_feat=8, num_block=2).state_dict()}, tmp_path / 'w.pth')
+    assert benchmark_main(['--opt', opt_a, '--weights', str(tmp_path / 'w.pth'), '--device', 'cpu']) == 1
+    assert 'no validation/test set' in capsys.readouterr().err
 
 
 def test_plot_without_weights_is_refused(lmdb_root, tmp_path, capsys):

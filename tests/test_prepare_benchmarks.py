@@ -69,7 +69,7 @@ def test_archive_member_outside_is_refused(tmp_path, capsys):
     assert not (tmp_path / 'evil.png').exists()
 
 
-def test_test_entry_reports_every_set(tmp_path):
+def test_test_entry_reports_every_set(tmp_path, monkeypatch):
     import sys
 
     import torch
@@ -104,3 +104,15 @@ def test_test_entry_reports_every_set(tmp_path):
     for name in list(SETS) + ['DIV2K_valid']:
         assert f'Validation {name}\n\t # psnr_y: ' in log and '# ssim_y: ' in log.split(f'Validation {name}')[1]
         assert (tmp_path / 'results' / 'test_wdsr_a_x3' / f'metrics_{name}.json').exists()
+    # the benchmark's paper table from the same file and weights: the figures test.py wrote, every set a column
+    import json
+
+    from wdsr_basicsr.benchmark import main as benchmark_main
+    monkeypatch.chdir(tmp_path / 'in')  # results/benchmark_... go under the working directory
+    assert benchmark_main(['--opt', str(tmp_path / 't.yml'), '--weights', str(weights), '--lr-size', '8', '8',
+                           '--device', 'cpu', '--json', str(tmp_path / 'rows.json')]) == 0
+    row = json.loads((tmp_path / 'rows.json').read_text())[0]
+    assert list(row['metrics']) == list(SETS) + ['DIV2K_valid']
+    for name, metrics in row['metrics'].items():
+        tested = json.loads((tmp_path / 'results' / 'test_wdsr_a_x3' / f'metrics_{name}.json').read_text())
+        assert metrics == tested['mean']

@@ -1,13 +1,19 @@
 """Benchmark networks from their option files: parameters, MACs, latency, and PSNR/SSIM with weights.
 
-Usage: python scripts/benchmark.py --opt FILE [FILE ...] [--weights CKPT ...] [--lr-size H W]
-[--device cpu|cuda] [--dtype fp32|bf16|fp16] [--channels-last] [--compile] [--json OUT] [--markdown OUT]
-[--plot OUT.png]
+Usage: python scripts/benchmark.py --opt FILE [FILE ...] [--weights CKPT ...] [--self-ensemble]
+[--lr-size H W] [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--channels-last] [--compile] [--json OUT]
+[--markdown OUT] [--plot OUT.png]
 
 One row per option file. Latency is the median of timed forwards after warm-up (synchronised on GPU),
 of the network with weight norm folded (``latency_ms``) and as trained (``latency_unfolded_ms``). A plain
 3x3 64->64 convolution at the same size is timed in the same alternating rounds, as the machine's
 reference GFLOP/s.
+
+With ``--weights`` (one checkpoint per option file, e.g. ``options/test_wdsr_b_x2.yml``), each network is
+scored the way ``test.py`` scores it: ``WDSRModel.validation`` on every validation/test set of the option
+file, with its ``val`` metrics, tiling and self-ensemble settings (per-image figures in
+``results/benchmark_<name>/metrics_<set>.json``). The markdown then carries the table SR papers print: a
+row per network and scale (parameters, GMACs for a 1280x720 output), a column per set (PSNR / SSIM).
 """
 import argparse
 import copy
@@ -23,16 +29,17 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr.archs import build_network
-from basicsr.data import build_dataset
-from basicsr.metrics import calculate_psnr, calculate_ssim
-from basicsr.utils import tensor2img
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.models import build_model
+from basicsr.utils import mkdir_and_rename
 
 from .archs import count_parameters, fold_weight_norm
-from .options import load_options
-from .utils.checkpoint import network_from_checkpoint
-from .utils.inference import sr_forward
+from .options import check_name, check_options, derive_options, load_options
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+#: Output size (width, height) at which SR papers quote multiply-accumulates: 1280x720 (720p).
+PAPER_OUTPUT = (1280, 720)
 
 
 def count_macs(net, x):
@@ -120,37 +127,69 @@ def load_network_options(path):
     return opt
 
 
-def evaluate(net, opt, device, ensemble):
-    """PSNR/SSIM (RGB and Y, border = scale, basicsr's metrics) on each validation/test set of ``opt``."""
-    scale = opt['scale']
+def gmacs_for_output(net, scale, num_in_ch, output=PAPER_OUTPUT):
+    """GMACs of one forward that produces an ``output`` (width, height) image.
+
+    Every convolution of these networks is same-padded, so their MACs are a fixed
+    number per LR pixel; that number times ``width * height / scale**2`` is the
+    papers' figure, also where the LR size is fractional (1280 / 3).
+    """
+    side = 12
+    per_pixel = count_macs(net, torch.empty(1, num_in_ch, side, side)) / (side * side)
+    return per_pixel * output[0] * output[1] / scale**2 / 1e9
+
+
+def evaluation_options(opt_path, weights, device, self_ensemble, root):
+    """The options ``test.py`` would run for ``opt_path``, with ``weights`` as the network to score.
+
+    Only the validation/test sets are kept (``datasets:train`` is never read), and the run is named
+    ``benchmark_<name>``, so its results go to ``<root>/results/benchmark_<name>``.
+    """
+    opt = load_network_options(opt_path)
+    check_name(opt.get('name'), opt_path)
+    check_options(opt, opt_path, is_train=False)
+    opt['datasets'] = {phase: ds for phase, ds in opt['datasets'].items() if phase != 'train'}
+    if not opt['datasets'] or not (opt['val'] or {}).get('metrics'):
+        raise ValueError(f'--opt {opt_path} has no validation/test set or no val:metrics to score --weights on.')
+    opt['name'] = f"benchmark_{opt['name']}"
+    opt.update(num_gpu=1 if device == 'cuda' else 0, dist=False, rank=0, world_size=1)
+    opt['path'].update(pretrain_network_g=weights, strict_load_g=True)
+    opt['val'].update(pbar=True, self_ensemble=self_ensemble or opt['val'].get('self_ensemble', False))
+    derive_options(opt, root, is_train=False)
+    return opt
+
+
+def score(opt):
+    """Build the model of ``opt`` (loading its weights) and validate it on each of its sets.
+
+    Returns:
+        tuple[WDSRModel, dict]: The model and ``{set name: {metric: mean}}``.
+    """
+    model = build_model(opt)
+    mkdir_and_rename(opt['path']['results_root'])
     results = {}
-    for phase, ds_opt in opt.get('datasets', {}).items():
-        if phase == 'train':
-            continue
-        dataset = build_dataset(dict(ds_opt, phase=phase.split('_')[0], scale=scale))
-        metrics = {'psnr': [], 'ssim': [], 'psnr_y': [], 'ssim_y': []}
-        for i in range(len(dataset)):
-            item = dataset[i]
-            out = sr_forward(net, item['lq'][None].to(device), scale, ensemble=ensemble)
-            sr, gt = tensor2img([out.cpu()]), tensor2img([item['gt'][None]])
-            for y in (False, True):
-                suffix = '_y' if y else ''
-                metrics[f'psnr{suffix}'].append(calculate_psnr(sr, gt, scale, test_y_channel=y))
-                metrics[f'ssim{suffix}'].append(calculate_ssim(sr, gt, scale, test_y_channel=y))
-        results[ds_opt['name']] = {k: float(np.mean(v)) for k, v in metrics.items()}
-    return results
+    for ds_opt in opt['datasets'].values():
+        loader = build_dataloader(build_dataset(ds_opt), ds_opt, num_gpu=opt['num_gpu'], dist=False)
+        print(f"{opt['name']}: {ds_opt['name']} ({len(loader.dataset)} images)", file=sys.stderr)
+        model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=False)
+        results[ds_opt['name']] = dict(model.metric_results)
+    return model, results
 
 
-def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, compile_net):
+def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, compile_net, self_ensemble=False,
+                  root='.'):
     """One row of the table for an option file (and its checkpoint, if any).
 
     The folded and unfolded networks are timed in the same rounds as the
     reference conv (see :func:`reference_conv`); ``gflops_vs_conv`` is the
-    ratio of their GFLOP/s.
+    ratio of their GFLOP/s. With ``weights``, the row also has the metrics of
+    :func:`score` on the option file's sets.
     """
     opt = load_network_options(opt_path)
+    metrics = None
     if weights:
-        net, _ = network_from_checkpoint(weights, opt_path, fold=False)
+        model, metrics = score(evaluation_options(opt_path, weights, device, self_ensemble, root))
+        net = model.get_bare_model(model.net_g).cpu().eval()
     else:
         net = build_network(copy.deepcopy(dict(opt['network_g']))).eval()
     folded = fold_weight_norm(copy.deepcopy(net))
@@ -174,6 +213,7 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
         'params_effective': count_parameters(net, 'effective'),
         'params_raw': count_parameters(net, 'raw'),
         'gmacs': macs / 1e9,
+        'gmacs_720p': gmacs_for_output(folded, opt['scale'], x.shape[1]),
         'latency_ms': latency,
         'latency_unfolded_ms': unfolded,
         'mpix_per_s': h * scale * w * scale / 1e6 / (latency / 1000),
@@ -187,10 +227,8 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
         'compile': compile_net,
     }
     if weights:
-        folded = folded.to(device)
         row['weights'] = weights
-        row['metrics'] = evaluate(folded, opt, device, ensemble=False)
-        row['metrics_ensemble'] = evaluate(folded, opt, device, ensemble=True)
+        row['metrics'] = metrics
     return row
 
 
@@ -213,18 +251,51 @@ def markdown(rows):
                  'Effective parameters: weight norm folded (as the paper counts); raw: trainable tensors.')
     scored = [r for r in rows if 'metrics' in r]
     if scored:
-        lines += ['', '| name | set | PSNR | SSIM | PSNR-Y | SSIM-Y | PSNR-Y (x8 ensemble) |',
-                  '|---|---|---:|---:|---:|---:|---:|']
-        for r in scored:
-            for name, m in r['metrics'].items():
-                e = r['metrics_ensemble'][name]
-                lines.append(f"| {r['name']} | {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['psnr_y']:.2f} | "
-                             f"{m['ssim_y']:.4f} | {e['psnr_y']:.2f} |")
+        lines += [''] + paper_table(scored)
     return '\n'.join(lines) + '\n'
 
 
+def _psnr_ssim_keys(metrics):
+    """The PSNR and SSIM entries of a set's metrics: on Y where the option file computes them on Y."""
+    psnr = 'psnr_y' if 'psnr_y' in metrics else 'psnr'
+    ssim = 'ssim_y' if 'ssim_y' in metrics else 'ssim'
+    return psnr, ssim
+
+
+def paper_table(rows):
+    """The table SR papers print, as markdown lines: a row per network and scale, a column per set.
+
+    Args:
+        rows (list[dict]): Rows with ``metrics``.
+
+    Returns:
+        list[str]
+    """
+    sets = list(dict.fromkeys(name for r in rows for name in r['metrics']))
+    keys = sorted({key for r in rows for m in r['metrics'].values() for key in _psnr_ssim_keys(m) if key in m})
+    lines = [
+        '| network | scale | params | GMACs (1280x720) | ' + ' | '.join(sets) + ' |',
+        '|---|---:|---:|---:|' + '---:|' * len(sets),
+    ]
+    for r in sorted(rows, key=lambda r: r['scale']):  # stable: networks keep the order given within a scale
+        cells = []
+        for name in sets:
+            m = r['metrics'].get(name)
+            if m is None:
+                cells.append('-')
+                continue
+            psnr, ssim = _psnr_ssim_keys(m)
+            cells.append(f"{m[psnr]:.2f} / {m[ssim]:.4f}" if ssim in m else f'{m[psnr]:.2f} / -')
+        lines.append(f"| {r['name']} | x{r['scale']} | {r['params_effective'] / 1e6:.2f} M | {r['gmacs_720p']:.1f} | "
+                     + ' | '.join(cells) + ' |')
+    lines += ['', f"PSNR (dB) / SSIM ({', '.join(keys)} of each option file's val:metrics, whose crop_border they "
+              'use; the test files compute them on Y with border = scale). Parameters with weight norm folded; '
+              'GMACs of one forward to a 1280x720 output.']
+    return lines
+
+
 def plot(rows, out):
-    """PSNR-Y against parameters and against GMACs, one point per row (first validation set)."""
+    """PSNR against parameters and against GMACs, one point per row (first validation set)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -237,11 +308,12 @@ def plot(rows, out):
                                                                                           'GMACs per forward')):
         for r in scored:
             value = r[key] / 1e6 if key == 'params_effective' else r[key]
-            psnr = next(iter(r['metrics'].values()))['psnr_y']
+            first = next(iter(r['metrics'].values()))
+            psnr = first[_psnr_ssim_keys(first)[0]]
             ax.scatter(value, psnr)
             ax.annotate(r['name'], (value, psnr), fontsize=7, xytext=(3, 3), textcoords='offset points')
         ax.set_xlabel(label)
-        ax.set_ylabel('PSNR-Y (dB)')
+        ax.set_ylabel('PSNR (dB), first set')
         ax.grid(alpha=0.3)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
@@ -252,7 +324,9 @@ def plot(rows, out):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Parameters, MACs, speed and PSNR/SSIM of networks from option files.')
     parser.add_argument('--opt', nargs='+', required=True, help='Option files (their network_g and val sets).')
-    parser.add_argument('--weights', nargs='+', default=None, help='Checkpoints, one per option file, for PSNR/SSIM.')
+    parser.add_argument('--weights', nargs='+', default=None,
+                        help='Checkpoints, one per option file: PSNR/SSIM on its validation/test sets.')
+    parser.add_argument('--self-ensemble', action='store_true', help='Score with the x8 self-ensemble.')
     parser.add_argument('--lr-size', nargs=2, type=int, default=[256, 256], metavar=('H', 'W'),
                         help='LR input size for MACs and timing. Default: 256 256.')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -277,12 +351,12 @@ def main(argv=None):
         for i, opt_path in enumerate(args.opt):
             weights = args.weights[i] if args.weights else None
             rows.append(benchmark_row(opt_path, weights, (h, w), args.device, args.dtype, args.channels_last,
-                                      args.compile))
+                                      args.compile, args.self_ensemble, os.getcwd()))
             print(f"{rows[-1]['name']}: {rows[-1]['latency_ms']:.1f} ms", file=sys.stderr)
         table = markdown(rows)
         if args.plot:
             plot(rows, args.plot)
-    except (OSError, RuntimeError, ValueError) as error:
+    except (OSError, KeyError, RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     print(table)

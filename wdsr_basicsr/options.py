@@ -320,9 +320,22 @@ def parse_options(root_path, is_train=True):
     set_random_seed(seed + opt['rank'])
 
     opt['auto_resume'] = args.auto_resume
-    opt['is_train'] = is_train
     if args.debug and not opt['name'].startswith('debug'):
         opt['name'] = 'debug_' + opt['name']
+    derive_options(opt, root_path, is_train)
+    return opt, args
+
+
+def derive_options(opt, root_path, is_train):
+    """Add basicsr's derived entries to checked options, in place: phases, scales, paths, ``num_gpu: auto``.
+
+    Args:
+        opt (dict): Options that passed :func:`check_options`.
+        root_path (str): Where ``experiments/`` (training) or ``results/``
+            (testing) go.
+        is_train (bool): Training or testing.
+    """
+    opt['is_train'] = is_train
     if opt['num_gpu'] == 'auto':
         opt['num_gpu'] = torch.cuda.device_count()
 
@@ -351,4 +364,3 @@ def parse_options(root_path, is_train=True):
         results_root = osp.join(root_path, 'results', opt['name'])
         opt['path'].update(results_root=results_root, log=results_root,
                            visualization=osp.join(results_root, 'visualization'))
-    return opt, args

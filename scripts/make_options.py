@@ -35,7 +35,7 @@ def baseline_comment(kind, scale):
             '# here (our choice), so that the comparison differs only in the network.\n')
 
 
-def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=None):
+def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=None, reloaded=False):
     if kind == 'WDSR_A':
         lines = [f'num_feat: {num_feat or 32}', f'num_block: {num_block}', f'expansion: {expansion or 4}']
     elif kind == 'WDSR_B':
@@ -46,7 +46,9 @@ def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=N
                  'res_scale: 1', 'img_range: 255.', f'rgb_mean: {DIV2K_MEAN}']
     else:  # RDN
         lines = ['num_feat: 64', 'num_block: 16', 'num_layer: 8', 'growth: 64']
-    if kind.startswith('WDSR'):
+    if reloaded:  # ychfan/wdsr models/wdsr.py: inputs in [0, 1] minus a scalar 0.5, its weight-norm init
+        lines += ['res_scale: 1.0', 'norm: weight', 'img_range: 1.0', 'rgb_mean: [0.5, 0.5, 0.5]', 'init: reloaded']
+    elif kind.startswith('WDSR'):
         lines += ['res_scale: 1.0', f'norm: {norm}', f'rgb_mean: {DIV2K_MEAN}']
     lines.append(f'upscale: {scale}')
     return f'network_g:\n  type: {kind}\n' + ''.join(f'  {line}\n' for line in lines)
@@ -79,13 +81,20 @@ def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enla
 """
 
 
-def metrics(scale, rgb=True):
-    """PSNR/SSIM on Y with border = scale (as papers report), and RGB PSNR for validation during training."""
+def metrics(scale, rgb=True, official=False):
+    """PSNR/SSIM on Y with border = scale (as papers report), RGB PSNR for validation during training, and
+    (``official``) the official WDSR code's RGB PSNR with a border of scale + 6."""
     rgb_psnr = f"""    psnr:
       type: calculate_psnr
       crop_border: {scale}
       test_y_channel: false
 """ if rgb else ''
+    if official:
+        rgb_psnr += f"""    psnr_official:  # the official WDSR code's PSNR: RGB, border scale + 6
+      type: calculate_psnr
+      crop_border: {scale + 6}
+      test_y_channel: false
+"""
     return f"""  metrics:
 {rgb_psnr}    psnr_y:
       type: calculate_psnr
@@ -102,9 +111,9 @@ EMA_OFF = ('no EMA: the paper trains without one, and so does this recipe (Basic
            '  # 0.999: validation then runs the EMA copy; the test files read params_ema, else params)')
 
 
-def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones=(200000, 400000), num_gpu='auto',
-               dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0, save_img=False,
-               pretrain=None):
+def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones=(200000, 400000), gamma=0.5,
+               num_gpu='auto', dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0,
+               save_img=False, pretrain=None, official_metric=False):
     data = data or datasets(scale)
     stones = ', '.join(str(m) for m in milestones)
     return f"""{comment}
@@ -135,7 +144,7 @@ train:
   scheduler:
     type: MultiStepLR
     milestones: [{stones}]
-    gamma: 0.5
+    gamma: {gamma}
   total_iter: {total_iter}
   warmup_iter: -1
   pixel_opt:
@@ -148,7 +157,7 @@ val:
   save_img: {str(save_img).lower()}
   tile: 0  # input pixels per tile for large images (0: whole image); tile_pad covers the receptive field
   tile_pad: 16
-{metrics(scale)}
+{metrics(scale, official=official_metric)}
 logger:
   print_freq: {print_freq}
   save_checkpoint_freq: !!float {save_freq:g}
@@ -167,7 +176,7 @@ dist_params:  # read under --launcher pytorch (torchrun) and --launcher slurm
 BENCHMARK_SETS = ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')
 
 
-def test_file(name, scale, net, train_name):
+def test_file(name, scale, net, train_name, official_metric=False):
     sets = ''.join(f"""  test_{i}:
     name: {bench}
     type: CheckedPairedImageDataset
@@ -176,13 +185,16 @@ def test_file(name, scale, net, train_name):
     io_backend:
       type: disk
 """ for i, bench in enumerate(BENCHMARK_SETS, 1))
+    official_note = ('# psnr_official is the official WDSR code\'s figure (RGB, border scale + 6), to compare with its\n'
+                     '# README; converted official weights (scripts/convert_checkpoint.py) go in pretrain_network_g.\n'
+                     if official_metric else
+                     '# The official WDSR code reports RGB PSNR with a border of scale + 6; to compare with its numbers add\n'
+                     f'#     psnr_official: {{type: calculate_psnr, crop_border: {scale + 6}, test_y_channel: false}}\n'
+                     '# under val:metrics.\n')
     return f"""# Evaluate {train_name} (net_g_latest.pth, EMA weights when present) on the five SR benchmarks
 # (scripts/prepare_benchmarks.py writes datasets/<Set>/GTmod12 and LRbicx{scale}) and on DIV2K validation.
 # PSNR and SSIM on Y (ITU-R BT.601), border {scale} px (= scale) cropped, as SR papers report them.
-# The official WDSR code reports RGB PSNR with a border of scale + 6; to compare with its numbers add
-#     psnr_rgb_official: {{type: calculate_psnr, crop_border: {scale + 6}, test_y_channel: false}}
-# under val:metrics.
-name: {name}
+{official_note}name: {name}
 model_type: WDSRModel
 scale: {scale}
 num_gpu: auto
@@ -209,7 +221,7 @@ val:
   tile: 0
   tile_pad: 16
   self_ensemble: false  # true: x8 flips/rotations (the paper's "+" results)
-{metrics(scale, rgb=False)}"""
+{metrics(scale, rgb=False, official=official_metric)}"""
 
 
 def dist_block(gpus):
@@ -271,6 +283,35 @@ def files():
         out[f'paper/{name}.yml'] = train_file(
             name, 2, network('WDSR_A', 2, norm=norm), ablation.format(norm=norm, lr=lr), lr=lr, total_iter=300000,
             milestones=(200000, ), val_freq=2000)
+    ntire = ('# The authors\' NTIRE 2018 code (JiahuiYu/wdsr_ntire2018, wdsr_a.py inside EDSR-PyTorch @95f0571): the\n'
+             '# "WDSR baseline" of its README, WDSR-A with 16 blocks, n_feats 32, block_feats 128 (x4 wide), x2, published\n'
+             '# at 1,190,100 parameters (raw: weight norm\'s g and v and the biases) and 34.77 dB (DIV2K 801-900, RGB).\n'
+             '# "Identical settings to the EDSR baseline" (EDSR-PyTorch src/demo.sh and option.py at that commit):\n'
+             '# HR patches 96 (LR 48), batch 16, Adam lr 1e-4 halved every 200 epochs of 1000 iterations, 300 epochs.\n'
+             '# The paper\'s own recipe (lr 1e-3 with weight norm) is options/train_wdsr_a_x2.yml.\n')
+    name = 'train_ntire2018_wdsr_baseline_x2'
+    out[f'authors/{name}.yml'] = train_file(name, 2, network('WDSR_A', 2), ntire, lr=1e-4, total_iter=300000,
+                                            milestones=(200000, ), data=datasets(2, gt_size=96))
+    out['authors/test_ntire2018_wdsr_baseline_x2.yml'] = test_file('test_ntire2018_wdsr_baseline_x2', 2,
+                                                                   network('WDSR_A', 2), name, official_metric=True)
+    reloaded = ('# The authors\' 2019 "WDSR reloaded" (ychfan/wdsr, BMVC 2019), {size} model: WDSR-A blocks, {blocks} blocks\n'
+                '# of {feat} features, x4 wide; published at {params} parameters (raw: g, v and biases) for x{s}.\n'
+                '# Recipe of its trainer.py, models/wdsr.py and datasets/div2k.py, _isr.py: DIV2K 800 images, 1000\n'
+                '# random 48 px LR patches (HR {hr}) per image and epoch = 50,000 iterations of batch 16; 30 epochs\n'
+                '# (1.5e6 iterations); Adam lr 1e-3, x0.2 after epochs 20 and 25; L1; flips and transposes; inputs\n'
+                '# minus 0.5; its weight-norm initialisation (init: reloaded). Validation adds its RGB PSNR (border\n'
+                '# scale + 6). Our choice: validation and checkpoints every 5e4 iterations (one of its epochs).\n')
+    published = {(16, 2): '1,190,100', (16, 3): '1,195,605', (16, 4): '1,203,312',
+                 (32, 2): '37,808,180', (32, 3): '37,826,645', (32, 4): '37,852,496'}
+    for size, blocks, feat, stem in (('small', 16, 32, 'reloaded_wdsr'), ('large', 32, 128, 'reloaded_wdsr_large')):
+        for s in (2, 3, 4):
+            name = f'train_{stem}_x{s}'
+            net = network('WDSR_A', s, num_block=blocks, num_feat=feat, reloaded=True)
+            comment = reloaded.format(size=size, blocks=blocks, feat=feat, params=published[blocks, s], s=s, hr=48 * s)
+            out[f'authors/{name}.yml'] = train_file(
+                name, s, net, comment, total_iter=1500000, milestones=(1000000, 1250000), gamma=0.2,
+                data=datasets(s, gt_size=48 * s), val_freq=50000, save_freq=50000, official_metric=True)
+            out[f'authors/test_{stem}_x{s}.yml'] = test_file(f'test_{stem}_x{s}', s, net, name, official_metric=True)
     demo = ('# The README\'s main job: a small WDSR-B (16 features, 4 blocks, x6 wide) trained on the demo set\n'
             '# (scikit-image photographs prepared like DIV2K by scripts/make_demo_data.py) for 2000\n'
             '# iterations on CPU, validated on the two held-out photographs. 64 px HR patches, batch 16,\n'

@@ -20,7 +20,7 @@ VALID = {'0801': ('chelsea', 101, 97), '0802': ('coffee', 90, 110), '0803': ('as
 # one file per shipped training family
 FAMILIES = ['train_wdsr_a_x3.yml', 'train_wdsr_b_x2.yml', 'train_edsr_x4.yml', 'train_rdn_x2.yml',
             'paper/table1_wdsr_b_b1_x2.yml', 'paper/norm_batch_lr1e-4_x2.yml', 'dist/train_wdsr_b_x2_4gpu.yml',
-            'demo_wdsr_b_x2.yml']
+            'authors/train_reloaded_wdsr_x2.yml', 'demo_wdsr_b_x2.yml']
 SMALL_NETS = {
     'WDSR_A': {'num_feat': 8, 'num_block': 1},
     'WDSR_B': {'num_feat': 8, 'num_block': 1},

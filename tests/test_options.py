@@ -48,6 +48,9 @@ def test_the_expected_files_exist():
     expected |= {f'paper/table1_{n}_b{b}_x2.yml' for n in ('edsr', 'wdsr_a', 'wdsr_b') for b in (1, 3, 5, 8)}
     expected |= {f'dist/train_wdsr_{n}_x2_{g}gpu.yml' for n in 'ab' for g in (4, 8)}
     expected |= {'demo_wdsr_b_x2.yml'}
+    expected |= {f'authors/{kind}_{n}_x{s}.yml' for kind in ('train', 'test') for n in ('reloaded_wdsr', 'reloaded_wdsr_large')
+                 for s in (2, 3, 4)}
+    expected |= {f'authors/{kind}_ntire2018_wdsr_baseline_x2.yml' for kind in ('train', 'test')}
     assert expected <= names
     assert any(n.startswith('paper/norm_batch') for n in names) and any(n.startswith('paper/norm_none') for n in names)
 

@@ -10,8 +10,10 @@ from torch import nn
 import wdsr_basicsr  # noqa: F401  (registers the architectures)
 from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
+from conftest import OPTIONS
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, count_parameters, fold_weight_norm, is_weight_normed
 from wdsr_basicsr.archs.arch_util import DIV2K_RGB_MEAN as DIV2K_MEAN
+from wdsr_basicsr.options import load_options
 
 
 def conv_count(cin, cout, k, weight_norm=False):
@@ -67,10 +69,61 @@ def test_wdsr_b_5_blocks_hand_count():
     assert count_parameters(table1_net('WDSR_B', 5)) == 1792 + 5 * (24960 + 19635 + 29440) + 6924 + 912 == 379803
 
 
-def test_reloaded_wdsr_raw_parameters_published_x2():
-    # The 2019 reloaded WDSR (16 blocks, 32 features, x4 width) reports 1,190,100
-    # trainable parameters at x2 (weight_g, weight_v and bias of every conv).
-    assert count_parameters(WDSR_A(num_feat=32, num_block=16, expansion=4, upscale=2), 'raw') == 1190100
+#: Parameter counts the authors' READMEs print (raw: weight norm's g and v, and the biases).
+PUBLISHED = {
+    'train_ntire2018_wdsr_baseline_x2': 1190100,  # JiahuiYu/wdsr_ntire2018 README, "WDSR Baseline"
+    'train_reloaded_wdsr_x2': 1190100,  # ychfan/wdsr README, small models
+    'train_reloaded_wdsr_x3': 1195605,
+    'train_reloaded_wdsr_x4': 1203312,
+    'train_reloaded_wdsr_large_x2': 37808180,  # ychfan/wdsr README, large models
+    'train_reloaded_wdsr_large_x3': 37826645,
+    'train_reloaded_wdsr_large_x4': 37852496,
+}
+
+
+@pytest.mark.parametrize('name', sorted(PUBLISHED))
+def test_authors_variants_match_published_counts(name):
+    opt = load_options(OPTIONS / 'authors' / f'{name}.yml')
+    net = build_network(dict(opt['network_g']))
+    assert count_parameters(net, 'raw') == PUBLISHED[name]
+    test_opt = load_options(OPTIONS / 'authors' / f"{name.replace('train_', 'test_', 1)}.yml")
+    assert test_opt['network_g'] == opt['network_g']
+
+
+def test_edsr_baseline_published_count_explained():
+    # The NTIRE 2018 README prints 1,372,318 for the EDSR baseline (x2, 16 blocks, 64 features): the
+    # shipped EDSR's conv weights and biases, plus one weight-norm g per output channel of every conv,
+    # plus the 2 x 12 weights and biases of EDSR-PyTorch's frozen 1x1 MeanShift convs.
+    net = build_network(dict(load_options(OPTIONS / 'train_edsr_x2.yml')['network_g']))
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert count_parameters(net) == sum(conv_count(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs)
+    assert count_parameters(net) + sum(c.out_channels for c in convs) + 2 * (3 * 3 + 3) == 1372318
+
+
+@pytest.mark.parametrize('cls', [WDSR_A, WDSR_B])
+def test_reloaded_init(cls):
+    # ychfan/wdsr models/wdsr.py: biases 0; g = 1 (head, tail, skip), 2 (first conv of a block),
+    # 1 / sqrt(blocks) (last conv of a block). g is the norm of each output filter of the folded conv.
+    net = fold_weight_norm(cls(num_feat=8, num_block=4, init='reloaded', img_range=1.0, rgb_mean=(0.5, ) * 3))
+    expected = [('head', 1.0), ('tail', 1.0), ('skip', 1.0)]
+    for i, block in enumerate(net.body):
+        convs = [n for n, m in block.body.named_children() if isinstance(m, nn.Conv2d)]
+        expected += [(f'body.{i}.body.{convs[0]}', 2.0), (f'body.{i}.body.{convs[-1]}', 0.5)]
+        expected += [(f'body.{i}.body.{n}', 1.0) for n in convs[1:-1]]
+    modules = dict(net.named_modules())
+    assert len(expected) == sum(isinstance(m, nn.Conv2d) for m in net.modules())
+    for name, gain in expected:
+        conv = modules[name]
+        norms = conv.weight.flatten(1).norm(dim=1)
+        assert torch.allclose(norms, torch.full_like(norms, gain)), name
+        assert not conv.bias.any(), name
+
+
+def test_init_options_are_checked():
+    with pytest.raises(ValueError, match="init='xavier' is not supported; choose one of 'default', 'reloaded'"):
+        WDSR_A(num_feat=8, num_block=1, init='xavier')
+    with pytest.raises(ValueError, match="init='reloaded' sets weight norm's g; it needs norm='weight'"):
+        WDSR_B(num_feat=8, num_block=1, init='reloaded', norm='batch')
 
 
 @pytest.mark.parametrize('scale', [2, 3, 4])

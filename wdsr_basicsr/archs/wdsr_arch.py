@@ -8,6 +8,8 @@ running at low resolution, a 3x3 tail conv to ``num_out_ch * upscale**2``
 channels, a global 5x5 conv skip from the (normalised) input to the same
 channels, the two summed and pixel-shuffled. Only the block differs.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn as nn
@@ -29,6 +31,13 @@ CHUNK_BYTES = {'cpu': 4 * 1024 * 1024, 'cuda': 512 * 1024 * 1024}
 #: for tensor cores on a GPU. 25 or 51 channels leave both part empty (on an
 #: H100 the 384->51 product took a slow unaligned GEMM); 32 or 56 run faster.
 LANES = 8
+
+#: Initialisations of the ``init`` option: ``'default'`` is PyTorch's conv
+#: initialisation (weight norm's g starts at ||v||, so the weights are the plain
+#: conv's); ``'reloaded'`` is the 2019 "WDSR reloaded" code's (ychfan/wdsr,
+#: models/wdsr.py): every bias 0, g = 1 for the head, tail and skip, g = 2 for
+#: the first conv of each block and g = 1 / sqrt(num_block) for its last conv.
+INITS = ('default', 'reloaded')
 
 #: ``img_range`` of the paper's code: inputs in [0, 255] are mapped with
 #: ``(x - 255 * mean) / 127.5``, i.e. ``(x - mean) * 2`` for inputs in [0, 1].
@@ -193,10 +202,15 @@ class _WDSR(nn.Module):
         norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
         img_range (float): Inputs are normalised as ``(x - rgb_mean) * img_range``.
         rgb_mean (tuple[float]): Per-channel mean in [0, 1].
+        init (str): One of :data:`INITS`.
     """
 
-    def __init__(self, *, blocks, num_in_ch, num_out_ch, num_feat, upscale, norm, img_range, rgb_mean):
+    def __init__(self, *, blocks, num_in_ch, num_out_ch, num_feat, upscale, norm, img_range, rgb_mean, init):
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init={init!r} is not supported; choose one of {', '.join(repr(i) for i in INITS)}.")
+        if init == 'reloaded' and norm != 'weight':
+            raise ValueError(f"init='reloaded' sets weight norm's g; it needs norm='weight', not {norm!r}.")
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'upscale={upscale!r} must be an integer >= 1.')
         if len(rgb_mean) != num_in_ch or num_in_ch != num_out_ch:
@@ -210,6 +224,20 @@ class _WDSR(nn.Module):
         self.tail = make_conv(num_feat, out_ch, 3, norm=norm, in_body=False)
         self.skip = make_conv(num_in_ch, out_ch, 5, norm=norm, in_body=False)
         self.shuffle = nn.PixelShuffle(upscale)
+        if init == 'reloaded':
+            self._init_reloaded()
+
+    @torch.no_grad()
+    def _init_reloaded(self):
+        """The 2019 code's start (see :data:`INITS`); WDSR-B's middle (low-rank) conv gets g = 1 (our choice)."""
+        gains = [(self.head, 1.0), (self.tail, 1.0), (self.skip, 1.0)]
+        for block in self.body:
+            convs = [m for m in block.body if isinstance(m, nn.Conv2d)]
+            gains += [(convs[0], 2.0), (convs[-1], 1 / math.sqrt(len(self.body)))]
+            gains += [(conv, 1.0) for conv in convs[1:-1]]
+        for conv, gain in gains:
+            conv.parametrizations.weight.original0.fill_(gain)
+            conv.bias.zero_()
 
     def forward(self, x):
         """Super-resolve ``x``.
@@ -259,6 +287,9 @@ class WDSR_A(_WDSR):
             Default: 2.0.
         rgb_mean (tuple[float]): Per-channel mean in [0, 1].
             Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
+        init (str): ``'default'`` (PyTorch's) or ``'reloaded'`` (the 2019
+            WDSR reloaded code's weight-norm initialisation, see
+            :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
     def __init__(self,
@@ -272,7 +303,8 @@ class WDSR_A(_WDSR):
                  res_scale=1.0,
                  norm='weight',
                  img_range=WDSR_IMG_RANGE,
-                 rgb_mean=DIV2K_RGB_MEAN):
+                 rgb_mean=DIV2K_RGB_MEAN,
+                 init='default'):
         check_norm(norm)
         blocks = [
             WDSRBlockA(num_feat=num_feat, expansion=expansion, res_scale=res_scale, norm=norm)
@@ -286,7 +318,8 @@ class WDSR_A(_WDSR):
             upscale=upscale,
             norm=norm,
             img_range=img_range,
-            rgb_mean=rgb_mean)
+            rgb_mean=rgb_mean,
+            init=init)
 
 
 @ARCH_REGISTRY.register()
@@ -316,6 +349,9 @@ class WDSR_B(_WDSR):
             Default: 2.0.
         rgb_mean (tuple[float]): Per-channel mean in [0, 1].
             Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
+        init (str): ``'default'`` (PyTorch's) or ``'reloaded'`` (the 2019
+            WDSR reloaded code's weight-norm initialisation, see
+            :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
     def __init__(self,
@@ -330,7 +366,8 @@ class WDSR_B(_WDSR):
                  res_scale=1.0,
                  norm='weight',
                  img_range=WDSR_IMG_RANGE,
-                 rgb_mean=DIV2K_RGB_MEAN):
+                 rgb_mean=DIV2K_RGB_MEAN,
+                 init='default'):
         check_norm(norm)
         blocks = [
             WDSRBlockB(
@@ -348,4 +385,5 @@ class WDSR_B(_WDSR):
             upscale=upscale,
             norm=norm,
             img_range=img_range,
-            rgb_mean=rgb_mean)
+            rgb_mean=rgb_mean,
+            init=init)

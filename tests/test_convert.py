@@ -52,9 +52,9 @@ def conv(state, name, x, prefix=''):
     return F.conv2d(x, w, b, padding=w.shape[-1] // 2)
 
 
-def forward_2018(state, x01, kind, num_block, scale, res_scale, prefix=''):
-    """wdsr_a.py / wdsr_b.py of 2018 on inputs in [0, 255], mapped back to [0, 1]."""
-    x = (x01 * 255 - DIV2K_MEAN * 255) / 127.5
+def forward_2018(state, x01, kind, num_block, scale, res_scale, prefix='', mean=DIV2K_MEAN):
+    """wdsr_a.py / wdsr_b.py of 2018 (padded convs, since Nov 2018) on inputs in [0, 255], mapped back to [0, 1]."""
+    x = (x01 * 255 - mean * 255) / 127.5
     s = conv(state, 'head.0', x, prefix)
     for i in range(num_block):
         p = f'body.{i}.body'
@@ -65,17 +65,17 @@ def forward_2018(state, x01, kind, num_block, scale, res_scale, prefix=''):
         s = r * res_scale + s
     y = F.pixel_shuffle(conv(state, 'tail.0', s, prefix), scale) + F.pixel_shuffle(conv(state, 'skip.0', x, prefix),
                                                                                    scale)
-    return (y * 127.5 + DIV2K_MEAN * 255) / 255
+    return (y * 127.5 + mean * 255) / 255
 
 
-def forward_2019(checkpoint, x, num_block, scale):
+def forward_2019(checkpoint, x, num_block, scale, image_mean=0.5):
     state = checkpoint['model_state_dict']
-    t = x - 0.5
+    t = x - image_mean
     s = conv(state, 'body.0', t, 'model.')
     for i in range(1, num_block + 1):
         s = s + conv(state, f'body.{i}.body.2', torch.relu(conv(state, f'body.{i}.body.0', s, 'model.')), 'model.')
     y = conv(state, f'body.{num_block + 1}', s, 'model.') + conv(state, 'skip.0', t, 'model.')
-    return F.pixel_shuffle(y, scale) + 0.5
+    return F.pixel_shuffle(y, scale) + image_mean
 
 
 def run_convert(tmp_path, official, *extra):
@@ -90,7 +90,7 @@ def run_convert(tmp_path, official, *extra):
 @pytest.mark.parametrize('scale', [2, 3, 4])
 def test_2018_layout(tmp_path, kind, wide, low, scale):
     official = official_2018(kind, 4, 2, wide, scale, low, prefix='module.')
-    net, network_g = run_convert(tmp_path, official, '--res_scale', '0.5')
+    net, network_g = run_convert(tmp_path, official, '--release', '2018-11', '--res_scale', '0.5')
     assert network_g['type'] == f'WDSR_{kind}' and network_g['num_block'] == 2 and network_g['upscale'] == scale
     assert network_g['expansion'] == wide // 4
     if kind == 'B':
@@ -103,7 +103,7 @@ def test_2018_layout(tmp_path, kind, wide, low, scale):
 
 def test_2018_wdsr_b_paper_widths(tmp_path):
     official = official_2018('B', 64, 1, 384, 2, low=51)
-    net, network_g = run_convert(tmp_path, official)
+    net, network_g = run_convert(tmp_path, official, '--release', '2018-11')
     assert network_g['low_rank_ratio'] == 0.8 and network_g['expansion'] == 6
     x = torch.rand(1, 3, 8, 8)
     with torch.no_grad():
@@ -131,6 +131,61 @@ def test_other_file_is_named_with_the_layouts(tmp_path, capsys):
 
 
 def test_converted_checkpoint_builds_through_basicsr(tmp_path):
-    net, network_g = run_convert(tmp_path, official_2018('A', 4, 1, 8, 2))
+    net, network_g = run_convert(tmp_path, official_2018('A', 4, 1, 8, 2), '--release', '2018-11')
     rebuilt = build_network(dict(network_g))
     rebuilt.load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True)['params'])
+
+
+def test_rgb_mean_flag(tmp_path):
+    mean = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
+    official = official_2018('A', 4, 1, 8, 2)
+    net, network_g = run_convert(tmp_path, official, '--release', '2018-11', '--rgb_mean', '0.5', '0.4', '0.3')
+    assert network_g['rgb_mean'] == pytest.approx([0.5, 0.4, 0.3])
+    x = torch.rand(1, 3, 9, 8)
+    with torch.no_grad():
+        assert (net(x) - forward_2018(official, x, 'A', 1, 2, 1.0, mean=mean)).abs().max() < 1e-4
+    official = official_2019(8, 2, 32, 3)
+    net, _ = run_convert(tmp_path, official, '--rgb_mean', '0.3', '0.3', '0.3')
+    with torch.no_grad():
+        assert (net(x) - forward_2019(official, x, 2, 3, image_mean=0.3)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize('release, says', [
+    (None, ['--release 2018-11', '--release 2018-08']),
+    ('2018-08', ['August 2018', 'without padding', 'different function near every border']),
+    ('2019', ['--release 2019 was given, but the file has the 2018 layout']),
+])
+def test_2018_release_must_be_said_and_august_is_refused(tmp_path, capsys, release, says):
+    src = tmp_path / 'official.pt'
+    torch.save(official_2018('B', 4, 1, 24, 2, low=3), src)
+    extra = ['--release', release] if release else []
+    assert convert_main([str(src), str(tmp_path / 'out.pth'), *extra]) == 1
+    err = capsys.readouterr().err
+    assert f'{src} is not converted' in err and all(s in err for s in says), err
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_2019_file_with_a_2018_release_is_refused(tmp_path, capsys):
+    src = tmp_path / 'official.pt'
+    torch.save(official_2019(4, 1, 16, 2), src)
+    assert convert_main([str(src), str(tmp_path / 'out.pth'), '--release', '2018-11']) == 1
+    assert 'the file has the 2019 layout' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name, content', [
+    ('model.ckpt-30000.index', b'\x00' * 16),
+    ('model.ckpt-30000.data-00000-of-00001', b'\x00' * 16),
+    ('saved', None),  # a SavedModel folder
+    ('weights.h5', b'\x89HDF\r\n\x1a\n' + b'\x00' * 8),
+])
+def test_tensorflow_and_keras_checkpoints_are_refused(tmp_path, capsys, name, content):
+    src = tmp_path / name
+    if content is None:
+        src.mkdir()
+        (src / 'saved_model.pb').write_bytes(b'\x08\x01')
+    else:
+        src.write_bytes(content)
+    assert convert_main([str(src), str(tmp_path / 'out.pth')]) == 1
+    err = capsys.readouterr().err
+    assert f'{src} is not converted' in err and ('TensorFlow' in err or 'Keras' in err), err
+    assert 'ychfan/wdsr' in err and not (tmp_path / 'out.pth').exists()

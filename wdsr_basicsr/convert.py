@@ -1,6 +1,7 @@
 """Convert the checkpoints the WDSR authors released into this package's format.
 
-Usage: python scripts/convert_checkpoint.py SRC DST [--res_scale R] (or ``wdsr-convert``).
+Usage: python scripts/convert_checkpoint.py SRC DST [--release 2018-11|2019] [--res_scale R] [--rgb_mean R G B]
+(or ``wdsr-convert``).
 
 Understood layouts (found from the keys; ``module.`` and ``model.`` prefixes are stripped):
 
@@ -12,15 +13,39 @@ Understood layouts (found from the keys; ``module.`` and ``model.`` prefixes are
   ``body.{1..N}.body.{0,2}`` (blocks), ``body.{N+1}`` (tail conv) and ``skip.0``. Inputs in [0, 1] minus a
   scalar 0.5: ``img_range=1.0``, ``rgb_mean=(0.5, 0.5, 0.5)`` here.
 
+The two revisions of the 2018 code store tensors of the same names and shapes, so a 2018 checkpoint needs
+``--release``: ``2018-11`` (the repository since 25 Nov 2018: every conv zero-padded, as here) is converted;
+``2018-08`` (the first release: head, tail and skip convs unpadded on a replication-padded input) is refused,
+because these weights in this network would compute a different function near every border. TensorFlow and
+Keras checkpoints (ychfan/tf_estimator_barebone, krasserm/wdsr) are refused with the reason too.
+
 DST is ``{'params': ..., 'network_g': {...}}`` with the hyper-parameters inferred from the tensor shapes.
 """
 import argparse
+import os
 import re
 import sys
+from os import path as osp
 
 from .archs import WDSR_A, WDSR_B
 from .archs.arch_util import DIV2K_RGB_MEAN
 from .utils.checkpoint import load_checkpoint, save_atomic
+
+#: What ``--release`` may say, and what each is.
+RELEASES = {
+    '2018-11': 'JiahuiYu/wdsr_ntire2018 since commits 7bd0011/07cf0ce (25 Nov 2018): every conv zero-padded',
+    '2018-08': 'JiahuiYu/wdsr_ntire2018 of August 2018: head, tail and skip convs unpadded, input replication-padded',
+    '2019': 'ychfan/wdsr (WDSR reloaded, 2020 release)',
+}
+AUGUST_2018 = ('the August 2018 code runs its head, tail and skip convs without padding on an input padded by 2 px '
+               'of replicated border (at test time only), while this package zero-pads every conv, as the code has '
+               'since 25 Nov 2018. The tensors have the same shapes, but in this network they would compute a '
+               'different function near every border, so the checkpoint is not converted. Fine-tune it in the '
+               'later code (or with this package) and convert that.')
+TENSORFLOW = ('a {kind}: this tool reads the PyTorch checkpoints of the authors\' PyTorch code only. The TensorFlow '
+              'and Keras WDSR (ychfan/tf_estimator_barebone, krasserm/wdsr) store their variables under their own '
+              'names, in HWIO kernel layout, and need TensorFlow to read; use the 2019 PyTorch release\'s weights '
+              '(ychfan/wdsr), which this tool converts.')
 
 LAYOUTS = ('2018 NTIRE code (head.0 / body.i.body.j / tail.0 / skip.0, weight_g and weight_v)',
            "2019 reloaded trainer ({'model_state_dict': ...} with body.0 ... body.N+1 and skip.0)")
@@ -30,6 +55,22 @@ WN_SUFFIXES = {'weight_g': 'parametrizations.weight.original0', 'weight_v': 'par
 
 class ConversionError(ValueError):
     """SRC is not a checkpoint in a layout this module understands."""
+
+
+class RefusedError(ValueError):
+    """SRC is a WDSR checkpoint whose conversion would give a different network; the message says why."""
+
+
+def refuse_tensorflow(path):
+    """Raise :class:`RefusedError` if ``path`` is a TensorFlow or Keras checkpoint (by name, or HDF5 magic)."""
+    names = os.listdir(path) if osp.isdir(path) else [osp.basename(path)]
+    if any(n == 'saved_model.pb' or n == 'checkpoint' or n.endswith(('.index', '.meta'))
+           or re.search(r'\.data-\d+-of-\d+$', n) for n in names):
+        raise RefusedError(TENSORFLOW.format(kind='TensorFlow checkpoint'))
+    if osp.isfile(path):
+        with open(path, 'rb') as f:
+            if f.read(8) == b'\x89HDF\r\n\x1a\n':
+                raise RefusedError(TENSORFLOW.format(kind='Keras/HDF5 file'))
 
 
 def _strip_prefixes(state):
@@ -100,17 +141,46 @@ def detect(checkpoint):
     raise ConversionError('no model_state_dict entry and no head.0/tail.0 weight-normalised convs')
 
 
-def convert(checkpoint, res_scale=1.0):
+def check_release(layout, release):
+    """Raise unless ``release`` (``--release``, or None) may be converted as ``layout``."""
+    if release is not None and release not in RELEASES:
+        raise ValueError(f'release={release!r} is not one of {sorted(RELEASES)}.')
+    if layout == '2019':
+        if release not in (None, '2019'):
+            raise RefusedError(f'--release {release} was given, but the file has the 2019 layout ({RELEASES["2019"]}).')
+        return
+    if release is None:
+        raise RefusedError('2018 layout: its two code revisions store the same tensors, so say which trained it: '
+                           f'--release 2018-11 ({RELEASES["2018-11"]}) or --release 2018-08 ({RELEASES["2018-08"]}).')
+    if release == '2019':
+        raise RefusedError('--release 2019 was given, but the file has the 2018 layout (head.0, body.i.body.j, tail.0).')
+    if release == '2018-08':
+        raise RefusedError(AUGUST_2018)
+
+
+def convert(checkpoint, res_scale=1.0, rgb_mean=None, release=None):
     """Convert a loaded official checkpoint.
 
     Args:
         checkpoint (dict): What ``torch.load`` returned for the official file.
         res_scale (float): Residual scale of the 2018 code's blocks. Default: 1.0.
+        rgb_mean (list[float] | None): Per-channel mean in [0, 1] the code
+            was run with (2018: ``--r_mean --g_mean --b_mean``; 2019: its
+            scalar ``image_mean``, repeated). Default: None, the code's
+            default (2018: the DIV2K mean; 2019: 0.5).
+        release (str | None): Which code trained it, one of :data:`RELEASES`;
+            required for the 2018 layout. Default: None.
 
     Returns:
         dict: ``{'params': state dict, 'network_g': options}`` for this package.
+
+    Raises:
+        ConversionError: Not a layout this module understands.
+        RefusedError: A layout whose conversion would change the network, or
+            a ``release`` that does not fit the layout.
     """
     layout, state = detect(checkpoint)
+    check_release(layout, release)
     groups = _conv_groups(state)
     mapping, kind, num_block = _map_2018(groups) if layout == '2018' else _map_2019(groups)
     if set(mapping) != set(groups):
@@ -132,7 +202,8 @@ def convert(checkpoint, res_scale=1.0):
         'res_scale': res_scale if layout == '2018' else 1.0,
         'norm': 'weight',
         'img_range': 255. / 127.5 if layout == '2018' else 1.0,
-        'rgb_mean': list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * int(num_in_ch),
+        'rgb_mean': [float(m) for m in rgb_mean] if rgb_mean is not None else
+        list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * int(num_in_ch),
     }
     if kind == 'B' and num_block:
         low = groups[mapping_key(mapping, 'body.0.body.2')]['weight_v'].shape[0]
@@ -154,15 +225,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Convert an official WDSR checkpoint (2018 or 2019) to ours.')
     parser.add_argument('src', help='Official checkpoint.')
     parser.add_argument('dst', help='Output checkpoint.')
+    parser.add_argument('--release', choices=sorted(RELEASES), default=None,
+                        help='Which code trained SRC; required for the 2018 layout (2018-08 is refused). '
+                        + '; '.join(f'{k}: {v}' for k, v in RELEASES.items()))
     parser.add_argument('--res_scale', type=float, default=1.0, help='Residual scale of the 2018 code. Default: 1.')
+    parser.add_argument('--rgb_mean', type=float, nargs='+', default=None, metavar='MEAN',
+                        help='Per-channel mean in [0, 1] the code ran with (2018: --r_mean --g_mean --b_mean; '
+                        '2019: image_mean, once per channel). Default: DIV2K mean (2018), 0.5 (2019).')
     args = parser.parse_args(argv)
     try:
-        converted = convert(load_checkpoint(args.src, 'SRC'), args.res_scale)
+        refuse_tensorflow(args.src)
+        converted = convert(load_checkpoint(args.src, 'SRC'), args.res_scale, args.rgb_mean, args.release)
+    except RefusedError as error:
+        print(f'error: {args.src} is not converted: {error}', file=sys.stderr)
+        return 1
     except ConversionError as error:
         print(f'error: {args.src} is not a WDSR checkpoint this tool understands ({error}). Understood layouts: '
               f'{"; ".join(LAYOUTS)}.', file=sys.stderr)
         return 1
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     save_atomic(converted, args.dst)

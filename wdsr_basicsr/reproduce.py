@@ -45,6 +45,17 @@ PAPER_PSNR = {
     'wdsr_a': {1: 33.323, 3: 34.163, 5: 34.388, 8: 34.541},
     'wdsr_b': {1: 33.434, 3: 34.205, 5: 34.409, 8: 34.536},
 }
+#: Raw parameter counts (weight norm's g and v, and biases) the authors' READMEs print for the networks of
+#: options/authors/ (JiahuiYu/wdsr_ntire2018 "WDSR Baseline"; ychfan/wdsr small and large models).
+PUBLISHED_RAW_PARAMS = {
+    'train_ntire2018_wdsr_baseline_x2': 1190100,
+    'train_reloaded_wdsr_x2': 1190100,
+    'train_reloaded_wdsr_x3': 1195605,
+    'train_reloaded_wdsr_x4': 1203312,
+    'train_reloaded_wdsr_large_x2': 37808180,
+    'train_reloaded_wdsr_large_x3': 37826645,
+    'train_reloaded_wdsr_large_x4': 37852496,
+}
 NORM_RUNS = ('norm_weight_lr1e-3_x2', 'norm_batch_lr1e-3_x2', 'norm_none_lr1e-3_x2', 'norm_batch_lr1e-4_x2')
 
 

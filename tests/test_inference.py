@@ -206,3 +206,54 @@ def test_export_refuses_code_running_pickle(tmp_path):
     with pytest.raises(RuntimeError, match='refused'):
         export(str(tmp_path / 'evil.pth'), 'torchscript', str(tmp_path / 'x.pt'))
     assert not (tmp_path / 'pwned').exists()
+
+
+def test_tiled_upscale_holds_no_whole_image_in_floats(checkpoint):
+    import tracemalloc
+
+    from wdsr_basicsr.inference import upscale_image
+    net, _ = network_from_checkpoint(checkpoint)
+    img = photo('astronaut', 96, 80)
+    tracemalloc.start()
+    out = upscale_image(img, net, 2, tile=16, tile_pad=6)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # the uint8 result (46 KB) and per-tile buffers; one float copy of the output alone would be 4 x 46 KB
+    assert peak < 1.5 * out.nbytes, (peak, out.nbytes)
+    # the network's own output on the whole image, converted by hand: RGB in [0, 1], rounded, back to BGR
+    x = torch.from_numpy(img[:, :, ::-1].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        expected = (net(x)[0].clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()[:, :, ::-1]
+    assert out.dtype == np.uint8 and np.abs(out.astype(float) - expected).max() <= 1
+
+
+def test_a_failing_image_is_skipped_and_summarised(checkpoint, tmp_path, monkeypatch, capsys):
+    import wdsr_basicsr.inference as inference
+    src = tmp_path / 'in'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), photo('coffee', 20, 24))
+    cv2.imwrite(str(src / 'huge.png'), photo('coffee', 30, 24))
+    real = inference.sr_forward
+
+    def forward(net, x, *args, **kwargs):
+        if x.shape[-2] == 30:
+            raise torch.OutOfMemoryError('CUDA out of memory. Tried to allocate 9.00 GiB')
+        return real(net, x, *args, **kwargs)
+
+    monkeypatch.setattr(inference, 'sr_forward', forward)
+    assert infer(checkpoint, src, tmp_path / 'out') == 1
+    assert os.listdir(tmp_path / 'out') == ['a.png']
+    captured = capsys.readouterr()
+    assert '1 of 2 images written' in captured.out
+    assert f"1 failed:\n  {src / 'huge.png'}: CUDA out of memory" in captured.err and '--tile' in captured.err
+
+
+def test_tile_smaller_than_the_receptive_field_is_refused(checkpoint, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 20, 24))
+    # WDSR-B, 2 blocks: radius 1 (head 3x3) + 2 x 1 (a 3x3 per block) + 1 (tail 3x3) + 2 (skip 5x5, summed as
+    # the bound does) = 6, so the receptive field is 13 px across
+    smallest = 13
+    assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'out', '--tile', str(smallest - 1)) == 2
+    assert f'the smallest tile that works is --tile {smallest}' in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()
+    assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'out', '--tile', str(smallest)) == 0

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .archs import receptive_radius
 from .utils.checkpoint import network_from_checkpoint
-from .utils.inference import sr_forward
+from .utils.inference import sr_forward, tile_boxes
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 EXIF_ORIENTATION = 0x0112
@@ -89,8 +89,33 @@ def write_image(path, img):
     return cv2.imwrite(path, img)
 
 
+def _to_network(patch, num_in_ch, max_value, device):
+    """A colour patch (HxW gray or HxWx3 BGR, integer samples) as the network's (1, num_in_ch, H, W) input."""
+    gray = patch.ndim == 2
+    if num_in_ch == 3:
+        rgb = np.repeat(patch[:, :, None], 3, axis=2) if gray else patch[:, :, ::-1]
+    else:
+        rgb = (patch if gray else cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY))[:, :, None]
+    return torch.from_numpy(rgb.astype(np.float32) / max_value).permute(2, 0, 1)[None].to(device)
+
+
+def _from_network(out, gray, max_value, dtype):
+    """The network's (1, C, H, W) output as a patch in the input's layout (HxW gray or HxWx3 BGR) and dtype."""
+    out = out[0].clamp_(0, 1).mul_(max_value).round_()
+    if gray:
+        out = out.mean(dim=0).round_() if out.shape[0] == 3 else out[0]  # RGB -> gray
+        return out.cpu().numpy().astype(dtype)
+    out = out.flip(0) if out.shape[0] == 3 else out.expand(3, -1, -1)  # RGB -> BGR; gray network -> BGR
+    return out.permute(1, 2, 0).cpu().numpy().astype(dtype)
+
+
 def upscale_image(img, net, scale, num_in_ch=3, tile=0, tile_pad=0, ensemble=False, amp_dtype=None, device='cpu'):
     """Super-resolve one image, keeping its sample type, its channels and its alpha.
+
+    The result is written tile by tile into one array of the image's own dtype
+    (uint8 or uint16): besides the image and that array, only one tile's input
+    and output are held in floats at a time, so memory stays bounded for huge
+    images. With ``tile`` 0 the whole image is one tile.
 
     Args:
         img (np.ndarray): As returned by :func:`read_image`.
@@ -104,27 +129,22 @@ def upscale_image(img, net, scale, num_in_ch=3, tile=0, tile_pad=0, ensemble=Fal
         np.ndarray: The upscaled image, same dtype and channel layout.
     """
     max_value = 65535. if img.dtype == np.uint16 else 255.
-    alpha = img[:, :, -1] if img.ndim == 3 and img.shape[2] in (2, 4) else None
+    h, w = img.shape[:2]
+    has_alpha = img.ndim == 3 and img.shape[2] in (2, 4)
     gray = img.ndim == 2 or img.shape[2] == 2
-    colour = img[:, :, 0] if gray and img.ndim == 3 else img[:, :, :3] if img.ndim == 3 else img
-    if num_in_ch == 3:
-        rgb = cv2.cvtColor(colour, cv2.COLOR_GRAY2RGB) if gray else cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
-    else:
-        rgb = colour if gray else cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
-        rgb = rgb[:, :, None]
-    x = torch.from_numpy(rgb.astype(np.float32) / max_value).permute(2, 0, 1)[None].to(device)
-    out = sr_forward(net, x, scale, tile=tile, tile_pad=tile_pad, ensemble=ensemble, amp_dtype=amp_dtype)
-    out = out[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    out = np.round(out * max_value).astype(img.dtype)
-    if num_in_ch == 3:
-        out = np.round(out.astype(np.float32).mean(axis=2)).astype(img.dtype) if gray else cv2.cvtColor(
-            out, cv2.COLOR_RGB2BGR)
-    else:
-        out = out[:, :, 0] if gray else cv2.cvtColor(out[:, :, 0], cv2.COLOR_GRAY2BGR)
-    if alpha is not None:
-        h, w = out.shape[:2]
-        big_alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_CUBIC)
-        out = np.dstack([out, big_alpha])
+    out = np.empty((h * scale, w * scale) + img.shape[2:], img.dtype)
+    colour_out = out if img.ndim == 2 else out[:, :, 0] if gray else out[:, :, :3]
+    for (top, bottom, left, right), (y0, y1, x0, x1) in tile_boxes(h, w, tile, tile_pad if tile else 0):
+        patch = img[y0:y1, x0:x1]
+        if img.ndim == 3:
+            patch = patch[:, :, 0] if gray else patch[:, :, :3]
+        result = sr_forward(net, _to_network(patch, num_in_ch, max_value, device), scale, ensemble=ensemble,
+                            amp_dtype=amp_dtype)
+        result = result[:, :, (top - y0) * scale:(bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
+        colour_out[top * scale:bottom * scale, left * scale:right * scale] = _from_network(
+            result, gray, max_value, img.dtype)
+    if has_alpha:
+        out[:, :, -1] = cv2.resize(img[:, :, -1], (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
     return out
 
 
@@ -192,7 +212,8 @@ def parse_args(argv=None):
     parser.add_argument('--opt', default=None, help='Option file whose network_g describes the checkpoint; needed '
                         'only for checkpoints without a network_g entry.')
     parser.add_argument('--tile', type=int, default=0, help='Tile size in input pixels for large images; 0 (default) '
-                        'runs whole images.')
+                        "runs whole images. Tiles bound the memory: each tile's result goes into one output array of "
+                        "the image's own 8 or 16 bit samples. At least the network's receptive field.")
     parser.add_argument('--tile_pad', type=int, default=None, help='Context around each tile, in input pixels. A pad '
                         "at least the network's receptive-field radius gives the whole-image result (within one grey "
                         'level): 2 * num_block + 4 for WDSR-A, num_block + 4 for WDSR-B. Default: that radius, '
@@ -222,30 +243,37 @@ def main(argv=None):
         return 2
     net = net.to(args.device)
     scale = network_opt.get('upscale')
-    tile_pad = receptive_radius(net) if args.tile_pad is None else args.tile_pad
+    radius = receptive_radius(net)
+    if args.tile and args.tile < 2 * radius + 1:
+        print(f'error: --tile {args.tile} is smaller than the receptive field of this network ({2 * radius + 1} px '
+              f'across: a tile would be mostly context); the smallest tile that works is --tile {2 * radius + 1} '
+              '(256 or more runs faster).', file=sys.stderr)
+        return 2
+    tile_pad = radius if args.tile_pad is None else args.tile_pad
+    if args.tile and tile_pad < radius:
+        print(f'warning: --tile_pad {tile_pad} is below the receptive-field radius ({radius} px): pixels near the '
+              'tile seams will differ from the whole-image result.', file=sys.stderr)
     amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
     os.makedirs(args.output, exist_ok=True)
-    failed = []
+    failed = {}
     for path in tqdm(inputs, unit='image'):
         try:
             img = read_image(path)
-        except ValueError as error:
-            tqdm.write(f'skipped {path}: {error}')
-            failed.append(path)
-            continue
-        out = upscale_image(img, net, scale, network_opt.get('num_in_ch', 3), args.tile, tile_pad, args.ensemble,
-                            amp_dtype, args.device)
-        target = output_path(path, args.output, args.suffix, args.ext, out)
-        try:
-            written = write_image(target, out)
-        except ValueError as error:
-            written = False
-            tqdm.write(f'{path}: {error}')
-        if not written:
-            tqdm.write(f'could not write {target}')
-            failed.append(path)
+            out = upscale_image(img, net, scale, network_opt.get('num_in_ch', 3), args.tile, tile_pad, args.ensemble,
+                                amp_dtype, args.device)
+            target = output_path(path, args.output, args.suffix, args.ext, out)
+            if not write_image(target, out):
+                raise ValueError(f'could not be written to {target}')
+        except (ValueError, RuntimeError, MemoryError, cv2.error) as error:  # out of memory is a RuntimeError
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if isinstance(error, MemoryError) or 'out of memory' in reason.lower():
+                reason += ' (out of memory: try --tile 512, or a smaller tile)'
+            tqdm.write(f'skipped {path}: {reason}')
+            failed[path] = reason
+        finally:
+            img = out = None  # free this image before the next one
     print(f'{len(inputs) - len(failed)} of {len(inputs)} images written to {args.output}')
     if failed:
-        print(f'failed: {", ".join(failed)}', file=sys.stderr)
+        print(f'{len(failed)} failed:\n' + '\n'.join(f'  {p}: {r}' for p, r in failed.items()), file=sys.stderr)
         return 1
     return 0

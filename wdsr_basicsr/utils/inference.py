@@ -4,6 +4,27 @@ import contextlib
 import torch
 
 
+def tile_boxes(h, w, tile, tile_pad):
+    """The tiles of an ``h`` x ``w`` image, each with its context.
+
+    Args:
+        h (int): Image height.
+        w (int): Image width.
+        tile (int): Tile size; 0 or None gives one tile, the whole image.
+        tile_pad (int): Context on every side of a tile (less at the border).
+
+    Yields:
+        tuple[tuple[int], tuple[int]]: ``(top, bottom, left, right)``, the area
+        the tile owns, and ``(y0, y1, x0, x1)``, that area with its context.
+    """
+    tile = tile or max(h, w)
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            yield (top, bottom, left, right), (max(top - tile_pad, 0), min(bottom + tile_pad, h), max(
+                left - tile_pad, 0), min(right + tile_pad, w))
+
+
 def tiled_forward(net, x, scale, tile, tile_pad):
     """Run ``net`` on overlapping tiles of ``x`` and stitch the outputs.
 
@@ -27,16 +48,12 @@ def tiled_forward(net, x, scale, tile, tile_pad):
         return net(x)
     n, _, h, w = x.shape
     out = None
-    for top in range(0, h, tile):
-        for left in range(0, w, tile):
-            bottom, right = min(top + tile, h), min(left + tile, w)
-            y0, x0 = max(top - tile_pad, 0), max(left - tile_pad, 0)
-            y1, x1 = min(bottom + tile_pad, h), min(right + tile_pad, w)
-            patch = net(x[:, :, y0:y1, x0:x1])
-            if out is None:
-                out = patch.new_zeros(n, patch.shape[1], h * scale, w * scale)
-            out[:, :, top * scale:bottom * scale, left * scale:right * scale] = patch[:, :, (top - y0) * scale:(
-                bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
+    for (top, bottom, left, right), (y0, y1, x0, x1) in tile_boxes(h, w, tile, tile_pad):
+        patch = net(x[:, :, y0:y1, x0:x1])
+        if out is None:
+            out = patch.new_zeros(n, patch.shape[1], h * scale, w * scale)
+        out[:, :, top * scale:bottom * scale, left * scale:right * scale] = patch[:, :, (top - y0) * scale:(
+            bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
     return out
 
 

@@ -275,11 +275,26 @@ def test_unknown_keyword_named_through_basicsr(name):
         build_network({'type': name, 'num_feats': 8})
 
 
-def test_rgb_mean_is_not_in_state_dict_and_follows_dtype():
-    net = WDSR_B(num_feat=8, num_block=1, rgb_mean=(0.1, 0.2, 0.3))
-    assert 'mean' not in net.state_dict()
-    net = net.double()
-    assert net(torch.rand(1, 3, 8, 8, dtype=torch.float64)).dtype == torch.float64
+@pytest.mark.parametrize('cls', [WDSR_A, WDSR_B])
+def test_settings_travel_in_the_state_dict(cls):
+    torch.manual_seed(0)
+    source = cls(num_feat=8, num_block=2, rgb_mean=(0.1, 0.2, 0.3), img_range=1.0, res_scale=0.5).eval()
+    state = source.state_dict()
+    assert state['mean'].flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert float(state['img_range']) == 1.0 and float(state['res_scale']) == 0.5
+    target = cls(num_feat=8, num_block=2).eval()  # the defaults: DIV2K mean, 2.0, 1.0
+    target.load_state_dict(state)
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.equal(target(x), source(x))
+        assert all(block.res_scale == 0.5 for block in target.body)
+    # a state dict saved before the settings were kept loads strictly, keeping the constructor's values
+    old = {k: v for k, v in state.items() if k not in ('mean', 'img_range', 'res_scale')}
+    kept = cls(num_feat=8, num_block=2, rgb_mean=(0.1, 0.2, 0.3), img_range=1.0, res_scale=0.5).eval()
+    kept.load_state_dict(old, strict=True)
+    with torch.no_grad():
+        assert torch.equal(kept(x), source(x))
+    assert kept.double()(x.double()).dtype == torch.float64
 
 
 def test_bad_rgb_mean_named():

@@ -5,6 +5,8 @@
 * :func:`fold_weight_norm` turns weight-normalised convolutions into plain ones
   with the same output, for inference, export and parameter counting.
 * :func:`count_parameters` counts parameters the two ways papers do.
+* :class:`SettingsInStateDict` keeps settings that shapes do not show (input
+  normalisation, residual scale) in the state dict.
 """
 import copy
 
@@ -18,6 +20,51 @@ NORMS = ('weight', 'batch', 'none')
 #: Mean RGB of the DIV2K training images, in [0, 1] (the value EDSR, WDSR and
 #: BasicSR use).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+class SettingsInStateDict(nn.Module):
+    """Base of networks whose state dict also holds the settings its shapes do not show.
+
+    Each name of ``settings`` is a persistent buffer, so a saved state dict
+    says how its network computes, for loaders that see nothing else
+    (spandrel, chaiNNer). Loading a state dict sets the buffers from it; a
+    state dict saved before these were kept (no such keys) loads too, and the
+    constructor's values stay.
+
+    Args:
+        settings (dict[str, Tensor]): Buffer name -> value.
+    """
+
+    def __init__(self, settings):
+        super().__init__()
+        for name, value in settings.items():
+            self.register_buffer(name, value)
+        self._settings = tuple(settings)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        absent = {prefix + name for name in self._settings if prefix + name not in state_dict}
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        missing_keys[:] = [key for key in missing_keys if key not in absent]
+        self._settings_loaded()
+
+    def _settings_loaded(self):
+        """Called after loading, for subclasses that mirror a buffer in a plain attribute."""
+
+
+def normalisation(num_in_ch, num_out_ch, img_range, rgb_mean):
+    """The ``mean`` and ``img_range`` buffers of an SR network that computes on ``(x - rgb_mean) * img_range``.
+
+    Raises:
+        ValueError: If ``rgb_mean`` has not one value per channel, or the
+            input and output channels differ.
+    """
+    if len(rgb_mean) != num_in_ch or num_in_ch != num_out_ch:
+        raise ValueError(f'rgb_mean={tuple(rgb_mean)} must have one value per channel, and num_in_ch '
+                         f'({num_in_ch}) must equal num_out_ch ({num_out_ch}).')
+    return {'mean': torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1),
+            'img_range': torch.tensor(float(img_range))}
 
 
 def check_norm(norm):

@@ -9,7 +9,7 @@ from torch import nn as nn
 from basicsr.archs.arch_util import Upsample
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .arch_util import DIV2K_RGB_MEAN
+from .arch_util import DIV2K_RGB_MEAN, SettingsInStateDict, normalisation
 
 
 class ResidualDenseBlock(nn.Module):
@@ -37,7 +37,7 @@ class ResidualDenseBlock(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class RDN(nn.Module):
+class RDN(SettingsInStateDict):
     """Residual dense network.
 
     Paper: Residual Dense Network for Image Super-Resolution (Zhang et al.,
@@ -71,12 +71,7 @@ class RDN(nn.Module):
                  upscale=2,
                  img_range=255.,
                  rgb_mean=DIV2K_RGB_MEAN):
-        super().__init__()
-        if len(rgb_mean) != num_in_ch or num_in_ch != num_out_ch:
-            raise ValueError(f'rgb_mean={tuple(rgb_mean)} must have one value per channel, and num_in_ch '
-                             f'({num_in_ch}) must equal num_out_ch ({num_out_ch}).')
-        self.img_range = img_range
-        self.register_buffer('mean', torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        super().__init__(normalisation(num_in_ch, num_out_ch, img_range, rgb_mean))
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)
         self.conv_second = nn.Conv2d(num_feat, num_feat, 3, padding=1)
         self.blocks = nn.ModuleList(

@@ -16,7 +16,7 @@ from torch import nn as nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from .arch_util import DIV2K_RGB_MEAN, check_norm, make_conv
+from .arch_util import DIV2K_RGB_MEAN, SettingsInStateDict, check_norm, make_conv, normalisation
 
 #: Bytes of wide activation that WDSR-B keeps alive at once when its inference
 #: path runs the pointwise part in pixel chunks (see ``WDSRBlockB.forward``), by
@@ -190,8 +190,11 @@ def _recording_graph():
         torch.compiler.is_compiling()
 
 
-class _WDSR(nn.Module):
+class _WDSR(SettingsInStateDict):
     """Head, body, tail, global skip and pixel shuffle shared by WDSR-A and WDSR-B.
+
+    The state dict also holds ``mean``, ``img_range`` and ``res_scale`` (see
+    :class:`SettingsInStateDict`), so a checkpoint alone says how to run it.
 
     Args:
         blocks (list[nn.Module]): The residual blocks of the body.
@@ -199,25 +202,24 @@ class _WDSR(nn.Module):
         num_out_ch (int): Channel number of outputs.
         num_feat (int): Channel number of the identity pathway.
         upscale (int): Upsampling factor (any integer >= 1).
+        res_scale (float): Residual scale of the blocks.
         norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
         img_range (float): Inputs are normalised as ``(x - rgb_mean) * img_range``.
         rgb_mean (tuple[float]): Per-channel mean in [0, 1].
         init (str): One of :data:`INITS`.
     """
 
-    def __init__(self, *, blocks, num_in_ch, num_out_ch, num_feat, upscale, norm, img_range, rgb_mean, init):
-        super().__init__()
+    def __init__(self, *, blocks, num_in_ch, num_out_ch, num_feat, upscale, res_scale, norm, img_range, rgb_mean,
+                 init):
         if init not in INITS:
             raise ValueError(f"init={init!r} is not supported; choose one of {', '.join(repr(i) for i in INITS)}.")
         if init == 'reloaded' and norm != 'weight':
             raise ValueError(f"init='reloaded' sets weight norm's g; it needs norm='weight', not {norm!r}.")
         if not isinstance(upscale, int) or upscale < 1:
             raise ValueError(f'upscale={upscale!r} must be an integer >= 1.')
-        if len(rgb_mean) != num_in_ch or num_in_ch != num_out_ch:
-            raise ValueError(f'rgb_mean={tuple(rgb_mean)} must have one value per channel, and num_in_ch '
-                             f'({num_in_ch}) must equal num_out_ch ({num_out_ch}).')
-        self.img_range = img_range
-        self.register_buffer('mean', torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        settings = normalisation(num_in_ch, num_out_ch, img_range, rgb_mean)
+        settings['res_scale'] = torch.tensor(float(res_scale))
+        super().__init__(settings)
         out_ch = num_out_ch * upscale * upscale
         self.head = make_conv(num_in_ch, num_feat, 3, norm=norm, in_body=False)
         self.body = nn.Sequential(*blocks)
@@ -226,6 +228,10 @@ class _WDSR(nn.Module):
         self.shuffle = nn.PixelShuffle(upscale)
         if init == 'reloaded':
             self._init_reloaded()
+
+    def _settings_loaded(self):
+        for block in self.body:  # the blocks scale by a Python number (no device sync in forward)
+            block.res_scale = float(self.res_scale)
 
     @torch.no_grad()
     def _init_reloaded(self):
@@ -316,6 +322,7 @@ class WDSR_A(_WDSR):
             num_out_ch=num_out_ch,
             num_feat=num_feat,
             upscale=upscale,
+            res_scale=res_scale,
             norm=norm,
             img_range=img_range,
             rgb_mean=rgb_mean,
@@ -383,6 +390,7 @@ class WDSR_B(_WDSR):
             num_out_ch=num_out_ch,
             num_feat=num_feat,
             upscale=upscale,
+            res_scale=res_scale,
             norm=norm,
             img_range=img_range,
             rgb_mean=rgb_mean,

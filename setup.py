@@ -23,8 +23,9 @@ setup(
     ],
     extras_require={
         'bench': ['matplotlib'],
-        'export': ['onnx', 'onnxscript', 'onnxruntime'],
-        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime', 'matplotlib'],
+        'export': ['onnx', 'onnxscript', 'onnxruntime', 'safetensors'],
+        'spandrel': ['spandrel>=0.4'],
+        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime', 'safetensors', 'spandrel>=0.4', 'matplotlib'],
     },
     entry_points={
         'console_scripts': [

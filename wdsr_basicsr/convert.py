@@ -29,6 +29,7 @@ from os import path as osp
 
 from .archs import WDSR_A, WDSR_B
 from .archs.arch_util import DIV2K_RGB_MEAN
+from .archs.describe import describe_wdsr
 from .utils.checkpoint import load_checkpoint, save_atomic
 
 #: What ``--release`` may say, and what each is.
@@ -98,7 +99,7 @@ def _conv_groups(state):
 
 
 def _map_2018(groups):
-    """Our conv names for the 2018 layout, and its block kind."""
+    """Our conv names for the 2018 layout."""
     blocks = sorted({int(m.group(1)) for n in groups for m in [re.fullmatch(r'body\.(\d+)\.body\.\d+', n)] if m})
     inner = {n.rsplit('.', 1)[1] for n in groups if n.startswith('body.')}
     kind = 'B' if '3' in inner else 'A'
@@ -106,7 +107,7 @@ def _map_2018(groups):
     for i in blocks:
         for j in (('0', '2', '3') if kind == 'B' else ('0', '2')):
             mapping[f'body.{i}.body.{j}'] = f'body.{i}.body.{j}'
-    return mapping, kind, len(blocks)
+    return mapping
 
 
 def _map_2019(groups):
@@ -119,7 +120,7 @@ def _map_2019(groups):
     for i in range(num_block):
         for j in ('0', '2'):
             mapping[f'body.{i + 1}.body.{j}'] = f'body.{i}.body.{j}'
-    return mapping, 'A', num_block
+    return mapping
 
 
 def detect(checkpoint):
@@ -182,43 +183,21 @@ def convert(checkpoint, res_scale=1.0, rgb_mean=None, release=None):
     layout, state = detect(checkpoint)
     check_release(layout, release)
     groups = _conv_groups(state)
-    mapping, kind, num_block = _map_2018(groups) if layout == '2018' else _map_2019(groups)
+    mapping = _map_2018(groups) if layout == '2018' else _map_2019(groups)
     if set(mapping) != set(groups):
         raise ConversionError(f'unexpected convs {sorted(set(groups) - set(mapping))[:5]} or missing '
                               f'{sorted(set(mapping) - set(groups))[:5]}')
-    head_v = groups[mapping_key(mapping, 'head')]['weight_v']
-    tail_v = groups[mapping_key(mapping, 'tail')]['weight_v']
-    num_feat, num_in_ch = head_v.shape[:2]
-    scale = round((tail_v.shape[0] / num_in_ch)**0.5)
-    wide = groups[mapping_key(mapping, 'body.0.body.0')]['weight_v'].shape[0] if num_block else num_feat
-    network = {
-        'type': f'WDSR_{kind}',
-        'num_in_ch': int(num_in_ch),
-        'num_out_ch': int(num_in_ch),
-        'num_feat': int(num_feat),
-        'num_block': num_block,
-        'expansion': wide / num_feat if wide % num_feat else wide // num_feat,
-        'upscale': scale,
-        'res_scale': res_scale if layout == '2018' else 1.0,
-        'norm': 'weight',
-        'img_range': 255. / 127.5 if layout == '2018' else 1.0,
-        'rgb_mean': [float(m) for m in rgb_mean] if rgb_mean is not None else
-        list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * int(num_in_ch),
-    }
-    if kind == 'B' and num_block:
-        low = groups[mapping_key(mapping, 'body.0.body.2')]['weight_v'].shape[0]
-        network['low_rank_ratio'] = next(r for r in (0.8, low / num_feat, (low + 0.5) / num_feat)
-                                         if int(num_feat * r) == low)
     params = {f'{ours}.{WN_SUFFIXES[leaf]}': tensor for theirs, ours in mapping.items()
               for leaf, tensor in groups[theirs].items()}
-    net = (WDSR_B if kind == 'B' else WDSR_A)(**{k: v for k, v in network.items() if k != 'type'})
+    network = describe_wdsr(params)
+    network.update(
+        res_scale=res_scale if layout == '2018' else 1.0,
+        img_range=255. / 127.5 if layout == '2018' else 1.0,
+        rgb_mean=[float(m) for m in rgb_mean] if rgb_mean is not None else
+        list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * network['num_in_ch'])
+    net = (WDSR_B if network['type'] == 'WDSR_B' else WDSR_A)(**{k: v for k, v in network.items() if k != 'type'})
     net.load_state_dict(params, strict=True)  # shapes and names must fit the inferred network
     return {'params': net.state_dict(), 'network_g': network}
-
-
-def mapping_key(mapping, ours):
-    """The official conv name that maps to ``ours``."""
-    return next(theirs for theirs, name in mapping.items() if name == ours)
 
 
 def main(argv=None):

@@ -1,15 +1,19 @@
-"""Export a trained network to ONNX or TorchScript, weight norm folded, with dynamic batch, height and width.
+"""Export a trained network to ONNX, TorchScript or safetensors, weight norm folded.
 
-Usage: python scripts/export.py --model_path CKPT [--opt YAML] --format onnx|torchscript --output FILE [--opset N]
-(or the console script ``wdsr-export``). The exported model is run on a random input and compared with
-PyTorch before success is reported.
+Usage: python scripts/export.py --model_path CKPT [--opt YAML] --format onnx|torchscript|safetensors --output FILE
+[--opset N] (or the console script ``wdsr-export``). ONNX and TorchScript take any batch, height and width.
+safetensors holds the folded state dict (settings buffers included) and its ``network_g`` as JSON metadata:
+no pickle, loadable by spandrel (``import wdsr_basicsr.spandrel``) and by this package's inference. The
+exported model is run on a random input and compared with PyTorch before success is reported.
 """
 import argparse
+import json
 import sys
 
 import torch
 
-from .utils.checkpoint import network_from_checkpoint
+from .archs.describe import describe_rdn, describe_wdsr
+from .utils.checkpoint import network_from_checkpoint, save_atomic
 
 #: Largest difference from PyTorch accepted for the exported model, on outputs in [0, 1].
 TOLERANCE = 1e-4
@@ -41,12 +45,30 @@ def export_onnx(net, output, opset):
     return lambda x: session.run(None, {'lq': x.numpy()})[0]
 
 
+def export_safetensors(net, network_g, output):
+    try:
+        from safetensors.torch import save
+    except ImportError as error:
+        raise RuntimeError('safetensors export needs safetensors: pip install "wdsr-basicsr[export]"') from error
+    state = {key: value.contiguous() for key, value in net.state_dict().items()}
+    # this package's networks as folded (plain convs; settings from the buffers); others as trained
+    network_g = describe_wdsr(state) or describe_rdn(state) or dict(network_g)
+    save_atomic(state, output, write=lambda obj, f: f.write(save(obj, metadata={'network_g': json.dumps(network_g)})))
+    loaded, _ = network_from_checkpoint(output)
+
+    def run(x):
+        with torch.no_grad():
+            return loaded(x).numpy()
+
+    return run
+
+
 def export(model_path, fmt, output, opt_path=None, opset=17):
     """Export the network of ``model_path`` and check it against PyTorch.
 
     Args:
         model_path (str): Checkpoint.
-        fmt (str): 'onnx' or 'torchscript'.
+        fmt (str): 'onnx', 'torchscript' or 'safetensors'.
         output (str): Output file.
         opt_path (str | None): Option file for checkpoints without ``network_g``.
         opset (int): ONNX opset. Default: 17.
@@ -59,8 +81,13 @@ def export(model_path, fmt, output, opt_path=None, opset=17):
     Raises:
         RuntimeError: If the difference exceeds :data:`TOLERANCE`.
     """
-    net, _ = network_from_checkpoint(model_path, opt_path)
-    run = export_onnx(net, output, opset) if fmt == 'onnx' else export_torchscript(net, output)
+    net, network_g = network_from_checkpoint(model_path, opt_path)
+    if fmt == 'onnx':
+        run = export_onnx(net, output, opset)
+    elif fmt == 'safetensors':
+        run = export_safetensors(net, network_g, output)
+    else:
+        run = export_torchscript(net, output)
     x = torch.rand(2, 3, 23, 31)
     with torch.no_grad():
         expected = net(x).numpy()
@@ -74,10 +101,11 @@ def export(model_path, fmt, output, opt_path=None, opset=17):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description='Export a checkpoint to ONNX or TorchScript (weight norm folded).')
+    parser = argparse.ArgumentParser(description='Export a checkpoint to ONNX, TorchScript or safetensors (weight norm '
+                                     'folded).')
     parser.add_argument('--model_path', required=True, help='Checkpoint (params_ema is preferred over params).')
     parser.add_argument('--opt', default=None, help='Option file, for checkpoints without a network_g entry.')
-    parser.add_argument('--format', required=True, choices=['onnx', 'torchscript'])
+    parser.add_argument('--format', required=True, choices=['onnx', 'torchscript', 'safetensors'])
     parser.add_argument('--output', required=True, help='Output file.')
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset. Default: 17.')
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes and safe, explained reads."""
+import json
 import os
 import pickle
 import tempfile
@@ -12,8 +13,8 @@ def strip_module_prefix(state):
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
-def save_atomic(obj, path):
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
+def save_atomic(obj, path, write=torch.save):
+    """``torch.save`` (or ``write``) to a temporary file beside ``path``, then rename it over ``path``.
 
     A kill at any instant leaves either the previous file or the new one, never
     a truncated file under ``path``. The file gets the mode ``open`` would give
@@ -22,13 +23,14 @@ def save_atomic(obj, path):
     Args:
         obj: What to save.
         path (str): Destination.
+        write (callable): ``write(obj, binary_file)``. Default: ``torch.save``.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(obj, f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -42,7 +44,11 @@ def save_atomic(obj, path):
 
 
 def load_checkpoint(path, what='checkpoint'):
-    """Load a checkpoint with ``weights_only=True`` on the CPU.
+    """Load a checkpoint with ``weights_only=True`` on the CPU, or a ``.safetensors`` file.
+
+    A ``.safetensors`` file (:mod:`wdsr_basicsr.export`, spandrel, traiNNer-redux)
+    is returned as ``{'params': tensors}``, plus ``network_g`` where its metadata
+    holds one (as JSON).
 
     Args:
         path (str): The file.
@@ -60,6 +66,8 @@ def load_checkpoint(path, what='checkpoint'):
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'{what} {path} does not exist.')
+    if path.endswith('.safetensors'):
+        return _load_safetensors(path, what)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
@@ -67,6 +75,23 @@ def load_checkpoint(path, what='checkpoint'):
                            f'because loading it could run code ({str(error).splitlines()[0]}).') from error
     except Exception as error:  # noqa: BLE001  (truncated zip, not a torch file, ...)
         raise RuntimeError(f'{what} {path} cannot be loaded ({error}); is it truncated or not a checkpoint?') from error
+
+
+def _load_safetensors(path, what):
+    try:
+        from safetensors import safe_open
+    except ImportError as error:
+        raise RuntimeError(f'{what} {path}: reading .safetensors needs the safetensors package '
+                           '(pip install "wdsr-basicsr[export]").') from error
+    try:
+        with safe_open(path, framework='pt') as f:
+            checkpoint = {'params': {key: f.get_tensor(key) for key in f.keys()}}
+            metadata = f.metadata() or {}
+        if 'network_g' in metadata:
+            checkpoint['network_g'] = json.loads(metadata['network_g'])
+    except Exception as error:  # noqa: BLE001  (truncated header, bad JSON, ...)
+        raise RuntimeError(f'{what} {path} cannot be loaded as safetensors ({error}).') from error
+    return checkpoint
 
 
 #: The networks a checkpoint's (or an option file's) ``network_g`` may build for inference: this package's and

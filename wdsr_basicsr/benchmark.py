@@ -1,13 +1,14 @@
 """Benchmark networks from their option files: parameters, MACs, latency, and PSNR/SSIM with weights.
 
 Usage: python scripts/benchmark.py --opt FILE [FILE ...] [--weights CKPT ...] [--self-ensemble]
-[--lr-size H W] [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--channels-last] [--compile] [--json OUT]
-[--markdown OUT] [--plot OUT.png]
+[--lr-size H W] [--device cpu|cuda] [--dtype fp32|bf16|fp16] [--channels-last] [--compile]
+[--backends torch onnxruntime openvino] [--rounds N] [--json OUT] [--markdown OUT] [--plot OUT.png]
 
 One row per option file. Latency is the median of timed forwards after warm-up (synchronised on GPU),
 of the network with weight norm folded (``latency_ms``) and as trained (``latency_unfolded_ms``). A plain
 3x3 64->64 convolution at the same size is timed in the same alternating rounds, as the machine's
-reference GFLOP/s.
+reference GFLOP/s. ``--backends`` adds ONNX Runtime and OpenVINO (optional extras) on the same folded
+network, timed in the same rounds (CPU, fp32), with each one's largest difference from PyTorch's output.
 
 With ``--weights`` (one checkpoint per option file, e.g. ``options/test_wdsr_b_x2.yml``), each network is
 scored the way ``test.py`` scores it: ``WDSRModel.validation`` on every validation/test set of the option
@@ -34,6 +35,7 @@ from basicsr.models import build_model
 from basicsr.utils import mkdir_and_rename
 
 from .archs import count_parameters, fold_weight_norm
+from .backends import BACKENDS, make_runner
 from .options import check_name, check_options, derive_options, load_options
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -177,13 +179,18 @@ def score(opt):
 
 
 def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, compile_net, self_ensemble=False,
-                  root='.'):
+                  root='.', backends=('torch', ), rounds=10):
     """One row of the table for an option file (and its checkpoint, if any).
 
     The folded and unfolded networks are timed in the same rounds as the
     reference conv (see :func:`reference_conv`); ``gflops_vs_conv`` is the
-    ratio of their GFLOP/s. With ``weights``, the row also has the metrics of
-    :func:`score` on the option file's sets.
+    ratio of their GFLOP/s. ``backends`` other than ``'torch'`` (ONNX Runtime,
+    OpenVINO: CPU, fp32) run the same folded network, timed in the same
+    rounds; ``backends_ms`` has each one's median (``torch``: the folded
+    network), ``backends_max_diff`` each one's largest difference from
+    PyTorch's output, and ``torch_vs_best_peer`` the ratio of PyTorch's time
+    to the fastest other one's. With ``weights``, the row also has the
+    metrics of :func:`score` on the option file's sets.
     """
     opt = load_network_options(opt_path)
     metrics = None
@@ -199,10 +206,12 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
     x = x.to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    peers = {b: make_runner(folded, b, x.shape[1]) for b in backends if b != 'torch'}
     reference, reference_x, reference_macs = reference_conv(h, w, device, dtype, channels_last)
-    reference_ms, latency, unfolded = interleaved_median_ms(
+    reference_ms, latency, unfolded, *peer_ms = interleaved_median_ms(
         [(reference, reference_x), (prepare_for_timing(folded, device, dtype, channels_last, compile_net), x),
-         (prepare_for_timing(net, device, dtype, channels_last, compile_net), x)], device)
+         (prepare_for_timing(net, device, dtype, channels_last, compile_net), x)] +
+        [(run, x.contiguous()) for run in peers.values()], device, runs=rounds)
     scale = opt['scale']
     gflops = 2 * macs / (latency / 1000) / 1e9
     reference_gflops = 2 * reference_macs / (reference_ms / 1000) / 1e9
@@ -226,6 +235,12 @@ def benchmark_row(opt_path, weights, lr_size, device, dtype, channels_last, comp
         'channels_last': channels_last,
         'compile': compile_net,
     }
+    if peers:
+        with torch.no_grad():
+            expected = folded(x)
+            row['backends_max_diff'] = {b: float((run(x.contiguous()) - expected).abs().max()) for b, run in peers.items()}
+        row['backends_ms'] = dict(torch=latency, **dict(zip(peers, peer_ms)))
+        row['torch_vs_best_peer'] = latency / min(peer_ms)
     if weights:
         row['weights'] = weights
         row['metrics'] = metrics
@@ -249,10 +264,29 @@ def markdown(rows):
                  f'timed in the same rounds as each row, reached {min(references):.1f}-{max(references):.1f} '
                  f'GFLOP/s (median {statistics.median(references):.1f}); each row is compared with its own rounds. '
                  'Effective parameters: weight norm folded (as the paper counts); raw: trainable tensors.')
+    compared = [r for r in rows if 'backends_ms' in r]
+    if compared:
+        lines += [''] + backend_table(compared)
     scored = [r for r in rows if 'metrics' in r]
     if scored:
         lines += [''] + paper_table(scored)
     return '\n'.join(lines) + '\n'
+
+
+def backend_table(rows):
+    """PyTorch against the other runtimes on the same folded network, as markdown lines."""
+    names = list(dict.fromkeys(b for r in rows for b in r['backends_ms']))
+    lines = ['| name | ' + ' | '.join(f'{b} ms' for b in names) + ' | torch / best peer | max diff from torch |',
+             '|---|' + '---:|' * (len(names) + 2)]
+    for r in rows:
+        times = ' | '.join(f"{r['backends_ms'][b]:.1f}" if b in r['backends_ms'] else '-' for b in names)
+        diff = max(r['backends_max_diff'].values())
+        lines.append(f"| {r['name']} | {times} | {r['torch_vs_best_peer']:.2f} | {diff:.1e} |")
+    first = rows[0]
+    lines += ['', f"Medians of interleaved rounds in one run, LR input {first['lr_size'][0]}x{first['lr_size'][1]}, "
+              'CPU, fp32, weight norm folded; ONNX Runtime and OpenVINO run the ONNX export (opset 17) of the same '
+              'network (OpenVINO with INFERENCE_PRECISION_HINT f32). torch / best peer < 1: PyTorch is faster.']
+    return lines
 
 
 def _psnr_ssim_keys(metrics):
@@ -333,12 +367,19 @@ def parse_args(argv=None):
     parser.add_argument('--dtype', choices=sorted(DTYPES), default='fp32', help='Autocast dtype. Default: fp32.')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--compile', action='store_true', help='torch.compile the networks before timing.')
+    parser.add_argument('--backends', nargs='+', choices=BACKENDS, default=['torch'],
+                        help='Runtimes to time on the same folded network (CPU, fp32): torch, onnxruntime, openvino '
+                        '(optional extras). Default: torch.')
+    parser.add_argument('--rounds', type=int, default=10, help='Timed rounds (medians are reported). Default: 10.')
     parser.add_argument('--json', default=None, help='Write the rows as a JSON list.')
     parser.add_argument('--markdown', default=None, help='Write the tables as markdown.')
     parser.add_argument('--plot', default=None, help='PNG of PSNR against parameters and GMACs (needs --weights).')
     args = parser.parse_args(argv)
     if args.weights is not None and len(args.weights) != len(args.opt):
         parser.error(f'--weights gives {len(args.weights)} checkpoints for {len(args.opt)} option files.')
+    if set(args.backends) - {'torch'} and (args.device != 'cpu' or args.dtype != 'fp32' or args.compile):
+        parser.error('--backends onnxruntime/openvino are compared on the CPU in fp32 without --compile: add '
+                     '--device cpu (and no --dtype, --compile).')
     return args
 
 
@@ -351,7 +392,7 @@ def main(argv=None):
         for i, opt_path in enumerate(args.opt):
             weights = args.weights[i] if args.weights else None
             rows.append(benchmark_row(opt_path, weights, (h, w), args.device, args.dtype, args.channels_last,
-                                      args.compile, args.self_ensemble, os.getcwd()))
+                                      args.compile, args.self_ensemble, os.getcwd(), args.backends, args.rounds))
             print(f"{rows[-1]['name']}: {rows[-1]['latency_ms']:.1f} ms", file=sys.stderr)
         table = markdown(rows)
         if args.plot:

@@ -1,0 +1,119 @@
+"""Run a network with PyTorch, ONNX Runtime or OpenVINO, the runtimes deployers use.
+
+Each backend runs the same network, weight norm folded; ONNX Runtime and OpenVINO run its ONNX export (opset
+17, dynamic batch, height and width), exported once to a temporary file. They are optional extras
+(``pip install "wdsr-basicsr[deploy]"``); asking for one that is not installed names the extra.
+"""
+import statistics
+import tempfile
+import time
+from os import path as osp
+
+import numpy as np
+import torch
+
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
+#: What to install for each optional backend.
+EXTRAS = {
+    'onnxruntime': 'pip install "wdsr-basicsr[deploy]" (or: pip install onnx onnxscript onnxruntime)',
+    'openvino': 'pip install "wdsr-basicsr[deploy]" (or: pip install onnx onnxscript openvino)',
+}
+_MODULES = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend was asked for that is not installed (the message names what to install)."""
+
+
+def installed(backend):
+    """Whether ``backend`` can run here."""
+    if backend == 'torch':
+        return True
+    try:
+        __import__(_MODULES[backend])
+        __import__('onnx')
+    except ImportError:
+        return False
+    return True
+
+
+def check_backend(backend):
+    """Raise :class:`BackendUnavailable` (naming the extra) or ``ValueError`` unless ``backend`` can run."""
+    if backend not in BACKENDS:
+        raise ValueError(f'backend {backend!r} is not one of {", ".join(BACKENDS)}.')
+    if not installed(backend):
+        raise BackendUnavailable(f'backend {backend} is not installed: {EXTRAS[backend]}.')
+
+
+def export_onnx(net, path, num_in_ch):
+    """Export ``net`` (eval mode, CPU) to ONNX at ``path``, dynamic batch, height and width."""
+    torch.onnx.export(
+        net, (torch.rand(1, num_in_ch, 16, 16), ), path, input_names=['lq'], output_names=['sr'], opset_version=17,
+        dynamo=False, dynamic_axes={'lq': {0: 'batch', 2: 'height', 3: 'width'},
+                                    'sr': {0: 'batch', 2: 'height', 3: 'width'}})
+
+
+def make_runner(net, backend, num_in_ch=3):
+    """A callable that runs ``net`` (folded, eval mode) on a CPU float tensor with ``backend``.
+
+    Args:
+        net (nn.Module): The network, on the CPU, weight norm folded.
+        backend (str): One of :data:`BACKENDS`.
+        num_in_ch (int): Its input channels (for the export). Default: 3.
+
+    Returns:
+        callable: ``run(x) -> Tensor``, (N, C, H, W) float32 in, float32 out.
+    """
+    check_backend(backend)
+    if backend == 'torch':
+        def run_torch(x):
+            with torch.no_grad():
+                return net(x)
+
+        return run_torch
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = osp.join(tmp, 'net.onnx')
+        export_onnx(net, onnx_path, num_in_ch)
+        if backend == 'onnxruntime':
+            import onnxruntime
+            options = onnxruntime.SessionOptions()
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = onnxruntime.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
+            return lambda x: torch.from_numpy(session.run(None, {'lq': np.ascontiguousarray(x.numpy())})[0])
+        import openvino
+        compiled = openvino.Core().compile_model(onnx_path, 'CPU', {'PERFORMANCE_HINT': 'LATENCY',
+                                                                     'INFERENCE_PRECISION_HINT': 'f32'})
+        request = compiled.create_infer_request()
+
+        def run_openvino(x):
+            return torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(x.numpy())})[0]))
+
+        return run_openvino
+
+
+def fastest_backend(net, num_in_ch=3, size=96, rounds=3):
+    """The installed backend that runs ``net`` fastest on a ``size`` x ``size`` input here, and its runner.
+
+    Each installed backend is timed on the same input in alternating rounds (median); the first call of each
+    (warm-up, graph compilation) is not timed.
+
+    Returns:
+        tuple[str, callable, dict[str, float]]: The backend, its runner and the milliseconds of each.
+    """
+    runners = {b: make_runner(net, b, num_in_ch) for b in BACKENDS if installed(b)}
+    x = torch.rand(1, num_in_ch, size, size)
+    times = {b: [] for b in runners}
+    for run in runners.values():
+        run(x)
+    for _ in range(rounds):
+        for backend, run in runners.items():
+            start = time.perf_counter()
+            run(x)
+            times[backend].append((time.perf_counter() - start) * 1000)
+    medians = {b: statistics.median(t) for b, t in times.items()}
+    best = min(medians, key=medians.get)
+    return best, runners[best], medians
+
+
+__all__ = ['BACKENDS', 'BackendUnavailable', 'EXTRAS', 'check_backend', 'export_onnx', 'fastest_backend', 'installed',
+           'make_runner', 'os']

@@ -24,8 +24,10 @@ setup(
     extras_require={
         'bench': ['matplotlib'],
         'export': ['onnx', 'onnxscript', 'onnxruntime', 'safetensors'],
+        'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'openvino'],
         'spandrel': ['spandrel>=0.4'],
-        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime', 'safetensors', 'spandrel>=0.4', 'matplotlib'],
+        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime', 'openvino', 'safetensors', 'spandrel>=0.4',
+                 'matplotlib'],
     },
     entry_points={
         'console_scripts': [

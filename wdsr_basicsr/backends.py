@@ -45,10 +45,10 @@ def check_backend(backend):
         raise BackendUnavailable(f'backend {backend} is not installed: {EXTRAS[backend]}.')
 
 
-def export_onnx(net, path, num_in_ch):
-    """Export ``net`` (eval mode, CPU) to ONNX at ``path``, dynamic batch, height and width."""
+def export_onnx(net, path, num_in_ch=3, opset=17):
+    """Export ``net`` (eval mode, CPU) to ONNX at ``path``, dynamic batch, height and width, input ``lq``."""
     torch.onnx.export(
-        net, (torch.rand(1, num_in_ch, 16, 16), ), path, input_names=['lq'], output_names=['sr'], opset_version=17,
+        net, (torch.rand(1, num_in_ch, 16, 16), ), path, input_names=['lq'], output_names=['sr'], opset_version=opset,
         dynamo=False, dynamic_axes={'lq': {0: 'batch', 2: 'height', 3: 'width'},
                                     'sr': {0: 'batch', 2: 'height', 3: 'width'}})
 

@@ -12,6 +12,7 @@ import sys
 
 import torch
 
+from . import backends
 from .archs.describe import describe_rdn, describe_wdsr
 from .utils.checkpoint import network_from_checkpoint, save_atomic
 
@@ -37,10 +38,7 @@ def export_onnx(net, output, opset):
         import onnxruntime
     except ImportError as error:
         raise RuntimeError('ONNX export needs onnx, onnxscript and onnxruntime: pip install "wdsr-basicsr[export]"') from error
-    example = torch.rand(1, 3, 16, 16)
-    torch.onnx.export(
-        net, (example, ), output, input_names=['lq'], output_names=['sr'], opset_version=opset, dynamo=False,
-        dynamic_axes={'lq': {0: 'batch', 2: 'height', 3: 'width'}, 'sr': {0: 'batch', 2: 'height', 3: 'width'}})
+    backends.export_onnx(net, output, opset=opset)
     session = onnxruntime.InferenceSession(output, providers=['CPUExecutionProvider'])
     return lambda x: session.run(None, {'lq': x.numpy()})[0]
 

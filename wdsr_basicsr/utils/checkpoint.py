@@ -13,7 +13,7 @@ def strip_module_prefix(state):
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
-def save_atomic(obj, path, write=torch.save):
+def save_atomic(obj, path, write=None):
     """``torch.save`` (or ``write``) to a temporary file beside ``path``, then rename it over ``path``.
 
     A kill at any instant leaves either the previous file or the new one, never
@@ -23,14 +23,15 @@ def save_atomic(obj, path, write=torch.save):
     Args:
         obj: What to save.
         path (str): Destination.
-        write (callable): ``write(obj, binary_file)``. Default: ``torch.save``.
+        write (callable | None): ``write(obj, binary_file)``; None: ``torch.save``.
+            Default: None.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            write(obj, f)
+            (write or torch.save)(obj, f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)

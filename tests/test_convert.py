@@ -189,3 +189,16 @@ def test_tensorflow_and_keras_checkpoints_are_refused(tmp_path, capsys, name, co
     err = capsys.readouterr().err
     assert f'{src} is not converted' in err and ('TensorFlow' in err or 'Keras' in err), err
     assert 'ychfan/wdsr' in err and not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_official_2019_release_fits_the_shipped_reloaded_files(tmp_path, scale):
+    # the released small models (16 blocks, 32 features, x4 wide) load strictly into the networks of
+    # options/authors/test_reloaded_wdsr_x{scale}.yml, whose settings are the ones the converter infers
+    from conftest import OPTIONS
+    from wdsr_basicsr.options import load_options
+    net, network_g = run_convert(tmp_path, official_2019(32, 16, 128, scale))
+    shipped = load_options(OPTIONS / 'authors' / f'test_reloaded_wdsr_x{scale}.yml')['network_g']
+    for key in ('type', 'num_feat', 'num_block', 'expansion', 'upscale', 'res_scale', 'img_range', 'rgb_mean'):
+        assert network_g[key] == shipped[key], key
+    build_network(dict(shipped)).load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True)['params'])

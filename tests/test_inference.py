@@ -149,13 +149,29 @@ def test_ensemble_suffix_ext_and_bf16(checkpoint, tmp_path):
     assert np.abs(fp32 - bf16).mean() < 3
 
 
-def test_checkpoint_without_network_needs_opt(tmp_path):
+def test_checkpoint_without_network_needs_opt(tmp_path, capsys):
     net = WDSR_B(num_feat=8, num_block=2, upscale=2)
-    torch.save({'params_ema': net.state_dict()}, tmp_path / 'bare.pth')
+    old = {k: v for k, v in net.state_dict().items() if k not in ('mean', 'img_range', 'res_scale')}
+    torch.save({'params_ema': old}, tmp_path / 'bare.pth')  # saved before the settings were kept
     cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 10, 12))
     assert infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o') == 2
+    assert 'pass the option file it was trained with as --opt' in capsys.readouterr().err
     (tmp_path / 'opt.yml').write_text('network_g:\n  type: WDSR_B\n  num_feat: 8\n  num_block: 2\n  upscale: 2\n')
     assert infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o', '--opt', str(tmp_path / 'opt.yml')) == 0
+
+
+def test_bare_state_dict_with_its_settings_needs_no_opt(tmp_path):
+    torch.manual_seed(0)
+    net = WDSR_B(num_feat=8, num_block=2, upscale=3, res_scale=0.5, img_range=1.0, rgb_mean=(0.5, 0.5, 0.5)).eval()
+    torch.save(net.state_dict(), tmp_path / 'bare.pth')  # as spandrel-style tools save it: no wrapper at all
+    torch.save({'params': net.state_dict()}, tmp_path / 'wrapped.pth')
+    for name in ('bare.pth', 'wrapped.pth'):
+        loaded, network_g = network_from_checkpoint(str(tmp_path / name))
+        assert (network_g['type'], network_g['upscale'], network_g['res_scale'], network_g['img_range']) == \
+            ('WDSR_B', 3, 0.5, 1.0)
+        x = torch.rand(1, 3, 9, 10)
+        with torch.no_grad():
+            assert torch.allclose(loaded(x), net(x), atol=1e-5)
 
 
 @pytest.mark.parametrize('network', [{'type': 'DFDNet', 'num_feat': 64, 'dict_path': '/etc/passwd'},

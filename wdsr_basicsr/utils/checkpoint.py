@@ -102,13 +102,45 @@ INFERENCE_NETWORKS = ('WDSR_A', 'WDSR_B', 'RDN', 'EDSR', 'RCAN', 'MSRResNet', 'R
                       'ECBSR')
 
 
+def _state_of(checkpoint):
+    """The state dict of a checkpoint: ``params_ema``, else ``params``, else the checkpoint itself when it is one."""
+    if not isinstance(checkpoint, dict):
+        return None
+    for key in ('params_ema', 'params'):
+        if key in checkpoint:
+            return strip_module_prefix(checkpoint[key])
+    if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return strip_module_prefix(checkpoint)
+    return None
+
+
+def _described(checkpoint):
+    """The ``network_g`` of a bare state dict of this package's networks that holds its settings buffers, else None.
+
+    Only a state dict with every setting the shapes do not show (``mean``,
+    ``img_range``, and WDSR's ``res_scale``) is described: an older one would be
+    run with guessed settings.
+    """
+    from ..archs.describe import describe_rdn, describe_wdsr
+
+    state = _state_of(checkpoint)
+    if state is None:
+        return None
+    network_opt = describe_wdsr(state) or describe_rdn(state)
+    needed = ('mean', 'img_range') + (('res_scale', ) if network_opt and network_opt['type'] != 'RDN' else ())
+    return network_opt if network_opt and all(k in state for k in needed) else None
+
+
 def network_from_checkpoint(path, opt_path=None, fold=True):
     """Build the network a checkpoint holds, ready for inference.
 
     The architecture comes from the checkpoint's ``network_g`` entry (written by
     :class:`~wdsr_basicsr.models.WDSRModel`), or from the ``network_g`` section
     of the option file ``opt_path`` for checkpoints without one; ``opt_path``
-    wins when both are there. ``params_ema`` is preferred over ``params``.
+    wins when both are there. A bare state dict of WDSR or RDN that holds its
+    settings buffers (a spandrel-style file) is described from its tensors.
+    ``params_ema`` is preferred over ``params``; a checkpoint that is a bare
+    state dict is one too.
 
     Args:
         path (str): Checkpoint file.
@@ -138,16 +170,18 @@ def network_from_checkpoint(path, opt_path=None, fold=True):
         network_opt, source = checkpoint.get('network_g') if isinstance(checkpoint, dict) else None, \
             f'--model_path {path}'
         if not network_opt:
-            raise ValueError(f'--model_path {path} does not say which network it holds (no network_g entry): '
-                             'pass the option file it was trained with as --opt.')
+            network_opt = _described(checkpoint)
+        if not network_opt:
+            raise ValueError(f'--model_path {path} does not say which network it holds (no network_g entry, and '
+                             'not a state dict of this package that holds its settings): pass the option file it '
+                             'was trained with as --opt.')
     if not isinstance(network_opt, dict) or network_opt.get('type') not in INFERENCE_NETWORKS:
         kind = network_opt.get('type') if isinstance(network_opt, dict) else network_opt
         raise ValueError(f'{source}: network_g type {kind!r} is refused: only {", ".join(INFERENCE_NETWORKS)} are '
                          'built from a checkpoint or option file for inference.')
-    key = next((k for k in ('params_ema', 'params') if isinstance(checkpoint, dict) and k in checkpoint), None)
-    if key is None:
-        raise ValueError(f'--model_path {path} has neither params_ema nor params.')
-    state = strip_module_prefix(checkpoint[key])
+    state = _state_of(checkpoint)
+    if state is None:
+        raise ValueError(f'--model_path {path} has neither params_ema nor params, and is not a state dict.')
     net = build_network(dict(network_opt))
     net.load_state_dict(state, strict=True)
     net.eval()

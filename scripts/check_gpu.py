@@ -36,9 +36,10 @@ import wdsr_basicsr  # noqa: F401  (compat and registration)
 from bench_train import NETS, iteration_seconds
 from basicsr.archs import build_network
 from wdsr_basicsr.archs import fold_weight_norm
-from wdsr_basicsr.benchmark import interleaved_median_ms, prepare_for_timing
+from wdsr_basicsr.benchmark import prepare_for_timing
 from wdsr_basicsr.data.demo_data import make_demo_data
 from wdsr_basicsr.options import load_options
+from wdsr_basicsr.utils.timing import interleaved_median_ms
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TRAIN = osp.join(REPO, 'wdsr_basicsr', 'train.py')

@@ -4,13 +4,13 @@ Each backend runs the same network, weight norm folded; ONNX Runtime and OpenVIN
 17, dynamic batch, height and width), exported once to a temporary file. They are optional extras
 (``pip install "wdsr-basicsr[deploy]"``); asking for one that is not installed names the extra.
 """
-import statistics
 import tempfile
-import time
 from os import path as osp
 
 import numpy as np
 import torch
+
+from .utils.timing import interleaved_median_ms
 
 BACKENDS = ('torch', 'onnxruntime', 'openvino')
 #: What to install for each optional backend.
@@ -102,18 +102,8 @@ def fastest_backend(net, num_in_ch=3, size=96, rounds=3):
     """
     runners = {b: make_runner(net, b, num_in_ch) for b in BACKENDS if installed(b)}
     x = torch.rand(1, num_in_ch, size, size)
-    times = {b: [] for b in runners}
-    for run in runners.values():
-        run(x)
-    for _ in range(rounds):
-        for backend, run in runners.items():
-            start = time.perf_counter()
-            run(x)
-            times[backend].append((time.perf_counter() - start) * 1000)
-    medians = {b: statistics.median(t) for b, t in times.items()}
+    medians = dict(zip(runners, interleaved_median_ms([(run, x) for run in runners.values()], 'cpu', warmup=1,
+                                                      runs=rounds)))
     best = min(medians, key=medians.get)
     return best, runners[best], medians
 
-
-__all__ = ['BACKENDS', 'BackendUnavailable', 'EXTRAS', 'check_backend', 'export_onnx', 'fastest_backend', 'installed',
-           'make_runner', 'os']

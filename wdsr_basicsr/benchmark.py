@@ -22,10 +22,8 @@ import json
 import os
 import statistics
 import sys
-import time
 from os import path as osp
 
-import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -37,6 +35,7 @@ from basicsr.utils import mkdir_and_rename
 from .archs import count_parameters, fold_weight_norm
 from .backends import BACKENDS, make_runner
 from .options import check_name, check_options, derive_options, load_options
+from .utils.timing import interleaved_median_ms
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -57,38 +56,6 @@ def count_macs(net, x):
     with torch.no_grad(), counter:
         copy.deepcopy(net).to('meta')(torch.empty(x.shape, device='meta'))
     return counter.get_total_flops() // 2
-
-
-def interleaved_median_ms(calls, device, warmup=3, runs=10):
-    """Median milliseconds of each ``forward(x)`` in ``calls``, timed in alternating rounds.
-
-    Each round times every call once, so a change of machine load during the
-    run slows all of them alike and their ratios stay meaningful.
-
-    Args:
-        calls (list[tuple[callable, Tensor]]): ``(forward, x)`` pairs.
-        device (str): ``'cpu'`` or ``'cuda'`` (synchronised around each call).
-        warmup (int): Untimed calls of each forward first. Default: 3.
-        runs (int): Timed rounds. Default: 10.
-
-    Returns:
-        list[float]: One median per call, in order.
-    """
-    times = [[] for _ in calls]
-    with torch.no_grad():
-        for forward, x in calls:
-            for _ in range(warmup):
-                forward(x)
-        for _ in range(runs):
-            for (forward, x), spent in zip(calls, times):
-                if device == 'cuda':
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                forward(x)
-                if device == 'cuda':
-                    torch.cuda.synchronize()
-                spent.append((time.perf_counter() - start) * 1000)
-    return [statistics.median(spent) for spent in times]
 
 
 def prepare_for_timing(net, device, dtype, channels_last, compile_net):

@@ -13,7 +13,7 @@ import sys
 import torch
 
 from . import backends
-from .archs.describe import describe_rdn, describe_wdsr
+from .archs.describe import describe
 from .utils.checkpoint import network_from_checkpoint, save_atomic
 
 #: Largest difference from PyTorch accepted for the exported model, on outputs in [0, 1].
@@ -50,7 +50,7 @@ def export_safetensors(net, network_g, output):
         raise RuntimeError('safetensors export needs safetensors: pip install "wdsr-basicsr[export]"') from error
     state = {key: value.contiguous() for key, value in net.state_dict().items()}
     # this package's networks as folded (plain convs; settings from the buffers); others as trained
-    network_g = describe_wdsr(state) or describe_rdn(state) or dict(network_g)
+    network_g = describe(state) or dict(network_g)
     save_atomic(state, output, write=lambda obj, f: f.write(save(obj, metadata={'network_g': json.dumps(network_g)})))
     loaded, _ = network_from_checkpoint(output)
 

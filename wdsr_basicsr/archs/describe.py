@@ -68,6 +68,11 @@ def describe_wdsr(state):
     return options
 
 
+def describe(state):
+    """The ``network_g`` of a WDSR-A, WDSR-B or RDN state dict, or None (see :func:`describe_wdsr`)."""
+    return describe_wdsr(state) or describe_rdn(state)
+
+
 def describe_rdn(state):
     """The ``network_g`` of an RDN state dict (this package's names), or None if it is not one.
 

@@ -114,19 +114,16 @@ def _state_of(checkpoint):
     return None
 
 
-def _described(checkpoint):
-    """The ``network_g`` of a bare state dict of this package's networks that holds its settings buffers, else None.
+def _described(state):
+    """The ``network_g`` of a state dict of this package's networks that holds its settings buffers, else None.
 
     Only a state dict with every setting the shapes do not show (``mean``,
     ``img_range``, and WDSR's ``res_scale``) is described: an older one would be
     run with guessed settings.
     """
-    from ..archs.describe import describe_rdn, describe_wdsr
+    from ..archs.describe import describe
 
-    state = _state_of(checkpoint)
-    if state is None:
-        return None
-    network_opt = describe_wdsr(state) or describe_rdn(state)
+    network_opt = describe(state)
     needed = ('mean', 'img_range') + (('res_scale', ) if network_opt and network_opt['type'] != 'RDN' else ())
     return network_opt if network_opt and all(k in state for k in needed) else None
 
@@ -162,6 +159,7 @@ def network_from_checkpoint(path, opt_path=None, fold=True):
     from ..options import load_options
 
     checkpoint = load_checkpoint(path, '--model_path')
+    state = _state_of(checkpoint)
     if opt_path is not None:
         network_opt, source = load_options(opt_path).get('network_g'), f'--opt {opt_path}'
         if not network_opt:
@@ -169,8 +167,8 @@ def network_from_checkpoint(path, opt_path=None, fold=True):
     else:
         network_opt, source = checkpoint.get('network_g') if isinstance(checkpoint, dict) else None, \
             f'--model_path {path}'
-        if not network_opt:
-            network_opt = _described(checkpoint)
+        if not network_opt and state is not None:
+            network_opt = _described(state)
         if not network_opt:
             raise ValueError(f'--model_path {path} does not say which network it holds (no network_g entry, and '
                              'not a state dict of this package that holds its settings): pass the option file it '
@@ -179,7 +177,6 @@ def network_from_checkpoint(path, opt_path=None, fold=True):
         kind = network_opt.get('type') if isinstance(network_opt, dict) else network_opt
         raise ValueError(f'{source}: network_g type {kind!r} is refused: only {", ".join(INFERENCE_NETWORKS)} are '
                          'built from a checkpoint or option file for inference.')
-    state = _state_of(checkpoint)
     if state is None:
         raise ValueError(f'--model_path {path} has neither params_ema nor params, and is not a state dict.')
     net = build_network(dict(network_opt))

@@ -35,9 +35,12 @@ def main(argv=None):
     parser.add_argument('--tile', type=int, default=512, help='--tile of the inference command. Default: 512.')
     parser.add_argument('--opt', default=osp.join(REPO, 'options', 'train_wdsr_b_x2.yml'),
                         help='Option file whose network_g is run. Default: options/train_wdsr_b_x2.yml.')
-    parser.add_argument('--work', default=None, help='Folder for the image, checkpoint and output (default: a '
-                        'temporary folder, removed afterwards).')
+    parser.add_argument('--work', default=None, help='New or empty folder for the image, checkpoint and output '
+                        '(default: a temporary folder, removed afterwards).')
     args = parser.parse_args(argv)
+    if args.work and osp.isdir(args.work) and os.listdir(args.work):
+        parser.error(f'--work {args.work} is not empty: this script writes huge.png, net.pth and out/ there; give a '
+                     'new or empty folder.')
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work or tmp
         os.makedirs(work, exist_ok=True)

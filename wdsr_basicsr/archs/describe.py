@@ -12,7 +12,9 @@ _SETTINGS = ('mean', 'img_range', 'res_scale')
 
 
 def _weight(state, name):
-    return next((state[f'{name}.{key}'] for key in _WEIGHT_KEYS if f'{name}.{key}' in state), None)
+    """The 4-D weight of conv ``name``, or None if there is none (or it is not a conv weight)."""
+    weight = next((state[f'{name}.{key}'] for key in _WEIGHT_KEYS if f'{name}.{key}' in state), None)
+    return weight if getattr(weight, 'ndim', 0) == 4 else None
 
 
 def _settings(state):
@@ -51,9 +53,12 @@ def describe_wdsr(state):
     if head is None or tail is None or _weight(state, 'skip') is None:
         return None
     num_feat, num_in_ch = head.shape[:2]
-    scale = math.isqrt(tail.shape[0] // num_in_ch)
+    scale = math.isqrt(tail.shape[0] // num_in_ch) if num_in_ch else 0
     num_block = len({m.group(1) for k in state for m in [re.match(r'body\.(\d+)\.body\.', k)] if m})
     kind_b = _weight(state, 'body.0.body.3') is not None
+    inner = ('body.0.body.0', 'body.0.body.2') if num_block else ()
+    if scale < 1 or tail.shape[0] != num_in_ch * scale**2 or any(_weight(state, n) is None for n in inner):
+        return None  # not the shapes of a WDSR
     norm = ('weight' if 'head.parametrizations.weight.original1' in state else
             'batch' if 'body.0.body.0.1.running_mean' in state else 'none')
     options = {'type': 'WDSR_B' if kind_b else 'WDSR_A', 'num_in_ch': int(num_in_ch), 'num_out_ch': int(num_in_ch),
@@ -84,7 +89,7 @@ def describe_rdn(state):
     """
     needed = ('conv_first.weight', 'conv_second.weight', 'blocks.0.layers.0.0.weight', 'global_fusion.0.weight',
               'upsample.0.weight', 'conv_last.weight')
-    if not all(k in state for k in needed):
+    if not all(getattr(state.get(k), 'ndim', 0) == 4 for k in needed):
         return None
     num_feat, num_in_ch = state['conv_first.weight'].shape[:2]
     ups = [state[k] for k in sorted((k for k in state if re.fullmatch(r'upsample\.\d+\.weight', k)),

@@ -344,6 +344,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.weights is not None and len(args.weights) != len(args.opt):
         parser.error(f'--weights gives {len(args.weights)} checkpoints for {len(args.opt)} option files.')
+    if args.rounds < 1:
+        parser.error(f'--rounds {args.rounds}: at least 1 timed round is needed.')
     if set(args.backends) - {'torch'} and (args.device != 'cpu' or args.dtype != 'fp32' or args.compile):
         parser.error('--backends onnxruntime/openvino are compared on the CPU in fp32 without --compile: add '
                      '--device cpu (and no --dtype, --compile).')

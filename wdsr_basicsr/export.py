@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 
+import numpy as np
 import torch
 
 from . import backends
@@ -21,19 +22,15 @@ TOLERANCE = 1e-4
 
 
 def export_torchscript(net, output):
+    """Trace ``net`` to ``output``; return the model read back from it."""
     with torch.no_grad():
         scripted = torch.jit.trace(net, torch.rand(1, 3, 16, 16), check_trace=False)
     scripted.save(output)
-    loaded = torch.jit.load(output)
-
-    def run(x):
-        with torch.no_grad():
-            return loaded(x).numpy()
-
-    return run
+    return torch.jit.load(output)
 
 
 def export_onnx(net, output, opset):
+    """Export ``net`` to ``output``; return an ONNX Runtime session of it as a callable."""
     try:
         import onnxruntime
     except ImportError as error:
@@ -44,6 +41,7 @@ def export_onnx(net, output, opset):
 
 
 def export_safetensors(net, network_g, output):
+    """Write ``net``'s state dict and ``network_g`` to ``output``; return the network read back from it."""
     try:
         from safetensors.torch import save
     except ImportError as error:
@@ -52,13 +50,7 @@ def export_safetensors(net, network_g, output):
     # this package's networks as folded (plain convs; settings from the buffers); others as trained
     network_g = describe(state) or dict(network_g)
     save_atomic(state, output, write=lambda obj, f: f.write(save(obj, metadata={'network_g': json.dumps(network_g)})))
-    loaded, _ = network_from_checkpoint(output)
-
-    def run(x):
-        with torch.no_grad():
-            return loaded(x).numpy()
-
-    return run
+    return network_from_checkpoint(output)[0]
 
 
 def export(model_path, fmt, output, opt_path=None, opset=17):
@@ -88,8 +80,7 @@ def export(model_path, fmt, output, opt_path=None, opset=17):
         run = export_torchscript(net, output)
     x = torch.rand(2, 3, 23, 31)
     with torch.no_grad():
-        expected = net(x).numpy()
-    got = run(x)
+        expected, got = net(x).numpy(), np.asarray(run(x))
     if got.shape != expected.shape:
         raise RuntimeError(f'{output}: output shape {got.shape} differs from PyTorch {expected.shape}.')
     diff = float(abs(got - expected).max())

@@ -1,5 +1,37 @@
 """Install wdsr-basicsr: WDSR super-resolution networks as a BasicSR plugin."""
-from setuptools import find_packages, setup
+from os import path as osp
+
+from setuptools import Command, find_packages, setup
+from setuptools.command.build import build
+
+PTH = 'wdsr_basicsr.pth'  # site.py runs it at start-up: wdsr_basicsr_startup.install() (BasicSR's entries find us)
+
+
+class build_pth(Command):
+    """Put ``wdsr_basicsr.pth`` at the top of the wheel (site-packages), in a regular and an editable install."""
+
+    description = 'install the start-up hook wdsr_basicsr.pth'
+    user_options = []
+    editable_mode = False  # set by setuptools' editable_wheel
+
+    def initialize_options(self):
+        self.build_lib = None
+        self.outputs = []
+
+    def finalize_options(self):
+        self.set_undefined_options('build', ('build_lib', 'build_lib'))
+
+    def run(self):
+        # An editable wheel is assembled from the install tree, not build_lib.
+        target = self.get_finalized_command('install').install_lib if self.editable_mode else self.build_lib
+        self.mkpath(target)
+        self.outputs = [self.copy_file(osp.join(osp.dirname(osp.abspath(__file__)), PTH), osp.join(target, PTH))[0]]
+
+    def get_outputs(self):
+        return self.outputs
+
+
+build.sub_commands.append(('build_pth', None))
 
 setup(
     name='wdsr-basicsr',
@@ -10,6 +42,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['wdsr_basicsr', 'wdsr_basicsr.*']),
+    py_modules=['wdsr_basicsr_startup'],
+    cmdclass={'build_pth': build_pth},
     install_requires=[
         'basicsr==1.4.2',
         'torch>=2.1',

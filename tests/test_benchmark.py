@@ -41,7 +41,7 @@ def options(root, tmp_path, name):
                              'io_backend': {'type': 'lmdb'}}},
         'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2},
         'path': {},
-        'val': {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
+        'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
                             'psnr_y': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True},
                             'ssim_y': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': True}}},
     }

@@ -238,10 +238,10 @@ def test_check_gpu_cpu_mode(tmp_path):
 
 
 def test_ranks_that_find_different_states_stop_before_training(monkeypatch):
-    from wdsr_basicsr import compat
-    monkeypatch.setattr(compat, 'find_resume_state', lambda opt: {'iter': 4})
-    monkeypatch.setattr(compat, 'all_gather', lambda value: [value, None])  # rank 1 sees no experiments/ folder
+    from wdsr_basicsr.utils import resume
+    monkeypatch.setattr(resume, 'find_resume_state', lambda opt: {'iter': 4})
+    monkeypatch.setattr(resume, 'all_gather', lambda value: [value, None])  # rank 1 sees no experiments/ folder
     with pytest.raises(RuntimeError, match=r'rank 0: iteration 4, rank 1: nothing\); every rank must see the same'):
-        compat.load_resume_state({})
-    monkeypatch.setattr(compat, 'all_gather', lambda value: [value, value])
-    assert compat.load_resume_state({}) == {'iter': 4}
+        resume.load_resume_state({})
+    monkeypatch.setattr(resume, 'all_gather', lambda value: [value, value])
+    assert resume.load_resume_state({}) == {'iter': 4}

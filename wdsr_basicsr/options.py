@@ -15,33 +15,29 @@ parsing, with these differences:
   has refused launcher and device combinations that cannot work.
 """
 import argparse
+import ast
 import difflib
+import functools
+import importlib
 import inspect
+import os
 import random
+import site
+import sys
+import sysconfig
+import textwrap
 from os import path as osp
 
 import torch
 import yaml
 
+from basicsr.models import lr_scheduler
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from .utils.dist import DIST_PARAMS, check_launch, init_dist, local_rank_from_env
 
-#: The keys basicsr 1.4.2 (and this package) read, section by section. ``network_g``, the optimizer, the
-#: scheduler, the losses and the metrics take the keywords of what their ``type`` names.
-TOP_KEYS = ('name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'network_g', 'path', 'train', 'val',
-            'logger', 'dist_params', 'use_amp', 'amp_bf16', 'use_channels_last', 'find_unused_parameters')
-DATASET_KEYS = ('name', 'type', 'dataroot_gt', 'dataroot_lq', 'meta_info_file', 'filename_tmpl', 'io_backend',
-                'gt_size', 'use_hflip', 'use_rot', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu',
-                'dataset_enlarge_ratio', 'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers',
-                'mean', 'std', 'color')
-PATH_KEYS = ('pretrain_network_g', 'strict_load_g', 'param_key_g', 'resume_state', 'ignore_resume_networks')
-TRAIN_KEYS = ('ema_decay', 'optim_g', 'scheduler', 'total_iter', 'warmup_iter', 'pixel_opt', 'perceptual_opt')
-VAL_KEYS = ('val_freq', 'save_img', 'suffix', 'metrics', 'pbar', 'tile', 'tile_pad', 'self_ensemble')
-LOGGER_KEYS = ('print_freq', 'save_checkpoint_freq', 'use_tb_logger', 'wandb')
-WANDB_KEYS = ('project', 'resume_id', 'entity')
-OPTIMIZERS = {'Adam': torch.optim.Adam}  # what basicsr's BaseModel.get_optimizer builds
 #: Numbers basicsr computes with: a string such as '1e-3' (YAML 1.1 reads it so) is read as a number.
 NUMBERS = {
     ('scale', ): (int, 1), ('manual_seed', ): (int, 0), ('datasets', '*', 'gt_size'): (int, 1),
@@ -121,33 +117,214 @@ class OptionError(ValueError):
     """An option that cannot work, named with its file and key path."""
 
 
-def _refuse_unknown(section, known, where, opt_path):
-    for key in section:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
-            hint = f' (did you mean {close[0]}?)' if close else f'; known: {", ".join(map(str, known))}'
-            raise OptionError(f'{opt_path}: unknown option {where}{key}{hint}')
+# ---------------------------------------------------------------- the vocabulary, read off the registered classes
+
+#: basicsr's pipeline (train.py, test.py, data loaders, loggers, resume checks) and this package's start-up:
+#: the option keys these modules read are known in every option file, beside those of the model and dataset
+#: classes (and their bases) that the file names.
+PIPELINE_MODULES = ('basicsr.train', 'basicsr.test', 'basicsr.data', 'basicsr.data.prefetch_dataloader',
+                    'basicsr.utils.logger', 'basicsr.utils.misc', 'basicsr.utils.options', __name__,
+                    'wdsr_basicsr.utils.dist')
+_NOT_SCANNED = ('builtins', 'abc', 'typing', 'torch')
+
+
+def edit_distance(a, b):
+    """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``."""
+    previous, row = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        before, previous, row = previous, row, [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], before[j - 2] + 1)
+    return row[-1]
+
+
+def misspelt(key, known):
+    """The known key that ``key`` is a typo of (1 edit away, 2 for keys longer than 6), or None."""
+    key = str(key)
+    best = min(((edit_distance(key, str(k)), str(k)) for k in known), default=None)
+    return best[1] if best and best[0] <= (1 if len(key) <= 6 else 2) else None
+
+
+def _string(node):
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _module_tree(module_name):
+    """The parsed source of a loaded module, or None when it has none (compiled, generated)."""
+    try:
+        return ast.parse(inspect.getsource(importlib.import_module(module_name)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def keys_read(module_name):
+    """The option keys a module reads: ``x['key']``, ``x.get('key')`` / ``pop`` / ``setdefault``, ``'key' in x``.
+
+    Args:
+        module_name (str): A module (with its source on disk).
+
+    Returns:
+        frozenset[str] | None: The keys, or None when the module's source cannot be read.
+    """
+    tree = _module_tree(module_name)
+    if tree is None:
+        return None
+    keys = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript):
+            key = _string(node.slice)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            key = _string(node.args[0]) if node.func.attr in ('get', 'pop', 'setdefault') else None
+        elif isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
+            key = _string(node.left)
+        else:
+            key = None
+        if key is not None:
+            keys.add(key)
+    return frozenset(keys)
+
+
+def _modules_of(cls):
+    """The modules that define ``cls`` and its bases (not Python's or torch's)."""
+    return [klass.__module__ for klass in cls.__mro__ if klass.__module__.split('.')[0] not in _NOT_SCANNED]
+
+
+def _registered(registry, name):
+    """What ``registry`` builds for ``name`` (basicsr's ``get``: ``name``, else ``name_basicsr``), or None."""
+    for key in (name, f'{name}_basicsr'):
+        if isinstance(key, str) and key in registry:
+            return registry.get(key)
+    return None
+
+
+def _require_registered(registry, name, where, kind, opt_path):
+    """What ``registry`` holds for ``name``; an unregistered name is refused, naming the type and the registry."""
+    found = _registered(registry, name)
+    if found is None:
+        close = misspelt(name, [key for key, _ in registry])
+        hint = f'did you mean {close}? ' if close else ''
+        raise OptionError(f'{opt_path}: {where}type={name!r} is not registered with basicsr: no {kind} of that name '
+                          f'is registered ({hint}a class of another package is registered when that package is '
+                          'installed and imported, e.g. by its own train.py).')
+    return found
 
 
 def _keywords(factory, skip):
     """The keyword names ``factory`` takes, or None when it takes ``**kwargs`` (anything goes)."""
-    params = inspect.signature(factory).parameters.values()
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     return [p.name for p in params if p.name not in skip and p.kind is not inspect.Parameter.VAR_POSITIONAL]
 
 
-def _check_typed_section(section, registry_get, where, opt_path, skip=()):
-    """A section with a ``type``: refuse a type the registry lacks and keywords its constructor does not take."""
-    if not isinstance(section, dict) or 'type' not in section:
-        raise OptionError(f'{opt_path}: {where} needs a type.')
-    try:
-        factory = registry_get(section['type'])
-    except KeyError:
-        raise OptionError(f'{opt_path}: {where}type={section["type"]!r} is not registered.') from None
+def _refuse_unknown(section, known, where, opt_path, taker='it'):
+    """Refuse every key of ``section`` not in ``known`` (a signature: certain), with the closest or the list."""
+    for key in section:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+            hint = f' (did you mean {close[0]}?)' if close else f'; {taker} takes {", ".join(map(str, known))}'
+            raise OptionError(f'{opt_path}: unknown option {where}{key}{hint}')
+
+
+def _check_signature(section, factory, where, opt_path, skip=()):
+    """Refuse keywords (besides ``type``) that ``factory`` does not take; nothing is refused for ``**kwargs``."""
     known = _keywords(factory, ('self', ) + tuple(skip))
     if known is not None:
-        _refuse_unknown(section, ['type'] + known, f'{where}', opt_path)
+        _refuse_unknown(section, ['type'] + known, where, opt_path, getattr(factory, '__name__', 'it'))
+
+
+def _resolve(node, namespace):
+    """The object a dotted name (``torch.optim.Adam``) stands for in ``namespace``, or None."""
+    names = []
+    while isinstance(node, ast.Attribute):
+        names.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or node.id not in namespace:
+        return None
+    obj = namespace[node.id]
+    for name in reversed(names):
+        obj = getattr(obj, name, None)
+    return obj
+
+
+def built_types(cls, method, fallback):
+    """The types a model's ``get_optimizer`` / ``setup_schedulers`` builds, read from its ``if`` branches.
+
+    A branch ``if x == 'A':`` or ``if x in ('A', 'B'):`` builds the first class
+    called in its body (``torch.optim.Adam(...)``,
+    ``lr_scheduler.MultiStepRestartLR(...)``), else ``fallback(name)``.
+    Definitions along the MRO are merged, the most derived winning.
+
+    Args:
+        cls (type): The model class.
+        method (str): The method's name.
+        fallback (callable): ``name -> class or None`` for branches that call no class by name.
+
+    Returns:
+        dict[str, type | None] | None: Type name to class; None when no branch could be read.
+    """
+    found = {}
+    for klass in reversed(cls.__mro__):
+        func = klass.__dict__.get(method)
+        if func is None:
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                    and isinstance(node.test.ops[0], (ast.Eq, ast.In))):
+                continue
+            right = node.test.comparators[0]
+            names = [_string(e) for e in right.elts] if isinstance(right, (ast.List, ast.Tuple, ast.Set)) else [
+                _string(right)]
+            if not names or None in names:
+                continue
+            called = (_resolve(call.func, func.__globals__) for stmt in node.body for call in ast.walk(stmt)
+                      if isinstance(call, ast.Call))
+            factory = next((obj for obj in called if inspect.isclass(obj)), None)
+            found.update((name, factory or fallback(name)) for name in names)
+    return found or None
+
+
+def _optimizer(name):
+    return getattr(torch.optim, name, None)
+
+
+def _scheduler(name):
+    return getattr(lr_scheduler, name, None) or getattr(torch.optim.lr_scheduler, name, None)
+
+
+class _Vocabulary:
+    """The keys that something registered reads, for one option file, and how an unknown key is judged."""
+
+    def __init__(self, classes):
+        self.sources = list(PIPELINE_MODULES) + [m for cls in classes for m in _modules_of(cls)]
+        read = [keys_read(m) for m in dict.fromkeys(self.sources)]
+        self.judgeable = None not in read
+        self.keys = frozenset().union(*(r for r in read if r is not None))
+
+    def check(self, section, where, opt_path, warnings, skip=()):
+        """Refuse a key that nothing reads and is close to one that something reads; warn of other unread keys."""
+        for key in section:
+            if key in skip or key in self.keys:
+                continue
+            close = misspelt(key, self.keys)
+            if close and self.judgeable:
+                raise OptionError(f'{opt_path}: unknown option {where}{key} (did you mean {close}?)')
+            warnings.append(f'{opt_path}: option {where}{key} is read by nothing registered here (the model, '
+                            'dataset and basicsr pipeline modules); it has no effect.')
+
+
+# ---------------------------------------------------------------- the check
 
 
 def _number(opt, keys, kind, minimum, opt_path):
@@ -173,87 +350,142 @@ def _number(opt, keys, kind, minimum, opt_path):
         parent[keys[-1]] = kind(value)
 
 
-def check_options(opt, opt_path, is_train):
-    """Check an option file against basicsr's vocabulary and ranges, before any work.
 
-    Every key is one basicsr or this package reads (``network_g``, the
-    optimizer, the scheduler, the losses and the metrics: the keywords their
-    ``type`` takes), numbers written as strings are read as numbers, sizes and
-    frequencies are positive, ``gt_size`` is a multiple of ``scale`` and the
-    network's ``upscale`` equals ``scale``. Numbers are converted in place.
+def _section(opt, key, opt_path, allow_none=False):
+    value = opt.get(key)
+    if value is None and allow_none:
+        return {}
+    if not isinstance(value, dict):
+        raise OptionError(f'{opt_path}: option {key} must be a section of key: value lines, not {value!r}.')
+    return value
+
+
+def check_options(opt, opt_path, is_train):
+    """Check an option file before any work: types registered, keys that something reads, numbers and ranges.
+
+    The vocabulary is read off what the file names: the keywords of its
+    network, loss and metric types (their signatures), the optimizers and
+    schedulers its model builds (``get_optimizer``, ``setup_schedulers``), and
+    the option keys that its model and dataset classes (with their bases) and
+    basicsr's pipeline read. So a class registered by any plugin brings its
+    keys along. A key that nothing reads and is close to one that something
+    reads is refused with the closest one; any other key nothing reads is
+    returned as a warning. Numbers written as strings are read as numbers
+    (in place); sizes and frequencies are positive, ``gt_size`` is a multiple
+    of ``scale`` and a network's ``upscale`` equals ``scale``.
 
     Args:
         opt (dict): The options.
         opt_path (str): The option file, named in the errors.
-        is_train (bool): Training (``train``, ``datasets:train`` required) or testing.
+        is_train (bool): Training (``train``, ``logger``, ``datasets:train`` required) or testing (``val``).
+
+    Returns:
+        list[str]: Warnings, one per key that nothing registered reads.
 
     Raises:
-        OptionError: Naming the file, the key and, for a misspelt key, the closest known one.
+        OptionError: Naming the file, the key and, for a misspelt key or type, the closest known one.
     """
-    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-
-    from basicsr.models import lr_scheduler
-
-    _refuse_unknown(opt, TOP_KEYS, '', opt_path)
-    for key in ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'network_g', 'path') + (
-            ('train', 'logger') if is_train else ('val', )):
+    for key in ('name', 'model_type', 'num_gpu', 'datasets', 'path') + (('train', 'logger') if is_train else ()):
         if key not in opt:
             raise OptionError(f'{opt_path}: option {key} is missing.')
-    for key in ('datasets', 'network_g', 'path', 'train', 'val', 'logger', 'dist_params'):
-        if key in opt and not isinstance(opt[key], dict) and not (key in ('val', 'dist_params') and opt[key] is None):
-            raise OptionError(f'{opt_path}: option {key} must be a section of key: value lines, not {opt[key]!r}.')
-    for phase, dataset in opt['datasets'].items():
-        if not isinstance(dataset, dict):
-            raise OptionError(f'{opt_path}: datasets:{phase} must be a section of key: value lines.')
+    if not is_train and not isinstance((opt.get('val') or {}).get('save_img'), bool):
+        raise OptionError(f'{opt_path}: option val:save_img (true or false) is missing: basicsr\'s test pipeline '
+                          'reads it (a top-level save_img or suffix is not read; they go under val).')
+    datasets, paths = _section(opt, 'datasets', opt_path), _section(opt, 'path', opt_path)
+    train, val = _section(opt, 'train', opt_path, not is_train), _section(opt, 'val', opt_path, True)
+    logger, dist_params = _section(opt, 'logger', opt_path, not is_train), _section(opt, 'dist_params', opt_path, True)
     for key in ('use_amp', 'amp_bf16', 'use_channels_last'):
         if key in opt and not isinstance(opt[key], bool):
             raise OptionError(f'{opt_path}: {key}={opt[key]!r} must be true or false.')
-    if opt['model_type'] not in MODEL_REGISTRY:
-        raise OptionError(f'{opt_path}: model_type={opt["model_type"]!r} is not registered.')
-    for keys, (kind, minimum) in NUMBERS.items():
-        _number(opt, keys, kind, minimum, opt_path)
-    if is_train and 'train' not in opt['datasets']:
-        raise OptionError(f'{opt_path}: datasets has no train set.')
-    for phase, dataset in opt['datasets'].items():
+    model = _require_registered(MODEL_REGISTRY, opt['model_type'], 'model_', 'model', opt_path)
+    dataset_classes = []
+    for phase, dataset in datasets.items():
+        if not isinstance(dataset, dict):
+            raise OptionError(f'{opt_path}: datasets:{phase} must be a section of key: value lines.')
         if phase != 'train' and phase.split('_')[0] not in ('val', 'test'):
             raise OptionError(f'{opt_path}: datasets:{phase} must be train, val, val_<n> or test_<n>.')
-        _refuse_unknown(dataset, DATASET_KEYS, f'datasets:{phase}:', opt_path)
-        if dataset.get('type') not in DATASET_REGISTRY:
-            raise OptionError(f'{opt_path}: datasets:{phase}:type={dataset.get("type")!r} is not registered.')
-        if phase == 'train' and dataset.get('gt_size') and dataset['gt_size'] % opt['scale']:
+        dataset_classes.append(_require_registered(DATASET_REGISTRY, dataset.get('type'), f'datasets:{phase}:',
+                                                   'dataset', opt_path))
+    if is_train and 'train' not in datasets:
+        raise OptionError(f'{opt_path}: datasets has no train set.')
+    for keys, (kind, minimum) in NUMBERS.items():
+        _number(opt, keys, kind, minimum, opt_path)
+
+    vocabulary = _Vocabulary([model] + dataset_classes)
+    warnings = []
+    networks = [key for key, value in opt.items() if key.startswith('network_') and isinstance(value, dict)]
+    vocabulary.check(opt, '', opt_path, warnings, skip=networks)
+    for key in networks:
+        network = opt[key]
+        arch = _require_registered(ARCH_REGISTRY, network.get('type'), f'{key}:', 'architecture', opt_path)
+        _check_signature(network, arch, f'{key}:', opt_path)
+    upscale = opt.get('network_g', {}).get('upscale')
+    if upscale is not None and 'scale' in opt and upscale != opt['scale']:
+        raise OptionError(f'{opt_path}: network_g:upscale={upscale} differs from scale={opt["scale"]}.')
+    for phase, dataset in datasets.items():
+        vocabulary.check(dataset, f'datasets:{phase}:', opt_path, warnings, skip=('io_backend', ))
+        if phase == 'train' and dataset.get('gt_size') and opt.get('scale') and dataset['gt_size'] % opt['scale']:
             raise OptionError(f'{opt_path}: datasets:train:gt_size={dataset["gt_size"]} is not a multiple of '
                               f'scale={opt["scale"]}.')
-    _check_typed_section(opt['network_g'], ARCH_REGISTRY.get, 'network_g:', opt_path)
-    upscale = opt['network_g'].get('upscale')
-    if upscale is not None and upscale != opt['scale']:
-        raise OptionError(f'{opt_path}: network_g:upscale={upscale} differs from scale={opt["scale"]}.')
-    known_paths = [k for k in opt['path'] if k.startswith(('pretrain_network_', 'strict_load_', 'param_key_'))]
-    _refuse_unknown(opt['path'], PATH_KEYS + tuple(known_paths), 'path:', opt_path)
+    vocabulary.check(paths, 'path:', opt_path, warnings)
     if is_train:
-        train = opt['train']
-        _refuse_unknown(train, TRAIN_KEYS, 'train:', opt_path)
-        _check_typed_section(train.get('optim_g'), OPTIMIZERS.__getitem__, 'train:optim_g:', opt_path, ('params', ))
-        _check_typed_section(train.get('scheduler'), lambda t: {
-            'MultiStepLR': lr_scheduler.MultiStepRestartLR, 'MultiStepRestartLR': lr_scheduler.MultiStepRestartLR,
-            'CosineAnnealingRestartLR': lr_scheduler.CosineAnnealingRestartLR}[t], 'train:scheduler:', opt_path,
-                             ('optimizer', 'last_epoch'))
-        for loss in ('pixel_opt', 'perceptual_opt'):
-            if train.get(loss) is not None:
-                _check_typed_section(train[loss], LOSS_REGISTRY.get, f'train:{loss}:', opt_path)
-        if not 0 <= train.get('ema_decay', 0) < 1:
-            raise OptionError(f'{opt_path}: train:ema_decay={train["ema_decay"]} must be in [0, 1).')
-        _refuse_unknown(opt['logger'], LOGGER_KEYS, 'logger:', opt_path)
-        _refuse_unknown(opt['logger'].get('wandb') or {}, WANDB_KEYS, 'logger:wandb:', opt_path)
+        _check_train(train, model, vocabulary, opt_path, warnings)
+        vocabulary.check(logger, 'logger:', opt_path, warnings)
+        if isinstance(logger.get('wandb'), dict):
+            vocabulary.check(logger['wandb'], 'logger:wandb:', opt_path, warnings)
         for key in ('print_freq', 'save_checkpoint_freq'):
-            if key not in opt['logger']:
+            if key not in logger:
                 raise OptionError(f'{opt_path}: option logger:{key} is missing.')
-    if opt.get('val') is not None:
-        _refuse_unknown(opt['val'], VAL_KEYS, 'val:', opt_path)
-        if is_train and 'val_freq' not in opt['val']:
+    if val:
+        vocabulary.check(val, 'val:', opt_path, warnings, skip=('metrics', ))
+        if is_train and 'val_freq' not in val:
             raise OptionError(f'{opt_path}: option val:val_freq is missing (or remove val to train without it).')
-        for name, metric in (opt['val'].get('metrics') or {}).items():
-            _check_typed_section(metric, METRIC_REGISTRY.get, f'val:metrics:{name}:', opt_path, ('img', 'img2'))
-    _refuse_unknown(opt.get('dist_params') or {}, DIST_PARAMS, 'dist_params:', opt_path)
+        for name, metric in (val.get('metrics') or {}).items():
+            where = f'val:metrics:{name}:'
+            if not isinstance(metric, dict):
+                raise OptionError(f'{opt_path}: {where[:-1]} must be a section with a type.')
+            function = _require_registered(METRIC_REGISTRY, metric.get('type'), where, 'metric', opt_path)
+            _check_signature(metric, function, where, opt_path, ('img', 'img2'))
+    _refuse_unknown(dist_params, DIST_PARAMS, 'dist_params:', opt_path)
+    return warnings
+
+
+def _check_train(train, model, vocabulary, opt_path, warnings):
+    """``train``: its keys, the optimizers and scheduler the model builds, the losses; ``ema_decay`` in [0, 1)."""
+    typed = [key for key, value in train.items() if isinstance(value, dict) and 'type' in value]
+    vocabulary.check(train, 'train:', opt_path, warnings, skip=typed)
+    optimizers = built_types(model, 'get_optimizer', _optimizer)
+    schedulers = built_types(model, 'setup_schedulers', _scheduler)
+    for key in typed:
+        section, where = train[key], f'train:{key}:'
+        if key.startswith('optim_'):
+            _check_built(section, optimizers, _optimizer, model, 'get_optimizer', where, opt_path, warnings, ('params', ))
+        elif key == 'scheduler':
+            _check_built(section, schedulers, _scheduler, model, 'setup_schedulers', where, opt_path, warnings,
+                         ('optimizer', 'last_epoch'))
+        else:
+            loss = _require_registered(LOSS_REGISTRY, section['type'], where, 'loss', opt_path)
+            _check_signature(section, loss, where, opt_path)
+    if not 0 <= train.get('ema_decay', 0) < 1:
+        raise OptionError(f'{opt_path}: train:ema_decay={train["ema_decay"]} must be in [0, 1).')
+
+
+def _check_built(section, built, fallback, model, method, where, opt_path, warnings, skip):
+    """An optimizer or scheduler section: a type that ``model.<method>`` builds, with its keywords."""
+    name = section['type']
+    if built is None:  # the method's branches could not be read: judge by the class of that name, if any
+        factory = fallback(name) if isinstance(name, str) else None
+        if factory is None:
+            warnings.append(f'{opt_path}: {where}type={name!r}: cannot tell whether {model.__name__}.{method} '
+                            'builds it.')
+            return
+    elif name not in built:
+        raise OptionError(f'{opt_path}: {where}type={name!r} is not built by {model.__name__}.{method} '
+                          f'(it builds {", ".join(sorted(built))}).')
+    else:
+        factory = built[name]
+    if factory is not None:
+        _check_signature(section, factory, where, opt_path, skip)
 
 
 def check_name(name, opt_path):
@@ -279,11 +511,14 @@ def parse_options(root_path, is_train=True):
 
     Args:
         root_path (str): Where ``experiments/`` (training) or ``results/``
-            (testing) go.
+            (testing) go, unless ``path: experiments_root`` / ``results_root``
+            say otherwise (:func:`derive_options`). basicsr's own ``train.py``
+            passes the parent of the basicsr package: when that is an installed
+            site directory, the current directory is used instead.
         is_train (bool): Training (True) or testing. Default: True.
 
     Returns:
-        tuple[dict, argparse.Namespace]: The options, with basicsr's derived
+        tuple[Options, argparse.Namespace]: The options, with basicsr's derived
         entries (``dist``, ``rank``, ``world_size``, dataset phases, paths), and
         the parsed arguments.
     """
@@ -297,10 +532,10 @@ def parse_options(root_path, is_train=True):
     parser.add_argument('--force_yml', nargs='+', default=None, help='e.g. train:ema_decay=0.999')
     args = parser.parse_args()
 
-    opt = load_options(args.opt)
+    opt = Options(load_options(args.opt))
     apply_force_yml(opt, args.force_yml or [])
     check_name(opt.get('name'), args.opt)
-    check_options(opt, args.opt, is_train)
+    warnings = check_options(opt, args.opt, is_train)
 
     local_rank = local_rank_from_env(args.launcher, args.local_rank)
     uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt)
@@ -313,6 +548,9 @@ def parse_options(root_path, is_train=True):
     else:
         print('Disable distributed.', flush=True)
     opt['rank'], opt['world_size'] = get_dist_info()
+    if opt['rank'] == 0:
+        for warning in warnings:
+            print(f'Warning: {warning}', file=sys.stderr, flush=True)
 
     seed = opt.get('manual_seed')
     if seed is None:
@@ -326,15 +564,44 @@ def parse_options(root_path, is_train=True):
     return opt, args
 
 
+def is_site_directory(path):
+    """Whether ``path`` is one of the interpreter's site-packages directories (where pip installs)."""
+    sites = site.getsitepackages() + [site.getusersitepackages()] + [sysconfig.get_paths()[k] for k in ('purelib', 'platlib')]
+    return osp.realpath(path) in {osp.realpath(p) for p in sites}
+
+
+class Options(dict):
+    """The options of a run: a dict whose ``root_path`` is never an installed site directory.
+
+    basicsr's ``train_pipeline`` stores the root it was given after parsing
+    (``opt['root_path'] = root_path``, then ``tb_logger/`` goes under it); run
+    as ``python -m basicsr.train`` that root is site-packages. The root that
+    :func:`derive_options` chose is kept instead.
+    """
+
+    def __setitem__(self, key, value):
+        if key == 'root_path' and 'root_path' in self and is_site_directory(value):
+            value = self['root_path']
+        super().__setitem__(key, value)
+
+
 def derive_options(opt, root_path, is_train):
     """Add basicsr's derived entries to checked options, in place: phases, scales, paths, ``num_gpu: auto``.
 
+    Runs go to ``experiments/<name>`` (training) or ``results/<name>`` (testing)
+    under ``path: experiments_root`` / ``results_root`` when the file gives
+    them (as BasicSR's current main reads them), else under ``root_path``, or
+    under the current directory when ``root_path`` is an installed site
+    directory (basicsr's ``train.py`` run as ``python -m basicsr.train``).
+
     Args:
         opt (dict): Options that passed :func:`check_options`.
-        root_path (str): Where ``experiments/`` (training) or ``results/``
-            (testing) go.
+        root_path (str): The entry's root.
         is_train (bool): Training or testing.
     """
+    if is_site_directory(root_path):
+        root_path = os.getcwd()
+    opt['root_path'] = root_path
     opt['is_train'] = is_train
     if opt['num_gpu'] == 'auto':
         opt['num_gpu'] = torch.cuda.device_count()
@@ -351,7 +618,8 @@ def derive_options(opt, root_path, is_train):
             opt['path'][key] = osp.expanduser(value)
 
     if is_train:
-        experiments_root = osp.join(root_path, 'experiments', opt['name'])
+        parent = opt['path'].get('experiments_root') or osp.join(root_path, 'experiments')
+        experiments_root = osp.join(osp.expanduser(parent), opt['name'])
         opt['path'].update(experiments_root=experiments_root, models=osp.join(experiments_root, 'models'),
                            training_states=osp.join(experiments_root, 'training_states'), log=experiments_root,
                            visualization=osp.join(experiments_root, 'visualization'))
@@ -361,6 +629,7 @@ def derive_options(opt, root_path, is_train):
             opt['logger']['print_freq'] = 1
             opt['logger']['save_checkpoint_freq'] = 8
     else:
-        results_root = osp.join(root_path, 'results', opt['name'])
+        parent = opt['path'].get('results_root') or osp.join(root_path, 'results')
+        results_root = osp.join(osp.expanduser(parent), opt['name'])
         opt['path'].update(results_root=results_root, log=results_root,
                            visualization=osp.join(results_root, 'visualization'))

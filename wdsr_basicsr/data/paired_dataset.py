@@ -1,4 +1,5 @@
-"""``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault."""
+"""``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault; LMDB helpers."""
+import os
 from os import path as osp
 
 import cv2
@@ -6,6 +7,7 @@ import lmdb
 import numpy as np
 
 from basicsr.data.paired_image_dataset import PairedImageDataset
+from basicsr.utils import get_root_logger
 from basicsr.utils.file_client import LmdbBackend
 from basicsr.utils.registry import DATASET_REGISTRY
 
@@ -13,18 +15,78 @@ from basicsr.utils.registry import DATASET_REGISTRY
 NUM_EXAMPLE_KEYS = 5
 
 
+#: The LMDB environments open in this process (and inherited by its forked DataLoader workers), by data file:
+#: (st_dev, st_ino) -> ((st_mtime_ns, st_size), environment).
+_ENVIRONMENTS = {}
+
+
+def shared_lmdb(path, readonly=True, lock=False, readahead=False, **kwargs):
+    """The process's environment of the LMDB at ``path``, opened on first use and shared after.
+
+    py-lmdb refuses to open one environment twice in a process (a train and a
+    validation set over one LMDB, or a DataLoader worker forked from a process
+    that has it open). Every opener of the same data file gets the same
+    environment; the options of the first opener hold. An environment that was
+    closed, or whose file changed since, is opened again.
+
+    Args:
+        path (str): The LMDB folder.
+        readonly, lock, readahead: ``lmdb.open``'s, defaults as basicsr's ``LmdbBackend``.
+        **kwargs: Other ``lmdb.open`` arguments (basicsr's ``io_backend`` passes them through).
+
+    Returns:
+        lmdb.Environment: The environment.
+    """
+    stat = os.stat(osp.join(path, 'data.mdb'))
+    identity, version = (stat.st_dev, stat.st_ino), (stat.st_mtime_ns, stat.st_size)
+    if identity in _ENVIRONMENTS:
+        known_version, env = _ENVIRONMENTS.pop(identity)
+        try:
+            env.info()
+        except lmdb.Error:  # closed by its user
+            pass
+        else:
+            if known_version == version:
+                _ENVIRONMENTS[identity] = (version, env)
+                return env
+            env.close()
+    env = lmdb.open(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+    _ENVIRONMENTS[identity] = (version, env)
+    return env
+
+
 def read_meta_info(lmdb_path):
-    """Keys and (h, w, c) shapes of an LMDB's meta_info.txt, in file order.
+    """Keys, (h, w, c) shapes and line numbers of an LMDB's meta_info.txt, in file order.
 
     basicsr takes the key as the image name up to the first dot.
+
+    Returns:
+        dict[str, tuple[tuple[int, int, int], int]]: key -> (shape, line number).
     """
     entries = {}
     with open(osp.join(lmdb_path, 'meta_info.txt')) as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if line.strip():
                 name, shape = line.split()[:2]
-                entries[name.split('.')[0]] = tuple(int(v) for v in shape.strip('()').split(','))
+                entries[name.split('.')[0]] = (tuple(int(v) for v in shape.strip('()').split(',')), number)
     return entries
+
+
+def record_shape(lmdb_path, key):
+    """The (h, w, c) of the image stored under ``key``, decoded from the record.
+
+    Raises:
+        LookupError: If the LMDB has no such record.
+        ValueError: If the record is not a decodable image.
+    """
+    with shared_lmdb(lmdb_path).begin(write=False) as txn:
+        content = txn.get(key.encode('ascii'))
+    if content is None:
+        raise LookupError(f'Key {key!r} is listed in {lmdb_path}/meta_info.txt but missing from the LMDB.')
+    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f'Record {key!r} in LMDB {lmdb_path} is not a decodable image (corrupt LMDB?).')
+    return img.shape[:2] + ((img.shape[2] if img.ndim == 3 else 1), )
 
 
 def check_lmdb_complete(path):
@@ -43,8 +105,8 @@ def check_lmdb_complete(path):
     data = osp.join(path, 'data.mdb')
     if not osp.isfile(data):
         raise FileNotFoundError(f'{path} is not an LMDB: it has no data.mdb.')
-    with lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=True) as env:
-        needed = (env.info()['last_pgno'] + 1) * env.stat()['psize']
+    env = shared_lmdb(path)
+    needed = (env.info()['last_pgno'] + 1) * env.stat()['psize']
     size = osp.getsize(data)
     if size < needed:
         raise OSError(f'LMDB {path} is cut short: data.mdb has {size} bytes, its pages need {needed} '
@@ -90,7 +152,10 @@ class CheckedPairedImageDataset(PairedImageDataset):
       keys found on one side only;
     * with ``lmdb``, every LQ shape must be the GT shape divided by ``scale``
       (rounded down), so a scale that differs between the options and the
-      data is caught with one key as example.
+      data is caught with one key as example. Shapes are taken from
+      ``meta_info.txt``; where its two shapes disagree, the records themselves
+      are decoded: when they agree, a warning names the meta_info line that is
+      wrong and training goes on, otherwise the error gives the records' sizes.
 
     * with ``lmdb``, each ``data.mdb`` must hold all its pages
       (:func:`check_lmdb_complete`).
@@ -134,9 +199,18 @@ class CheckedPairedImageDataset(PairedImageDataset):
                              f'dataroot_gt {opt["dataroot_gt"]} (e.g. {only_gt}), {len(lq.keys() - gt.keys())} only '
                              f'in dataroot_lq {opt["dataroot_lq"]} (e.g. {only_lq}).')
         scale = opt['scale']
-        for key, (h, w, _) in gt.items():
-            lq_h, lq_w = lq[key][:2]
+        for key, (gt_meta, gt_line) in gt.items():
+            lq_meta, lq_line = lq[key]
+            if tuple(lq_meta[:2]) == (gt_meta[0] // scale, gt_meta[1] // scale):
+                continue
+            (h, w), (lq_h, lq_w) = (record_shape(opt[root], key)[:2] for root in ('dataroot_gt', 'dataroot_lq'))
             if (lq_h, lq_w) != (h // scale, w // scale):
-                raise ValueError(f'datasets:{name}: scale {scale} does not match the data: key {key} is {w}x{h} in '
-                                 f'dataroot_gt {opt["dataroot_gt"]} and {lq_w}x{lq_h} in dataroot_lq '
+                raise ValueError(f'datasets:{name}: scale {scale} does not match the data: record {key} is {w}x{h} '
+                                 f'in dataroot_gt {opt["dataroot_gt"]} and {lq_w}x{lq_h} in dataroot_lq '
                                  f'{opt["dataroot_lq"]} (expected {w // scale}x{h // scale}).')
+            for root, meta, line, real in (('dataroot_gt', gt_meta, gt_line, (h, w)),
+                                           ('dataroot_lq', lq_meta, lq_line, (lq_h, lq_w))):
+                if tuple(meta[:2]) != real:
+                    get_root_logger().warning(
+                        f'datasets:{name}: {osp.join(opt[root], "meta_info.txt")}, line {line}: records {key} as '
+                        f'{meta[1]}x{meta[0]}, but the image stored is {real[1]}x{real[0]}; the record is used.')

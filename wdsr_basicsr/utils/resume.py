@@ -1,0 +1,129 @@
+"""Resuming a training run: which training state to take, the same on every rank, on GPU or CPU.
+
+:mod:`wdsr_basicsr.compat` gives :func:`load_resume_state` to basicsr's
+training pipeline in place of its own, which maps the state to
+``torch.cuda.current_device()`` (no resume without CUDA) and takes the newest
+state file whatever its network files hold.
+"""
+import os
+import re
+from collections import Counter
+from os import path as osp
+
+import torch
+
+from basicsr.utils.misc import check_resume
+
+from .checkpoint import load_checkpoint
+from .dist import all_gather
+
+# MultiStepRestartLR keeps its milestones in a Counter: allow it in weights_only loads.
+torch.serialization.add_safe_globals([Counter])
+
+STATE_NAME = re.compile(r'\d+\.state')
+
+
+def load_resume_state(opt):
+    """Load the training state to resume from (:func:`find_resume_state`), the same on every rank.
+
+    In a distributed run every rank must resume from the same iteration (or all
+    start afresh); ranks that see different ``experiments/`` folders (no shared
+    filesystem) stop here, before any collective could hang on it.
+
+    Raises:
+        RuntimeError: Naming what each rank found, if they differ.
+    """
+    state = find_resume_state(opt)
+    seen = all_gather(None if state is None else state['iter'])
+    if len(set(seen)) > 1:
+        found = ', '.join(f'rank {rank}: ' + ('nothing' if it is None else f'iteration {it}')
+                          for rank, it in enumerate(seen))
+        raise RuntimeError(f'The ranks found different training states to resume from ({found}); every rank must see '
+                           'the same experiments/ folder (a shared filesystem).')
+    return state
+
+
+def find_resume_state(opt):
+    """Load the training state to resume from (``path: resume_state`` or the newest with ``--auto_resume``).
+
+    A state is taken only when its file and the network files of its iteration
+    (``net_g_<iter>.pth`` with ``params``, and ``params_ema`` when training with
+    EMA) all load. With ``--auto_resume`` the newest such state is taken and
+    each one skipped is printed with the reason; files in ``training_states/``
+    that are not ``<iter>.state`` are skipped with a warning; when states exist
+    but none can be resumed from, the run stops with the list instead of
+    starting again from iteration 0. Temporary files left by a killed save are
+    removed first.
+
+    Returns:
+        dict | None: The state, on the CPU (optimizers move it to their device).
+
+    Raises:
+        RuntimeError: If ``path: resume_state`` cannot be resumed from, or no
+            state under ``--auto_resume`` can.
+    """
+    experiments_root = opt['path']['experiments_root']
+    if opt['rank'] == 0:
+        remove_temporaries(experiments_root)
+    state_dir = osp.join(experiments_root, 'training_states')
+    if opt['auto_resume']:
+        if not osp.isdir(state_dir):
+            return None
+        names = sorted(os.listdir(state_dir))
+        for name in names:
+            if not STATE_NAME.fullmatch(name) and not (name.startswith('.') and name.endswith('.tmp')):
+                print(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); ignored.',
+                      flush=True)
+        candidates = [osp.join(state_dir, n) for n in sorted(
+            (n for n in names if STATE_NAME.fullmatch(n)), key=lambda n: int(n.split('.')[0]), reverse=True)]
+        if not candidates:
+            return None
+    elif opt['path'].get('resume_state'):
+        candidates = [opt['path']['resume_state']]
+    else:
+        return None
+    reasons = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path, 'path:resume_state')
+            _check_resumable(opt, state, path)
+        except (RuntimeError, ValueError, FileNotFoundError) as error:
+            if not opt['auto_resume']:
+                raise RuntimeError(str(error)) from error
+            print(f'Skipping {path}: {error}', flush=True)
+            reasons.append(f'{path}: {error}')
+            continue
+        opt['path']['resume_state'] = path
+        check_resume(opt, state['iter'])
+        return state
+    raise RuntimeError(f'--auto_resume: none of the {len(candidates)} training state(s) in {state_dir} can be resumed '
+                       'from; nothing was started (training from iteration 0 would write over them). Repair or move '
+                       'them, or train under another name:\n  ' + '\n  '.join(reasons))
+
+
+def _check_resumable(opt, state, path):
+    """Raise ValueError / RuntimeError unless ``state`` and its iteration's network files can be resumed from."""
+    if not isinstance(state, dict) or not {'iter', 'optimizers', 'schedulers'} <= set(state):
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f'{path} is not a training state (it has {keys}); path:resume_state takes a file from '
+                         'experiments/<name>/training_states/, network files go to path:pretrain_network_g.')
+    models = opt['path']['models']
+    wanted = ['params'] + (['params_ema'] if (opt.get('train') or {}).get('ema_decay', 0) > 0 else [])
+    for network in (key for key in opt if key.startswith('network_')):
+        net_path = osp.join(models, f"net_{network[len('network_'):]}_{state['iter']}.pth")
+        checkpoint = load_checkpoint(net_path, f'the network file of {path}')
+        missing = [key for key in wanted if key not in checkpoint]
+        if missing:
+            raise ValueError(f'{net_path} (the network file of {path}) has no {missing}.')
+
+
+def remove_temporaries(experiments_root):
+    """Remove the temporary files that a save killed mid-write left in ``models/`` and ``training_states/``."""
+    for folder in ('models', 'training_states'):
+        folder = osp.join(experiments_root, folder)
+        if not osp.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if name.startswith('.') and name.endswith('.tmp'):
+                print(f'Removing {osp.join(folder, name)}, left by an interrupted save.', flush=True)
+                os.remove(osp.join(folder, name))

@@ -21,6 +21,10 @@ TRAIN_CROPS = {'0001': ('astronaut', 130, 110), '0002': ('coffee', 100, 150)}
 VALID_CROPS = {'0801': ('chelsea', 101, 97)}
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: multi-process and end-to-end runs; pytest -m "not slow" leaves them out')
+
+
 def photo(name, h, w):
     return cv2.cvtColor(getattr(skimage_data, name)()[:h, :w], cv2.COLOR_RGB2BGR)
 

@@ -29,8 +29,11 @@ import textwrap
 from os import path as osp
 
 import torch
+import torchvision
 import yaml
 
+from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
+from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.models import lr_scheduler
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
@@ -303,25 +306,46 @@ def _scheduler(name):
     return getattr(lr_scheduler, name, None) or getattr(torch.optim.lr_scheduler, name, None)
 
 
+def _keys_of(modules):
+    """The keys the ``modules`` read, and whether every one of them could be read."""
+    read = [keys_read(m) for m in dict.fromkeys(modules)]
+    return frozenset().union(*(r for r in read if r is not None)), None not in read
+
+
+def _registered_modules():
+    """The modules of every registered model and dataset class (and their bases)."""
+    return [m for registry in (MODEL_REGISTRY, DATASET_REGISTRY) for _, obj in registry if inspect.isclass(obj)
+            for m in _modules_of(obj)]
+
+
 class _Vocabulary:
-    """The keys that something registered reads, for one option file, and how an unknown key is judged."""
+    """The keys that an option file's classes and basicsr's pipeline read, and how an unknown key is judged.
+
+    A key that the file's model or dataset classes (or the pipeline) read is
+    known. One that only another registered class reads has no effect here: a
+    warning. One that nothing reads and is a typo of a known key is refused;
+    any other is a warning, and so is everything when some source could not be
+    read (a class without source cannot be judged).
+    """
 
     def __init__(self, classes):
-        self.sources = list(PIPELINE_MODULES) + [m for cls in classes for m in _modules_of(cls)]
-        read = [keys_read(m) for m in dict.fromkeys(self.sources)]
-        self.judgeable = None not in read
-        self.keys = frozenset().union(*(r for r in read if r is not None))
+        self.keys, self.judgeable = _keys_of(list(PIPELINE_MODULES) + [m for c in classes for m in _modules_of(c)])
+        self.names = ', '.join(dict.fromkeys(c.__name__ for c in classes))
+        self._elsewhere = None
 
     def check(self, section, where, opt_path, warnings, skip=()):
-        """Refuse a key that nothing reads and is close to one that something reads; warn of other unread keys."""
+        """Judge every key of ``section`` (but ``skip``); refuse a typo, append a warning for a key without effect."""
         for key in section:
             if key in skip or key in self.keys:
                 continue
+            if self._elsewhere is None:
+                self._elsewhere = _keys_of(_registered_modules())[0]
             close = misspelt(key, self.keys)
-            if close and self.judgeable:
+            if key not in self._elsewhere and close and self.judgeable:
                 raise OptionError(f'{opt_path}: unknown option {where}{key} (did you mean {close}?)')
-            warnings.append(f'{opt_path}: option {where}{key} is read by nothing registered here (the model, '
-                            'dataset and basicsr pipeline modules); it has no effect.')
+            others = ' (other registered classes do)' if key in self._elsewhere else ''
+            warnings.append(f"{opt_path}: option {where}{key} has no effect: {self.names} and basicsr's pipeline do "
+                            f'not read it{others}.')
 
 
 # ---------------------------------------------------------------- the check
@@ -414,7 +438,7 @@ def check_options(opt, opt_path, is_train):
     vocabulary = _Vocabulary([model] + dataset_classes)
     warnings = []
     networks = [key for key, value in opt.items() if key.startswith('network_') and isinstance(value, dict)]
-    vocabulary.check(opt, '', opt_path, warnings, skip=networks)
+    vocabulary.check(opt, '', opt_path, warnings)
     for key in networks:
         network = opt[key]
         arch = _require_registered(ARCH_REGISTRY, network.get('type'), f'{key}:', 'architecture', opt_path)
@@ -466,8 +490,27 @@ def _check_train(train, model, vocabulary, opt_path, warnings):
         else:
             loss = _require_registered(LOSS_REGISTRY, section['type'], where, 'loss', opt_path)
             _check_signature(section, loss, where, opt_path)
+            if inspect.isclass(loss) and issubclass(loss, PerceptualLoss):
+                _check_vgg_weights(section, where, opt_path)
     if not 0 <= train.get('ema_decay', 0) < 1:
         raise OptionError(f'{opt_path}: train:ema_decay={train["ema_decay"]} must be in [0, 1).')
+
+
+def _check_vgg_weights(section, where, opt_path):
+    """Refuse a perceptual loss whose VGG weights are not on disk (torchvision would download them mid-start).
+
+    basicsr's ``VGGFeatureExtractor`` loads ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` (under the
+    current directory) when it exists, else asks torchvision for the ImageNet weights, which come from torch
+    hub's cache or are downloaded.
+    """
+    vgg_type = section.get('vgg_type', 'vgg19')
+    weights = getattr(torchvision.models, f'{str(vgg_type).upper()}_Weights', None)
+    url = weights.IMAGENET1K_V1.url if weights is not None else f'<the ImageNet weights of torchvision\'s {vgg_type}>'
+    cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))
+    if not osp.isfile(VGG_PRETRAIN_PATH) and not osp.isfile(cached):
+        raise OptionError(f'{opt_path}: {where[:-1]} needs the VGG weights, and they are not on disk (nothing is '
+                          f'downloaded at start): put {osp.basename(url)} from {url} at {osp.abspath(VGG_PRETRAIN_PATH)} '
+                          f'or {cached}, or remove {where[:-1]}.')
 
 
 def _check_built(section, built, fallback, model, method, where, opt_path, warnings, skip):

@@ -53,6 +53,8 @@ class WDSRModel(SRModel):
     * On resume, every rank checks that all ranks resumed at the same
       iteration with the same weights.
     * A loss that is NaN or infinite stops the run before anything is saved.
+    * ``train: optim_g: type`` may be any optimizer of BasicSR's current main
+      (Adam, AdamW, Adamax, SGD, ASGD, RMSprop, Rprop); basicsr 1.4.2 builds Adam only.
     * Evaluation (``val``): ``tile``/``tile_pad`` (input pixels) for large
       images, ``self_ensemble`` (x8).
     """
@@ -111,6 +113,12 @@ class WDSRModel(SRModel):
                                      'rate or resume from the last training state.')
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        """The ``torch.optim`` class ``optim_type`` (those of BasicSR's current main), else basicsr's own choice."""
+        if optim_type in ('Adam', 'AdamW', 'Adamax', 'SGD', 'ASGD', 'RMSprop', 'Rprop'):
+            return getattr(torch.optim, optim_type)(params, lr, **kwargs)
+        return super().get_optimizer(optim_type, params, lr, **kwargs)
 
     def _autocast(self):
         if self.amp_dtype is None:

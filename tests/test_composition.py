@@ -1,0 +1,297 @@
+"""A plugin that composes: the start-up hook, other projects' option files, classes registered by anyone."""
+import copy
+import inspect
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import basicsr
+import basicsr.test
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.base_model import BaseModel
+from basicsr.models.sr_model import SRModel
+from basicsr.utils.registry import MODEL_REGISTRY
+from conftest import OPTIONS, REPO, make_lmdbs, run, torchrun, write_options
+from wdsr_basicsr.options import OptionError, check_options, load_options, parse_options
+
+DATA = Path(__file__).resolve().parent / 'data'
+# Made by scripts/sample_option_files.py from XPixelGroup/BasicSR@8d56e3a options/ and xinntao/Real-ESRGAN options/.
+SAMPLES = {f'{project}/{name}': opt for project, file in (('BasicSR', 'basicsr_options.json'),
+                                                          ('Real-ESRGAN', 'realesrgan_options.json'))
+           for name, opt in json.loads((DATA / file).read_text()).items()}
+# Files that basicsr itself cannot run (checked below with basicsr's own functions): refused, with the reason.
+BROKEN = {
+    'BasicSR/train/EDVR/train_EDVR_L_x4_SR_REDS.yml': 'unknown option network_g:ema_decay; EDVR takes type, num_in_ch',
+    'BasicSR/train/EDVR/train_EDVR_L_x4_SR_REDS_woTSA.yml': 'unknown option network_g:ema_decay; EDVR takes',
+    'BasicSR/train/HiFaceGAN/train_hifacegan.yml': "train:feature_matching_opt:type='GANFeatLoss' is not registered",
+    'BasicSR/test/RCAN/test_RCAN.yml': 'option val:save_img (true or false) is missing',
+}
+SITE_PACKAGES = Path(basicsr.__file__).resolve().parent.parent
+
+
+def is_train(name):
+    return '/train/' in name or name.split('/')[-1].startswith(('train_', 'finetune_'))
+
+
+@pytest.fixture
+def vgg_on_disk(tmp_path, monkeypatch):
+    """A working directory where basicsr's VGGFeatureExtractor finds its weights file (the check needs it)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'experiments' / 'pretrained_models').mkdir(parents=True)
+    (tmp_path / 'experiments' / 'pretrained_models' / 'vgg19-dcbb9e9d.pth').write_bytes(b'')
+    return tmp_path
+
+
+def parse(monkeypatch, path, train, *extra):
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', str(path), '--force_yml', 'num_gpu=auto', *extra])
+    return parse_options(os.getcwd(), is_train=train)[0]
+
+
+def test_the_sample_holds_every_file():
+    assert sum(name.startswith('BasicSR/') for name in SAMPLES) == 70
+    assert sum(name.startswith('Real-ESRGAN/') for name in SAMPLES) == 6
+
+
+@pytest.mark.parametrize('name', sorted(SAMPLES))
+def test_other_projects_files_get_past_the_options(name, vgg_on_disk, monkeypatch):
+    path = write_options(vgg_on_disk / 'opt.yml', SAMPLES[name])
+    if name in BROKEN:
+        with pytest.raises(OptionError, match=BROKEN[name].replace('(', r'\(').replace(')', r'\)')):
+            parse(monkeypatch, path, is_train(name))
+        return
+    opt = parse(monkeypatch, path, is_train(name))
+    root = opt['path']['experiments_root' if is_train(name) else 'results_root']
+    assert Path(root) == vgg_on_disk / ('experiments' if is_train(name) else 'results') / opt['name']
+
+
+def test_the_refused_files_fail_in_basicsr_too():
+    edvr = SAMPLES['BasicSR/train/EDVR/train_EDVR_L_x4_SR_REDS.yml']['network_g']
+    with pytest.raises(TypeError, match='ema_decay'):
+        build_network(edvr)
+    hifacegan = SAMPLES['BasicSR/train/HiFaceGAN/train_hifacegan.yml']['train']['feature_matching_opt']
+    with pytest.raises(KeyError, match='GANFeatLoss'):
+        build_loss(hifacegan)
+    assert 'val' not in SAMPLES['BasicSR/test/RCAN/test_RCAN.yml']
+    assert "opt['val']['save_img']" in inspect.getsource(basicsr.test.test_pipeline)
+
+
+@pytest.mark.parametrize('name, change, message', [
+    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o['val'].update(val_frq=5), 'unknown option val:val_frq (did you mean val_freq?)'),
+    ('train/BasicVSR/train_BasicVSR_Vimeo90K_BIx4.yml', lambda o: o['datasets']['train'].update(num_fram=7),
+     'datasets:train:num_fram (did you mean num_frame?)'),
+    ('train/ESRGAN/train_ESRGAN_x4.yml', lambda o: o['train'].update(net_d_iter=1), 'train:net_d_iter (did you mean net_d_iters?)'),
+    ('train/ESRGAN/train_ESRGAN_x4.yml', lambda o: o.update(network_dd=o.pop('network_d')), 'network_dd (did you mean network_d?)'),
+    ('train/RealESRGAN/train_realesrgan_x4plus.yml', lambda o: o.update(jpeg_rang=[30, 95]), 'jpeg_rang (did you mean jpeg_range?)'),
+    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o.update(model_type='HATModel'), "model_type='HATModel' is not registered"),
+    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o['train']['optim_g'].update(type='AdamW'),
+     "train:optim_g:type='AdamW' is not built by SRModel.get_optimizer (it builds Adam)"),
+    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o['train']['scheduler'].update(type='CosineAnnealingLR'),
+     "type='CosineAnnealingLR' is not built by SRModel.setup_schedulers (it builds CosineAnnealingRestartLR, "
+     'MultiStepLR, MultiStepRestartLR)'),
+])
+def test_typos_in_other_projects_files_are_still_refused(name, change, message, vgg_on_disk):
+    opt = copy.deepcopy(SAMPLES[f'BasicSR/{name}'])
+    change(opt)
+    with pytest.raises(OptionError) as error:
+        check_options(opt, name, is_train(name))
+    assert message in str(error.value)
+
+
+def test_basicsr_builds_only_adam():
+    """The refusal of AdamW for SRModel above is basicsr's own behaviour; WDSRModel builds it."""
+    with pytest.raises(NotImplementedError):
+        BaseModel.get_optimizer(None, 'AdamW', [], 1e-3)
+    opt = load_options(OPTIONS / 'train_wdsr_b_x2.yml')
+    opt['train']['optim_g'] = {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-2, 'amsgrad': False}
+    check_options(opt, 'x.yml', True)
+    opt['train']['optim_g']['momentum'] = 0.9
+    with pytest.raises(OptionError, match='unknown option train:optim_g:momentum; AdamW takes type, lr, betas'):
+        check_options(opt, 'x.yml', True)
+
+
+@MODEL_REGISTRY.register()
+class SiblingTestModel(SRModel):
+    """A model of another plugin, with options of its own."""
+
+    def init_training_settings(self):
+        self.sibling_strength = self.opt['sibling_strength']
+        self.warmup = self.opt['train'].get('sibling_warmup', 0)
+        super().init_training_settings()
+
+
+def test_a_class_registered_by_anyone_brings_its_keys():
+    opt = copy.deepcopy(SAMPLES['BasicSR/train/EDSR/train_EDSR_Mx2.yml'])
+    opt['sibling_strength'] = 0.5
+    opt['train']['sibling_warmup'] = 10
+    assert check_options(copy.deepcopy(opt), 'x.yml', True) == [
+        "x.yml: option sibling_strength has no effect: SRModel, PairedImageDataset and basicsr's pipeline do not read "
+        'it (other registered classes do).',
+        "x.yml: option train:sibling_warmup has no effect: SRModel, PairedImageDataset and basicsr's pipeline do not "
+        'read it (other registered classes do).']
+    opt['model_type'] = 'SiblingTestModel'
+    assert check_options(copy.deepcopy(opt), 'x.yml', True) == []
+    opt = dict(opt, sibling_strenght=opt.pop('sibling_strength'))  # (a subscript here would count as a read)
+    with pytest.raises(OptionError, match='unknown option sibling_strenght \\(did you mean sibling_strength\\?\\)'):
+        check_options(opt, 'x.yml', True)
+
+
+def test_perceptual_loss_needs_its_weights_on_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    opt = copy.deepcopy(SAMPLES['BasicSR/train/ESRGAN/train_ESRGAN_x4.yml'])
+    with pytest.raises(OptionError, match='train:perceptual_opt needs the VGG weights.*put vgg19-dcbb9e9d.pth from '
+                                          'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth at '
+                                          f'{tmp_path}/experiments/pretrained_models/vgg19-dcbb9e9d.pth or '
+                                          f'{tmp_path}/torch_home/hub/checkpoints/vgg19-dcbb9e9d.pth'):
+        check_options(copy.deepcopy(opt), 'x.yml', True)
+    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'vgg19-dcbb9e9d.pth'
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b'')
+    check_options(opt, 'x.yml', True)
+
+
+# ---------------------------------------------------------------- the start-up hook
+
+def python(code, env=None, cwd=None):
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=cwd,
+                          env=dict(os.environ, **(env or {})))
+
+
+def test_installed_means_registered():
+    result = python('import basicsr, basicsr.utils.options as o\n'
+                    'from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY\n'
+                    'print(all(n in ARCH_REGISTRY for n in ("WDSR_A", "WDSR_B", "RDN")), "WDSRModel" in MODEL_REGISTRY,'
+                    ' "CheckedPairedImageDataset" in DATASET_REGISTRY, o.parse_options.__module__)')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['True', 'True', 'True', 'wdsr_basicsr.options']
+
+
+def test_start_up_imports_nothing_heavy():
+    result = subprocess.run([sys.executable, '-X', 'importtime', '-c', 'pass'], capture_output=True, text=True)
+    modules = [line.split('|')[-1].strip() for line in result.stderr.splitlines() if line.startswith('import time:')]
+    assert 'wdsr_basicsr_startup' in modules
+    assert not [m for m in modules if m.split('.')[0] in ('torch', 'basicsr', 'wdsr_basicsr', 'numpy', 'torchvision')]
+
+
+def test_hook_turned_off():
+    result = python('import basicsr', env={'WDSR_BASICSR_NO_HOOK': '1'})
+    assert result.returncode != 0 and 'functional_tensor' in result.stderr
+
+
+def test_a_broken_install_costs_one_line(tmp_path):
+    broken = tmp_path / 'broken'
+    (broken / 'wdsr_basicsr').mkdir(parents=True)
+    (broken / 'wdsr_basicsr' / '__init__.py').write_text('raise ImportError("half-installed")\n')
+    result = python('import basicsr.train; print("ran")', env={'PYTHONPATH': str(broken)}, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == 'ran\n'
+    assert result.stderr.splitlines() == [
+        'wdsr-basicsr: not registered with basicsr (ImportError: half-installed); WDSR_BASICSR_NO_HOOK=1 turns this '
+        'hook off.']
+    (broken / 'wdsr_basicsr_startup.py').write_text('raise RuntimeError("damaged")\n')
+    result = python('print("ran")', env={'PYTHONPATH': str(broken)}, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == 'ran\n'
+    assert result.stderr.splitlines() == ['wdsr-basicsr: start-up hook not loaded (RuntimeError: damaged)']
+
+
+def test_safety_holds_through_basicsr_entry(tmp_path):
+    evil = tmp_path / 'evil.yml'
+    evil.write_text(f"name: x\nmodel_type: !!python/object/apply:os.system ['touch {tmp_path}/owned']\n")
+    result = run([sys.executable, '-m', 'basicsr.train', '-opt', str(evil)], tmp_path)
+    assert result.returncode != 0 and not (tmp_path / 'owned').exists()
+    assert f'{evil}, line 2: could not determine a constructor' in result.stderr
+
+
+def shrunk(path, root, scale=2):
+    """A shipped option file with its data roots on the fixture, sizes and lengths shrunk."""
+    opt = load_options(path)
+    opt['num_gpu'] = 0
+    for phase, dataset in opt['datasets'].items():
+        kind = 'train' if phase == 'train' else 'valid'
+        sub = '_sub' if phase == 'train' else ''
+        dataset.update(dataroot_gt=str(root / f'DIV2K_{kind}_HR{sub}.lmdb'),
+                       dataroot_lq=str(root / f'DIV2K_{kind}_LR_bicubic_X{scale}{sub}.lmdb'),
+                       type='CheckedPairedImageDataset', io_backend={'type': 'lmdb'})
+        dataset.update({k: v for k, v in (('gt_size', 24), ('batch_size_per_gpu', 2), ('num_worker_per_gpu', 0))
+                        if phase == 'train'})
+    opt['datasets'] = {k: v for k, v in opt['datasets'].items() if k in ('train', 'val') or k.endswith('_6')}
+    opt['network_g'].update(num_feat=8, num_block=1)
+    if 'train' in opt:
+        opt['train'].update(total_iter=2)
+        opt['val'].update(val_freq=2)
+        opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
+    return opt
+
+
+@pytest.mark.slow
+def test_basicsr_own_entries_train_and_test(tmp_path):
+    """python -m basicsr.train / -m basicsr.test and a BasicSR clone's basicsr/train.py, on shipped files."""
+    root = make_lmdbs(tmp_path / 'div2k', (2, ))
+    before = set(os.listdir(SITE_PACKAGES))
+    train = write_options(tmp_path / 'train.yml', shrunk(OPTIONS / 'train_wdsr_b_x2.yml', root))
+    result = run([sys.executable, '-m', 'basicsr.train', '-opt', train], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    experiment = tmp_path / 'experiments' / 'train_wdsr_b_x2'
+    assert (experiment / 'models' / 'net_g_latest.pth').exists()
+    assert (tmp_path / 'tb_logger' / 'train_wdsr_b_x2').is_dir()
+    assert '# psnr: ' in next(experiment.glob('train_*.log')).read_text()
+
+    test = shrunk(OPTIONS / 'test_wdsr_b_x2.yml', root)
+    test['datasets'] = {'test_1': dict(test['datasets']['test_6'], dataroot_gt=str(root / 'DIV2K_valid_HR.lmdb'),
+                                       dataroot_lq=str(root / 'DIV2K_valid_LR_bicubic_X2.lmdb'))}
+    test['path']['pretrain_network_g'] = str(experiment / 'models' / 'net_g_latest.pth')
+    result = run([sys.executable, '-m', 'basicsr.test', '-opt', write_options(tmp_path / 'test.yml', test)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / 'results' / 'test_wdsr_b_x2' / 'metrics_DIV2K_valid.json').exists()
+
+    clone = tmp_path / 'BasicSR'
+    (clone / 'basicsr').mkdir(parents=True)
+    shutil.copy(SITE_PACKAGES / 'basicsr' / 'train.py', clone / 'basicsr' / 'train.py')
+    opt = shrunk(OPTIONS / 'train_wdsr_a_x2.yml', root)
+    result = run([sys.executable, 'basicsr/train.py', '-opt', write_options(clone / 'a.yml', opt)], clone)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (clone / 'experiments' / 'train_wdsr_a_x2' / 'models' / 'net_g_latest.pth').exists()
+    assert set(os.listdir(SITE_PACKAGES)) == before
+
+
+@pytest.mark.slow
+def test_torchrun_through_basicsr_entry(tmp_path):
+    root = make_lmdbs(tmp_path / 'div2k', (2, ))
+    opt = shrunk(OPTIONS / 'dist' / 'train_wdsr_b_x2_4gpu.yml', root)
+    opt['num_gpu'] = 'auto'
+    opt_file = write_options(tmp_path / 'dist.yml', opt)
+    result = run(torchrun('-m', 'basicsr.train', '-opt', opt_file, '--launcher', 'pytorch'), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = next((tmp_path / 'experiments' / opt['name']).glob('train_*.log')).read_text()
+    assert 'torch.distributed: backend gloo, 2 ranks, device cpu' in log
+
+
+@pytest.mark.slow
+def test_wdsr_as_esrgan_generator(tmp_path):
+    """basicsr's ESRGANModel with WDSR_B and a basicsr discriminator, from BasicSR's ESRGAN recipe, on the CPU."""
+    root = make_lmdbs(tmp_path / 'div2k', (2, ))
+    opt = copy.deepcopy(SAMPLES['BasicSR/train/ESRGAN/train_ESRGAN_x4.yml'])
+    del opt['train']['perceptual_opt']  # VGG weights cannot be downloaded here
+    opt.update(scale=2, num_gpu=0, network_g={'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2},
+               network_d={'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 8})
+    for phase, kind, sub in (('train', 'train', '_sub'), ('val', 'valid', '')):
+        opt['datasets'][phase].update(dataroot_gt=str(root / f'DIV2K_{kind}_HR{sub}.lmdb'),
+                                      dataroot_lq=str(root / f'DIV2K_{kind}_LR_bicubic_X2{sub}.lmdb'),
+                                      io_backend={'type': 'lmdb'})
+    opt['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0)
+    opt['path']['pretrain_network_g'] = None
+    opt['train'].update(total_iter=2)
+    opt['val'].update(val_freq=2, metrics={'psnr': dict(opt['val']['metrics']['psnr'], crop_border=2)})
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    result = run([sys.executable, str(REPO / 'wdsr_basicsr' / 'train.py'), '-opt',
+                  write_options(tmp_path / 'esrgan.yml', opt)], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = next((tmp_path / 'experiments' / opt['name']).glob('train_*.log')).read_text()
+    assert 'l_g_gan: ' in log and 'l_d_real: ' in log and '# psnr: ' in log
+    models = tmp_path / 'experiments' / opt['name'] / 'models'
+    assert (models / 'net_g_latest.pth').exists() and (models / 'net_d_latest.pth').exists()

@@ -73,7 +73,6 @@ def loader_seconds_per_batch(root, workers, batches):
         gt_size=96,
         use_hflip=True,
         use_rot=True,
-        use_shuffle=True,
         num_worker_per_gpu=workers,
         batch_size_per_gpu=16,
         dataset_enlarge_ratio=100)

@@ -66,7 +66,6 @@ def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enla
     gt_size: {gt_size}
     use_hflip: true
     use_rot: true
-    use_shuffle: true
     num_worker_per_gpu: {workers}
     batch_size_per_gpu: {batch}
     dataset_enlarge_ratio: {enlarge}

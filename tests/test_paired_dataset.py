@@ -112,7 +112,7 @@ def test_missing_record_named(lmdbs, tmp_path):
 
 
 def test_scale_mismatch_named(lmdbs):
-    with pytest.raises(ValueError, match=r'scale 3 does not match the data: key 0001_s001 is 48x48.*24x24'):
+    with pytest.raises(ValueError, match=r'scale 3 does not match the data: record 0001_s001 is 48x48.*24x24'):
         build_dataset(train_opt(lmdbs, scale=3, gt_size=36, dataroot_lq=str(lmdbs / 'DIV2K_train_LR_bicubic_X2_sub.lmdb')))
 
 

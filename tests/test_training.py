@@ -25,7 +25,7 @@ def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **netw
                 'dataroot_gt': str(root / 'DIV2K_train_HR_sub.lmdb'),
                 'dataroot_lq': str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
                 'io_backend': {'type': 'lmdb'}, 'gt_size': 24, 'use_hflip': True, 'use_rot': True,
-                'use_shuffle': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1,
+                'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1,
             },
             'val': {
                 'name': 'fixture_valid', 'type': 'CheckedPairedImageDataset',
@@ -76,7 +76,7 @@ def test_train_resume_and_checkpoints(lmdb_root, tmp_path):
     (exp / 'training_states' / '6.state').write_bytes(b'truncated')
     result = train(tmp_path, opt_file, '--auto_resume')
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'Skipping experiments/tiny/training_states/6.state: path:resume_state' in result.stdout + result.stderr
+    assert f'Skipping {tmp_path}/experiments/tiny/training_states/6.state: path:resume_state' in result.stdout + result.stderr
     log = sorted(exp.glob('train_tiny_*.log'))[-1].read_text()
     assert 'Resuming training from epoch' in log and 'iter: 4.' in log
     assert (exp / 'models' / 'net_g_8.pth').exists()
@@ -96,7 +96,7 @@ def test_auto_resume_takes_the_newest_consistent_state(lmdb_root, tmp_path):
     result = train(tmp_path, write_options(tmp_path / 'r.yml', opt), '--auto_resume')
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
-    assert 'Skipping experiments/trust/training_states/4.state: the network file of' in out and 'net_g_4.pth' in out
+    assert f'Skipping {tmp_path}/experiments/trust/training_states/4.state: the network file of' in out and 'net_g_4.pth' in out
     assert 'notes.state is not a training state (<iter>.state); ignored' in out
     assert 'Removing experiments/trust/models/.net_g_6.pth.k3j2.tmp, left by an interrupted save' in out
     assert 'iter: 2.' in sorted(exp.glob('train_trust_*.log'))[-1].read_text()  # resumed from 2, not 4

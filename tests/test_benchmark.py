@@ -115,6 +115,7 @@ def test_plot_without_weights_is_refused(lmdb_root, tmp_path, capsys):
     assert '--plot needs --weights' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_reproduce_at_a_tiny_budget(lmdb_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / 'docs'

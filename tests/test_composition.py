@@ -295,3 +295,31 @@ def test_wdsr_as_esrgan_generator(tmp_path):
     assert 'l_g_gan: ' in log and 'l_d_real: ' in log and '# psnr: ' in log
     models = tmp_path / 'experiments' / opt['name'] / 'models'
     assert (models / 'net_g_latest.pth').exists() and (models / 'net_d_latest.pth').exists()
+
+
+@pytest.mark.slow
+def test_wheel_install_and_uninstall(tmp_path):
+    """A wheel (not editable) carries the hook; pip uninstall removes it."""
+    built = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w',
+                            str(tmp_path / 'dist'), str(REPO)], capture_output=True, text=True, cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp_path / 'dist').glob('wdsr_basicsr-*.whl'))
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(tmp_path / 'venv')], check=True)
+    venv_python = tmp_path / 'venv' / 'bin' / 'python'
+    site_dir = Path(subprocess.run([str(venv_python), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                                   capture_output=True, text=True, check=True).stdout.strip())
+    (site_dir / 'deps.pth').write_text(f'{SITE_PACKAGES}\n')  # torch, basicsr, ...: a path entry (its .pth files unread)
+    pip = [sys.executable, '-m', 'pip', '--python', str(venv_python)]
+    installed = subprocess.run(pip + ['install', '--no-deps', '--no-index', '-q', str(wheel)], capture_output=True,
+                               text=True)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert (site_dir / 'wdsr_basicsr.pth').is_file() and (site_dir / 'wdsr_basicsr_startup.py').is_file()
+    result = subprocess.run([str(venv_python), '-c', 'import basicsr, wdsr_basicsr\n'
+                             'from basicsr.utils.registry import ARCH_REGISTRY\n'
+                             'print("WDSR_B" in ARCH_REGISTRY, wdsr_basicsr.__file__)'],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ['True', str(site_dir / 'wdsr_basicsr' / '__init__.py')]
+    removed = subprocess.run(pip + ['uninstall', '-y', '-q', 'wdsr-basicsr'], capture_output=True, text=True)
+    assert removed.returncode == 0, removed.stderr[-2000:]
+    assert sorted(p.name for p in site_dir.iterdir()) == ['deps.pth']

@@ -14,6 +14,8 @@ import torch
 from conftest import OPTIONS, TEST, TRAIN, VALID_CROPS, make_lmdbs, popen, run, torchrun, write_options
 from wdsr_basicsr.options import load_options
 
+pytestmark = pytest.mark.slow  # every test starts several processes
+
 # three validation images: two ranks get an uneven split (2 + 1)
 VALID = {'0801': ('chelsea', 101, 97), '0802': ('coffee', 90, 110), '0803': ('astronaut', 77, 83)}
 

@@ -50,6 +50,7 @@ def test_entries_refuse_a_python_tag_and_run_nothing(tmp_path, command):
     assert not (tmp_path / 'pwned').exists()
 
 
+@pytest.mark.slow
 def test_force_yml_injection_runs_nothing(tmp_path):
     opt = load_options(OPTIONS / 'train_wdsr_b_x2.yml')
     opt['num_gpu'] = 8  # stops right after the options are read, before any work
@@ -203,6 +204,7 @@ def test_fp16_grad_scaler_state_is_saved_and_restored(tmp_path):
     assert 'scaler' not in torch.load(tmp_path / 'training_states' / '2.state', weights_only=True)
 
 
+@pytest.mark.slow
 def test_bf16_training_from_the_option_keys_runs_and_resumes(lmdb_root, tmp_path):
     opt = load_options(OPTIONS / 'train_wdsr_b_x2.yml')
     opt.update(name='bf16', num_gpu=0, use_amp=True, amp_bf16=True, use_channels_last=True)
@@ -225,6 +227,7 @@ def test_bf16_training_from_the_option_keys_runs_and_resumes(lmdb_root, tmp_path
     assert log.count('# psnr: ') >= 3 and (tmp_path / 'experiments' / 'bf16' / 'models' / 'net_g_4.pth').exists()
 
 
+@pytest.mark.slow
 def test_check_gpu_cpu_mode(tmp_path):
     data = make_lmdbs(tmp_path / 'demo', (2, ))
     result = run([sys.executable, str(REPO / 'scripts' / 'check_gpu.py'), '--device', 'cpu', '--data', str(data),

@@ -157,3 +157,69 @@ def test_lmdb_cut_short_is_refused_at_open(lmdbs, tmp_path):
     loader = torch.utils.data.DataLoader(PairedImageDataset(train_opt(lmdbs, dataroot_lq=str(lq))), num_workers=1)
     with pytest.raises(OSError, match=rf'LMDB {lq} is cut short'):
         next(iter(loader))
+
+
+def basicsr_style_pair(tmp_path, scale=4):
+    """GT and LQ LMDBs made by basicsr's make_lmdb_from_imgs, as BasicSR's tests/data/gt.lmdb and lq.lmdb are."""
+    import cv2
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+    from conftest import photo
+    roots = {}
+    for kind, factor in (('gt', 1), ('lq', scale)):
+        folder = tmp_path / kind
+        folder.mkdir()
+        for name, (h, w) in (('baboon', (96, 100)), ('comic', (72, 48))):
+            img = photo('astronaut' if name == 'baboon' else 'coffee', h, w)
+            cv2.imwrite(str(folder / f'{name}.png'), cv2.resize(img, (w // factor, h // factor), cv2.INTER_AREA))
+        make_lmdb_from_imgs(str(folder), str(tmp_path / f'{kind}.lmdb'), ['baboon.png', 'comic.png'],
+                            ['baboon', 'comic'], map_size=1 << 24)
+        roots[kind] = tmp_path / f'{kind}.lmdb'
+    return roots
+
+
+def pair_opt(roots, scale=4, **extra):
+    opt = dict(name='pair', type='CheckedPairedImageDataset', phase='train', scale=scale,
+               dataroot_gt=str(roots['gt']), dataroot_lq=str(roots['lq']), io_backend=dict(type='lmdb'),
+               gt_size=16, use_hflip=False, use_rot=False)
+    opt.update(extra)
+    return opt
+
+
+def test_meta_info_with_a_wrong_size_is_read_from_the_records(tmp_path, monkeypatch):
+    """BasicSR's own lq.lmdb records comic as (80,60,3) while the image stored is 90x60: the records decide."""
+    from wdsr_basicsr.data import paired_dataset
+    roots = basicsr_style_pair(tmp_path)
+    meta = roots['lq'] / 'meta_info.txt'
+    assert meta.read_text().splitlines()[1] == 'comic.png (18,12,3) 1'  # written by basicsr: 72x48 / 4
+    meta.write_text(meta.read_text().replace('comic.png (18,12,3)', 'comic.png (16,12,3)'))
+    warnings = []
+    monkeypatch.setattr(paired_dataset, 'get_root_logger', lambda: type('L', (), {'warning': warnings.append})())
+    dataset = build_dataset(pair_opt(roots))
+    assert warnings == [f'datasets:pair: {meta}, line 2: records comic as 12x16, but the image stored is 12x18; '
+                        'the record is used.']
+    item = dataset[1]
+    assert item['gt'].shape == (3, 16, 16) and item['lq'].shape == (3, 4, 4)
+
+    # a pair whose records themselves disagree is refused with the records' sizes
+    import cv2
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+    bad = tmp_path / 'bad'
+    bad.mkdir()
+    cv2.imwrite(str(bad / 'baboon.png'), np.zeros((24, 25, 3), np.uint8))
+    cv2.imwrite(str(bad / 'comic.png'), np.zeros((20, 12, 3), np.uint8))
+    make_lmdb_from_imgs(str(bad), str(tmp_path / 'bad.lmdb'), ['baboon.png', 'comic.png'], ['baboon', 'comic'],
+                        map_size=1 << 24)
+    with pytest.raises(ValueError, match=r'scale 4 does not match the data: record comic is 48x72 in dataroot_gt .* and '
+                                         r'12x20 in dataroot_lq .*bad\.lmdb \(expected 12x18\)'):
+        build_dataset(pair_opt(dict(roots, lq=tmp_path / 'bad.lmdb')))
+
+
+def test_two_datasets_over_one_lmdb_share_it(tmp_path):
+    """Train and validation on one LMDB in one process, and a forked worker after the parent read it."""
+    roots = basicsr_style_pair(tmp_path)
+    train = build_dataset(pair_opt(roots))
+    val = PairedImageDataset(pair_opt(roots, phase='val'))
+    assert val[0]['gt'].shape == (3, 96, 100)  # basicsr's own type opens the LMDB in this process
+    assert train[0]['gt'].shape == (3, 16, 16)  # a second dataset over it
+    loader = torch.utils.data.DataLoader(val, num_workers=1)  # a worker forked from a process that has it open
+    assert [tuple(batch['lq'].shape) for batch in loader] == [(1, 3, 24, 25), (1, 3, 18, 12)]

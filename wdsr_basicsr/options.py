@@ -1,8 +1,8 @@
-"""The option loader of the training and test entries.
+"""The option loader of every training and test entry: ours, basicsr's own, a sibling plugin's.
 
 It replaces basicsr's ``parse_options`` (:mod:`wdsr_basicsr.compat` points
-basicsr's pipelines at :func:`parse_options`) and keeps the rest of basicsr's
-parsing, with these differences:
+basicsr's pipelines and ``basicsr.utils.options`` at :func:`parse_options`)
+and keeps the rest of basicsr's parsing, with these differences:
 
 * YAML is read with a safe loader: mappings and ``!!float`` as in basicsr, but
   a ``!!python/...`` tag is refused with the file, line and tag, never run.
@@ -13,6 +13,11 @@ parsing, with these differences:
 * The distributed start takes ``dist_params`` (``backend``, ``port``,
   ``timeout_min``) for every launcher, after :func:`~wdsr_basicsr.utils.dist.check_launch`
   has refused launcher and device combinations that cannot work.
+* Before any work, :func:`check_options` judges every key against what the
+  file's registered classes and basicsr's pipeline read (so another plugin's
+  files keep meaning what they meant), and refuses only what cannot work.
+* A run rooted at an installed site directory (``python -m basicsr.train``)
+  writes under the current directory instead (:func:`derive_options`).
 """
 import argparse
 import ast

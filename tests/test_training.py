@@ -8,6 +8,7 @@ from conftest import REPO, TRAIN, make_lmdbs, run, write_options
 
 pytestmark = pytest.mark.slow  # every test runs the training or test entry end to end
 
+
 @pytest.fixture(scope='module')
 def lmdb_root(tmp_path_factory):
     return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3))
@@ -109,7 +110,8 @@ def test_auto_resume_takes_the_newest_consistent_state(lmdb_root, tmp_path):
     opt['train']['total_iter'] = 8
     result = train(tmp_path, write_options(tmp_path / 'r.yml', opt), '--auto_resume')
     assert result.returncode != 0
-    assert "--auto_resume: none of the 3 training state(s) in experiments/trust/training_states can be resumed" in \
+    assert (f"--auto_resume: none of the 3 training state(s) in {tmp_path}/experiments/trust/training_states can be "
+            "resumed") in \
         result.stderr and '6.state' in result.stderr and 'Start training' not in result.stdout + result.stderr
 
 

@@ -565,6 +565,10 @@ def parse_options(root_path, is_train=True):
             site directory, the current directory is used instead.
         is_train (bool): Training (True) or testing. Default: True.
 
+    Raises:
+        OptionError: If the option file cannot be read, or an option or the
+            launch cannot work, naming the file and key; nothing has started.
+
     Returns:
         tuple[Options, argparse.Namespace]: The options, with basicsr's derived
         entries (``dist``, ``rank``, ``world_size``, dataset phases, paths), and
@@ -580,13 +584,15 @@ def parse_options(root_path, is_train=True):
     parser.add_argument('--force_yml', nargs='+', default=None, help='e.g. train:ema_decay=0.999')
     args = parser.parse_args()
 
-    opt = Options(load_options(args.opt))
-    apply_force_yml(opt, args.force_yml or [])
-    check_name(opt.get('name'), args.opt)
-    warnings = check_options(opt, args.opt, is_train)
-
     local_rank = local_rank_from_env(args.launcher, args.local_rank)
-    uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt)
+    try:
+        opt = Options(load_options(args.opt))
+        apply_force_yml(opt, args.force_yml or [])
+        check_name(opt.get('name'), args.opt)
+        warnings = check_options(opt, args.opt, is_train)
+        uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt)
+    except (ValueError, OSError) as error:  # the file, a key or the launch is at fault: before any work
+        raise OptionError(str(error)) from error
     opt['dist'] = args.launcher != 'none'
     if opt['dist']:
         dist_params = dict(opt.get('dist_params') or {})

@@ -5,6 +5,7 @@ each process from the environment and the ``dist_params`` options, refuses
 combinations that cannot work before anything starts, and gathers what
 validation needs from every rank.
 """
+import atexit
 import datetime
 import os
 import subprocess
@@ -114,6 +115,15 @@ def init_dist(launcher, local_rank, backend, port=None, timeout_min=None):
         torch.cuda.set_device(local_rank)
     timeout = None if timeout_min is None else datetime.timedelta(minutes=timeout_min)
     dist.init_process_group(backend=backend, timeout=timeout)
+    # basicsr's own train.py never ends the process group: a gloo group alive at exit can abort the process
+    # ("terminate called without an active exception") after a run that succeeded.
+    atexit.register(destroy_process_group)
+
+
+def destroy_process_group():
+    """End torch.distributed's process group, if one is running (our entries, or at exit for basicsr's)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def all_gather(obj):
@@ -143,5 +153,4 @@ def run_reporting_rank(pipeline, root_path):
             print(f'[rank {dist.get_rank()} of {dist.get_world_size()}] {type(error).__name__}: {error}.{hint}',
                   file=sys.stderr, flush=True)
         raise
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    destroy_process_group()

@@ -94,7 +94,7 @@ def shipped():
     (lambda o: o['dist_params'].update(timeout=5), 'dist_params:timeout (did you mean timeout_min?)'),
     (lambda o: o['logger'].update(save_checkpoint_freq=0), 'logger:save_checkpoint_freq=0 must be at least 1'),
     (lambda o: o['val'].update(val_freq=0), 'val:val_freq=0 must be at least 1'),
-    (lambda o: o['train'].update(total_iter='many'), "train:total_iter='many' must be a number"),
+    (lambda o: o['train'].update(total_iter='many'), "train:total_iter='many' must be an integer"),
     (lambda o: o['datasets']['train'].update(gt_size=97), 'gt_size=97 is not a multiple of scale=2'),
     (lambda o: o['network_g'].update(upscale=3), 'network_g:upscale=3 differs from scale=2'),
     (lambda o: o['network_g'].update(type='WDSR_C'), "network_g:type='WDSR_C' is not registered"),
@@ -105,6 +105,18 @@ def shipped():
     (lambda o: o.update(train=5), 'option train must be a section of key: value lines, not 5'),
     (lambda o: o.update(use_amp='yes'), "use_amp='yes' must be true or false"),
     (lambda o: o['datasets'].update(val='DIV2K'), 'datasets:val must be a section'),
+    (lambda o: o['train']['optim_g'].update(lr=float('nan')), 'train:optim_g:lr=nan must be a finite number'),
+    (lambda o: o['train']['pixel_opt'].update(loss_weight=float('inf')), 'pixel_opt:loss_weight=inf must be a finite'),
+    (lambda o: o['train'].update(total_iter=float('nan')), 'train:total_iter=nan must be a finite number'),
+    (lambda o: o['train'].update(total_iter='1e400'), "train:total_iter='1e400' must be an integer"),
+    (lambda o: o['train']['scheduler'].update(gamma='.nan'), "train:scheduler:gamma='.nan' must be a number"),
+    (lambda o: o['train'].update(total_iter=None), 'train:total_iter is null; it must be an integer'),
+    (lambda o: o['train'].pop('total_iter'), 'option train:total_iter is missing'),
+    (lambda o: o['datasets']['train'].pop('batch_size_per_gpu'), 'option datasets:train:batch_size_per_gpu is missing'),
+    (lambda o: o['datasets']['train'].update(use_hflip='no'), "datasets:train:use_hflip='no' must be true or false"),
+    (lambda o: o['path'].update(strict_load_g='false'), "path:strict_load_g='false' must be true or false"),
+    (lambda o: o['val']['metrics']['psnr'].update(test_y_channel='yes'),
+     "val:metrics:psnr:test_y_channel='yes' must be true or false"),
 ])
 def test_bad_option_named(change, message):
     opt = shipped()
@@ -123,3 +135,39 @@ def test_numbers_written_as_strings_are_read_as_numbers():
     assert opt['train']['optim_g']['lr'] == 1e-3 and isinstance(opt['train']['optim_g']['lr'], float)
     assert opt['train']['total_iter'] == 600000 and isinstance(opt['train']['total_iter'], int)
     assert opt['val']['val_freq'] == 5000 and isinstance(opt['val']['val_freq'], int)
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
+    path = tmp_path / 'twice.yml'
+    path.write_text('name: first\nmodel_type: WDSRModel\ntrain:\n  total_iter: 5\n  total_iter: 6\n')
+    with pytest.raises(ValueError, match=r"twice.yml, line 5: key 'total_iter' is written twice in one section "
+                                         r"\(lines 4 and 5\)"):
+        load_options(path)
+    path.write_text('name: first\nmodel_type: WDSRModel\nname: second\n')  # would train into another experiment
+    with pytest.raises(ValueError, match=r"key 'name' is written twice in one section \(lines 1 and 3\)"):
+        load_options(path)
+    path.write_text('base: &base {a: 1, b: 2}\nderived:\n  <<: *base\n  b: 3\n')  # a merge key may be overridden
+    assert load_options(path)['derived'] == {'a': 1, 'b': 3}
+
+
+def test_not_yaml_is_named(tmp_path):
+    path = tmp_path / 'broken.yml'
+    path.write_text('name: x\ntrain: [1, 2\n')
+    with pytest.raises(ValueError, match='broken.yml is not valid YAML: .*line 3'):
+        load_options(path)
+
+
+def test_a_test_file_with_an_empty_val_is_refused():
+    opt = load_options(OPTIONS / 'test_wdsr_b_x2.yml')
+    opt['val'] = None
+    with pytest.raises(OptionError, match='option val:save_img \\(true or false\\) is missing'):
+        check_options(opt, 'test.yml', False)
+
+
+def test_null_from_force_yml_is_refused_before_anything_moves():
+    from wdsr_basicsr.options import apply_force_yml
+    opt = shipped()
+    apply_force_yml(opt, ['train:total_iter='])
+    assert opt['train']['total_iter'] is None
+    with pytest.raises(OptionError, match='train:total_iter is null'):
+        check_options(opt, 'x.yml', True)

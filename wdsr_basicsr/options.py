@@ -25,6 +25,7 @@ import difflib
 import functools
 import importlib
 import inspect
+import math
 import os
 import random
 import site
@@ -57,10 +58,38 @@ NUMBERS = {
     ('val', 'tile_pad'): (int, 0), ('logger', 'print_freq'): (int, 1), ('logger', 'save_checkpoint_freq'): (int, 1),
     ('dist_params', 'timeout_min'): (float, 0),
 }
+#: Of those, the ones whose null means something (a random seed, torch's default timeout); any other is refused.
+NULLABLE = (('manual_seed', ), ('dist_params', 'timeout_min'))
+#: Switches basicsr tests for truth: a string such as "no" would be true. Null is allowed (false).
+BOOLEANS = (('datasets', '*', 'use_hflip'), ('datasets', '*', 'use_rot'), ('datasets', '*', 'pin_memory'),
+            ('datasets', '*', 'persistent_workers'), ('val', 'save_img'), ('val', 'pbar'), ('val', 'self_ensemble'),
+            ('logger', 'use_tb_logger'), ('find_unused_parameters', ))
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key written twice in one mapping of an option file."""
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader; basicsr's ``!!float`` is a standard tag and works."""
+    """PyYAML's safe loader that refuses a key written twice in one mapping (YAML would keep the last silently).
+
+    basicsr's ``!!float`` is a standard tag and works; merge keys (``<<: *base``)
+    may be overridden, as YAML means them to be.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            lines = {}
+            for key_node, _ in node.value:
+                if key_node.tag == 'tag:yaml.org,2002:merge':
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, (str, int, float, bool)) and key in lines:
+                    raise DuplicateKeyError(f'line {line}: key {key!r} is written twice in one section (lines '
+                                            f'{lines[key]} and {line}); YAML would keep the second silently.')
+                lines.setdefault(key, line)
+        return super().construct_mapping(node, deep)
 
 
 def load_options(path):
@@ -75,7 +104,8 @@ def load_options(path):
     Raises:
         ValueError: If the file uses a tag the safe loader does not construct
             (``!!python/object/apply`` and the like), naming the file, line and
-            tag, or if its top level is not a mapping.
+            tag, if a key is written twice in one section (both lines), if it
+            is not YAML, or if its top level is not a mapping.
     """
     with open(path, encoding='utf-8') as f:
         try:
@@ -84,6 +114,10 @@ def load_options(path):
             mark = error.problem_mark
             raise ValueError(f'{path}, line {mark.line + 1}: {error.problem}; option files may hold plain values '
                              'only, nothing is executed.') from None
+        except DuplicateKeyError as error:
+            raise ValueError(f'{path}, {error}') from None
+        except yaml.YAMLError as error:
+            raise ValueError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
     if not isinstance(opt, dict):
         raise ValueError(f'{path}: an option file is a YAML mapping (name:, model_type:, ...), not {type(opt).__name__}.')
     return opt
@@ -242,10 +276,18 @@ def _refuse_unknown(section, known, where, opt_path, taker='it'):
 
 
 def _check_signature(section, factory, where, opt_path, skip=()):
-    """Refuse keywords (besides ``type``) that ``factory`` does not take; nothing is refused for ``**kwargs``."""
+    """Refuse keywords (besides ``type``) that ``factory`` does not take (anything goes with ``**kwargs``), and a
+    value that is not true or false for a keyword whose default is."""
     known = _keywords(factory, ('self', ) + tuple(skip))
     if known is not None:
         _refuse_unknown(section, ['type'] + known, where, opt_path, getattr(factory, '__name__', 'it'))
+    try:
+        defaults = {name: p.default for name, p in inspect.signature(factory).parameters.items()}
+    except (TypeError, ValueError):
+        return
+    for key, value in section.items():
+        if isinstance(defaults.get(key), bool) and not isinstance(value, bool):
+            raise OptionError(f'{opt_path}: {where}{key}={value!r} must be true or false (unquoted).')
 
 
 def _resolve(node, namespace):
@@ -356,27 +398,63 @@ class _Vocabulary:
 # ---------------------------------------------------------------- the check
 
 
-def _number(opt, keys, kind, minimum, opt_path):
-    """Read ``opt[keys...]`` as a number of ``kind`` >= ``minimum`` (a numeric string is converted)."""
-    parents = [opt]
+def _parents(opt, keys):
+    """The sections (with their key paths) that ``keys[:-1]`` names, ``*`` matching every key."""
+    parents = [((), opt)]
     for key in keys[:-1]:
-        parents = [v for p in parents for k, v in (p.items() if isinstance(p, dict) else ())
+        parents = [(where + (k, ), v) for where, p in parents for k, v in (p.items() if isinstance(p, dict) else ())
                    if (key == '*' or k == key) and isinstance(v, dict)]
-    for parent in parents:
-        if keys[-1] not in parent or parent[keys[-1]] is None:
+    return parents
+
+
+def _number(opt, keys, kind, minimum, opt_path):
+    """Read ``opt[keys...]`` as a finite number of ``kind`` >= ``minimum`` (a numeric string is converted).
+
+    Null is refused, but for :data:`NULLABLE` keys.
+    """
+    for where, parent in _parents(opt, keys):
+        if keys[-1] not in parent:
             continue
         value = parent[keys[-1]]
-        name = ':'.join(keys).replace('*', '<set>')
+        name = ':'.join(where + keys[-1:])
+        kind_name = 'an integer' if kind is int else 'a number'
+        if value is None:
+            if keys in NULLABLE:
+                continue
+            raise OptionError(f'{opt_path}: {name} is null; it must be {kind_name}.')
         if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be a number.') from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-            raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be {"an integer" if kind is int else "a number"}.')
+                raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be {kind_name}.') from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be {kind_name}.')
+        if not math.isfinite(value) or (kind is int and value != int(value)):
+            raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be {kind_name}.')
         if value < minimum:
             raise OptionError(f'{opt_path}: {name}={value!r} must be at least {minimum}.')
         parent[keys[-1]] = kind(value)
+
+
+def _check_values(value, where, opt_path):
+    """Refuse a NaN or infinite number anywhere in the options (no option of basicsr means one)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(item, f'{where}{key}:', opt_path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_values(item, f'{where[:-1]}[{index}]:', opt_path)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise OptionError(f'{opt_path}: {where[:-1]}={value!r} must be a finite number.')
+
+
+def _boolean(opt, keys, opt_path):
+    """Refuse a switch of :data:`BOOLEANS` that is neither true, false nor null."""
+    for where, parent in _parents(opt, keys):
+        value = parent.get(keys[-1])
+        if value is not None and not isinstance(value, bool):
+            raise OptionError(f'{opt_path}: {":".join(where + keys[-1:])}={value!r} must be true or false '
+                              '(unquoted).')
 
 
 
@@ -437,8 +515,16 @@ def check_options(opt, opt_path, is_train):
                                                    'dataset', opt_path))
     if is_train and 'train' not in datasets:
         raise OptionError(f'{opt_path}: datasets has no train set.')
+    _check_values(opt, '', opt_path)
     for keys, (kind, minimum) in NUMBERS.items():
         _number(opt, keys, kind, minimum, opt_path)
+    for keys in BOOLEANS + tuple(('path', key) for key in paths if str(key).startswith('strict_load_')):
+        _boolean(opt, keys, opt_path)
+    if is_train:
+        for section, key in (('train', 'total_iter'), ('datasets:train', 'batch_size_per_gpu'),
+                             ('datasets:train', 'num_worker_per_gpu')):
+            if key not in (train if section == 'train' else datasets['train']):
+                raise OptionError(f'{opt_path}: option {section}:{key} is missing.')
 
     vocabulary = _Vocabulary([model] + dataset_classes)
     warnings = []

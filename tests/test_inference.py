@@ -273,3 +273,144 @@ def test_tile_smaller_than_the_receptive_field_is_refused(checkpoint, tmp_path, 
     assert f'the smallest tile that works is --tile {smallest}' in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
     assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'out', '--tile', str(smallest)) == 0
+
+
+# ---------------------------------------------------------------- hostile input: a message, the rest done
+
+def write_png_16bit_gray_alpha(path, h=6, w=5):
+    """A 16-bit gray + alpha PNG, written byte by byte (colour type 4), as other tools write them."""
+    import struct
+    import zlib
+    row = np.stack([np.full(w, 1000, '>u2'), np.full(w, 65535, '>u2')], 1).tobytes()
+    raw = b''.join(b'\x00' + row for _ in range(h))
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, 4, 0, 0, 0)) +
+                     chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+
+
+def test_frames_and_bit_depths_that_cannot_be_kept_are_refused_by_name(checkpoint, tmp_path, capsys):
+    frames = [Image.fromarray(photo('coffee', 12, 10)[:, :, ::-1] // (i + 1)) for i in range(3)]
+    frames[0].save(tmp_path / 'anim.gif', save_all=True, append_images=frames[1:])
+    assert infer(checkpoint, tmp_path / 'anim.gif', tmp_path / 'out') == 1
+    assert 'anim.gif: holds 3 frames (an animation' in capsys.readouterr().err
+    src = tmp_path / 'in'
+    src.mkdir()
+    write_png_16bit_gray_alpha(src / 'ga16.png')
+    cv2.imwrite(str(src / 'ok.png'), photo('coffee', 12, 10))
+    assert infer(checkpoint, src, tmp_path / 'out') == 1
+    assert 'ga16.png: is 16-bit gray with alpha' in capsys.readouterr().err
+    assert os.listdir(tmp_path / 'out') == ['ok.png']
+
+
+def test_nan_settings_in_a_checkpoint_are_refused(tmp_path, capsys):
+    net = WDSR_B(num_feat=8, num_block=2, upscale=2)
+    state = net.state_dict()
+    state['img_range'] = torch.tensor(float('nan'))
+    torch.save({'params': state, 'network_g': NETWORK_G}, tmp_path / 'nan.pth')
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 12, 10))
+    assert infer(str(tmp_path / 'nan.pth'), tmp_path / 'a.png', tmp_path / 'out') == 2
+    assert 'img_range hold NaN or infinite values' in capsys.readouterr().err and not (tmp_path / 'out').exists()
+
+
+def test_an_onnxruntime_failure_skips_the_image_only(checkpoint, tmp_path, capsys, monkeypatch):
+    """ONNX Runtime's errors are not RuntimeError: out of memory on one image must not end the run."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    from wdsr_basicsr import inference
+    real = inference.upscale_image
+
+    def upscale(img, *args, **kwargs):
+        if img.shape[0] == 14:
+            raise RuntimeException('[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad_alloc')
+        return real(img, *args, **kwargs)
+
+    monkeypatch.setattr(inference, 'upscale_image', upscale)
+    src = tmp_path / 'in'
+    src.mkdir()
+    cv2.imwrite(str(src / 'big.png'), photo('coffee', 14, 10))
+    cv2.imwrite(str(src / 'small.png'), photo('coffee', 12, 10))
+    assert infer(checkpoint, src, tmp_path / 'out', '--backend', 'onnxruntime') == 1
+    assert 'big.png: [ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad_alloc (out of memory' in capsys.readouterr().err
+    assert os.listdir(tmp_path / 'out') == ['small.png']
+
+
+def test_a_write_failure_skips_the_image_only(checkpoint, tmp_path, capsys, monkeypatch):
+    from wdsr_basicsr import inference
+    real = inference.write_image
+
+    def write(path, img):
+        if img.ndim == 3 and img.shape[2] == 2:
+            raise OSError(28, 'No space left on device')
+        return real(path, img)
+
+    monkeypatch.setattr(inference, 'write_image', write)
+    src = tmp_path / 'in'
+    src.mkdir()
+    gray = cv2.cvtColor(photo('coffee', 12, 10), cv2.COLOR_BGR2GRAY)
+    Image.fromarray(np.dstack([gray, gray]), 'LA').save(src / 'ga.png')
+    cv2.imwrite(str(src / 'rgb.png'), photo('coffee', 12, 10))
+    assert infer(checkpoint, src, tmp_path / 'out') == 1
+    assert 'ga.png: [Errno 28] No space left on device' in capsys.readouterr().err
+    assert os.listdir(tmp_path / 'out') == ['rgb.png']
+
+
+@pytest.mark.parametrize('extra, message', [
+    (('--tile_pad', '-1'), '--tile_pad -1: the context around a tile is 0 or more pixels'),
+    (('--tile', '-8'), '--tile -8: a tile size is 0'),
+])
+def test_bad_flags_named_before_the_model_loads(checkpoint, tmp_path, capsys, extra, message):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 12, 10))
+    assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'out', *extra) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / 'out').exists()
+
+
+def test_output_that_is_a_file_is_named(checkpoint, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 12, 10))
+    (tmp_path / 'taken').write_text('a file')
+    for out in (tmp_path / 'taken', tmp_path / 'taken' / 'below'):
+        assert infer(checkpoint, tmp_path / 'a.png', out) == 2
+        assert f'{tmp_path / "taken"} is a file; -o names a folder' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('network_g, message', [
+    ({'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 2},
+     None),
+    ({'type': 'WDSR_B', 'num_in_ch': 4, 'num_out_ch': 4, 'num_feat': 8, 'num_block': 1, 'upscale': 2,
+      'rgb_mean': [0.5] * 4}, 'the network takes 4 and gives 4 channels; images are upscaled by networks of gray (1) '
+                              'or colour (3) channels'),
+    (dict(NETWORK_G, num_feats=8), "does not fit WDSR_B: WDSR_B.__init__() got an unexpected keyword argument "
+                                   "'num_feats'"),
+])
+def test_networks_inference_cannot_run_are_named(tmp_path, capsys, network_g, message):
+    from basicsr.archs import build_network
+    net = build_network(dict(network_g, num_feat=8) if 'num_feats' not in network_g else NETWORK_G)
+    torch.save({'params': net.state_dict(), 'network_g': network_g}, tmp_path / 'net.pth')
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 12, 10))
+    code = infer(str(tmp_path / 'net.pth'), tmp_path / 'a.png', tmp_path / 'out', '--backend', 'torch')
+    if message is None:  # RRDBNet says `scale`, not `upscale`
+        assert code == 0 and cv2.imread(str(tmp_path / 'out' / 'a.png')).shape == (24, 20, 3)
+    else:
+        assert code == 2 and message in capsys.readouterr().err
+
+
+def test_png_and_jpg_of_one_stem_keep_their_formats(checkpoint, tmp_path):
+    src = tmp_path / 'in'
+    src.mkdir()
+    cv2.imwrite(str(src / 'x.png'), photo('coffee', 12, 10))
+    cv2.imwrite(str(src / 'x.jpg'), photo('chelsea', 12, 10))
+    assert infer(checkpoint, src, tmp_path / 'out') == 0
+    assert sorted(os.listdir(tmp_path / 'out')) == ['x.jpg', 'x.png']
+
+
+def test_rerun_into_the_input_folder_with_a_suffix(checkpoint, tmp_path, capsys):
+    src = tmp_path / 'in'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), photo('coffee', 12, 10))
+    assert infer(checkpoint, src, src, '--suffix', 'x2') == 0
+    assert infer(checkpoint, src, src, '--suffix', 'x2') == 2  # the earlier result is not an input, it is kept
+    assert '1 output(s) exist already' in capsys.readouterr().err
+    assert infer(checkpoint, src, src, '--suffix', 'x2', '--overwrite') == 0
+    assert sorted(os.listdir(src)) == ['a.png', 'a_x2.png']

@@ -4,6 +4,7 @@ Each backend runs the same network, weight norm folded; ONNX Runtime and OpenVIN
 17, dynamic batch, height and width), exported once to a temporary file. They are optional extras
 (``pip install "wdsr-basicsr[deploy]"``); asking for one that is not installed names the extra.
 """
+import inspect
 import tempfile
 from os import path as osp
 
@@ -43,6 +44,18 @@ def check_backend(backend):
         raise ValueError(f'backend {backend!r} is not one of {", ".join(BACKENDS)}.')
     if not installed(backend):
         raise BackendUnavailable(f'backend {backend} is not installed: {EXTRAS[backend]}.')
+
+
+def runtime_errors(backend):
+    """The exception types a backend's runs fail with (out of memory, a bad input), beyond ``RuntimeError``.
+
+    PyTorch and OpenVINO raise ``RuntimeError``; ONNX Runtime raises its own
+    types, which derive from ``Exception`` only.
+    """
+    if backend != 'onnxruntime':
+        return ()
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+    return tuple(obj for obj in vars(state).values() if inspect.isclass(obj) and issubclass(obj, Exception))
 
 
 def export_onnx(net, path, num_in_ch=3, opset=17):

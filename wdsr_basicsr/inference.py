@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .archs import receptive_radius
-from .backends import BACKENDS, fastest_backend, make_runner
+from .backends import BACKENDS, fastest_backend, make_runner, runtime_errors
 from .utils.checkpoint import network_from_checkpoint
 from .utils.inference import sr_forward, tile_boxes
 
@@ -60,7 +60,9 @@ def read_image(path):
         (BGRA), uint8 or uint16.
 
     Raises:
-        ValueError: If the file cannot be read or has another sample type.
+        ValueError: If the file cannot be read, has another sample type, holds
+            several frames (an animation, a multi-page TIFF), or is 16-bit gray
+            with alpha (which cannot be written back in 16 bit).
     """
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)  # IMREAD_UNCHANGED ignores EXIF orientation: applied below
     if img is None:
@@ -72,12 +74,26 @@ def read_image(path):
     try:
         with Image.open(path) as pil:
             orientation = pil.getexif().get(EXIF_ORIENTATION, 1)
-            gray_alpha = pil.mode in ('LA', 'La')
+            frames = getattr(pil, 'n_frames', 1)
+            gray_alpha = pil.mode in ('LA', 'La') or (pil.format == 'PNG' and _png_colour_type(path) == 4)
     except (OSError, ValueError):  # a format PIL does not know: no orientation to apply
-        orientation, gray_alpha = 1, False
+        orientation, frames, gray_alpha = 1, 1, False
+    if frames > 1:
+        raise ValueError(f'holds {frames} frames (an animation or a multi-page file); only single images are '
+                         'upscaled: extract the frames first')
     if gray_alpha and img.ndim == 3 and img.shape[2] == 4:  # OpenCV expands gray + alpha to BGRA
+        if img.dtype == np.uint16:
+            raise ValueError('is 16-bit gray with alpha, which cannot be written back in 16 bit (Pillow writes gray '
+                             '+ alpha in 8 bit); convert it to 16-bit RGBA or to 8 bit first')
         img = img[:, :, [0, 3]]
     return np.ascontiguousarray(apply_exif_orientation(img, orientation))
+
+
+def _png_colour_type(path):
+    """The colour type byte of a PNG's IHDR chunk (4: gray + alpha)."""
+    with open(path, 'rb') as f:
+        header = f.read(26)
+    return header[25] if len(header) == 26 and header[12:16] == b'IHDR' else None
 
 
 def write_image(path, img):
@@ -178,20 +194,32 @@ def output_candidates(in_path, out_dir, suffix, ext):
 def plan_outputs(inputs, out_dir, suffix, ext, overwrite):
     """Check, before any work, that no output replaces an input, another output, or (without ``overwrite``) a file.
 
-    Every name an input may get (:func:`output_candidates`) is reserved for it.
+    Each input's own name (:func:`output_candidates`, first) is reserved for it;
+    its PNG fallback (for alpha or 16 bit in a JPEG) too, unless that is another
+    input's own name: then that input fails alone if it ever needs the fallback
+    (:func:`output_path` is checked against the plan when writing).
+
+    Returns:
+        dict[str, str]: The real path of each planned output -> its input.
 
     Raises:
         ValueError: Naming the inputs and outputs at fault and what would work.
     """
     real_inputs = {osp.realpath(p): p for p in inputs}
     owners = {}
-    for path in inputs:
-        for target in output_candidates(path, out_dir, suffix, ext):
+    for rank in (0, 1):  # every input's own name first, then the fallbacks that are free
+        for path in inputs:
+            candidates = output_candidates(path, out_dir, suffix, ext)
+            if rank >= len(candidates):
+                continue
+            target = candidates[rank]
             real = osp.realpath(target)
             if real in real_inputs:
                 raise ValueError(f'{target} would replace the input {real_inputs[real]}: inputs are never written '
                                  'over; choose another -o folder or a --suffix.')
             if real in owners and owners[real] != path:
+                if rank == 1:
+                    continue
                 raise ValueError(f'{owners[real]} and {path} would both be written to {target}; choose --ext or '
                                  '--suffix so that their names differ, or upscale them into separate folders.')
             owners[real] = path
@@ -199,15 +227,26 @@ def plan_outputs(inputs, out_dir, suffix, ext, overwrite):
     if existing and not overwrite:
         shown = ', '.join(existing[:5]) + (f' and {len(existing) - 5} more' if len(existing) > 5 else '')
         raise ValueError(f'{len(existing)} output(s) exist already: {shown}; pass --overwrite to replace them.')
+    return owners
 
 
-def list_inputs(path):
-    """The image files of a folder (sorted), or ``[path]`` for a file."""
-    if osp.isdir(path):
-        return sorted(osp.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+def list_inputs(path, out_dir=None, suffix=''):
+    """The image files of a folder (sorted), or ``[path]`` for a file.
+
+    When the results go into the input folder with a ``suffix``, the files that
+    are results of a previous run (``<stem>_<suffix>.*`` beside an input
+    ``<stem>.*``) are not inputs.
+    """
     if osp.isfile(path):
         return [path]
-    raise FileNotFoundError(f'-i {path} is neither a file nor a folder.')
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'-i {path} is neither a file nor a folder.')
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+    if suffix and out_dir is not None and osp.isdir(out_dir) and osp.samefile(path, out_dir):
+        stems = {osp.splitext(n)[0] for n in names}
+        names = [n for n in names if not (osp.splitext(n)[0].endswith(f'_{suffix}')
+                                          and osp.splitext(n)[0][:-len(suffix) - 1] in stems)]
+    return [osp.join(path, n) for n in names]
 
 
 def parse_args(argv=None):
@@ -244,6 +283,9 @@ def parse_args(argv=None):
 def choose_backend(net, args, num_in_ch):
     """The network as ``--backend`` runs it: the module on ``--device``, or a runner of another runtime.
 
+    Returns:
+        tuple[callable, str]: The network or runner, and the backend's name.
+
     Raises:
         RuntimeError: If the backend is not installed (naming the extra).
         ValueError: If it cannot run as asked (a GPU, or fp16/bf16, with a CPU runtime).
@@ -253,27 +295,63 @@ def choose_backend(net, args, num_in_ch):
         raise ValueError(f'--backend {args.backend} runs on the CPU in fp32: drop --device cuda, --half and --bf16, '
                          'or use --backend torch.')
     if args.backend == 'torch' or (args.backend == 'auto' and torch_only):
-        return net.to(args.device)
+        return net.to(args.device), 'torch'
     if args.backend != 'auto':
-        return make_runner(net, args.backend, num_in_ch)
+        return make_runner(net, args.backend, num_in_ch), args.backend
     backend, runner, times = fastest_backend(net, num_in_ch)
     print('backend auto: ' + ', '.join(f'{b} {ms:.1f} ms' for b, ms in times.items()) + f' -> {backend}')
-    return net if backend == 'torch' else runner
+    return (net if backend == 'torch' else runner), backend
+
+
+def check_arguments(args):
+    """Refuse flags that cannot work before the model is loaded: tile sizes, an ``-o`` that cannot be a folder.
+
+    Raises:
+        ValueError: Naming the flag.
+    """
+    if args.tile < 0:
+        raise ValueError(f'--tile {args.tile}: a tile size is 0 (whole images) or a number of pixels.')
+    if args.tile_pad is not None and args.tile_pad < 0:
+        raise ValueError(f'--tile_pad {args.tile_pad}: the context around a tile is 0 or more pixels.')
+    folder = osp.abspath(args.output)
+    while not osp.exists(folder):  # the nearest existing folder must let us create (or write into) -o
+        folder = osp.dirname(folder)
+    if not osp.isdir(folder):
+        raise ValueError(f'-o {args.output}: {folder} is a file; -o names a folder for the results.')
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f'-o {args.output}: {folder} is not writable.')
+
+
+def network_settings(network_opt, source):
+    """The scale and input channels of a checkpoint's network, checked to be what inference can run.
+
+    Raises:
+        ValueError: If the network says no scale, or takes channels other than gray (1) or colour (3).
+    """
+    scale = network_opt.get('upscale', network_opt.get('scale'))
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+        raise ValueError(f'{source}: network_g {network_opt} says no upscaling factor (upscale or scale).')
+    channels = {key: network_opt.get(key, 3) for key in ('num_in_ch', 'num_out_ch')}
+    if any(n not in (1, 3) for n in channels.values()):
+        raise ValueError(f'{source}: the network takes {channels["num_in_ch"]} and gives {channels["num_out_ch"]} '
+                         'channels; images are upscaled by networks of gray (1) or colour (3) channels.')
+    return scale, channels['num_in_ch']
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        inputs = list_inputs(args.input)
-        plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
+        check_arguments(args)
+        inputs = list_inputs(args.input, args.output, args.suffix)
+        planned = plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
         net, network_opt = network_from_checkpoint(args.model_path, args.opt)
+        scale, num_in_ch = network_settings(network_opt, f'--model_path {args.model_path}')
     except (OSError, RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    scale = network_opt.get('upscale')
     radius = receptive_radius(net)
     try:
-        net = choose_backend(net, args, network_opt.get('num_in_ch', 3))
+        net, backend = choose_backend(net, args, num_in_ch)
     except (RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
@@ -287,19 +365,28 @@ def main(argv=None):
         print(f'warning: --tile_pad {tile_pad} is below the receptive-field radius ({radius} px): pixels near the '
               'tile seams will differ from the whole-image result.', file=sys.stderr)
     amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
-    os.makedirs(args.output, exist_ok=True)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as error:
+        print(f'error: -o {args.output} cannot be created: {error.strerror or error}.', file=sys.stderr)
+        return 2
+    # an image's failure (unreadable, out of memory in any runtime, a full disk) skips it; the others go on
+    errors = (ValueError, RuntimeError, MemoryError, OSError, cv2.error) + runtime_errors(backend)
     failed = {}
     for path in tqdm(inputs, unit='image'):
         try:
             img = read_image(path)
-            out = upscale_image(img, net, scale, network_opt.get('num_in_ch', 3), args.tile, tile_pad, args.ensemble,
-                                amp_dtype, args.device)
+            out = upscale_image(img, net, scale, num_in_ch, args.tile, tile_pad, args.ensemble, amp_dtype,
+                                args.device)
             target = output_path(path, args.output, args.suffix, args.ext, out)
+            if planned.get(osp.realpath(target)) != path:
+                raise ValueError(f'needs a PNG for its alpha or 16-bit samples, and {target} is the result of '
+                                 f'{planned[osp.realpath(target)]}; choose --ext png or a --suffix')
             if not write_image(target, out):
                 raise ValueError(f'could not be written to {target}')
-        except (ValueError, RuntimeError, MemoryError, cv2.error) as error:  # out of memory is a RuntimeError
+        except errors as error:  # out of memory is a RuntimeError in PyTorch, a runtime's own type elsewhere
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            if isinstance(error, MemoryError) or 'out of memory' in reason.lower():
+            if isinstance(error, MemoryError) or 'out of memory' in reason.lower() or 'bad_alloc' in reason:
                 reason += ' (out of memory: try --tile 512, or a smaller tile)'
             tqdm.write(f'skipped {path}: {reason}')
             failed[path] = reason

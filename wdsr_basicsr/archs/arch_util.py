@@ -9,6 +9,7 @@
   normalisation, residual scale) in the state dict.
 """
 import copy
+import math
 
 import torch
 from torch import nn as nn
@@ -56,13 +57,21 @@ class SettingsInStateDict(nn.Module):
 def normalisation(num_in_ch, num_out_ch, img_range, rgb_mean):
     """The ``mean`` and ``img_range`` buffers of an SR network that computes on ``(x - rgb_mean) * img_range``.
 
+    The default ``rgb_mean`` (DIV2K's) stands for its average on a 1-channel network.
+
     Raises:
-        ValueError: If ``rgb_mean`` has not one value per channel, or the
-            input and output channels differ.
+        ValueError: If the input and output channels differ, ``rgb_mean`` has
+            not one value per channel, or a setting is not a finite number.
     """
-    if len(rgb_mean) != num_in_ch or num_in_ch != num_out_ch:
-        raise ValueError(f'rgb_mean={tuple(rgb_mean)} must have one value per channel, and num_in_ch '
-                         f'({num_in_ch}) must equal num_out_ch ({num_out_ch}).')
+    if num_in_ch != num_out_ch:
+        raise ValueError(f'num_in_ch ({num_in_ch}) must equal num_out_ch ({num_out_ch}): the network adds its '
+                         'output to a skip from its input.')
+    if num_in_ch == 1 and tuple(rgb_mean) == DIV2K_RGB_MEAN:
+        rgb_mean = (sum(DIV2K_RGB_MEAN) / 3, )
+    if len(rgb_mean) != num_in_ch:
+        raise ValueError(f'rgb_mean={tuple(rgb_mean)} must have one value per input channel ({num_in_ch}).')
+    if not all(math.isfinite(v) for v in (img_range, *rgb_mean)):
+        raise ValueError(f'img_range={img_range} and rgb_mean={tuple(rgb_mean)} must be finite numbers.')
     return {'mean': torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1),
             'img_range': torch.tensor(float(img_range))}
 

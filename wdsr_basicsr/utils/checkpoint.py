@@ -179,7 +179,23 @@ def network_from_checkpoint(path, opt_path=None, fold=True):
                          'built from a checkpoint or option file for inference.')
     if state is None:
         raise ValueError(f'--model_path {path} has neither params_ema nor params, and is not a state dict.')
-    net = build_network(dict(network_opt))
-    net.load_state_dict(state, strict=True)
+    if not all(isinstance(key, str) for key in state):
+        raise ValueError(f'--model_path {path}: its state dict has keys that are not names, e.g. '
+                         f'{next(k for k in state if not isinstance(k, str))!r}.')
+    bad = [key for key, value in state.items()
+           if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise ValueError(f'--model_path {path}: {", ".join(bad[:5])} hold NaN or infinite values; the network would '
+                         'write black or meaningless images.')
+    try:
+        net = build_network(dict(network_opt))
+    except TypeError as error:  # a keyword the architecture does not take
+        raise ValueError(f'{source}: network_g {network_opt} does not fit {network_opt["type"]}: {error}') from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise ValueError(f'--model_path {path} does not fit network_g {network_opt}: '
+                         f'{" ".join(line.strip() for line in first[:3])}') from None
     net.eval()
     return (fold_weight_norm(net) if fold else net), dict(network_opt)

@@ -300,8 +300,11 @@ def test_wdsr_as_esrgan_generator(tmp_path):
 @pytest.mark.slow
 def test_wheel_install_and_uninstall(tmp_path):
     """A wheel (not editable) carries the hook; pip uninstall removes it."""
+    source = tmp_path / 'source'  # pip builds in the tree it is given: a copy keeps build/ out of the checkout
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns('.venv', '.git', 'build', '*.egg-info', '__pycache__',
+                                                                'experiments', 'results', 'tb_logger', 'datasets'))
     built = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w',
-                            str(tmp_path / 'dist'), str(REPO)], capture_output=True, text=True, cwd=tmp_path)
+                            str(tmp_path / 'dist'), str(source)], capture_output=True, text=True, cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp_path / 'dist').glob('wdsr_basicsr-*.whl'))
     subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(tmp_path / 'venv')], check=True)

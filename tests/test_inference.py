@@ -414,3 +414,31 @@ def test_rerun_into_the_input_folder_with_a_suffix(checkpoint, tmp_path, capsys)
     assert '1 output(s) exist already' in capsys.readouterr().err
     assert infer(checkpoint, src, src, '--suffix', 'x2', '--overwrite') == 0
     assert sorted(os.listdir(src)) == ['a.png', 'a_x2.png']
+
+
+@pytest.mark.parametrize('fmt', ['safetensors', 'onnx', 'torchscript'])
+def test_a_failed_export_leaves_the_existing_file(checkpoint, tmp_path, monkeypatch, fmt):
+    from wdsr_basicsr import export as export_module
+    output = tmp_path / f'good.{fmt}'
+    output.write_bytes(b'the good export from yesterday')
+    monkeypatch.setattr(export_module, 'TOLERANCE', -1.0)  # every check fails
+    with pytest.raises(RuntimeError, match='differs from PyTorch .* nothing was written'):
+        export(checkpoint, fmt, str(output))
+    assert output.read_bytes() == b'the good export from yesterday'
+    assert sorted(os.listdir(tmp_path)) == sorted(['good.' + fmt, 'net.pth'])  # no temporary file left
+
+
+@pytest.mark.parametrize('channels', [1, 4])
+def test_export_feeds_the_network_its_own_channels(tmp_path, channels):
+    from basicsr.archs import build_network
+    network_g = dict(NETWORK_G, num_in_ch=channels, num_out_ch=channels, **({'rgb_mean': [0.5] * 4} if channels == 4
+                                                                             else {}))
+    net = build_network(network_g)
+    torch.save({'params': net.state_dict(), 'network_g': network_g}, tmp_path / 'net.pth')
+    for fmt in ('onnx', 'torchscript', 'safetensors'):
+        assert export(str(tmp_path / 'net.pth'), fmt, str(tmp_path / f'net.{fmt}')) < 1e-4
+
+
+def test_export_onto_its_checkpoint_is_refused(checkpoint):
+    with pytest.raises(ValueError, match='is the checkpoint itself'):
+        export(checkpoint, 'torchscript', checkpoint)

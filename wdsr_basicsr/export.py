@@ -8,34 +8,37 @@ exported model is run on a random input and compared with PyTorch before success
 """
 import argparse
 import json
+import os
 import sys
+import tempfile
+from os import path as osp
 
 import numpy as np
 import torch
 
 from . import backends
 from .archs.describe import describe
-from .utils.checkpoint import network_from_checkpoint, save_atomic
+from .utils.checkpoint import network_from_checkpoint
 
 #: Largest difference from PyTorch accepted for the exported model, on outputs in [0, 1].
 TOLERANCE = 1e-4
 
 
-def export_torchscript(net, output):
+def export_torchscript(net, output, num_in_ch):
     """Trace ``net`` to ``output``; return the model read back from it."""
     with torch.no_grad():
-        scripted = torch.jit.trace(net, torch.rand(1, 3, 16, 16), check_trace=False)
+        scripted = torch.jit.trace(net, torch.rand(1, num_in_ch, 16, 16), check_trace=False)
     scripted.save(output)
     return torch.jit.load(output)
 
 
-def export_onnx(net, output, opset):
+def export_onnx(net, output, num_in_ch, opset):
     """Export ``net`` to ``output``; return an ONNX Runtime session of it as a callable."""
     try:
         import onnxruntime
     except ImportError as error:
         raise RuntimeError('ONNX export needs onnx, onnxscript and onnxruntime: pip install "wdsr-basicsr[export]"') from error
-    backends.export_onnx(net, output, opset=opset)
+    backends.export_onnx(net, output, num_in_ch, opset=opset)
     session = onnxruntime.InferenceSession(output, providers=['CPUExecutionProvider'])
     return lambda x: session.run(None, {'lq': x.numpy()})[0]
 
@@ -49,7 +52,8 @@ def export_safetensors(net, network_g, output):
     state = {key: value.contiguous() for key, value in net.state_dict().items()}
     # this package's networks as folded (plain convs; settings from the buffers); others as trained
     network_g = describe(state) or dict(network_g)
-    save_atomic(state, output, write=lambda obj, f: f.write(save(obj, metadata={'network_g': json.dumps(network_g)})))
+    with open(output, 'wb') as f:
+        f.write(save(state, metadata={'network_g': json.dumps(network_g)}))
     return network_from_checkpoint(output)[0]
 
 
@@ -68,24 +72,47 @@ def export(model_path, fmt, output, opt_path=None, opset=17):
         PyTorch on a random 2x3x23x31 input (a batch and a size other than the
         ones used to export).
 
+    The file is written under a temporary name beside ``output`` and renamed to
+    ``output`` only once the check passed: a failed export leaves whatever was
+    at ``output`` as it was.
+
     Raises:
+        ValueError: If ``output`` is the checkpoint itself or a folder.
         RuntimeError: If the difference exceeds :data:`TOLERANCE`.
     """
+    if osp.isdir(output):
+        raise ValueError(f'--output {output} is a folder; it names the file to write.')
+    if osp.exists(output) and osp.samefile(output, model_path):
+        raise ValueError(f'--output {output} is the checkpoint itself; write the export to another file.')
     net, network_g = network_from_checkpoint(model_path, opt_path)
-    if fmt == 'onnx':
-        run = export_onnx(net, output, opset)
-    elif fmt == 'safetensors':
-        run = export_safetensors(net, network_g, output)
-    else:
-        run = export_torchscript(net, output)
-    x = torch.rand(2, 3, 23, 31)
-    with torch.no_grad():
-        expected, got = net(x).numpy(), np.asarray(run(x))
-    if got.shape != expected.shape:
-        raise RuntimeError(f'{output}: output shape {got.shape} differs from PyTorch {expected.shape}.')
-    diff = float(abs(got - expected).max())
-    if diff > TOLERANCE:
-        raise RuntimeError(f'{output}: differs from PyTorch by {diff:.2e} (> {TOLERANCE}).')
+    num_in_ch = network_g.get('num_in_ch', 3)
+    folder, name = osp.split(osp.abspath(output))
+    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix=f'.tmp{osp.splitext(name)[1]}', dir=folder)
+    os.close(fd)
+    try:
+        if fmt == 'onnx':
+            run = export_onnx(net, tmp, num_in_ch, opset)
+        elif fmt == 'safetensors':
+            run = export_safetensors(net, network_g, tmp)
+        else:
+            run = export_torchscript(net, tmp, num_in_ch)
+        x = torch.rand(2, num_in_ch, 23, 31)
+        with torch.no_grad():
+            expected, got = net(x).numpy(), np.asarray(run(x))
+        if got.shape != expected.shape:
+            raise RuntimeError(f'{output}: output shape {got.shape} differs from PyTorch {expected.shape}; nothing '
+                               'was written.')
+        diff = float(abs(got - expected).max())
+        if diff > TOLERANCE:
+            raise RuntimeError(f'{output}: the export differs from PyTorch by {diff:.2e} (> {TOLERANCE}); nothing '
+                               'was written.')
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, output)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
     return diff
 
 

@@ -202,3 +202,41 @@ def test_official_2019_release_fits_the_shipped_reloaded_files(tmp_path, scale):
     for key in ('type', 'num_feat', 'num_block', 'expansion', 'upscale', 'res_scale', 'img_range', 'rgb_mean'):
         assert network_g[key] == shipped[key], key
     build_network(dict(shipped)).load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True)['params'])
+
+
+@pytest.mark.parametrize('damage, says', [
+    (lambda s: s.update({'tail.0.weight_v': s['tail.0.weight_v'][:5]}), 'do not have the shapes of a WDSR network'),
+    (lambda s: s.update({'tail.0.weight_g': 'cut'}), "maps 'tail.0.weight_g' to a str"),
+    (lambda s: s.update({7: s.pop('skip.0.bias')}), 'maps 7 to a Tensor'),
+])
+def test_damaged_2018_file_is_named(tmp_path, capsys, damage, says):
+    official = official_2018('A', 8, 2, 16, 2)
+    damage(official)
+    torch.save(official, tmp_path / 'official.pt')
+    assert convert_main([str(tmp_path / 'official.pt'), str(tmp_path / 'ours.pth'), '--release', '2018-11']) == 1
+    err = capsys.readouterr().err
+    assert says in err and 'Traceback' not in err and not (tmp_path / 'ours.pth').exists()
+
+
+def test_2019_state_dict_that_is_a_list_is_named(tmp_path, capsys):
+    torch.save({'model_state_dict': [1, 2]}, tmp_path / 'official.pt')
+    assert convert_main([str(tmp_path / 'official.pt'), str(tmp_path / 'ours.pth')]) == 1
+    assert 'its state dict is a list, not a mapping of names to tensors' in capsys.readouterr().err
+
+
+def test_destination_that_is_the_source_or_a_folder_is_refused(tmp_path, capsys):
+    official = tmp_path / 'official.pt'
+    torch.save(official_2018('A', 8, 2, 16, 2), official)
+    before = official.read_bytes()
+    assert convert_main([str(official), str(official), '--release', '2018-11']) == 1
+    assert 'is SRC itself; the official checkpoint is never written over' in capsys.readouterr().err
+    assert official.read_bytes() == before
+    assert convert_main([str(official), str(tmp_path), '--release', '2018-11']) == 1
+    assert f'DST {tmp_path} is a folder' in capsys.readouterr().err
+
+
+def test_garbage_is_not_called_a_pickle_that_runs_code(tmp_path, capsys):
+    (tmp_path / 'garbage.pt').write_bytes(bytes(range(256)) * 3)
+    assert convert_main([str(tmp_path / 'garbage.pt'), str(tmp_path / 'ours.pth')]) == 1
+    err = capsys.readouterr().err
+    assert 'is not a PyTorch checkpoint' in err and 'could run code' not in err and 'weights_only' not in err

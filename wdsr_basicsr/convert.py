@@ -27,6 +27,8 @@ import re
 import sys
 from os import path as osp
 
+import torch
+
 from .archs import WDSR_A, WDSR_B
 from .archs.arch_util import DIV2K_RGB_MEAN
 from .archs.describe import describe_wdsr
@@ -75,8 +77,13 @@ def refuse_tensorflow(path):
 
 
 def _strip_prefixes(state):
+    if not isinstance(state, dict):
+        raise ConversionError(f'its state dict is a {type(state).__name__}, not a mapping of names to tensors')
     out = {}
     for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ConversionError(f'its state dict maps {key!r} to a {type(value).__name__}; a state dict maps names '
+                                  'to tensors')
         for prefix in ('module.', 'model.'):
             if key.startswith(prefix):
                 key = key[len(prefix):]
@@ -136,9 +143,10 @@ def detect(checkpoint):
         raise ConversionError('not a dict')
     if 'model_state_dict' in checkpoint:
         return '2019', _strip_prefixes(checkpoint['model_state_dict'])
-    state = _strip_prefixes(checkpoint)
-    if 'head.0.weight_v' in state and 'tail.0.weight_v' in state:
-        return '2018', state
+    if any(isinstance(key, str) and key.endswith('head.0.weight_v') for key in checkpoint):
+        state = _strip_prefixes(checkpoint)
+        if 'tail.0.weight_v' in state:
+            return '2018', state
     raise ConversionError('no model_state_dict entry and no head.0/tail.0 weight-normalised convs')
 
 
@@ -190,14 +198,33 @@ def convert(checkpoint, res_scale=1.0, rgb_mean=None, release=None):
     params = {f'{ours}.{WN_SUFFIXES[leaf]}': tensor for theirs, ours in mapping.items()
               for leaf, tensor in groups[theirs].items()}
     network = describe_wdsr(params)
+    if network is None:
+        raise ConversionError('its convs do not have the shapes of a WDSR network (a damaged or cut file?)')
     network.update(
         res_scale=res_scale if layout == '2018' else 1.0,
         img_range=255. / 127.5 if layout == '2018' else 1.0,
         rgb_mean=[float(m) for m in rgb_mean] if rgb_mean is not None else
         list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * network['num_in_ch'])
     net = (WDSR_B if network['type'] == 'WDSR_B' else WDSR_A)(**{k: v for k, v in network.items() if k != 'type'})
-    net.load_state_dict(params, strict=True)  # shapes and names must fit the inferred network
+    try:
+        net.load_state_dict(params, strict=True)  # shapes and names must fit the inferred network
+    except RuntimeError as error:
+        raise ConversionError(f'its tensors do not fit the {network["type"]} their shapes describe '
+                              f'({" ".join(str(error).split())[:300]})') from None
     return {'params': net.state_dict(), 'network_g': network}
+
+
+def check_destination(src, dst):
+    """Refuse a DST that is a folder or SRC itself (the official file must never be written over).
+
+    Raises:
+        ValueError: Naming DST.
+    """
+    if osp.isdir(dst):
+        raise ValueError(f'DST {dst} is a folder; it names the file to write.')
+    if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
+        raise ValueError(f'DST {dst} is SRC itself; the official checkpoint is never written over: choose another '
+                         'DST.')
 
 
 def main(argv=None):
@@ -213,6 +240,7 @@ def main(argv=None):
                         '2019: image_mean, once per channel). Default: DIV2K mean (2018), 0.5 (2019).')
     args = parser.parse_args(argv)
     try:
+        check_destination(args.src, args.dst)
         refuse_tensorflow(args.src)
         converted = convert(load_checkpoint(args.src, 'SRC'), args.res_scale, args.rgb_mean, args.release)
     except RefusedError as error:

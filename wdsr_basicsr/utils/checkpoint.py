@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import re
 import tempfile
 from os import path as osp
 
@@ -72,10 +73,14 @@ def load_checkpoint(path, what='checkpoint'):
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as error:
-        raise RuntimeError(f'{what} {path} holds objects that are not plain tensors and containers; it is refused '
-                           f'because loading it could run code ({str(error).splitlines()[0]}).') from error
+        found = re.search(r'unsupported GLOBAL (\S+)', str(error))
+        if found:  # torch's own advice (weights_only=False) is not passed on: that would run the file's code
+            raise RuntimeError(f'{what} {path} holds {found.group(1)}, which is not a tensor or a plain container; '
+                               'it is refused, not loaded, because loading it could run code.') from None
+        raise RuntimeError(f'{what} {path} is not a PyTorch checkpoint (its contents do not read as one).') from None
     except Exception as error:  # noqa: BLE001  (truncated zip, not a torch file, ...)
-        raise RuntimeError(f'{what} {path} cannot be loaded ({error}); is it truncated or not a checkpoint?') from error
+        raise RuntimeError(f'{what} {path} cannot be loaded ({type(error).__name__}: {error}); is it truncated or '
+                           'not a checkpoint?') from None
 
 
 def _load_safetensors(path, what):

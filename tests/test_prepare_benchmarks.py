@@ -116,3 +116,39 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
     for name, metrics in row['metrics'].items():
         tested = json.loads((tmp_path / 'results' / 'test_wdsr_a_x3' / f'metrics_{name}.json').read_text())
         assert metrics == tested['mean']
+
+
+def test_nothing_merged_nothing_lost_and_reruns_complete(tmp_path, capsys):
+    from PIL import Image
+    src = tmp_path / 'in'
+    write(src / 'Set5', {'a': ('coffee', 24, 24), 'b': ('chelsea', 24, 24)})
+    cv2.imwrite(str(src / 'Set5' / 'a.jpg'), photo('astronaut', 24, 24))  # a.png and a.jpg: one output name
+    pages = [Image.fromarray(photo('coffee', 24, 24)[:, :, ::-1]) for _ in range(2)]
+    pages[0].save(src / 'Set5' / 'pages.tif', save_all=True, append_images=pages[1:])  # a multi-page file
+    zip_src = tmp_path / 'z'
+    write(zip_src, {'c': ('coffee', 24, 24)})
+    (src / 'Set14.zip').write_bytes(b'PK\x03\x04 cut short')  # a corrupt archive
+    out = tmp_path / 'datasets'
+    (out / '.extract_leftover' / 'Set5').mkdir(parents=True)  # left by a killed run
+    (out / '.B100.tmp').mkdir()
+    assert main(['--input', str(src), '--output', str(out), '--scales', '2', '--sets', 'Set5', 'Set14']) == 1
+    captured = capsys.readouterr()
+    assert f'{src / "Set5" / "a.jpg"} and {src / "Set5" / "a.png"} would both be written as a.png' in captured.err
+    assert 'pages.tif holds 2 frames' in captured.err
+    assert 'Set5: 1 images prepared, the benchmark has 5' in captured.err
+    assert f'Set14: {src / "Set14.zip"} cannot be read (BadZipFile' in captured.err
+    assert os.listdir(out / 'Set5' / 'GTmod12') == ['b.png']
+    assert 'Removing' in captured.out and sorted(os.listdir(out)) == ['Set5']
+    # a rerun with more scales completes the set from its GTmod12
+    assert main(['--input', str(src), '--output', str(out), '--scales', '2', '3', '--sets', 'Set5']) == 0
+    assert 'Set5: ' + str(out / 'Set5') + ' exists; added LRbicx3.' in capsys.readouterr().out
+    gt = cv2.imread(str(out / 'Set5' / 'GTmod12' / 'b.png'))
+    expected = np.clip(np.round(imresize(gt / 255., 1 / 3) * 255), 0, 255).astype(np.uint8)
+    assert np.array_equal(cv2.imread(str(out / 'Set5' / 'LRbicx3' / 'b.png')), expected)
+
+
+def test_output_equal_to_input_is_refused(tmp_path, capsys):
+    write(tmp_path / 'Set5', {'a': ('coffee', 24, 24)})
+    assert main(['--input', str(tmp_path), '--output', str(tmp_path), '--sets', 'Set5']) == 1
+    assert 'is the --input folder' in capsys.readouterr().err
+    assert os.listdir(tmp_path / 'Set5') == ['a.png']

@@ -10,10 +10,13 @@ From folders (or archives) of HR images::
     OUTPUT/<Set>/GTmod12/<name>.png        HR cropped to a multiple of 12
     OUTPUT/<Set>/LRbicx{2,3,4}/<name>.png  MATLAB-compatible bicubic (basicsr's imresize)
 
-Image names are kept. Each set is written under a temporary name and renamed when complete, so a
-rerun skips the sets that are done and an interrupted run leaves nothing that looks finished. A set
-that is missing, an image that cannot be read or is smaller than 12 px, and a set with fewer images
-than the benchmark has are named; the other sets and images are still prepared.
+Image names are kept. Each set (and each scale added later) is written under a temporary name and
+renamed when complete, so a rerun completes what is missing (a set, or the LR folders of new scales,
+made from the set's GTmod12) and an interrupted run leaves nothing that looks finished; temporary
+folders of an interrupted run are removed at the next start. A set that is missing or whose archive
+is corrupt, an image that cannot be read, is smaller than 12 px or holds several frames, two images
+that would get the same name, and a set with fewer images than the benchmark has are named; the
+other sets and images are still prepared. The output is never the input folder.
 
 ``--download`` fetches EDSR's ``benchmark.tar`` (Set5, Set14, B100 and Urban100; checked against its
 MD5) into INPUT. Manga109's licence forbids redistribution: download it from manga109.org and put the
@@ -30,6 +33,7 @@ import zipfile
 from os import path as osp
 
 import cv2
+from PIL import Image
 from tqdm import tqdm
 
 from .prepare_div2k import PreparationError, bicubic_downscale, download, mod_crop
@@ -84,6 +88,9 @@ def find_set(input_dir, name, scratch):
 
     Returns:
         list[str] | None: The image paths, or None when the set is not there.
+
+    Raises:
+        PreparationError: If the set's archive cannot be read (corrupt, cut short).
     """
     for alias in ALIASES[name]:
         folder = osp.join(input_dir, alias)
@@ -94,7 +101,11 @@ def find_set(input_dir, name, scratch):
             archive = osp.join(input_dir, alias + ext)
             if osp.isfile(archive):
                 dest = osp.join(scratch, name)
-                extract(archive, dest)
+                try:
+                    extract(archive, dest)
+                except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
+                    raise PreparationError(f'{archive} cannot be read ({type(error).__name__}: {error}); not '
+                                           'prepared.') from None
                 folders = [d for d, _, files in os.walk(dest) if any(f.lower().endswith(IMAGE_EXTENSIONS)
                                                                       for f in files)]
                 hr = [d for d in folders if osp.basename(d) in ('HR', 'GTmod12')] or folders
@@ -102,8 +113,20 @@ def find_set(input_dir, name, scratch):
     return None
 
 
+def frames(path):
+    """How many frames (pages) an image file holds; 1 where Pillow cannot tell."""
+    try:
+        with Image.open(path) as img:
+            return getattr(img, 'n_frames', 1)
+    except (OSError, ValueError):
+        return 1
+
+
 def prepare_set(name, images, output, scales):
     """Write ``output/<name>`` from ``images``: GTmod12 and one LRbicx folder per scale.
+
+    Images whose names differ only in their extension (``a.jpg``, ``a.png``) would be written to one
+    file: both are named and left out.
 
     Returns:
         tuple[list[str], list[str]]: Errors (images left out, each naming its file) and warnings (a set with
@@ -116,12 +139,22 @@ def prepare_set(name, images, output, scales):
     folders = {'gt': osp.join(tmp, 'GTmod12')} | {s: osp.join(tmp, f'LRbicx{s}') for s in scales}
     for folder in folders.values():
         os.makedirs(folder)
+    by_stem = {}
+    for path in images:
+        by_stem.setdefault(osp.splitext(osp.basename(path))[0], []).append(path)
+    for stem, paths in by_stem.items():
+        if len(paths) > 1:
+            problems.append(f'{name}: {" and ".join(paths)} would both be written as {stem}.png; left out (rename '
+                            'one).')
     written = 0
-    for path in tqdm(images, desc=name, unit='image'):
+    for path in tqdm([p[0] for p in by_stem.values() if len(p) == 1], desc=name, unit='image'):
         stem = osp.splitext(osp.basename(path))[0]
         hr = cv2.imread(path, cv2.IMREAD_COLOR)
         if hr is None:
             problems.append(f'{name}: {path} cannot be read as an image; left out.')
+            continue
+        if frames(path) > 1:
+            problems.append(f'{name}: {path} holds {frames(path)} frames (an animation or multi-page file); left out.')
             continue
         if min(hr.shape[:2]) < MOD:
             problems.append(f'{name}: {path} is {hr.shape[1]}x{hr.shape[0]}, smaller than {MOD} px; left out.')
@@ -136,6 +169,43 @@ def prepare_set(name, images, output, scales):
                         'comparable with published ones.')
     os.replace(tmp, final)
     return problems, warnings
+
+
+def add_scales(name, output, scales):
+    """Write the LRbicx folders of ``scales`` that a prepared ``output/<name>`` lacks, from its GTmod12.
+
+    Returns:
+        list[int]: The scales added.
+    """
+    gt = osp.join(output, name, 'GTmod12')
+    added = []
+    for s in scales:
+        final = osp.join(output, name, f'LRbicx{s}')
+        if osp.isdir(final):
+            continue
+        tmp = osp.join(output, name, f'.LRbicx{s}.tmp')
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        for image in tqdm(sorted(os.listdir(gt)), desc=f'{name} x{s}', unit='image'):
+            hr = cv2.imread(osp.join(gt, image), cv2.IMREAD_COLOR)
+            cv2.imwrite(osp.join(tmp, image), bicubic_downscale(hr, s))
+        os.replace(tmp, final)
+        added.append(s)
+    return added
+
+
+def remove_temporaries(output):
+    """Remove what an interrupted run left in ``output``: extraction folders, sets and scales half written."""
+    for entry in os.listdir(output):
+        path = osp.join(output, entry)
+        if entry.startswith('.extract_') or entry in {f'.{name}.tmp' for name in SETS}:
+            print(f'Removing {path}, left by an interrupted run.')
+            shutil.rmtree(path, ignore_errors=True)
+        elif entry in SETS and osp.isdir(path):
+            for sub in os.listdir(path):
+                if sub.startswith('.LRbicx') and sub.endswith('.tmp'):
+                    print(f'Removing {osp.join(path, sub)}, left by an interrupted run.')
+                    shutil.rmtree(osp.join(path, sub), ignore_errors=True)
 
 
 def md5sum(path, chunk_size=1 << 20):
@@ -168,17 +238,37 @@ def prepare_benchmarks(input_dir, output, scales=(2, 3, 4), sets=tuple(SETS)):
     """Prepare ``sets`` from ``input_dir`` into ``output`` (see the module docstring).
 
     Returns:
-        tuple[list[str], list[str], list[str]]: The sets written, the errors (a set not found, images left
-        out) and the warnings (partial sets), each naming its set and file.
+        tuple[list[str], list[str], list[str]]: The sets written (or completed), the errors (a set not found
+        or unreadable, images left out) and the warnings (partial sets), each naming its set and file.
+
+    Raises:
+        PreparationError: If ``output`` is ``input_dir`` (the sets would replace their sources).
     """
+    if osp.isdir(input_dir) and osp.isdir(output) and osp.samefile(input_dir, output):
+        raise PreparationError(f'--output {output} is the --input folder: the prepared sets would replace their '
+                               'sources; choose another --output (e.g. datasets).')
     os.makedirs(output, exist_ok=True)
+    remove_temporaries(output)
     written, problems, warnings = [], [], []
     with tempfile.TemporaryDirectory(dir=output, prefix='.extract_') as scratch:
         for name in sets:
-            if osp.isdir(osp.join(output, name)):
-                print(f'{name}: {osp.join(output, name)} exists; kept.')
+            existing = osp.join(output, name)
+            if osp.isdir(existing):
+                if not osp.isdir(osp.join(existing, 'GTmod12')):
+                    problems.append(f'{name}: {existing} exists and is not a prepared set (no GTmod12/); not '
+                                    'prepared: move it away.')
+                    continue
+                added = add_scales(name, output, scales)
+                print(f'{name}: {existing} exists; ' + (f'added LRbicx{", LRbicx".join(map(str, added))}.' if added
+                                                         else 'kept.'))
+                if added:
+                    written.append(existing)
                 continue
-            images = find_set(input_dir, name, scratch)
+            try:
+                images = find_set(input_dir, name, scratch)
+            except PreparationError as error:
+                problems.append(f'{name}: {error}')
+                continue
             if not images:
                 looked = ', '.join(osp.join(input_dir, a) + '[/ or .zip/.tar]' for a in ALIASES[name][:2])
                 problems.append(f'{name}: no images found (looked for {looked}); not prepared.')

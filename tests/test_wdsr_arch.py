@@ -350,3 +350,18 @@ def test_cpu_inference_keeps_the_callers_memory_layout(name):
     assert plain.is_contiguous()
     assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
     assert torch.allclose(plain, cl, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['WDSR_A', 'WDSR_B', 'RDN'])
+def test_gray_network_with_the_default_mean(name):
+    """A 1-channel network takes the average of DIV2K's RGB mean; channel faults are named as such."""
+    small = {'num_feat': 8, 'num_block': 1} | ({'num_layer': 1, 'growth': 4} if name == 'RDN' else {})
+    net = build_network({'type': name, 'num_in_ch': 1, 'num_out_ch': 1, **small})
+    assert net.mean.flatten().tolist() == pytest.approx([(0.4488 + 0.4371 + 0.4040) / 3])
+    assert net(torch.rand(1, 1, 8, 8)).shape == (1, 1, 16, 16)
+    with pytest.raises(ValueError, match=r'num_in_ch \(1\) must equal num_out_ch \(3\)'):
+        build_network({'type': name, 'num_in_ch': 1, 'num_out_ch': 3, **small})
+    with pytest.raises(ValueError, match=r'rgb_mean=\(0.5, 0.5\) must have one value per input channel \(3\)'):
+        build_network({'type': name, 'rgb_mean': [0.5, 0.5], **small})
+    with pytest.raises(ValueError, match='must be finite numbers'):
+        build_network({'type': name, 'img_range': float('nan'), **small})

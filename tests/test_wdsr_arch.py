@@ -299,7 +299,7 @@ def test_settings_travel_in_the_state_dict(cls):
 
 def test_bad_rgb_mean_named():
     with pytest.raises(ValueError, match='rgb_mean'):
-        WDSR_A(num_in_ch=1, num_out_ch=1)
+        WDSR_A(num_in_ch=1, num_out_ch=1, rgb_mean=(0.1, 0.2))
 
 
 @pytest.mark.parametrize('norm', ['weight', 'none', 'batch'])

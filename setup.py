@@ -61,7 +61,7 @@ setup(
         'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'openvino'],
         'spandrel': ['spandrel>=0.4'],
         'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime', 'openvino', 'safetensors', 'spandrel>=0.4',
-                 'matplotlib'],
+                 'matplotlib', 'playwright'],
     },
     entry_points={
         'console_scripts': [
@@ -74,6 +74,7 @@ setup(
             'wdsr-export = wdsr_basicsr.export:main',
             'wdsr-convert = wdsr_basicsr.convert:main',
             'wdsr-benchmark = wdsr_basicsr.benchmark:main',
+            'wdsr-compare = wdsr_basicsr.compare:main',
         ],
     },
 )

@@ -18,6 +18,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_module_prefix
 from ..utils.dist import all_gather
+from ..utils import report
 from ..utils.inference import sr_forward
 
 AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16
@@ -237,12 +238,14 @@ class WDSRModel(SRModel):
         loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False,
                             num_workers=dataloader.num_workers, collate_fn=dataloader.collate_fn)
         pbar = tqdm(total=len(dataset), unit='image') if self.opt['val'].get('pbar') and rank == 0 else None
+        reporting = save_img and not self.opt['is_train']  # a test run that saves its images gets a results page
         records = []
         for index, val_data in zip(indices, loader):
             img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
             self.feed_data(val_data)
             self.test()
             metric_data = {'img': tensor2img([self.output.detach().cpu()])}
+            lq = tensor2img([self.lq.detach().cpu()]) if reporting else None
             if hasattr(self, 'gt'):
                 metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
                 del self.gt
@@ -252,7 +255,9 @@ class WDSRModel(SRModel):
             if save_img:
                 imwrite(metric_data['img'], self._visualization_path(dataset_name, img_name, current_iter))
             values = {name: float(calculate_metric(metric_data, opt_)) for name, opt_ in metrics_opt.items()}
-            records.append((index, img_name, values))
+            entry = self._report_entry(dataset_name, img_name, current_iter, metric_data, lq, metrics_opt) \
+                if reporting and 'img2' in metric_data else None
+            records.append((index, img_name, values, entry))
             if pbar:
                 pbar.update(world_size)
                 pbar.set_description(f'Test {img_name}')
@@ -261,19 +266,36 @@ class WDSRModel(SRModel):
         if not metrics_opt:
             return
         records = sorted((r for part in all_gather(records) for r in part), key=lambda r: r[0])
+        results_root = self.opt['path'].get('results_root')
         self._initialize_best_metric_results(dataset_name)
         self.metric_results = {}
         for name in metrics_opt:
             total = 0
-            for _, _, values in records:  # summed in the dataset's order, as a one-process run sums
+            for _, _, values, _ in records:  # summed in the dataset's order, as a one-process run sums
                 total += values[name]
             self.metric_results[name] = total / len(records)
             self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         if not self.opt['is_train'] and rank == 0:
-            per_image = {name: values for _, name, values in records}
-            with open(osp.join(self.opt['path']['results_root'], f'metrics_{dataset_name}.json'), 'w') as f:
+            per_image = {name: values for _, name, values, _ in records}
+            with open(osp.join(results_root, f'metrics_{dataset_name}.json'), 'w') as f:
                 json.dump({'dataset': dataset_name, 'mean': self.metric_results, 'images': per_image}, f, indent=1)
+            if reporting:
+                report.write_set_report(results_root, dataset_name, {name: e for _, name, _, e in records if e})
+                report.write_page({self.opt['name']: results_root}, results_root, self.opt['name'])
+
+    def _report_entry(self, dataset_name, img_name, current_iter, metric_data, lq, metrics_opt):
+        """Save the HR and bicubic images of a test image for the results page; return its page entry."""
+        results_root = self.opt['path']['results_root']
+        folder = osp.join(results_root, 'report', dataset_name)
+        bicubic, crop = report.save_references(folder, img_name, metric_data['img'], metric_data['img2'], lq,
+                                               self.opt['scale'])
+        bicubic_data = dict(metric_data, img=bicubic)
+        return {'sr': osp.relpath(self._visualization_path(dataset_name, img_name, current_iter), results_root),
+                'gt': osp.relpath(osp.join(folder, f'{img_name}_gt.png'), results_root),
+                'bicubic': osp.relpath(osp.join(folder, f'{img_name}_bicubic.png'), results_root), 'crop': crop,
+                'bicubic_metrics': {name: float(calculate_metric(bicubic_data, opt_))
+                                    for name, opt_ in metrics_opt.items()}}
 
     def _visualization_path(self, dataset_name, img_name, current_iter):
         """Where basicsr's ``SRModel`` saves a validation image (training) or a test result."""

@@ -1,0 +1,166 @@
+"""Results pages of test runs and wdsr-compare: what they show, the crops, escaping, a real browser."""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import OPTIONS, TEST, photo, run, write_options
+from wdsr_basicsr.archs import WDSR_B
+from wdsr_basicsr.compare import main as compare_main
+from wdsr_basicsr.data.prepare_benchmarks import prepare_benchmarks
+from wdsr_basicsr.options import load_options
+from wdsr_basicsr.utils.report import best_crop
+
+HOSTILE = '<img src=x onerror=console.error(1)>'  # an image name that must stay text
+NETWORK_G = {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2}
+
+
+def test_best_crop_is_where_the_network_gains_most():
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (20, 24, 3)).astype(np.float64)
+    bicubic = gt + rng.normal(0, 8, gt.shape)
+    sr = gt + rng.normal(0, 8, gt.shape)
+    sr[9:17, 3:11] = gt[9:17, 3:11]  # the network is exact on an 8x8 block
+    x, y, side = best_crop(sr, gt, bicubic, size=8)
+    gains = ((bicubic - gt)**2 - (sr - gt)**2).sum(axis=2)
+    by_hand = {(i, j): gains[j:j + 8, i:i + 8].sum() for j in range(20 - 7) for i in range(24 - 7)}
+    assert side == 8 and (x, y) == max(by_hand, key=by_hand.get) == (3, 9)
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    """Two test runs (two networks) of the shipped test file on Set5 of three photographs, one with a hostile name."""
+    root = tmp_path_factory.mktemp('report')
+    src = root / 'in' / 'Set5'
+    src.mkdir(parents=True)
+    for name, spec in (('baby', ('astronaut', 48, 60)), ('bird', ('coffee', 36, 48)), (HOSTILE, ('chelsea', 36, 36))):
+        cv2.imwrite(str(src / f'{name}.png'), photo(*spec))
+    prepare_benchmarks(str(root / 'in'), str(root / 'datasets'), scales=(2, ), sets=('Set5', ))
+    folders = {}
+    for seed, name in ((0, 'net_a'), (1, 'net_b')):
+        torch.manual_seed(seed)
+        torch.save({'params': WDSR_B(num_feat=8, num_block=1, upscale=2).state_dict(), 'network_g': NETWORK_G},
+                   root / f'{name}.pth')
+        opt = load_options(OPTIONS / 'test_wdsr_b_x2.yml')  # as shipped: save_img true, Y PSNR/SSIM, border 2
+        opt.update(name=name, num_gpu=0, network_g=dict(opt['network_g'], num_feat=8, num_block=1))
+        opt['datasets'] = {'test_1': dict(opt['datasets']['test_1'], dataroot_gt=str(root / 'datasets/Set5/GTmod12'),
+                                          dataroot_lq=str(root / 'datasets/Set5/LRbicx2'))}
+        opt['path']['pretrain_network_g'] = str(root / f'{name}.pth')
+        result = run([sys.executable, TEST, '-opt', write_options(root / f'{name}.yml', opt)], root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        folders[name] = root / 'results' / name
+    return folders
+
+
+def page_data(page):
+    text = page.read_text()
+    start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
+    return json.loads(text[start:text.index('</script>', start)]), text
+
+
+def test_a_test_run_writes_its_page(runs):
+    folder = runs['net_a']
+    data, text = page_data(folder / 'index.html')
+    assert HOSTILE not in text  # escaped in the embedded data
+    (set5, ) = data['sets']
+    assert [i['name'] for i in set5['images']] == sorted(['baby', 'bird', HOSTILE])
+    metrics = json.loads((folder / 'metrics_Set5.json').read_text())['images']
+    for image in set5['images']:
+        assert image['models'][0]['metrics'] == metrics[image['name']] and not image['missing']
+        gt = cv2.imread(str(folder / image['gt']))
+        lq = cv2.imread(str(folder.parent.parent / 'datasets/Set5/LRbicx2' / f'{image["name"]}.png'))
+        assert np.array_equal(gt, cv2.imread(str(folder.parent.parent / 'datasets/Set5/GTmod12' /
+                                                 f'{image["name"]}.png')))
+        from basicsr.metrics import calculate_psnr
+        from basicsr.utils.matlab_functions import imresize
+        bicubic = np.clip(np.round(imresize(lq / 255., 2) * 255), 0, 255).astype(np.uint8)
+        assert np.array_equal(cv2.imread(str(folder / image['bicubic'])), bicubic)
+        assert image['bicubic_metrics']['psnr_y'] == pytest.approx(
+            calculate_psnr(bicubic, gt, crop_border=2, test_y_channel=True))
+
+
+def test_compare_page_and_figure(runs, tmp_path, capsys):
+    out = tmp_path / 'compare'
+    (runs['net_b'] / 'report' / 'Set5' / 'bird_gt.png').write_bytes(b'not an image')  # unreadable: named
+    assert compare_main([str(runs['net_a']), str(runs['net_b']), '-o', str(out), '--images', '2']) == 0
+    data, _ = page_data(out / 'index.html')
+    assert data['models'] == ['net_a', 'net_b']
+    for image in data['sets'][0]['images']:
+        for model in image['models']:
+            assert (out / model['sr']).is_file()
+    assert (out / 'figure.png').stat().st_size > 0 and (out / 'figure.pdf').read_bytes().startswith(b'%PDF')
+    crops = sorted((out / 'crops').iterdir())
+    assert len(crops) == 2 * 4  # two images x (HR, bicubic, two runs)
+    for image in data['sets'][0]['images']:
+        x, y, side = image['crop']
+        for label, path in [('HR', image['gt']), ('bicubic', image['bicubic'])] + [
+                (m['label'], m['sr']) for m in image['models']]:
+            crop = out / 'crops' / f'Set5_{image["name"]}_{label}.png'
+            if crop.exists():  # the figure's crops are the source pixels
+                assert np.array_equal(cv2.imread(str(crop)), cv2.imread(str(out / path))[y:y + side, x:x + side])
+
+
+def test_compare_names_what_it_leaves_out(runs, tmp_path, capsys):
+    partial = tmp_path / 'partial'
+    shutil.copytree(runs['net_b'], partial)
+    metrics = json.loads((partial / 'metrics_Set5.json').read_text())
+    del metrics['images']['bird']
+    (partial / 'metrics_Set5.json').write_text(json.dumps(metrics))
+    (partial / 'visualization' / 'Set5' / 'baby_net_b.png').unlink()
+    assert compare_main([str(runs['net_a']), str(partial), '-o', str(tmp_path / 'c')]) == 0
+    assert 'left out: Set5: bird only in net_a' in capsys.readouterr().err
+    data, _ = page_data(tmp_path / 'c' / 'index.html')
+    baby = next(i for i in data['sets'][0]['images'] if i['name'] == 'baby')
+    assert baby['missing'] == [str(partial / 'visualization' / 'Set5' / 'baby_net_b.png')]
+    assert [i['name'] for i in data['sets'][0]['images']] == sorted(['baby', HOSTILE])
+
+
+def chromium():
+    path = shutil.which('chromium') or shutil.which('chromium-browser')
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return None
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(chromium() is None, reason='needs Chromium (Debian: apt-get install chromium) and playwright')
+def test_the_page_in_a_real_browser(runs, tmp_path):
+    from playwright.sync_api import sync_playwright
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=[
+            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+            '--disable-sync', '--no-first-run'])
+        page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+        page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        page.goto((runs['net_a'] / 'index.html').as_uri())
+        page.wait_for_load_state('load')
+        assert page.evaluate('Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)')
+        assert page.evaluate('document.images.length') == 5  # HR, bicubic, the run, the slider's two
+        names = page.eval_on_selector_all('tbody tr td:first-child', 'cells => cells.map(c => c.textContent)')
+        assert HOSTILE in names  # shown as text
+        page.click('th:has-text("net_a psnr_y")')
+        first = page.eval_on_selector_all('tbody tr td:nth-child(4)', 'cells => cells.map(c => Number(c.dataset.v))')
+        assert first == sorted(first, reverse=True)
+        page.click('th:has-text("net_a psnr_y")')
+        again = page.eval_on_selector_all('tbody tr td:nth-child(4)', 'cells => cells.map(c => Number(c.dataset.v))')
+        assert again == sorted(first)
+        page.click(f'tbody tr:has-text("bird")')
+        page.fill('input.slider', '80')
+        page.dispatch_event('input.slider', 'input')
+        assert page.eval_on_selector('.pane:last-child .box .layer:nth-child(2)', 'i => i.style.clipPath') == \
+            'inset(0px 0px 0px 80%)'
+        shot = tmp_path / 'page.png'
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    img = cv2.imread(str(shot))
+    assert img is not None and img.std() > 10  # not blank
+    assert errors == []

@@ -1,0 +1,123 @@
+"""Compare several test runs on one page, and draw the figure every SR paper prints.
+
+Usage: python -m wdsr_basicsr.compare results/edsr results/wdsr_b ... -o compare/ [--labels ...] [--images N]
+[--pick SET/IMAGE ...] [--metric psnr_y] (or the console script ``wdsr-compare``).
+
+The result folders are those of ``test.py`` runs that saved their images (``val: save_img: true``):
+``metrics_<set>.json``, ``report_<set>.json``, the SR images, HR and bicubic. Writes:
+
+* ``compare/index.html``: the results page of :mod:`wdsr_basicsr.utils.report` across the runs (the sets
+  and images that all of them hold; what is left out is named on the page);
+* ``compare/figure.png`` and ``figure.pdf``: per chosen image (default: those where the runs' figures
+  spread most), the whole HR with the crop's box, then the crop in HR, bicubic and each run, labelled
+  with their figures; the crops are also written as PNGs (``compare/crops/``), pixel for pixel.
+"""
+import argparse
+import os
+import sys
+from os import path as osp
+
+import cv2
+
+from .utils import report
+
+
+def spread(image, metric):
+    """How far apart the runs' ``metric`` values are on one page entry (0 when one run lacks it)."""
+    values = [m['metrics'].get(metric) for m in image['models']]
+    return 0. if None in values else max(values) - min(values)
+
+
+def choose(data, count, metric, picks):
+    """The (set, image entry) pairs for the figure: ``picks`` (``SET/IMAGE``), else the ``count`` widest spreads."""
+    entries = [(s['name'], image) for s in data['sets'] for image in s['images']]
+    if picks:
+        chosen = [(s, i) for s, i in entries if f'{s}/{i["name"]}' in picks]
+        unknown = sorted(set(picks) - {f'{s}/{i["name"]}' for s, i in chosen})
+        if unknown:
+            raise ValueError(f'--pick {", ".join(unknown)}: not an image that every run holds.')
+        return chosen
+    return sorted(entries, key=lambda e: spread(e[1], metric), reverse=True)[:count]
+
+
+def write_figure(data, chosen, page_dir, metric):
+    """Draw the figure of ``chosen`` into ``page_dir/figure.{png,pdf}``; the crops go to ``page_dir/crops``.
+
+    Returns:
+        list[str]: The files written.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    crops_dir = osp.join(page_dir, 'crops')
+    os.makedirs(crops_dir, exist_ok=True)
+    columns = 3 + len(data['models'])
+    fig, axes = plt.subplots(len(chosen), columns, figsize=(2.2 * columns, 2.4 * len(chosen)), squeeze=False)
+    written = []
+    for row, (set_name, image) in enumerate(chosen):
+        x, y, side = image['crop']
+        panels = [('HR', image['gt'], None), ('bicubic', image['bicubic'], image['bicubic_metrics'])]
+        panels += [(m['label'], m['sr'], m['metrics']) for m in image['models']]
+        hr = cv2.imread(osp.join(page_dir, image['gt']), cv2.IMREAD_COLOR)
+        axes[row][0].imshow(hr[:, :, ::-1], interpolation='nearest')
+        axes[row][0].add_patch(Rectangle((x - .5, y - .5), side, side, fill=False, edgecolor='red', linewidth=1.5))
+        axes[row][0].set_title(f'{set_name}/{image["name"]}', fontsize=8)
+        for col, (label, path, metrics) in enumerate(panels, 1):
+            crop = cv2.imread(osp.join(page_dir, path), cv2.IMREAD_COLOR)[y:y + side, x:x + side]
+            crop_path = osp.join(crops_dir, f'{set_name}_{image["name"]}_{label}.png')
+            cv2.imwrite(crop_path, crop)
+            written.append(crop_path)
+            axes[row][col].imshow(crop[:, :, ::-1], interpolation='nearest')
+            figures = '' if metrics is None else '\n' + ' / '.join(
+                f'{metrics[k]:.2f}' if 'psnr' in k else f'{metrics[k]:.4f}' for k in sorted(metrics))
+            axes[row][col].set_title(label + figures, fontsize=8)
+        for ax in axes[row]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f'crops where the runs differ most ({metric}); figures: ' + ' / '.join(data['metrics']), fontsize=8)
+    fig.tight_layout()
+    for ext in ('png', 'pdf'):
+        path = osp.join(page_dir, f'figure.{ext}')
+        fig.savefig(path, dpi=200)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description='Compare test runs on one results page and draw the paper figure.')
+    parser.add_argument('runs', nargs='+', help='Result folders of test.py runs (results/<name>).')
+    parser.add_argument('-o', '--output', required=True, help='Folder for index.html, figure.png/pdf and crops/.')
+    parser.add_argument('--labels', nargs='+', default=None, help='A label per run. Default: the folder names.')
+    parser.add_argument('--images', type=int, default=2, help='Images in the figure. Default: 2.')
+    parser.add_argument('--pick', nargs='+', default=None, metavar='SET/IMAGE', help='Images for the figure.')
+    parser.add_argument('--metric', default=None, help='Figure by which the spread is measured. Default: the '
+                        'first PSNR the runs report.')
+    args = parser.parse_args(argv)
+    labels = args.labels or [osp.basename(osp.normpath(run)) for run in args.runs]
+    try:
+        if len(labels) != len(args.runs) or len(set(labels)) != len(labels):
+            raise ValueError('--labels: one distinct label per run.')
+        missing = [run for run in args.runs if not osp.isdir(run)]
+        if missing:
+            raise ValueError(f'{", ".join(missing)}: not a result folder.')
+        runs = dict(zip(labels, (osp.abspath(run) for run in args.runs)))
+        page = report.write_page(runs, args.output, 'compare: ' + ', '.join(labels))
+        data = report.page_data(runs, args.output)
+        metric = args.metric or next((m for m in data['metrics'] if m.startswith('psnr')), None)
+        chosen = [(s, i) for s, i in choose(data, args.images, metric, args.pick)
+                  if i['crop'] and i['gt'] and i['bicubic'] and all(m['sr'] for m in i['models'])]
+        figure = write_figure(data, chosen, args.output, metric) if chosen else []
+    except (OSError, ValueError, KeyError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    for line in data['left_out']:
+        print(f'left out: {line}', file=sys.stderr)
+    print(f'wrote {page}' + (f' and {figure[-2]}, {figure[-1]}' if figure else ' (no image for a figure)'))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

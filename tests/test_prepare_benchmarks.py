@@ -116,6 +116,10 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
     for name, metrics in row['metrics'].items():
         tested = json.loads((tmp_path / 'results' / 'test_wdsr_a_x3' / f'metrics_{name}.json').read_text())
         assert metrics == tested['mean']
+    # both wrote the results page of every set (the shipped test file saves its images)
+    for page in (tmp_path / 'results' / 'test_wdsr_a_x3', tmp_path / 'in' / 'results' / 'benchmark_test_wdsr_a_x3'):
+        text = (page / 'index.html').read_text()
+        assert all(f'"name": "{name}"' in text for name in list(SETS) + ['DIV2K_valid'])
 
 
 def test_nothing_merged_nothing_lost_and_reruns_complete(tmp_path, capsys):

@@ -140,7 +140,9 @@ def score(opt):
     for ds_opt in opt['datasets'].values():
         loader = build_dataloader(build_dataset(ds_opt), ds_opt, num_gpu=opt['num_gpu'], dist=False)
         print(f"{opt['name']}: {ds_opt['name']} ({len(loader.dataset)} images)", file=sys.stderr)
-        model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=False)
+        # images saved as the file says; a test file's (save_img: true) gets the results page, as test.py's does
+        model.validation(loader, current_iter=opt['name'], tb_logger=None,
+                         save_img=opt['val'].get('save_img', False))
         results[ds_opt['name']] = dict(model.metric_results)
     return model, results
 

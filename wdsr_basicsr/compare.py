@@ -54,7 +54,7 @@ def write_figure(data, chosen, page_dir, metric):
     crops_dir = osp.join(page_dir, 'crops')
     os.makedirs(crops_dir, exist_ok=True)
     columns = 3 + len(data['models'])
-    fig, axes = plt.subplots(len(chosen), columns, figsize=(2.2 * columns, 2.4 * len(chosen)), squeeze=False)
+    fig, axes = plt.subplots(len(chosen), columns, figsize=(2.2 * columns, 2.8 * len(chosen)), squeeze=False)
     written = []
     for row, (set_name, image) in enumerate(chosen):
         x, y, side = image['crop']

@@ -44,7 +44,9 @@ class WDSRModel(SRModel):
       wrapper, so no collective runs on one rank only. In a distributed run the
       images are split across the ranks and the per-image metrics gathered:
       the figures equal a one-process run, each image is saved once. A test run
-      also writes the per-image metrics to ``results/<name>/metrics_<set>.json``.
+      also writes the per-image metrics to ``results/<name>/metrics_<set>.json``
+      and, when it saves its images, the results page ``results/<name>/index.html``
+      (:mod:`wdsr_basicsr.utils.report`).
     * Every saved network file holds the ``network_g`` options beside
       ``params``/``params_ema``; network files and training states are written
       atomically (temporary file, then rename).

@@ -140,3 +140,15 @@ def test_test_files_cover_the_five_sets_and_div2k_on_y(path):
     metrics = opt['val']['metrics']
     assert {m['type'] for m in metrics.values()} == {'calculate_psnr', 'calculate_ssim'}
     assert all(m['test_y_channel'] is True and m['crop_border'] == opt['scale'] for m in metrics.values())
+
+
+def test_make_options_writes_the_committed_files():
+    """scripts/make_options.py is the one recipe: the files it writes are the files in options/."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_options', OPTIONS.parent / 'scripts' / 'make_options.py')
+    make_options = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_options)
+    written = make_options.files()
+    assert {str(p.relative_to(OPTIONS)) for p in ALL} == set(written)
+    for rel, text in written.items():
+        assert (OPTIONS / rel).read_text() == text, rel

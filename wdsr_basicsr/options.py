@@ -706,7 +706,8 @@ def parse_options(root_path, is_train=True):
 
 def is_site_directory(path):
     """Whether ``path`` is one of the interpreter's site-packages directories (where pip installs)."""
-    sites = site.getsitepackages() + [site.getusersitepackages()] + [sysconfig.get_paths()[k] for k in ('purelib', 'platlib')]
+    sites = [sysconfig.get_paths()[key] for key in ('purelib', 'platlib')] + [site.getusersitepackages()]
+    sites += getattr(site, 'getsitepackages', list)()  # absent in some old virtualenvs
     return osp.realpath(path) in {osp.realpath(p) for p in sites}
 
 

@@ -2,7 +2,6 @@
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -153,7 +152,7 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         page.click('th:has-text("net_a psnr_y")')
         again = page.eval_on_selector_all('tbody tr td:nth-child(4)', 'cells => cells.map(c => Number(c.dataset.v))')
         assert again == sorted(first)
-        page.click(f'tbody tr:has-text("bird")')
+        page.click('tbody tr:has-text("bird")')
         page.fill('input.slider', '80')
         page.dispatch_event('input.slider', 'input')
         assert page.eval_on_selector('.pane:last-child .box .layer:nth-child(2)', 'i => i.style.clipPath') == \

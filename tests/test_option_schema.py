@@ -115,6 +115,7 @@ def shipped():
     (lambda o: o['datasets']['train'].pop('batch_size_per_gpu'), 'option datasets:train:batch_size_per_gpu is missing'),
     (lambda o: o['datasets']['train'].update(use_hflip='no'), "datasets:train:use_hflip='no' must be true or false"),
     (lambda o: o['path'].update(strict_load_g='false'), "path:strict_load_g='false' must be true or false"),
+    (lambda o: o['datasets']['val'].update(name='../../outside'), "datasets:val:name='../../outside' must be a plain"),
     (lambda o: o['val']['metrics']['psnr'].update(test_y_channel='yes'),
      "val:metrics:psnr:test_y_channel='yes' must be true or false"),
 ])

@@ -163,3 +163,10 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
     img = cv2.imread(str(shot))
     assert img is not None and img.std() > 10  # not blank
     assert errors == []
+
+
+def test_compare_into_a_run_is_refused(runs, capsys):
+    page = (runs['net_a'] / 'index.html').read_text()
+    assert compare_main([str(runs['net_a']), str(runs['net_b']), '-o', str(runs['net_a'])]) == 1
+    assert 'is one of the runs' in capsys.readouterr().err
+    assert (runs['net_a'] / 'index.html').read_text() == page

@@ -103,6 +103,9 @@ def main(argv=None):
         missing = [run for run in args.runs if not osp.isdir(run)]
         if missing:
             raise ValueError(f'{", ".join(missing)}: not a result folder.')
+        if any(osp.realpath(run) == osp.realpath(args.output) for run in args.runs):
+            raise ValueError(f'-o {args.output} is one of the runs; its own index.html would be replaced: choose '
+                             'another folder.')
         runs = dict(zip(labels, (osp.abspath(run) for run in args.runs)))
         page = report.write_page(runs, args.output, 'compare: ' + ', '.join(labels))
         data = report.page_data(runs, args.output)

@@ -539,6 +539,10 @@ def check_options(opt, opt_path, is_train):
         raise OptionError(f'{opt_path}: network_g:upscale={upscale} differs from scale={opt["scale"]}.')
     for phase, dataset in datasets.items():
         vocabulary.check(dataset, f'datasets:{phase}:', opt_path, warnings, skip=('io_backend', ))
+        if 'name' in dataset and not is_plain_name(dataset['name']):
+            raise OptionError(f'{opt_path}: datasets:{phase}:name={dataset["name"]!r} must be a plain name (no path '
+                              'separator, not . or ..): results go to visualization/<name>/ and '
+                              'metrics_<name>.json.')
         if phase == 'train' and dataset.get('gt_size') and opt.get('scale') and dataset['gt_size'] % opt['scale']:
             raise OptionError(f'{opt_path}: datasets:train:gt_size={dataset["gt_size"]} is not a multiple of '
                               f'scale={opt["scale"]}.')
@@ -622,6 +626,11 @@ def _check_built(section, built, fallback, model, method, where, opt_path, warni
         _check_signature(section, factory, where, opt_path, skip)
 
 
+def is_plain_name(name):
+    """Whether ``name`` can be one file or folder name: a non-empty string, no separator, not ``.`` or ``..``."""
+    return isinstance(name, str) and name not in ('', '.', '..') and not any(c in name for c in '/\\\0')
+
+
 def check_name(name, opt_path):
     """Refuse an experiment name that is not a plain directory name, before anything on disk moves.
 
@@ -635,7 +644,7 @@ def check_name(name, opt_path):
     Raises:
         ValueError: Naming the file and the name.
     """
-    if not isinstance(name, str) or name in ('', '.', '..') or any(c in name for c in '/\\\0') or osp.isabs(name):
+    if not is_plain_name(name):
         raise ValueError(f'{opt_path}: name={name!r} must be a plain directory name (not empty, no path separator, '
                          'not . or ..): it becomes experiments/<name> and results/<name>.')
 

@@ -107,8 +107,7 @@ def main(argv=None):
             raise ValueError(f'-o {args.output} is one of the runs; its own index.html would be replaced: choose '
                              'another folder.')
         runs = dict(zip(labels, (osp.abspath(run) for run in args.runs)))
-        page = report.write_page(runs, args.output, 'compare: ' + ', '.join(labels))
-        data = report.page_data(runs, args.output)
+        page, data = report.write_page(runs, args.output, 'compare: ' + ', '.join(labels))
         metric = args.metric or next((m for m in data['metrics'] if m.startswith('psnr')), None)
         chosen = [(s, i) for s, i in choose(data, args.images, metric, args.pick)
                   if i['crop'] and i['gt'] and i['bicubic'] and all(m['sr'] for m in i['models'])]

@@ -8,9 +8,7 @@ exported model is run on a random input and compared with PyTorch before success
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 from os import path as osp
 
 import numpy as np
@@ -18,7 +16,7 @@ import torch
 
 from . import backends
 from .archs.describe import describe
-from .utils.checkpoint import network_from_checkpoint
+from .utils.checkpoint import atomic_path, network_from_checkpoint
 
 #: Largest difference from PyTorch accepted for the exported model, on outputs in [0, 1].
 TOLERANCE = 1e-4
@@ -86,10 +84,7 @@ def export(model_path, fmt, output, opt_path=None, opset=17):
         raise ValueError(f'--output {output} is the checkpoint itself; write the export to another file.')
     net, network_g = network_from_checkpoint(model_path, opt_path)
     num_in_ch = network_g.get('num_in_ch', 3)
-    folder, name = osp.split(osp.abspath(output))
-    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix=f'.tmp{osp.splitext(name)[1]}', dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(output, suffix=f'.tmp{osp.splitext(output)[1]}') as tmp:
         if fmt == 'onnx':
             run = export_onnx(net, tmp, num_in_ch, opset)
         elif fmt == 'safetensors':
@@ -106,13 +101,6 @@ def export(model_path, fmt, output, opt_path=None, opset=17):
         if diff > TOLERANCE:
             raise RuntimeError(f'{output}: the export differs from PyTorch by {diff:.2e} (> {TOLERANCE}); nothing '
                                'was written.')
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, output)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return diff
 
 

@@ -153,8 +153,9 @@ def prepare_set(name, images, output, scales):
         if hr is None:
             problems.append(f'{name}: {path} cannot be read as an image; left out.')
             continue
-        if frames(path) > 1:
-            problems.append(f'{name}: {path} holds {frames(path)} frames (an animation or multi-page file); left out.')
+        count = frames(path)
+        if count > 1:
+            problems.append(f'{name}: {path} holds {count} frames (an animation or multi-page file); left out.')
             continue
         if min(hr.shape[:2]) < MOD:
             problems.append(f'{name}: {path} is {hr.shape[1]}x{hr.shape[0]}, smaller than {MOD} px; left out.')

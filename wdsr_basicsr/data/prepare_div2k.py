@@ -237,10 +237,14 @@ def mod_crop(img, multiple):
     return img[:h - h % multiple, :w - w % multiple]
 
 
+def matlab_resize(img, factor):
+    """MATLAB ``imresize(img, factor, 'bicubic')`` of a uint8 image (basicsr's ``imresize``), rounded to uint8."""
+    return np.clip(np.round(imresize(img.astype(np.float64) / 255., factor) * 255.), 0, 255).astype(np.uint8)
+
+
 def bicubic_downscale(hr, scale):
     """MATLAB ``imresize(hr, 1/scale, 'bicubic')`` of a uint8 image cropped to a multiple of ``scale``."""
-    lr = imresize(mod_crop(hr, scale).astype(np.float64) / 255., 1 / scale)
-    return np.clip(np.round(lr * 255.), 0, 255).astype(np.uint8)
+    return matlab_resize(mod_crop(hr, scale), 1 / scale)
 
 
 def crop_positions(length, crop_size, step):

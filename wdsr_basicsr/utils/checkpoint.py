@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes and safe, explained reads."""
+import contextlib
 import json
 import os
 import pickle
@@ -14,35 +15,49 @@ def strip_module_prefix(state):
     return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
 
 
-def save_atomic(obj, path, write=None):
-    """``torch.save`` (or ``write``) to a temporary file beside ``path``, then rename it over ``path``.
+@contextlib.contextmanager
+def atomic_path(path, suffix='.tmp'):
+    """A temporary file beside ``path`` to write; renamed over ``path`` only when the block ends without error.
 
-    A kill at any instant leaves either the previous file or the new one, never
-    a truncated file under ``path``. The file gets the mode ``open`` would give
-    (0644 under the usual umask), not the 0600 of a temporary file.
+    A kill or an error at any instant leaves either the previous file or the
+    new one, never a partial file under ``path``; the temporary file is removed
+    on error. The file gets the mode ``open`` would give (0644 under the usual
+    umask), not the 0600 of a temporary file.
 
     Args:
-        obj: What to save.
         path (str): Destination.
-        write (callable | None): ``write(obj, binary_file)``; None: ``torch.save``.
-            Default: None.
+        suffix (str): End of the temporary name (``'.tmp.onnx'`` for a reader
+            that goes by the extension). Default: '.tmp'.
+
+    Yields:
+        str: The temporary path.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=suffix, dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, 'wb') as f:
-            (write or torch.save)(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if osp.exists(tmp):
             os.remove(tmp)
-        raise
+
+
+def save_atomic(obj, path):
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (:func:`atomic_path`).
+
+    Args:
+        obj: What to save.
+        path (str): Destination.
+    """
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_checkpoint(path, what='checkpoint'):

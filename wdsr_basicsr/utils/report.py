@@ -16,16 +16,10 @@ from os import path as osp
 import cv2
 import numpy as np
 
-from basicsr.utils.matlab_functions import imresize
+from ..data.prepare_div2k import matlab_resize
 
 #: Side of the pre-selected crop, in HR pixels (at most half the image's shorter side).
 CROP = 48
-
-
-def bicubic_upscale(lq, scale):
-    """MATLAB-compatible bicubic upscaling (basicsr's ``imresize``) of a uint8 HxWxC image."""
-    up = imresize(lq.astype(np.float64) / 255., scale)
-    return np.clip(np.round(up * 255.), 0, 255).astype(np.uint8)
 
 
 def best_crop(sr, gt, bicubic, size=CROP):
@@ -57,7 +51,7 @@ def save_references(folder, img_name, sr, gt, lq, scale):
         tuple[np.ndarray, list[int]]: The bicubic image (cropped to the HR's size) and ``[x, y, side]``.
     """
     os.makedirs(folder, exist_ok=True)
-    bicubic = bicubic_upscale(lq, scale)[:gt.shape[0], :gt.shape[1]]
+    bicubic = matlab_resize(lq, scale)[:gt.shape[0], :gt.shape[1]]
     cv2.imwrite(osp.join(folder, f'{img_name}_gt.png'), gt)
     cv2.imwrite(osp.join(folder, f'{img_name}_bicubic.png'), bicubic)
     return bicubic, best_crop(sr, gt, bicubic)
@@ -129,21 +123,25 @@ def _relative(root, path, page_dir, missing):
     if not path:
         return None
     full = osp.join(root, path)
-    if not osp.isfile(full) or cv2.imread(full, cv2.IMREAD_UNCHANGED) is None:
+    if not osp.isfile(full) or not cv2.haveImageReader(full):  # the header, not a decode of every image
         missing.append(full)
         return None
     return osp.relpath(full, page_dir).replace(os.sep, '/')
 
 
 def write_page(runs, page_dir, title):
-    """Write ``page_dir/index.html`` for ``runs`` (label -> result folder); return its path."""
-    data = json.dumps(page_data(runs, page_dir))
-    data = data.replace('&', '\\u0026').replace('<', '\\u003c').replace('>', '\\u003e')
+    """Write ``page_dir/index.html`` for ``runs`` (label -> result folder).
+
+    Returns:
+        tuple[str, dict]: The page's path and what it shows (:func:`page_data`).
+    """
+    data = page_data(runs, page_dir)
+    text = json.dumps(data).replace('&', '\\u0026').replace('<', '\\u003c').replace('>', '\\u003e')
     os.makedirs(page_dir, exist_ok=True)
     path = osp.join(page_dir, 'index.html')
     with open(path, 'w', encoding='utf-8') as f:
-        f.write(PAGE.replace('__TITLE__', html.escape(title)).replace('__DATA__', data))
-    return path
+        f.write(PAGE.replace('__TITLE__', html.escape(title)).replace('__DATA__', text))
+    return path, data
 
 
 PAGE = r'''<!DOCTYPE html>

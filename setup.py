@@ -67,9 +67,9 @@ setup(
         'console_scripts': [
             'wdsr-train = wdsr_basicsr.train:main',
             'wdsr-test = wdsr_basicsr.test:main',
-            'wdsr-prepare-div2k = wdsr_basicsr.data.prepare_div2k:main',
-            'wdsr-make-demo-data = wdsr_basicsr.data.demo_data:main',
-            'wdsr-prepare-benchmarks = wdsr_basicsr.data.prepare_benchmarks:main',
+            'wdsr-prepare-div2k = wdsr_basicsr.prepare.div2k:main',
+            'wdsr-make-demo-data = wdsr_basicsr.prepare.demo:main',
+            'wdsr-prepare-benchmarks = wdsr_basicsr.prepare.benchmarks:main',
             'wdsr-inference = wdsr_basicsr.inference:main',
             'wdsr-export = wdsr_basicsr.export:main',
             'wdsr-convert = wdsr_basicsr.convert:main',

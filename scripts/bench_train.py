@@ -25,7 +25,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.archs.edsr_arch import EDSR
 from wdsr_basicsr.archs import WDSR_A, WDSR_B
-from wdsr_basicsr.data.demo_data import make_demo_data
+from wdsr_basicsr.prepare.demo import make_demo_data
 
 
 NETS = {

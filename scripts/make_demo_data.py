@@ -2,7 +2,7 @@
 [--root datasets/demo] [--scales 2 3 4]. See wdsr_basicsr/data/demo_data.py."""
 import sys
 
-from wdsr_basicsr.data.demo_data import main
+from wdsr_basicsr.prepare.demo import main
 
 if __name__ == '__main__':
     sys.exit(main())

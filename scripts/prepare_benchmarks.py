@@ -2,7 +2,7 @@
 --input DIR --output datasets [--scales 2 3 4] [--sets ...] [--download]. See wdsr_basicsr/data/prepare_benchmarks.py."""
 import sys
 
-from wdsr_basicsr.data.prepare_benchmarks import main
+from wdsr_basicsr.prepare.benchmarks import main
 
 if __name__ == '__main__':
     sys.exit(main())

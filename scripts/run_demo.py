@@ -19,7 +19,7 @@ import numpy as np
 import wdsr_basicsr  # noqa: F401  (compat first)
 from basicsr.metrics import calculate_psnr
 from basicsr.utils.matlab_functions import imresize
-from wdsr_basicsr.data.demo_data import make_demo_data
+from wdsr_basicsr.prepare.demo import make_demo_data
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OPTIONS = osp.join(REPO, 'options', 'demo_wdsr_b_x2.yml')

@@ -47,7 +47,7 @@ def div2k_hr(tmp_path):
 
 def make_lmdbs(root, scales, valid=VALID_CROPS):
     """DIV2K-shaped LMDBs (48 px sub-images every 24 px) of the fixture photographs under ``root``."""
-    from wdsr_basicsr.data.prepare_div2k import prepare
+    from wdsr_basicsr.prepare.div2k import prepare
     write_hr(root, 'train', TRAIN_CROPS)
     write_hr(root, 'valid', valid)
     prepare(str(root), tuple(scales), crop_size=48, step=24, workers=2)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from basicsr.archs import build_network
 from wdsr_basicsr.convert import main as convert_main
-from wdsr_basicsr.utils import network_from_checkpoint
+from wdsr_basicsr.loading import network_from_checkpoint
 
 DIV2K_MEAN = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
 

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 from skimage import data as skimage_data
 
-from wdsr_basicsr.data.demo_data import DEMO_CROP_SIZE, DEMO_STEP, TRAIN_PHOTOS, VALID_PHOTOS, make_demo_data
-from wdsr_basicsr.data.prepare_div2k import crop_positions
+from wdsr_basicsr.prepare.demo import DEMO_CROP_SIZE, DEMO_STEP, TRAIN_PHOTOS, VALID_PHOTOS, make_demo_data
+from wdsr_basicsr.prepare.lmdb import crop_positions
 
 
 def test_demo_set(tmp_path):

@@ -11,8 +11,8 @@ from conftest import photo
 from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.export import export
 from wdsr_basicsr.inference import main as inference_main
-from wdsr_basicsr.inference import read_image
-from wdsr_basicsr.utils import network_from_checkpoint
+from wdsr_basicsr.utils.image_io import read_image
+from wdsr_basicsr.loading import network_from_checkpoint
 
 NETWORK_G = {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2}
 

@@ -26,7 +26,7 @@ def benchmark_root(tmp_path_factory):
     import cv2
 
     from conftest import photo
-    from wdsr_basicsr.data.prepare_benchmarks import SETS, prepare_benchmarks
+    from wdsr_basicsr.prepare.benchmarks import SETS, prepare_benchmarks
     src = tmp_path_factory.mktemp('bench_in')
     for name in SETS:
         (src / name).mkdir()

@@ -10,7 +10,7 @@ import torch
 from basicsr.data import build_dataset
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import LmdbMaker
-from wdsr_basicsr.data.prepare_div2k import prepare
+from wdsr_basicsr.prepare.div2k import prepare
 
 
 @pytest.fixture

@@ -12,8 +12,10 @@ import pytest
 
 from basicsr.utils.matlab_functions import imresize
 from conftest import TRAIN_CROPS, VALID_CROPS, photo
-from wdsr_basicsr.data import prepare_div2k
-from wdsr_basicsr.data.prepare_div2k import PreparationError, download, download_div2k, prepare
+from wdsr_basicsr.prepare import lmdb as prepare_lmdb
+from wdsr_basicsr.prepare import PreparationError
+from wdsr_basicsr.prepare.div2k import download_div2k, prepare
+from wdsr_basicsr.prepare.fetch import download
 
 CROP, STEP, SCALES = 48, 24, (2, 3, 4)
 
@@ -109,17 +111,17 @@ def test_rerun_skips_and_rebuilds_missing_consistently(div2k_hr):
 
 
 def test_interrupted_run_leaves_nothing_that_looks_finished(div2k_hr, monkeypatch):
-    original_close = prepare_div2k.LmdbMaker.close
+    original_close = prepare_lmdb.LmdbMaker.close
 
     def crash(self):
         original_close(self)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prepare_div2k.LmdbMaker, 'close', crash)
+    monkeypatch.setattr(prepare_lmdb.LmdbMaker, 'close', crash)
     with pytest.raises(KeyboardInterrupt):
         run_prepare(div2k_hr)
     assert not [p for p in os.listdir(div2k_hr) if p.startswith('DIV2K') and p.endswith('.lmdb')]
-    monkeypatch.setattr(prepare_div2k.LmdbMaker, 'close', original_close)
+    monkeypatch.setattr(prepare_lmdb.LmdbMaker, 'close', original_close)
     assert len(run_prepare(div2k_hr)) == 8
     assert not [p for p in os.listdir(div2k_hr) if p.startswith('_tmp_')]
 

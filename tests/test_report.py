@@ -11,7 +11,7 @@ import torch
 from conftest import OPTIONS, TEST, photo, run, write_options
 from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.compare import main as compare_main
-from wdsr_basicsr.data.prepare_benchmarks import prepare_benchmarks
+from wdsr_basicsr.prepare.benchmarks import prepare_benchmarks
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.utils.report import best_crop
 

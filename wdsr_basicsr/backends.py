@@ -87,21 +87,37 @@ def make_runner(net, backend, num_in_ch=3):
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = osp.join(tmp, 'net.onnx')
         export_onnx(net, onnx_path, num_in_ch)
-        if backend == 'onnxruntime':
-            import onnxruntime
-            options = onnxruntime.SessionOptions()
-            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = onnxruntime.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
-            return lambda x: torch.from_numpy(session.run(None, {'lq': np.ascontiguousarray(x.numpy())})[0])
-        import openvino
-        compiled = openvino.Core().compile_model(onnx_path, 'CPU', {'PERFORMANCE_HINT': 'LATENCY',
-                                                                     'INFERENCE_PRECISION_HINT': 'f32'})
-        request = compiled.create_infer_request()
+        return onnx_runner(onnx_path, backend)
 
-        def run_openvino(x):
-            return torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(x.numpy())})[0]))
 
-        return run_openvino
+def onnx_runner(onnx_path, backend):
+    """A callable that runs the ONNX file ``onnx_path`` with ONNX Runtime or OpenVINO, on the CPU in fp32.
+
+    The file is read once; the runner does not need it afterwards.
+
+    Args:
+        onnx_path (str): An export of :func:`export_onnx`.
+        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+
+    Returns:
+        callable: ``run(x) -> Tensor``, (N, C, H, W) float32 in, float32 out.
+    """
+    check_backend(backend)
+    if backend == 'onnxruntime':
+        import onnxruntime
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = onnxruntime.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
+        return lambda x: torch.from_numpy(session.run(None, {'lq': np.ascontiguousarray(x.numpy())})[0])
+    import openvino
+    compiled = openvino.Core().compile_model(onnx_path, 'CPU', {'PERFORMANCE_HINT': 'LATENCY',
+                                                                 'INFERENCE_PRECISION_HINT': 'f32'})
+    request = compiled.create_infer_request()
+
+    def run_openvino(x):
+        return torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(x.numpy())})[0]))
+
+    return run_openvino
 
 
 def fastest_backend(net, num_in_ch=3, size=96, rounds=3):
@@ -120,3 +136,34 @@ def fastest_backend(net, num_in_ch=3, size=96, rounds=3):
     best = min(medians, key=medians.get)
     return best, runners[best], medians
 
+
+
+def choose_backend(net, backend, num_in_ch=3, device='cpu', amp_dtype=None):
+    """The network as ``backend`` runs it: the module on ``device``, or a runner of another runtime.
+
+    Args:
+        net (nn.Module): The network, on the CPU, weight norm folded, eval mode.
+        backend (str): ``'auto'`` or one of :data:`BACKENDS`. ``'auto'`` times the installed runtimes on the CPU
+            in fp32 (:func:`fastest_backend`); on a GPU, or with ``amp_dtype``, PyTorch runs it.
+        num_in_ch (int): Its input channels. Default: 3.
+        device (str): Where PyTorch runs it. Default: 'cpu'.
+        amp_dtype (torch.dtype | None): Autocast dtype of the run. Default: None (fp32).
+
+    Returns:
+        tuple[callable, str]: The network or runner, and the backend's name.
+
+    Raises:
+        RuntimeError: If the backend is not installed (naming the extra).
+        ValueError: If it cannot run as asked (a GPU, or fp16/bf16, with a CPU runtime).
+    """
+    torch_only = device != 'cpu' or amp_dtype is not None
+    if backend in ('onnxruntime', 'openvino') and torch_only:
+        raise ValueError(f'--backend {backend} runs on the CPU in fp32: drop --device cuda, --half and --bf16, '
+                         'or use --backend torch.')
+    if backend == 'torch' or (backend == 'auto' and torch_only):
+        return net.to(device), 'torch'
+    if backend != 'auto':
+        return make_runner(net, backend, num_in_ch), backend
+    best, runner, times = fastest_backend(net, num_in_ch)
+    print('backend auto: ' + ', '.join(f'{b} {ms:.1f} ms' for b, ms in times.items()) + f' -> {best}')
+    return (net if best == 'torch' else runner), best

@@ -29,10 +29,11 @@ from os import path as osp
 
 import torch
 
-from .archs import WDSR_A, WDSR_B
 from .archs.arch_util import DIV2K_RGB_MEAN
+from .archs.wdsr_arch import WDSR_IMG_RANGE
 from .archs.describe import describe_wdsr
-from .utils.checkpoint import load_checkpoint, save_atomic
+from .loading import build_described
+from .utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 
 #: What ``--release`` may say, and what each is.
 RELEASES = {
@@ -79,16 +80,11 @@ def refuse_tensorflow(path):
 def _strip_prefixes(state):
     if not isinstance(state, dict):
         raise ConversionError(f'its state dict is a {type(state).__name__}, not a mapping of names to tensors')
-    out = {}
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise ConversionError(f'its state dict maps {key!r} to a {type(value).__name__}; a state dict maps names '
                                   'to tensors')
-        for prefix in ('module.', 'model.'):
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        out[key] = value
-    return out
+    return strip_prefixes(state, ('module.', 'model.'))
 
 
 def _conv_groups(state):
@@ -202,10 +198,10 @@ def convert(checkpoint, res_scale=1.0, rgb_mean=None, release=None):
         raise ConversionError('its convs do not have the shapes of a WDSR network (a damaged or cut file?)')
     network.update(
         res_scale=res_scale if layout == '2018' else 1.0,
-        img_range=255. / 127.5 if layout == '2018' else 1.0,
+        img_range=WDSR_IMG_RANGE if layout == '2018' else 1.0,
         rgb_mean=[float(m) for m in rgb_mean] if rgb_mean is not None else
         list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * network['num_in_ch'])
-    net = (WDSR_B if network['type'] == 'WDSR_B' else WDSR_A)(**{k: v for k, v in network.items() if k != 'type'})
+    net = build_described(network)
     try:
         net.load_state_dict(params, strict=True)  # shapes and names must fit the inferred network
     except RuntimeError as error:

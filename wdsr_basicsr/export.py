@@ -16,13 +16,14 @@ import torch
 
 from . import backends
 from .archs.describe import describe
-from .utils.checkpoint import atomic_path, network_from_checkpoint
+from .loading import network_from_checkpoint
+from .utils.checkpoint import atomic_path
 
 #: Largest difference from PyTorch accepted for the exported model, on outputs in [0, 1].
 TOLERANCE = 1e-4
 
 
-def export_torchscript(net, output, num_in_ch):
+def write_torchscript(net, output, num_in_ch):
     """Trace ``net`` to ``output``; return the model read back from it."""
     with torch.no_grad():
         scripted = torch.jit.trace(net, torch.rand(1, num_in_ch, 16, 16), check_trace=False)
@@ -30,18 +31,18 @@ def export_torchscript(net, output, num_in_ch):
     return torch.jit.load(output)
 
 
-def export_onnx(net, output, num_in_ch, opset):
-    """Export ``net`` to ``output``; return an ONNX Runtime session of it as a callable."""
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise RuntimeError('ONNX export needs onnx, onnxscript and onnxruntime: pip install "wdsr-basicsr[export]"') from error
+def write_onnx(net, output, num_in_ch, opset):
+    """Export ``net`` to ``output`` (:func:`wdsr_basicsr.backends.export_onnx`); return an ONNX Runtime runner of it.
+
+    Raises:
+        RuntimeError: If onnx or onnxruntime is not installed (naming the extra).
+    """
+    backends.check_backend('onnxruntime')
     backends.export_onnx(net, output, num_in_ch, opset=opset)
-    session = onnxruntime.InferenceSession(output, providers=['CPUExecutionProvider'])
-    return lambda x: session.run(None, {'lq': x.numpy()})[0]
+    return backends.onnx_runner(output, 'onnxruntime')
 
 
-def export_safetensors(net, network_g, output):
+def write_safetensors(net, network_g, output):
     """Write ``net``'s state dict and ``network_g`` to ``output``; return the network read back from it."""
     try:
         from safetensors.torch import save
@@ -86,11 +87,11 @@ def export(model_path, fmt, output, opt_path=None, opset=17):
     num_in_ch = network_g.get('num_in_ch', 3)
     with atomic_path(output, suffix=f'.tmp{osp.splitext(output)[1]}') as tmp:
         if fmt == 'onnx':
-            run = export_onnx(net, tmp, num_in_ch, opset)
+            run = write_onnx(net, tmp, num_in_ch, opset)
         elif fmt == 'safetensors':
-            run = export_safetensors(net, network_g, tmp)
+            run = write_safetensors(net, network_g, tmp)
         else:
-            run = export_torchscript(net, tmp, num_in_ch)
+            run = write_torchscript(net, tmp, num_in_ch)
         x = torch.rand(2, num_in_ch, 23, 31)
         with torch.no_grad():
             expected, got = net(x).numpy(), np.asarray(run(x))

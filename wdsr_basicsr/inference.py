@@ -1,4 +1,8 @@
-"""Upscale images or folders with a trained WDSR (or any network this package or basicsr registers).
+"""Upscale images or folders with a trained WDSR (or any network this package or basicsr registers): the CLI.
+
+Images are read and written by :mod:`wdsr_basicsr.utils.image_io`, named by :mod:`wdsr_basicsr.outputs`,
+run by the runtime :func:`wdsr_basicsr.backends.choose_backend` picks, tile by tile
+(:mod:`wdsr_basicsr.utils.tiling`); this module turns image samples into network tensors and back.
 
 Usage: python scripts/inference_wdsr.py -i INPUT -o OUTDIR --model_path CKPT [--opt YAML] [--tile N]
 [--tile_pad P] [--ensemble] [--half | --bf16] [--device cpu|cuda] [--backend auto|torch|onnxruntime|openvino]
@@ -21,93 +25,14 @@ from os import path as osp
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from .archs import receptive_radius
-from .backends import BACKENDS, fastest_backend, make_runner, runtime_errors
-from .utils.checkpoint import network_from_checkpoint
-from .utils.inference import sr_forward, tile_boxes
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-EXIF_ORIENTATION = 0x0112
-
-
-def apply_exif_orientation(img, orientation):
-    """Turn an HxW[xC] array as EXIF ``orientation`` (1-8) says, as image viewers do."""
-    if orientation == 2:
-        return img[:, ::-1]
-    if orientation == 3:
-        return img[::-1, ::-1]
-    if orientation == 4:
-        return img[::-1]
-    if orientation == 5:
-        return img.swapaxes(0, 1)
-    if orientation == 6:
-        return np.rot90(img, -1)
-    if orientation == 7:
-        return img.swapaxes(0, 1)[::-1, ::-1]
-    if orientation == 8:
-        return np.rot90(img, 1)
-    return img
-
-
-def read_image(path):
-    """Read an image as stored (8 or 16 bit, gray, colour or with alpha), turned as its EXIF orientation says.
-
-    Returns:
-        np.ndarray: HxW (gray), HxWx2 (gray and alpha), HxWx3 (BGR) or HxWx4
-        (BGRA), uint8 or uint16.
-
-    Raises:
-        ValueError: If the file cannot be read, has another sample type, holds
-            several frames (an animation, a multi-page TIFF), or is 16-bit gray
-            with alpha (which cannot be written back in 16 bit).
-    """
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)  # IMREAD_UNCHANGED ignores EXIF orientation: applied below
-    if img is None:
-        raise ValueError('cannot be read as an image')
-    if img.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f'has {img.dtype} samples; 8- and 16-bit images are supported')
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    try:
-        with Image.open(path) as pil:
-            orientation = pil.getexif().get(EXIF_ORIENTATION, 1)
-            frames = getattr(pil, 'n_frames', 1)
-            gray_alpha = pil.mode in ('LA', 'La') or (pil.format == 'PNG' and _png_colour_type(path) == 4)
-    except (OSError, ValueError):  # a format PIL does not know: no orientation to apply
-        orientation, frames, gray_alpha = 1, 1, False
-    if frames > 1:
-        raise ValueError(f'holds {frames} frames (an animation or a multi-page file); only single images are '
-                         'upscaled: extract the frames first')
-    if gray_alpha and img.ndim == 3 and img.shape[2] == 4:  # OpenCV expands gray + alpha to BGRA
-        if img.dtype == np.uint16:
-            raise ValueError('is 16-bit gray with alpha, which cannot be written back in 16 bit (Pillow writes gray '
-                             '+ alpha in 8 bit); convert it to 16-bit RGBA or to 8 bit first')
-        img = img[:, :, [0, 3]]
-    return np.ascontiguousarray(apply_exif_orientation(img, orientation))
-
-
-def _png_colour_type(path):
-    """The colour type byte of a PNG's IHDR chunk (4: gray + alpha)."""
-    with open(path, 'rb') as f:
-        header = f.read(26)
-    return header[25] if len(header) == 26 and header[12:16] == b'IHDR' else None
-
-
-def write_image(path, img):
-    """Write ``img`` as :func:`read_image` returns it; gray + alpha (HxWx2) as a gray + alpha PNG.
-
-    Returns:
-        bool: Whether it was written.
-    """
-    if img.ndim == 3 and img.shape[2] == 2:
-        if img.dtype != np.uint8:
-            raise ValueError('16-bit gray + alpha cannot be written (Pillow writes gray + alpha PNGs in 8 bit)')
-        Image.fromarray(img, 'LA').save(path)
-        return True
-    return cv2.imwrite(path, img)
+from .backends import BACKENDS, choose_backend, runtime_errors
+from .loading import network_from_checkpoint
+from .outputs import list_inputs, output_path, plan_outputs
+from .utils.image_io import read_image, write_image
+from .utils.tiling import sr_forward, tile_boxes
 
 
 def _to_network(patch, num_in_ch, max_value, device):
@@ -170,85 +95,6 @@ def upscale_image(img, net, scale, num_in_ch=3, tile=0, tile_pad=0, ensemble=Fal
     return out
 
 
-def output_path(in_path, out_dir, suffix, ext, img):
-    """Where the result of ``in_path`` goes: its stem (plus ``_suffix``), with the chosen extension.
-
-    ``auto`` keeps the input's extension, but writes PNG where the format could not
-    hold the result (JPEG: alpha or 16 bit; any format but PNG: gray + alpha).
-    """
-    candidates = output_candidates(in_path, out_dir, suffix, ext)
-    alpha = img.ndim == 3 and img.shape[2] in (2, 4)
-    needs_png = (img.ndim == 3 and img.shape[2] == 2) or (
-        candidates[0].lower().endswith(('.jpg', '.jpeg')) and (img.dtype == np.uint16 or alpha))
-    return candidates[-1] if needs_png else candidates[0]
-
-
-def output_candidates(in_path, out_dir, suffix, ext):
-    """The output names ``in_path`` may get, whatever it holds: the chosen format, then PNG if that differs."""
-    stem, in_ext = osp.splitext(osp.basename(in_path))
-    ext = in_ext.lstrip('.').lower() if ext == 'auto' else ext
-    names = [f'{stem}_{suffix}.{e}' if suffix else f'{stem}.{e}' for e in dict.fromkeys((ext, 'png'))]
-    return [osp.join(out_dir, name) for name in names]
-
-
-def plan_outputs(inputs, out_dir, suffix, ext, overwrite):
-    """Check, before any work, that no output replaces an input, another output, or (without ``overwrite``) a file.
-
-    Each input's own name (:func:`output_candidates`, first) is reserved for it;
-    its PNG fallback (for alpha or 16 bit in a JPEG) too, unless that is another
-    input's own name: then that input fails alone if it ever needs the fallback
-    (:func:`output_path` is checked against the plan when writing).
-
-    Returns:
-        dict[str, str]: The real path of each planned output -> its input.
-
-    Raises:
-        ValueError: Naming the inputs and outputs at fault and what would work.
-    """
-    real_inputs = {osp.realpath(p): p for p in inputs}
-    owners = {}
-    for rank in (0, 1):  # every input's own name first, then the fallbacks that are free
-        for path in inputs:
-            candidates = output_candidates(path, out_dir, suffix, ext)
-            if rank >= len(candidates):
-                continue
-            target = candidates[rank]
-            real = osp.realpath(target)
-            if real in real_inputs:
-                raise ValueError(f'{target} would replace the input {real_inputs[real]}: inputs are never written '
-                                 'over; choose another -o folder or a --suffix.')
-            if real in owners and owners[real] != path:
-                if rank == 1:
-                    continue
-                raise ValueError(f'{owners[real]} and {path} would both be written to {target}; choose --ext or '
-                                 '--suffix so that their names differ, or upscale them into separate folders.')
-            owners[real] = path
-    existing = sorted(t for t in owners if osp.exists(t))
-    if existing and not overwrite:
-        shown = ', '.join(existing[:5]) + (f' and {len(existing) - 5} more' if len(existing) > 5 else '')
-        raise ValueError(f'{len(existing)} output(s) exist already: {shown}; pass --overwrite to replace them.')
-    return owners
-
-
-def list_inputs(path, out_dir=None, suffix=''):
-    """The image files of a folder (sorted), or ``[path]`` for a file.
-
-    When the results go into the input folder with a ``suffix``, the files that
-    are results of a previous run (``<stem>_<suffix>.*`` beside an input
-    ``<stem>.*``) are not inputs.
-    """
-    if osp.isfile(path):
-        return [path]
-    if not osp.isdir(path):
-        raise FileNotFoundError(f'-i {path} is neither a file nor a folder.')
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
-    if suffix and out_dir is not None and osp.isdir(out_dir) and osp.samefile(path, out_dir):
-        stems = {osp.splitext(n)[0] for n in names}
-        names = [n for n in names if not (osp.splitext(n)[0].endswith(f'_{suffix}')
-                                          and osp.splitext(n)[0][:-len(suffix) - 1] in stems)]
-    return [osp.join(path, n) for n in names]
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Upscale an image or every image of a folder with a trained network.')
     parser.add_argument('-i', '--input', required=True, help='Image file or folder.')
@@ -278,29 +124,6 @@ def parse_args(argv=None):
     parser.add_argument('--overwrite', action='store_true', help='Replace outputs that exist already (inputs are '
                         'never replaced). Without it, existing outputs stop the run before any work.')
     return parser.parse_args(argv)
-
-
-def choose_backend(net, args, num_in_ch):
-    """The network as ``--backend`` runs it: the module on ``--device``, or a runner of another runtime.
-
-    Returns:
-        tuple[callable, str]: The network or runner, and the backend's name.
-
-    Raises:
-        RuntimeError: If the backend is not installed (naming the extra).
-        ValueError: If it cannot run as asked (a GPU, or fp16/bf16, with a CPU runtime).
-    """
-    torch_only = args.device != 'cpu' or args.half or args.bf16
-    if args.backend in ('onnxruntime', 'openvino') and torch_only:
-        raise ValueError(f'--backend {args.backend} runs on the CPU in fp32: drop --device cuda, --half and --bf16, '
-                         'or use --backend torch.')
-    if args.backend == 'torch' or (args.backend == 'auto' and torch_only):
-        return net.to(args.device), 'torch'
-    if args.backend != 'auto':
-        return make_runner(net, args.backend, num_in_ch), args.backend
-    backend, runner, times = fastest_backend(net, num_in_ch)
-    print('backend auto: ' + ', '.join(f'{b} {ms:.1f} ms' for b, ms in times.items()) + f' -> {backend}')
-    return (net if backend == 'torch' else runner), backend
 
 
 def check_arguments(args):
@@ -350,8 +173,9 @@ def main(argv=None):
         print(f'error: {error}', file=sys.stderr)
         return 2
     radius = receptive_radius(net)
+    amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
     try:
-        net, backend = choose_backend(net, args, num_in_ch)
+        net, backend = choose_backend(net, args.backend, num_in_ch, device=args.device, amp_dtype=amp_dtype)
     except (RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
@@ -364,7 +188,6 @@ def main(argv=None):
     if args.tile and tile_pad < radius:
         print(f'warning: --tile_pad {tile_pad} is below the receptive-field radius ({radius} px): pixels near the '
               'tile seams will differ from the whole-image result.', file=sys.stderr)
-    amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
     try:
         os.makedirs(args.output, exist_ok=True)
     except OSError as error:

@@ -24,7 +24,7 @@ import yaml
 from basicsr.archs import build_network
 
 from .archs import count_parameters
-from .data.demo_data import make_demo_data
+from .prepare.demo import make_demo_data
 from .options import load_options
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -15,10 +15,8 @@ and 255 for RDN, residual scale 1). Needs the optional ``spandrel`` package (``p
 """
 from spandrel import MAIN_REGISTRY, ArchSupport, Architecture, ImageModelDescriptor
 
-from .archs import RDN, WDSR_A, WDSR_B
 from .archs.describe import describe_rdn, describe_wdsr
-
-NETWORKS = {'WDSR_A': WDSR_A, 'WDSR_B': WDSR_B, 'RDN': RDN}
+from .loading import build_described
 
 
 class _Arch(Architecture):
@@ -30,8 +28,8 @@ class _Arch(Architecture):
 
     def load(self, state_dict):
         options = self._describe(state_dict)
-        kind = options.pop('type')
-        model = NETWORKS[kind](**options)
+        kind = options['type']
+        model = build_described(options, f'spandrel {self.name}')
         scale = options['upscale']
         return ImageModelDescriptor(
             model,

@@ -1,142 +1,14 @@
-"""``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault; LMDB helpers."""
-import os
+"""``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault."""
 from os import path as osp
-
-import cv2
-import lmdb
-import numpy as np
 
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils import get_root_logger
-from basicsr.utils.file_client import LmdbBackend
 from basicsr.utils.registry import DATASET_REGISTRY
+
+from .lmdb_util import check_lmdb_complete, read_meta_info, record_shape
 
 #: How many example keys a key-mismatch error lists.
 NUM_EXAMPLE_KEYS = 5
-
-
-#: The LMDB environments open in this process (and inherited by its forked DataLoader workers), by data file:
-#: (st_dev, st_ino) -> ((st_mtime_ns, st_size), environment).
-_ENVIRONMENTS = {}
-
-
-def shared_lmdb(path, readonly=True, lock=False, readahead=False, **kwargs):
-    """The process's environment of the LMDB at ``path``, opened on first use and shared after.
-
-    py-lmdb refuses to open one environment twice in a process (a train and a
-    validation set over one LMDB, or a DataLoader worker forked from a process
-    that has it open). Every opener of the same data file gets the same
-    environment; the options of the first opener hold. An environment that was
-    closed, or whose file changed since, is opened again.
-
-    Args:
-        path (str): The LMDB folder.
-        readonly, lock, readahead: ``lmdb.open``'s, defaults as basicsr's ``LmdbBackend``.
-        **kwargs: Other ``lmdb.open`` arguments (basicsr's ``io_backend`` passes them through).
-
-    Returns:
-        lmdb.Environment: The environment.
-    """
-    stat = os.stat(osp.join(path, 'data.mdb'))
-    identity, version = (stat.st_dev, stat.st_ino), (stat.st_mtime_ns, stat.st_size)
-    if identity in _ENVIRONMENTS:
-        known_version, env = _ENVIRONMENTS.pop(identity)
-        try:
-            env.info()
-        except lmdb.Error:  # closed by its user
-            pass
-        else:
-            if known_version == version:
-                _ENVIRONMENTS[identity] = (version, env)
-                return env
-            env.close()
-    env = lmdb.open(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
-    _ENVIRONMENTS[identity] = (version, env)
-    return env
-
-
-def read_meta_info(lmdb_path):
-    """Keys, (h, w, c) shapes and line numbers of an LMDB's meta_info.txt, in file order.
-
-    basicsr takes the key as the image name up to the first dot.
-
-    Returns:
-        dict[str, tuple[tuple[int, int, int], int]]: key -> (shape, line number).
-    """
-    entries = {}
-    with open(osp.join(lmdb_path, 'meta_info.txt')) as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                name, shape = line.split()[:2]
-                entries[name.split('.')[0]] = (tuple(int(v) for v in shape.strip('()').split(',')), number)
-    return entries
-
-
-def record_shape(lmdb_path, key):
-    """The (h, w, c) of the image stored under ``key``, decoded from the record.
-
-    Raises:
-        LookupError: If the LMDB has no such record.
-        ValueError: If the record is not a decodable image.
-    """
-    with shared_lmdb(lmdb_path).begin(write=False) as txn:
-        content = txn.get(key.encode('ascii'))
-    if content is None:
-        raise LookupError(f'Key {key!r} is listed in {lmdb_path}/meta_info.txt but missing from the LMDB.')
-    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f'Record {key!r} in LMDB {lmdb_path} is not a decodable image (corrupt LMDB?).')
-    return img.shape[:2] + ((img.shape[2] if img.ndim == 3 else 1), )
-
-
-def check_lmdb_complete(path):
-    """Refuse an LMDB whose ``data.mdb`` is shorter than its last page (an interrupted copy).
-
-    Reading such a file through its memory map kills the process with SIGBUS
-    (a DataLoader worker "exited unexpectedly"); this check reads only the
-    environment's meta pages.
-
-    Args:
-        path (str): The LMDB folder.
-
-    Raises:
-        OSError: Naming the LMDB, its size and the size its pages need.
-    """
-    data = osp.join(path, 'data.mdb')
-    if not osp.isfile(data):
-        raise FileNotFoundError(f'{path} is not an LMDB: it has no data.mdb.')
-    env = shared_lmdb(path)
-    needed = (env.info()['last_pgno'] + 1) * env.stat()['psize']
-    size = osp.getsize(data)
-    if size < needed:
-        raise OSError(f'LMDB {path} is cut short: data.mdb has {size} bytes, its pages need {needed} '
-                      '(an interrupted copy?); copy or prepare it again.')
-
-
-def raise_if_bad_record(dataset, index, error):
-    """After a paired dataset failed to read sample ``index``, raise an error naming the LMDB and key at fault.
-
-    Used for basicsr's ``PairedImageDataset`` and every subclass (see
-    :mod:`wdsr_basicsr.compat`): basicsr itself fails later with ``'NoneType'
-    object has no attribute ...``. Returns when no record is at fault.
-
-    Args:
-        dataset (PairedImageDataset): The dataset.
-        index (int): The sample that failed.
-        error (Exception): Its error, chained to the one raised.
-    """
-    if dataset.file_client is None or not isinstance(dataset.file_client.client, LmdbBackend):
-        return
-    for client_key, folder in (('gt', dataset.gt_folder), ('lq', dataset.lq_folder)):
-        key = dataset.paths[index][f'{client_key}_path']
-        try:
-            content = dataset.file_client.get(key, client_key)
-        except Exception as read_error:  # noqa: BLE001  (any failure of the backend is reported the same way)
-            raise OSError(f'Cannot read key {key!r} from LMDB {folder}: {read_error}') from error
-        if content is None:
-            raise LookupError(f'Key {key!r} is listed in {folder}/meta_info.txt but missing from the LMDB.') from error
-        if cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR) is None:
-            raise ValueError(f'Record {key!r} in LMDB {folder} is not a decodable image (corrupt LMDB?).') from error
 
 
 @DATASET_REGISTRY.register()

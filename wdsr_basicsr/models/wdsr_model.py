@@ -16,10 +16,10 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from ..utils.checkpoint import load_checkpoint, save_atomic, strip_module_prefix
+from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.dist import all_gather
 from ..utils import report
-from ..utils.inference import sr_forward
+from ..utils.tiling import sr_forward
 
 AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16
 
@@ -138,7 +138,7 @@ class WDSRModel(SRModel):
         save_dict = {'network_g': dict(self.opt['network_g'])}
         for net_, key in zip(nets, keys):
             state = self.get_bare_model(net_).state_dict()
-            save_dict[key] = {k: v.cpu() for k, v in strip_module_prefix(state).items()}
+            save_dict[key] = {k: v.cpu() for k, v in strip_prefixes(state).items()}
         self._save_rank0(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
     @master_only
@@ -193,7 +193,7 @@ class WDSRModel(SRModel):
                 raise KeyError(f'path:pretrain_network_g {load_path} has no {param_key!r} entry '
                                f'(it has {sorted(checkpoint)}).')
             checkpoint = checkpoint[param_key]
-        state = strip_module_prefix(checkpoint)
+        state = strip_prefixes(checkpoint)
         bare = self.get_bare_model(net)
         get_root_logger().info(f'Loading {bare.__class__.__name__} from {load_path} [{param_key}].')
         self._print_different_keys_loading(bare, state, strict)

@@ -16,7 +16,7 @@ from os import path as osp
 import cv2
 import numpy as np
 
-from ..data.prepare_div2k import matlab_resize
+from .resize import matlab_resize
 
 #: Side of the pre-selected crop, in HR pixels (at most half the image's shorter side).
 CROP = 48

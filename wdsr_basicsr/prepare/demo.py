@@ -14,7 +14,9 @@ from os import path as osp
 import cv2
 from skimage import data as skimage_data
 
-from .prepare_div2k import hr_dir, prepare, run_and_report
+from . import run_and_report
+from .div2k import prepare
+from .layout import hr_dir
 
 #: scikit-image photographs (RGB, real scenes) used for training, in order.
 TRAIN_PHOTOS = ('astronaut', 'hubble_deep_field', 'immunohistochemistry', 'retina')

@@ -23,7 +23,6 @@ MD5) into INPUT. Manga109's licence forbids redistribution: download it from man
 109 SR-benchmark pages in ``INPUT/Manga109``.
 """
 import argparse
-import hashlib
 import os
 import shutil
 import sys
@@ -33,21 +32,27 @@ import zipfile
 from os import path as osp
 
 import cv2
-from PIL import Image
 from tqdm import tqdm
 
-from .prepare_div2k import PreparationError, bicubic_downscale, download, mod_crop
+from ..utils.image_io import IMAGE_EXTENSIONS, frames
+from ..utils.resize import bicubic_downscale, mod_crop
+from . import PreparationError
+from .fetch import download, extract, md5sum
 
 #: The sets and their image counts; folder names others use for them.
 SETS = {'Set5': 5, 'Set14': 14, 'B100': 100, 'Urban100': 100, 'Manga109': 109}
 ALIASES = {'Set5': ('Set5', 'set5'), 'Set14': ('Set14', 'set14'), 'B100': ('B100', 'BSD100', 'BSDS100', 'bsd100'),
            'Urban100': ('Urban100', 'urban100'), 'Manga109': ('Manga109', 'manga109')}
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 ARCHIVE_EXTENSIONS = ('.zip', '.tar', '.tar.gz', '.tgz')
 #: HR sizes are cropped to a multiple of this, so that every scale divides them (BasicSR's GTmod12).
 MOD = 12
 #: EDSR's benchmark archive (Set5, Set14, B100, Urban100 with HR and LR folders), MD5 as torchSR lists it.
 BENCHMARK_TAR = ('https://cv.snu.ac.kr/research/EDSR/benchmark.tar', '4ace41d33c2384b97e6b320cd0afd6ba')
+
+
+def is_image(name):
+    """Whether a file or archive member name is one of an image."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def list_images(folder):
@@ -57,30 +62,6 @@ def list_images(folder):
             folder = osp.join(folder, sub)
             break
     return sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-
-
-def extract(archive, dest):
-    """Extract the image members of a zip or tar archive into ``dest`` (no member may land outside it)."""
-    if archive.endswith('.zip'):
-        with zipfile.ZipFile(archive) as z:
-            members = [m for m in z.namelist() if m.lower().endswith(IMAGE_EXTENSIONS)]
-            _check_members(archive, dest, members)
-            z.extractall(dest, members)
-    else:
-        with tarfile.open(archive) as t:
-            members = [m for m in t.getmembers() if m.isfile() and m.name.lower().endswith(IMAGE_EXTENSIONS)]
-            _check_members(archive, dest, [m.name for m in members])
-            if hasattr(tarfile, 'data_filter'):  # Python >= 3.11.4 / 3.10.12 / 3.9.17
-                t.extractall(dest, members, filter='data')
-            else:
-                t.extractall(dest, members)
-
-
-def _check_members(archive, dest, names):
-    root = osp.realpath(dest) + os.sep
-    for name in names:
-        if not osp.realpath(osp.join(dest, name)).startswith(root):
-            raise PreparationError(f'{archive}: member {name!r} would be written outside {dest}.')
 
 
 def find_set(input_dir, name, scratch):
@@ -102,7 +83,7 @@ def find_set(input_dir, name, scratch):
             if osp.isfile(archive):
                 dest = osp.join(scratch, name)
                 try:
-                    extract(archive, dest)
+                    extract(archive, dest, keep=is_image)
                 except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
                     raise PreparationError(f'{archive} cannot be read ({type(error).__name__}: {error}); not '
                                            'prepared.') from None
@@ -111,15 +92,6 @@ def find_set(input_dir, name, scratch):
                 hr = [d for d in folders if osp.basename(d) in ('HR', 'GTmod12')] or folders
                 return sorted(p for d in hr for p in list_images(d)) if hr else []
     return None
-
-
-def frames(path):
-    """How many frames (pages) an image file holds; 1 where Pillow cannot tell."""
-    try:
-        with Image.open(path) as img:
-            return getattr(img, 'n_frames', 1)
-    except (OSError, ValueError):
-        return 1
 
 
 def prepare_set(name, images, output, scales):
@@ -209,14 +181,6 @@ def remove_temporaries(output):
                     shutil.rmtree(osp.join(path, sub), ignore_errors=True)
 
 
-def md5sum(path, chunk_size=1 << 20):
-    digest = hashlib.md5()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk_size), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_benchmarks(input_dir):
     """Fetch EDSR's benchmark.tar into ``input_dir`` (resumable), check its MD5 and unpack its four sets."""
     url, expected = BENCHMARK_TAR
@@ -228,7 +192,7 @@ def download_benchmarks(input_dir):
         os.remove(archive)
         raise PreparationError(f'{archive}: MD5 {digest}, expected {expected}; removed, run again.')
     with tempfile.TemporaryDirectory(dir=input_dir) as scratch:
-        extract(archive, scratch)
+        extract(archive, scratch, keep=is_image)
         for name in ('Set5', 'Set14', 'B100', 'Urban100'):
             src, dst = osp.join(scratch, 'benchmark', name), osp.join(input_dir, name)
             if osp.isdir(src) and not osp.exists(dst):

@@ -1,0 +1,34 @@
+"""Offline preparation of the data that training and testing read, apart from the datasets themselves.
+
+* :mod:`.fetch`: resumable, checked downloads and archives that cannot write outside their folder;
+* :mod:`.layout`: DIV2K's folder and LMDB names;
+* :mod:`.lmdb`: sub-images and whole images to LMDBs with ``meta_info.txt``;
+* :mod:`.div2k`, :mod:`.benchmarks`, :mod:`.demo`: the three preparations, each with its command-line entry.
+"""
+import sys
+
+from ..utils.image_io import read_bgr as _read_bgr
+
+
+class PreparationError(RuntimeError):
+    """A fault in the input data; the message names the file."""
+
+
+def read_bgr(path):
+    """:func:`wdsr_basicsr.utils.image_io.read_bgr`, its faults raised as :class:`PreparationError`."""
+    try:
+        return _read_bgr(path)
+    except (OSError, ValueError) as error:
+        raise PreparationError(str(error)) from None
+
+
+def run_and_report(job):
+    """Run ``job`` (which returns the paths it wrote), print them or the data fault; return the exit status."""
+    try:
+        written = job()
+    except PreparationError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
+    for path in written:
+        print(f'wrote {path}')
+    return 0

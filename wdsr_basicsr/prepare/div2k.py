@@ -1,0 +1,184 @@
+"""DIV2K to LMDB: download, bicubic LR, sub-images, LMDBs with meta info.
+
+From DIV2K's own layout::
+
+    ROOT/DIV2K_train_HR/0001.png ...
+    ROOT/DIV2K_valid_HR/0801.png ...
+    ROOT/DIV2K_{train,valid}_LR_bicubic/X{s}/0001x{s}.png   (optional)
+
+to the LMDBs of BasicSR's documentation::
+
+    ROOT/DIV2K_train_HR_sub.lmdb, ROOT/DIV2K_train_LR_bicubic_X{s}_sub.lmdb
+    ROOT/DIV2K_valid_HR.lmdb,     ROOT/DIV2K_valid_LR_bicubic_X{s}.lmdb
+
+Steps:
+
+1. ``--download``: fetch the official archives (resumable, checked against the
+   size the server announces and against the CRC-32 of every member of the
+   zip), then unpack them.
+2. Where an LR folder is missing, make it from HR with MATLAB-compatible
+   bicubic (``basicsr.utils.matlab_functions.imresize``) after cropping HR to
+   a multiple of the scale, and write it as DIV2K would.
+3. Read every image once and check it (readable, LR size = HR size // s)
+   before any LMDB is written; a fault stops the run with the file's name.
+4. Training split: overlapping sub-images (HR cropped to a multiple of 12,
+   then ``crop_size`` px every ``step`` px, LR crops at the same places
+   divided by s) written straight to LMDB (:mod:`.lmdb`).
+   Validation split: whole images. All LMDBs of a split share their keys.
+
+Each LMDB is built under a temporary name and renamed when complete, so an
+interrupted run leaves nothing that looks finished; a rerun skips the LMDBs
+that exist and builds the missing ones (with the same keys).
+"""
+import argparse
+import multiprocessing
+import os
+import shutil
+from functools import partial
+from os import path as osp
+
+import cv2
+import torch
+from tqdm import tqdm
+
+from ..utils.resize import bicubic_downscale
+from . import PreparationError, read_bgr, run_and_report
+from .fetch import download, unpack
+from .layout import SPLITS, hr_dir, list_hr_stems, lmdb_names, lr_dir, lr_path
+from .lmdb import build_split_lmdbs, check_keys_agree
+
+DIV2K_URL = 'http://data.vision.ee.ethz.ch/cvl/DIV2K/'
+
+
+def archive_names(scales):
+    """Names of the official DIV2K archives holding HR and bicubic LR for ``scales``."""
+    names = [f'DIV2K_{split}_HR.zip' for split in SPLITS]
+    names += [f'DIV2K_{split}_LR_bicubic_X{s}.zip' for s in scales for split in SPLITS]
+    return names
+
+
+def download_div2k(root, scales, base_url=DIV2K_URL):
+    """Download and unpack the DIV2K HR archives and the bicubic LR archives of ``scales``."""
+    os.makedirs(root, exist_ok=True)
+    for name in archive_names(scales):
+        dest = osp.join(root, name)
+        download(base_url + name, dest)
+        unpack(dest, root)
+
+
+def _init_worker():
+    torch.set_num_threads(1)  # one process per core already
+    cv2.setNumThreads(1)
+
+
+def make_pool(workers):
+    """A process pool that is safe to start from a process that already ran torch.
+
+    Forking a process whose torch (OpenMP) thread pool is running can hang the
+    child, so workers are forked from a fresh fork server instead.
+    """
+    context = multiprocessing.get_context('forkserver')
+    context.set_forkserver_preload([__name__])
+    return context.Pool(workers, initializer=_init_worker)
+
+
+def _make_lr_image(stem, root, split, scale):
+    hr = read_bgr(osp.join(hr_dir(root, split), f'{stem}.png'))
+    cv2.imwrite(osp.join(lr_dir(root, split, scale) + '.partial', f'{stem}x{scale}.png'), bicubic_downscale(hr, scale))
+
+
+def make_missing_lr(root, split, scales, stems, pool):
+    """Make each missing LR folder from HR with MATLAB bicubic (built aside, renamed when complete)."""
+    for scale in scales:
+        final = lr_dir(root, split, scale)
+        if osp.isdir(final):
+            continue
+        tmp = final + '.partial'
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        job = partial(_make_lr_image, root=root, split=split, scale=scale)
+        for _ in tqdm(pool.imap_unordered(job, stems), total=len(stems), desc=f'{split} LR x{scale} (bicubic)'):
+            pass
+        os.replace(tmp, final)
+
+
+def _check_image(stem, root, split, scales):
+    hr_path = osp.join(hr_dir(root, split), f'{stem}.png')
+    hr = read_bgr(hr_path)
+    h, w = hr.shape[:2]
+    for scale in scales:
+        path = lr_path(root, split, scale, stem)
+        lr_h, lr_w = read_bgr(path).shape[:2]
+        if (lr_h, lr_w) != (h // scale, w // scale):
+            raise PreparationError(f'{path} is {lr_w}x{lr_h}, but {hr_path} is {w}x{h}: '
+                                   f'expected {w // scale}x{h // scale} at x{scale}.')
+    return stem
+
+
+def check_split(root, split, scales, stems, pool):
+    """Read every HR and LR image of the split once; raise on the first fault, naming the file."""
+    job = partial(_check_image, root=root, split=split, scales=scales)
+    for _ in tqdm(pool.imap_unordered(job, stems), total=len(stems), desc=f'{split} check'):
+        pass
+
+
+def prepare(root, scales=(2, 3, 4), crop_size=480, step=240, workers=None, splits=SPLITS):
+    """Prepare the DIV2K LMDBs under ``root`` (see the module docstring).
+
+    Args:
+        root (str): DIV2K folder.
+        scales (tuple[int]): Scales of the LR LMDBs. Default: (2, 3, 4).
+        crop_size (int): HR sub-image size of the training split. Default: 480.
+        step (int): Stride between HR sub-images. Default: 240.
+        workers (int | None): Worker processes. Default: the CPU count.
+        splits (tuple[str]): Splits to prepare. Default: ('train', 'valid').
+
+    Returns:
+        list[str]: LMDBs written (those already present are skipped).
+    """
+    scales = tuple(sorted(set(int(s) for s in scales)))
+    if not scales or min(scales) < 1:
+        raise PreparationError(f'--scales {scales}: give one or more integers >= 1.')
+    for name, value in (('--crop-size', crop_size), ('--step', step)):
+        if value < 1 or any(value % s for s in scales):
+            raise PreparationError(f'{name} {value} must be a positive multiple of every scale in {scales}, '
+                                   'so that LR sub-images line up with HR ones.')
+    workers = workers or os.cpu_count() or 1
+    stems = {split: list_hr_stems(root, split) for split in splits}
+    written = []
+    todo = [s for s in splits if not all(osp.isdir(osp.join(root, n)) for n in lmdb_names(s, scales).values())]
+    for split in set(splits) - set(todo):
+        print(f'{split}: all LMDBs exist, skipped.')
+    if todo:
+        with make_pool(workers) as pool:
+            for split in todo:
+                make_missing_lr(root, split, scales, stems[split], pool)
+                check_split(root, split, scales, stems[split], pool)
+                written += build_split_lmdbs(root, split, scales, stems[split], crop_size, step, pool)
+    for split in splits:
+        check_keys_agree(root, split, scales)
+    return written
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Prepare DIV2K (or a DIV2K-shaped folder) as the LMDBs BasicSR option files point at.')
+    parser.add_argument('--root', required=True, help='DIV2K folder (DIV2K_train_HR/, DIV2K_valid_HR/, ...).')
+    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='LR scales. Default: 2 3 4.')
+    parser.add_argument('--download', action='store_true', help='Fetch and unpack the official archives first.')
+    parser.add_argument('--crop-size', type=int, default=480, help='HR sub-image size (train). Default: 480.')
+    parser.add_argument('--step', type=int, default=240, help='Stride between HR sub-images. Default: 240.')
+    parser.add_argument('--workers', type=int, default=None, help='Worker processes. Default: CPU count.')
+    parser.add_argument('--base-url', default=DIV2K_URL, help=f'Where the archives are. Default: {DIV2K_URL}')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    def job():
+        if args.download:
+            download_div2k(args.root, args.scales, args.base_url)
+        return prepare(args.root, args.scales, args.crop_size, args.step, args.workers)
+
+    return run_and_report(job)

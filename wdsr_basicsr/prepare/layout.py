@@ -1,0 +1,46 @@
+"""DIV2K's folder and LMDB names, as its archives and BasicSR's documentation name them."""
+import os
+from os import path as osp
+
+from . import PreparationError
+
+SPLITS = ('train', 'valid')
+
+
+def hr_dir(root, split):
+    return osp.join(root, f'DIV2K_{split}_HR')
+
+
+def lr_dir(root, split, scale):
+    return osp.join(root, f'DIV2K_{split}_LR_bicubic', f'X{scale}')
+
+
+def lr_path(root, split, scale, stem):
+    return osp.join(lr_dir(root, split, scale), f'{stem}x{scale}.png')
+
+
+def lmdb_names(split, scales):
+    """LMDB names of a split, HR first, as BasicSR's documentation names them."""
+    suffix = '_sub' if split == 'train' else ''
+    names = {'hr': f'DIV2K_{split}_HR{suffix}.lmdb'}
+    names.update({s: f'DIV2K_{split}_LR_bicubic_X{s}{suffix}.lmdb' for s in scales})
+    return names
+
+
+def list_hr_stems(root, split):
+    """Sorted stems of the PNGs in the split's HR folder.
+
+    Raises:
+        PreparationError: If the folder is missing or holds no PNG.
+    """
+    folder = hr_dir(root, split)
+    if not osp.isdir(folder):
+        raise PreparationError(f'HR folder {folder} does not exist (expected DIV2K layout under {root}; '
+                               'use --download to fetch DIV2K).')
+    stems = sorted(osp.splitext(n)[0] for n in os.listdir(folder) if n.lower().endswith('.png'))
+    if not stems:
+        raise PreparationError(f'HR folder {folder} holds no PNG image.')
+    for stem in stems:
+        if '.' in stem:  # basicsr cuts LMDB keys at the first dot of meta_info.txt
+            raise PreparationError(f'{osp.join(folder, stem)}.png: the name may not contain a dot.')
+    return stems

@@ -73,7 +73,7 @@ setup(
             'wdsr-inference = wdsr_basicsr.inference:main',
             'wdsr-export = wdsr_basicsr.export:main',
             'wdsr-convert = wdsr_basicsr.convert:main',
-            'wdsr-benchmark = wdsr_basicsr.benchmark:main',
+            'wdsr-benchmark = wdsr_basicsr.benchmark.cli:main',
             'wdsr-compare = wdsr_basicsr.compare:main',
         ],
     },

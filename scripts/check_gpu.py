@@ -33,10 +33,10 @@ from os import path as osp
 import torch
 
 import wdsr_basicsr  # noqa: F401  (compat and registration)
-from bench_train import NETS, iteration_seconds
+from wdsr_basicsr.benchmark.training import NETS, iteration_seconds
 from basicsr.archs import build_network
 from wdsr_basicsr.archs import fold_weight_norm
-from wdsr_basicsr.benchmark import prepare_for_timing
+from wdsr_basicsr.benchmark.measure import prepare_for_timing
 from wdsr_basicsr.prepare.demo import make_demo_data
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.utils.timing import interleaved_median_ms

@@ -10,7 +10,7 @@ import torch
 import wdsr_basicsr.backends as backends
 from conftest import OPTIONS, photo
 from wdsr_basicsr.archs import RDN, WDSR_A, WDSR_B, fold_weight_norm
-from wdsr_basicsr.benchmark import main as benchmark_main
+from wdsr_basicsr.benchmark.cli import main as benchmark_main
 from wdsr_basicsr.inference import main as inference_main
 
 NETS = {

@@ -169,7 +169,7 @@ def test_installed_means_registered():
                     'print(all(n in ARCH_REGISTRY for n in ("WDSR_A", "WDSR_B", "RDN")), "WDSRModel" in MODEL_REGISTRY,'
                     ' "CheckedPairedImageDataset" in DATASET_REGISTRY, o.parse_options.__module__)')
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ['True', 'True', 'True', 'wdsr_basicsr.options']
+    assert result.stdout.split() == ['True', 'True', 'True', 'wdsr_basicsr.options.parse']
 
 
 def test_start_up_imports_nothing_heavy():

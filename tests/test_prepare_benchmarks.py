@@ -107,7 +107,7 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
     # the benchmark's paper table from the same file and weights: the figures test.py wrote, every set a column
     import json
 
-    from wdsr_basicsr.benchmark import main as benchmark_main
+    from wdsr_basicsr.benchmark.cli import main as benchmark_main
     monkeypatch.chdir(tmp_path / 'in')  # results/benchmark_... go under the working directory
     assert benchmark_main(['--opt', str(tmp_path / 't.yml'), '--weights', str(weights), '--lr-size', '8', '8',
                            '--device', 'cpu', '--json', str(tmp_path / 'rows.json')]) == 0

@@ -302,9 +302,15 @@ def test_bad_rgb_mean_named():
         WDSR_A(num_in_ch=1, num_out_ch=1, rgb_mean=(0.1, 0.2))
 
 
+@pytest.mark.parametrize('fused', [True, False], ids=['private-fused', 'public-fallback'])
 @pytest.mark.parametrize('norm', ['weight', 'none', 'batch'])
-def test_cpu_chunked_inference_equals_plain_forward(norm, monkeypatch):
-    from wdsr_basicsr.archs import wdsr_arch
+def test_cpu_chunked_inference_equals_plain_forward(norm, fused, monkeypatch):
+    """The fast path (with PyTorch's private fused addmm + ReLU, and with its public fallback) equals the layers."""
+    from wdsr_basicsr.archs import wdsr_fast
+    if fused:
+        assert wdsr_fast._ADDMM_ACTIVATION is not None  # this torch has the kernel: the fused branch runs
+    else:
+        monkeypatch.setattr(wdsr_fast, '_ADDMM_ACTIVATION', None)
     torch.manual_seed(0)
     net = WDSR_B(num_feat=8, num_block=2, upscale=2, res_scale=0.7, norm=norm)
     for m in net.modules():
@@ -314,7 +320,7 @@ def test_cpu_chunked_inference_equals_plain_forward(norm, monkeypatch):
             torch.nn.init.uniform_(m.weight, 0.5, 1.5)
             torch.nn.init.uniform_(m.bias, -1, 1)
     net.eval()
-    monkeypatch.setitem(wdsr_arch.CHUNK_BYTES, 'cpu', 100 * 48 * 4)  # chunks of 100 pixels, across rows and images
+    monkeypatch.setitem(wdsr_fast.CHUNK_BYTES, 'cpu', 100 * 48 * 4)  # chunks of 100 pixels, across rows and images
     x = torch.rand(2, 8, 23, 19)
     with torch.no_grad():
         for block in net.body:

@@ -3,20 +3,13 @@
 Usage: python wdsr_basicsr/test.py -opt FILE [--force_yml key:sub=value ...]. Results go under the current
 working directory.
 """
-import os
-import sys
-
 import wdsr_basicsr  # noqa: F401  (compat and registration, before basicsr's pipeline)
 from basicsr.test import test_pipeline
-from wdsr_basicsr.options import OptionError
-from wdsr_basicsr.utils.dist import run_reporting_rank
+from wdsr_basicsr.options import run_pipeline
 
 
 def main():
-    try:
-        run_reporting_rank(test_pipeline, os.getcwd())
-    except OptionError as error:  # named by the check, before any work: no traceback
-        sys.exit(f'error: {error}')
+    run_pipeline(test_pipeline)
 
 
 if __name__ == '__main__':

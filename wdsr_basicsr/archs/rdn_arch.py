@@ -60,17 +60,8 @@ class RDN(SettingsInStateDict):
             Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
     """
 
-    def __init__(self,
-                 *,
-                 num_in_ch=3,
-                 num_out_ch=3,
-                 num_feat=64,
-                 num_block=16,
-                 num_layer=8,
-                 growth=64,
-                 upscale=2,
-                 img_range=255.,
-                 rgb_mean=DIV2K_RGB_MEAN):
+    def __init__(self, *, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, num_layer=8, growth=64, upscale=2,
+                 img_range=255., rgb_mean=DIV2K_RGB_MEAN):
         super().__init__(normalisation(num_in_ch, num_out_ch, img_range, rgb_mean))
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)
         self.conv_second = nn.Conv2d(num_feat, num_feat, 3, padding=1)

@@ -11,26 +11,12 @@ channels, the two summed and pixel-shuffled. Only the block differs.
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn as nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from .arch_util import DIV2K_RGB_MEAN, SettingsInStateDict, check_norm, make_conv, normalisation
-
-#: Bytes of wide activation that WDSR-B keeps alive at once when its inference
-#: path runs the pointwise part in pixel chunks (see ``WDSRBlockB.forward``), by
-#: device type. On the CPU a chunk that stays in cache. On a GPU the whole image
-#: of usual sizes (an H100 ran the Table 1 WDSR-B 8x64 on 1020x678 in bf16 at
-#: 27/14/8.8/8.7 ms with 8/32/128 MiB chunks/the whole image); the bound only
-#: caps the memory of huge images.
-CHUNK_BYTES = {'cpu': 4 * 1024 * 1024, 'cuda': 512 * 1024 * 1024}
-
-#: WDSR-B's low-rank width is padded with zero channels to a multiple of this in
-#: its inference path: 8 fp32 lanes of AVX2 on the CPU, 16-byte rows of bf16/fp16
-#: for tensor cores on a GPU. 25 or 51 channels leave both part empty (on an
-#: H100 the 384->51 product took a slow unaligned GEMM); 32 or 56 run faster.
-LANES = 8
+from .wdsr_fast import block_b_inference, takes_fast_path
 
 #: Initialisations of the ``init`` option: ``'default'`` is PyTorch's conv
 #: initialisation (weight norm's g starts at ||v||, so the weights are the plain
@@ -106,88 +92,9 @@ class WDSRBlockB(nn.Module):
         )
 
     def forward(self, x):
-        if not _fast_inference(self, x):
-            return torch.add(x, self.body(x), alpha=self.res_scale)
-        w3, b3 = _conv_affine(self.body[3], x.dtype)
-        low = self._pointwise(x)
-        w3 = torch.cat([w3, w3.new_zeros(w3.shape[0], low.shape[1] - w3.shape[1], *w3.shape[2:])], dim=1)
-        out = F.conv2d(low, w3, b3, padding=w3.shape[-1] // 2)
-        return torch.add(x, out, alpha=self.res_scale, out=out)
-
-    def _pointwise(self, x):
-        """The 1x1 expansion, ReLU and 1x1 low-rank conv as matrix products over pixel chunks.
-
-        The three are pointwise, so they run on chunks of pixels without halo; the
-        wide activation of one chunk is a single buffer, reused for every chunk,
-        that stays in cache (CPU) or L2 (GPU) instead of streaming through memory.
-        The ReLU is fused into the first product (cuBLASLt's epilogue on GPUs). On
-        a channels-last ``x`` the chunks are views (no copy).
-
-        Args:
-            x (Tensor): (N, num_feat, H, W).
-
-        Returns:
-            Tensor: (N, low_rank padded to a multiple of ``LANES``, H, W),
-            channels-last; the padded channels are zero.
-        """
-        n, c, h, w = x.shape
-        w1, b1 = _conv_affine(self.body[0], x.dtype)
-        w2, b2 = _conv_affine(self.body[2], x.dtype)
-        w1, w2 = w1.flatten(1), w2.flatten(1)
-        low_rank = w2.shape[0]
-        padded = -(-low_rank // LANES) * LANES  # zero rows: a faster product, the same values
-        w2 = torch.cat([w2, w2.new_zeros(padded - low_rank, w2.shape[1])])
-        b2 = torch.cat([b2, b2.new_zeros(padded - low_rank)])
-        pixels = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
-        total = pixels.shape[0]
-        step = min(total, max(1, CHUNK_BYTES[x.device.type] // (self.wide * x.element_size())))
-        wide = x.new_empty(step, self.wide)
-        low = x.new_empty(total, padded)
-        for i in range(0, total, step):
-            k = min(step, total - i)
-            torch._addmm_activation(b1, pixels[i:i + k], w1.t(), out=wide[:k])
-            torch.addmm(b2, wide[:k], w2.t(), out=low[i:i + k])
-        return low.view(n, h, w, padded).permute(0, 3, 1, 2)
-
-
-def _conv_affine(layer, dtype):
-    """Weight and bias of a conv, with the eval-mode BatchNorm that follows it folded in.
-
-    Args:
-        layer (nn.Module): An ``nn.Conv2d`` (weight-normalised or not), or
-            ``nn.Sequential(conv, BatchNorm2d)`` as built by ``make_conv``.
-        dtype (torch.dtype): Type of the returned tensors.
-
-    Returns:
-        tuple[Tensor, Tensor]: ``weight`` (out, in, k, k) and ``bias`` (out).
-    """
-    conv, bn = (layer[0], layer[1]) if isinstance(layer, nn.Sequential) else (layer, None)
-    weight, bias = conv.weight, conv.bias
-    if bn is not None:
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        weight = weight * scale.view(-1, 1, 1, 1)
-        bias = (bias - bn.running_mean) * scale + bn.bias
-    return weight.to(dtype), bias.to(dtype)
-
-
-def _fast_inference(module, x):
-    """Whether ``module`` may take its inference path on ``x``.
-
-    That path (channels-last inside, WDSR-B's pointwise part as chunked matrix
-    products into reused buffers, its low-rank width padded with zero channels)
-    computes the same function as the layers one after the other. It is taken
-    in eval mode on the CPU or a CUDA GPU without autograd, and never while
-    tracing, exporting or compiling (their graphs must not depend on the input
-    size).
-    """
-    return not module.training and x.device.type in CHUNK_BYTES and not torch.is_grad_enabled() and \
-        not _recording_graph()
-
-
-def _recording_graph():
-    """Whether the forward is being traced, exported or compiled (their graphs must not depend on the size)."""
-    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or \
-        torch.compiler.is_compiling()
+        if takes_fast_path(self, x):
+            return block_b_inference(self, x)
+        return torch.add(x, self.body(x), alpha=self.res_scale)
 
 
 class _WDSR(SettingsInStateDict):
@@ -254,7 +161,7 @@ class _WDSR(SettingsInStateDict):
         Returns:
             Tensor: Shape (N, num_out_ch, H * upscale, W * upscale).
         """
-        if not _fast_inference(self, x):
+        if not takes_fast_path(self, x):
             return self._forward(x)
         # Inference runs channels-last inside (oneDNN's and cuDNN's fast layout, and the
         # pixel chunks of WDSR-B become views); the output comes back in x's layout.
@@ -298,35 +205,13 @@ class WDSR_A(_WDSR):
             :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
-    def __init__(self,
-                 *,
-                 num_in_ch=3,
-                 num_out_ch=3,
-                 num_feat=32,
-                 num_block=16,
-                 expansion=4,
-                 upscale=2,
-                 res_scale=1.0,
-                 norm='weight',
-                 img_range=WDSR_IMG_RANGE,
-                 rgb_mean=DIV2K_RGB_MEAN,
-                 init='default'):
+    def __init__(self, *, num_in_ch=3, num_out_ch=3, num_feat=32, num_block=16, expansion=4, upscale=2, res_scale=1.0,
+                 norm='weight', img_range=WDSR_IMG_RANGE, rgb_mean=DIV2K_RGB_MEAN, init='default'):
         check_norm(norm)
-        blocks = [
-            WDSRBlockA(num_feat=num_feat, expansion=expansion, res_scale=res_scale, norm=norm)
-            for _ in range(num_block)
-        ]
-        super().__init__(
-            blocks=blocks,
-            num_in_ch=num_in_ch,
-            num_out_ch=num_out_ch,
-            num_feat=num_feat,
-            upscale=upscale,
-            res_scale=res_scale,
-            norm=norm,
-            img_range=img_range,
-            rgb_mean=rgb_mean,
-            init=init)
+        blocks = [WDSRBlockA(num_feat=num_feat, expansion=expansion, res_scale=res_scale, norm=norm)
+                  for _ in range(num_block)]
+        super().__init__(blocks=blocks, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, upscale=upscale,
+                         res_scale=res_scale, norm=norm, img_range=img_range, rgb_mean=rgb_mean, init=init)
 
 
 @ARCH_REGISTRY.register()
@@ -361,37 +246,11 @@ class WDSR_B(_WDSR):
             :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
-    def __init__(self,
-                 *,
-                 num_in_ch=3,
-                 num_out_ch=3,
-                 num_feat=32,
-                 num_block=16,
-                 expansion=6,
-                 low_rank_ratio=0.8,
-                 upscale=2,
-                 res_scale=1.0,
-                 norm='weight',
-                 img_range=WDSR_IMG_RANGE,
-                 rgb_mean=DIV2K_RGB_MEAN,
+    def __init__(self, *, num_in_ch=3, num_out_ch=3, num_feat=32, num_block=16, expansion=6, low_rank_ratio=0.8,
+                 upscale=2, res_scale=1.0, norm='weight', img_range=WDSR_IMG_RANGE, rgb_mean=DIV2K_RGB_MEAN,
                  init='default'):
         check_norm(norm)
-        blocks = [
-            WDSRBlockB(
-                num_feat=num_feat,
-                expansion=expansion,
-                low_rank_ratio=low_rank_ratio,
-                res_scale=res_scale,
-                norm=norm) for _ in range(num_block)
-        ]
-        super().__init__(
-            blocks=blocks,
-            num_in_ch=num_in_ch,
-            num_out_ch=num_out_ch,
-            num_feat=num_feat,
-            upscale=upscale,
-            res_scale=res_scale,
-            norm=norm,
-            img_range=img_range,
-            rgb_mean=rgb_mean,
-            init=init)
+        blocks = [WDSRBlockB(num_feat=num_feat, expansion=expansion, low_rank_ratio=low_rank_ratio,
+                             res_scale=res_scale, norm=norm) for _ in range(num_block)]
+        super().__init__(blocks=blocks, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, upscale=upscale,
+                         res_scale=res_scale, norm=norm, img_range=img_range, rgb_mean=rgb_mean, init=init)

@@ -1,0 +1,35 @@
+"""The option loader of every training and test entry: ours, basicsr's own, a sibling plugin's.
+
+It replaces basicsr's ``parse_options`` (:mod:`wdsr_basicsr.compat` points
+basicsr's pipelines and ``basicsr.utils.options`` at :func:`parse_options`)
+and keeps the rest of basicsr's parsing, with these differences:
+
+* YAML is read with a safe loader: mappings and ``!!float`` as in basicsr, but
+  a ``!!python/...`` tag is refused with the file, line and tag, never run.
+* ``--force_yml key:sub=value`` walks the keys as plain dictionary keys and
+  reads the value as a YAML scalar or list; nothing is evaluated.
+* ``--local-rank`` (what ``python -m torch.distributed.launch`` passes) and
+  ``--local_rank`` are both accepted.
+* The distributed start takes ``dist_params`` (``backend``, ``port``,
+  ``timeout_min``) for every launcher, after :func:`~wdsr_basicsr.utils.dist.check_launch`
+  has refused launcher and device combinations that cannot work.
+* Before any work, :func:`check_options` judges every key against what the
+  file's registered classes and basicsr's pipeline read (so another plugin's
+  files keep meaning what they meant), and refuses only what cannot work.
+* A run rooted at an installed site directory (``python -m basicsr.train``)
+  writes under the current directory instead (:func:`derive_options`).
+
+Modules: :mod:`.reading` (safe YAML, ``--force_yml``), :mod:`.vocabulary` (what the registered classes
+read and take), :mod:`.check` (:func:`check_options`, :func:`check_name`), :mod:`.parse`
+(:func:`parse_options`, :func:`derive_options`, :func:`run_pipeline`).
+"""
+from .check import NUMBERS, check_name, check_options, is_plain_name
+from .parse import Options, derive_options, is_site_directory, parse_options, run_pipeline
+from .reading import DuplicateKeyError, OptionError, apply_force_yml, load_options
+from .vocabulary import built_types, edit_distance, keys_read, misspelt
+
+__all__ = [
+    'NUMBERS', 'DuplicateKeyError', 'OptionError', 'Options', 'apply_force_yml', 'built_types', 'check_name',
+    'check_options', 'derive_options', 'edit_distance', 'is_plain_name', 'is_site_directory', 'keys_read',
+    'load_options', 'misspelt', 'parse_options', 'run_pipeline'
+]

@@ -1,0 +1,168 @@
+"""basicsr's ``parse_options`` replaced: the command line, the checks, torch.distributed, derived paths."""
+import argparse
+import os
+import random
+import site
+import sys
+import sysconfig
+from os import path as osp
+
+import torch
+
+from basicsr.utils import set_random_seed
+from basicsr.utils.dist_util import get_dist_info
+
+from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
+from .check import check_name, check_options
+from .reading import OptionError, apply_force_yml, load_options
+
+
+def parse_options(root_path, is_train=True):
+    """Parse the command line and option file of ``train.py`` / ``test.py``, start torch.distributed.
+
+    Args:
+        root_path (str): Where ``experiments/`` (training) or ``results/``
+            (testing) go, unless ``path: experiments_root`` / ``results_root``
+            say otherwise (:func:`derive_options`). basicsr's own ``train.py``
+            passes the parent of the basicsr package: when that is an installed
+            site directory, the current directory is used instead.
+        is_train (bool): Training (True) or testing. Default: True.
+
+    Raises:
+        OptionError: If the option file cannot be read, or an option or the
+            launch cannot work, naming the file and key; nothing has started.
+
+    Returns:
+        tuple[Options, argparse.Namespace]: The options, with basicsr's derived
+        entries (``dist``, ``rank``, ``world_size``, dataset phases, paths), and
+        the parsed arguments.
+    """
+    parser = argparse.ArgumentParser()
+    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=None,
+                        help='set by python -m torch.distributed.launch; torchrun sets $LOCAL_RANK instead')
+    parser.add_argument('--force_yml', nargs='+', default=None, help='e.g. train:ema_decay=0.999')
+    args = parser.parse_args()
+
+    local_rank = local_rank_from_env(args.launcher, args.local_rank)
+    try:
+        opt = Options(load_options(args.opt))
+        apply_force_yml(opt, args.force_yml or [])
+        check_name(opt.get('name'), args.opt)
+        warnings = check_options(opt, args.opt, is_train)
+        uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt)
+    except (ValueError, OSError) as error:  # the file, a key or the launch is at fault: before any work
+        raise OptionError(str(error)) from error
+    opt['dist'] = args.launcher != 'none'
+    if opt['dist']:
+        dist_params = dict(opt.get('dist_params') or {})
+        if dist_params.get('backend') in (None, 'auto'):
+            dist_params['backend'] = 'nccl' if uses_gpu else 'gloo'
+        init_dist(args.launcher, local_rank, **dist_params)
+    else:
+        print('Disable distributed.', flush=True)
+    opt['rank'], opt['world_size'] = get_dist_info()
+    if opt['rank'] == 0:
+        for warning in warnings:
+            print(f'Warning: {warning}', file=sys.stderr, flush=True)
+
+    seed = opt.get('manual_seed')
+    if seed is None:
+        seed = opt['manual_seed'] = random.randint(1, 10000)
+    set_random_seed(seed + opt['rank'])
+
+    opt['auto_resume'] = args.auto_resume
+    if args.debug and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+    derive_options(opt, root_path, is_train)
+    return opt, args
+
+
+def is_site_directory(path):
+    """Whether ``path`` is one of the interpreter's site-packages directories (where pip installs)."""
+    sites = [sysconfig.get_paths()[key] for key in ('purelib', 'platlib')] + [site.getusersitepackages()]
+    sites += getattr(site, 'getsitepackages', list)()  # absent in some old virtualenvs
+    return osp.realpath(path) in {osp.realpath(p) for p in sites}
+
+
+class Options(dict):
+    """The options of a run: a dict whose ``root_path`` is never an installed site directory.
+
+    basicsr's ``train_pipeline`` stores the root it was given after parsing
+    (``opt['root_path'] = root_path``, then ``tb_logger/`` goes under it); run
+    as ``python -m basicsr.train`` that root is site-packages. The root that
+    :func:`derive_options` chose is kept instead.
+    """
+
+    def __setitem__(self, key, value):
+        if key == 'root_path' and 'root_path' in self and is_site_directory(value):
+            value = self['root_path']
+        super().__setitem__(key, value)
+
+
+def derive_options(opt, root_path, is_train):
+    """Add basicsr's derived entries to checked options, in place: phases, scales, paths, ``num_gpu: auto``.
+
+    Runs go to ``experiments/<name>`` (training) or ``results/<name>`` (testing)
+    under ``path: experiments_root`` / ``results_root`` when the file gives
+    them (as BasicSR's current main reads them), else under ``root_path``, or
+    under the current directory when ``root_path`` is an installed site
+    directory (basicsr's ``train.py`` run as ``python -m basicsr.train``).
+
+    Args:
+        opt (dict): Options that passed :func:`check_options`.
+        root_path (str): The entry's root.
+        is_train (bool): Training or testing.
+    """
+    if is_site_directory(root_path):
+        root_path = os.getcwd()
+    opt['root_path'] = root_path
+    opt['is_train'] = is_train
+    if opt['num_gpu'] == 'auto':
+        opt['num_gpu'] = torch.cuda.device_count()
+
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase.split('_')[0]  # val_1, val_2, test_1, ...
+        if 'scale' in opt:
+            dataset['scale'] = opt['scale']
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if dataset.get(key) is not None:
+                dataset[key] = osp.expanduser(dataset[key])
+    for key, value in opt['path'].items():
+        if value is not None and ('resume_state' in key or 'pretrain_network' in key):
+            opt['path'][key] = osp.expanduser(value)
+
+    if is_train:
+        parent = opt['path'].get('experiments_root') or osp.join(root_path, 'experiments')
+        experiments_root = osp.join(osp.expanduser(parent), opt['name'])
+        opt['path'].update(experiments_root=experiments_root, models=osp.join(experiments_root, 'models'),
+                           training_states=osp.join(experiments_root, 'training_states'), log=experiments_root,
+                           visualization=osp.join(experiments_root, 'visualization'))
+        if 'debug' in opt['name']:
+            if 'val' in opt:
+                opt['val']['val_freq'] = 8
+            opt['logger']['print_freq'] = 1
+            opt['logger']['save_checkpoint_freq'] = 8
+    else:
+        parent = opt['path'].get('results_root') or osp.join(root_path, 'results')
+        results_root = osp.join(osp.expanduser(parent), opt['name'])
+        opt['path'].update(results_root=results_root, log=results_root,
+                           visualization=osp.join(results_root, 'visualization'))
+
+
+def run_pipeline(pipeline):
+    """Run basicsr's ``train_pipeline`` or ``test_pipeline`` rooted at the current directory.
+
+    An option that cannot work ends the process with one line ``error: ...``
+    (named by the check, before any work: no traceback).
+
+    Args:
+        pipeline (callable): ``pipeline(root_path)``.
+    """
+    try:
+        run_reporting_rank(pipeline, os.getcwd())
+    except OptionError as error:
+        sys.exit(f'error: {error}')

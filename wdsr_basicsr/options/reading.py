@@ -1,0 +1,100 @@
+"""Option files read safely: plain YAML values only, no key written twice, ``--force_yml`` as YAML."""
+
+import yaml
+
+
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A key written twice in one mapping of an option file."""
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key written twice in one mapping (YAML would keep the last silently).
+
+    basicsr's ``!!float`` is a standard tag and works; merge keys (``<<: *base``)
+    may be overridden, as YAML means them to be.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            lines = {}
+            for key_node, _ in node.value:
+                if key_node.tag == 'tag:yaml.org,2002:merge':
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, (str, int, float, bool)) and key in lines:
+                    raise DuplicateKeyError(f'line {line}: key {key!r} is written twice in one section (lines '
+                                            f'{lines[key]} and {line}); YAML would keep the second silently.')
+                lines.setdefault(key, line)
+        return super().construct_mapping(node, deep)
+
+
+def load_options(path):
+    """Read an option file with a safe YAML loader.
+
+    Args:
+        path (str): The YAML file.
+
+    Returns:
+        dict: The options.
+
+    Raises:
+        ValueError: If the file uses a tag the safe loader does not construct
+            (``!!python/object/apply`` and the like), naming the file, line and
+            tag, if a key is written twice in one section (both lines), if it
+            is not YAML, or if its top level is not a mapping.
+    """
+    with open(path, encoding='utf-8') as f:
+        try:
+            opt = yaml.load(f, Loader=_SafeLoader)  # noqa: S506  (a SafeLoader subclass)
+        except yaml.constructor.ConstructorError as error:
+            mark = error.problem_mark
+            raise ValueError(f'{path}, line {mark.line + 1}: {error.problem}; option files may hold plain values '
+                             'only, nothing is executed.') from None
+        except DuplicateKeyError as error:
+            raise ValueError(f'{path}, {error}') from None
+        except yaml.YAMLError as error:
+            raise ValueError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
+    if not isinstance(opt, dict):
+        raise ValueError(f'{path}: an option file is a YAML mapping (name:, model_type:, ...), not {type(opt).__name__}.')
+    return opt
+
+
+def apply_force_yml(opt, entries):
+    """Apply ``--force_yml`` entries ``key:sub:leaf=value`` to ``opt`` in place.
+
+    Every key but the last must name an existing section; the value is read as a
+    YAML scalar or flow list (``1e-4``, ``true``, ``~``, ``[1, 2]``).
+
+    Args:
+        opt (dict): The options.
+        entries (list[str]): The ``--force_yml`` arguments.
+
+    Raises:
+        ValueError: Naming the entry at fault.
+    """
+    for entry in entries:
+        keys, sep, text = entry.partition('=')
+        path = [k.strip() for k in keys.split(':')]
+        if not sep or not all(path):
+            raise ValueError(f'--force_yml {entry!r}: expected key:sub=value.')
+        try:
+            value = yaml.load(text.strip(), Loader=_SafeLoader) if text.strip() else None  # noqa: S506
+        except yaml.YAMLError as error:
+            raise ValueError(f'--force_yml {entry!r}: the value is not a YAML scalar or list ({error}).') from None
+        if isinstance(value, str) and text.strip().lower() == 'none':  # basicsr's spelling of null
+            value = None
+        section = opt
+        for depth, key in enumerate(path[:-1]):
+            if not isinstance(section.get(key), dict):
+                raise ValueError(f'--force_yml {entry!r}: {":".join(path[:depth + 1])} is not a section of the options.')
+            section = section[key]
+        section[path[-1]] = value
+
+
+class OptionError(ValueError):
+    """An option that cannot work, named with its file and key path."""
+
+

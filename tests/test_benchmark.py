@@ -8,7 +8,7 @@ import yaml
 
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
-from conftest import make_lmdbs
+from conftest import OPTIONS, make_lmdbs
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, fold_weight_norm
 from wdsr_basicsr.benchmark.measure import count_macs
 from wdsr_basicsr.benchmark.cli import main as benchmark_main
@@ -120,7 +120,8 @@ def test_reproduce_at_a_tiny_budget(lmdb_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / 'docs'
     assert reproduce_main(['--mode', 'table1', 'norm', '--data', str(lmdb_root), '--iters', '4', '--patch', '24',
-                           '--batch', '2', '--blocks', '1', '--nets', 'wdsr_b', '--out', str(out)]) == 0
+                           '--batch', '2', '--blocks', '1', '--nets', 'wdsr_b', '--out', str(out),
+                           '--options', str(OPTIONS / 'paper')]) == 0
     table = (out / 'table1.md').read_text()
     assert '| wdsr_b | 1 | 0.08 M | 0.084 M | 33.434 |' in table
     norm = (out / 'norm.md').read_text()

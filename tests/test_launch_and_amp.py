@@ -231,6 +231,7 @@ def test_bf16_training_from_the_option_keys_runs_and_resumes(lmdb_root, tmp_path
 def test_check_gpu_cpu_mode(tmp_path):
     data = make_lmdbs(tmp_path / 'demo', (2, ))
     result = run([sys.executable, str(REPO / 'scripts' / 'check_gpu.py'), '--device', 'cpu', '--data', str(data),
+                  '--options', str(OPTIONS),
                   '--work', str(tmp_path / 'work')], tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (tmp_path / 'work' / 'gpu_check.md').read_text()

@@ -1,12 +1,15 @@
 """Reproduce the paper's Table 1 sweep and normalisation ablation through the training entry.
 
-Usage: python scripts/reproduce_table1.py [--mode table1 norm] [--data datasets/demo] [--iters N]
-[--patch P] [--batch B] [--blocks 1 3 5 8] [--nets edsr wdsr_a wdsr_b] [--out docs/reproduce]
+Usage: wdsr-reproduce (or python scripts/reproduce_table1.py) [--mode table1 norm] [--options options/paper]
+[--data datasets/demo] [--iters N] [--patch P] [--batch B] [--blocks 1 3 5 8] [--nets edsr wdsr_a wdsr_b]
+[--out docs/reproduce] [--work experiments/repro_options]
 
-Each run is ``options/paper/<file>.yml`` with the budget given here (iterations, patch size, batch; the
-learning-rate milestones scaled to the same fractions of the run) and the data pointed at ``--data``
-(DIV2K LMDBs, or the demo set, built when missing). The full paper budget is the option files as they
-are: ``--iters 300000 --patch 96 --data datasets/DIV2K``.
+Each run is ``<--options>/<file>.yml`` (the repository's ``options/paper``) with the budget given here
+(iterations, patch size, batch; the learning-rate milestones scaled to the same fractions of the run,
+:func:`wdsr_basicsr.runs.shrink_options`) and the data pointed at ``--data`` (DIV2K LMDBs, or the demo set,
+built when missing), trained by the training entry in the current directory. The full paper budget is the
+option files as they are: ``--iters 300000 --patch 96 --data datasets/DIV2K``. PSNR comes from each run's
+``validation.jsonl``; the training-loss curve of the ablation from its log (basicsr logs losses only there).
 
 Writes ``table1.md`` (parameters: paper and counted; PSNR: the paper's on DIV2K, and this run's on its
 validation set) and, for the ablation,
@@ -15,21 +18,14 @@ validation set) and, for the ablation,
 import argparse
 import os
 import re
-import subprocess
-import sys
 from os import path as osp
 
-import yaml
-
-from basicsr.archs import build_network
-
 from .archs import count_parameters
-from .prepare.demo import make_demo_data
+from .loading import build_described
 from .options import load_options
+from .prepare.demo import make_demo_data
+from .runs import read_log, read_validations, run_entry, shrink_options, write_options
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PAPER_OPTIONS = osp.join(REPO, 'options', 'paper')
-TRAIN = osp.join(REPO, 'wdsr_basicsr', 'train.py')
 DEMO_DATA = 'datasets/demo'
 
 #: Parameters (millions) printed in the paper's Table 1 (x2).
@@ -61,47 +57,31 @@ NORM_RUNS = ('norm_weight_lr1e-3_x2', 'norm_batch_lr1e-3_x2', 'norm_none_lr1e-3_
 
 def budget_options(stem, args, val_points):
     """The paper option file ``stem`` with the reduced budget and data of ``args``."""
-    opt = load_options(osp.join(PAPER_OPTIONS, f'{stem}.yml'))
-    total = opt['train']['total_iter']
-    opt['name'] = f'repro_{stem}'
+    opt = shrink_options(load_options(osp.join(args.options, f'{stem}.yml')), data=args.data, name=f'repro_{stem}',
+                         iters=args.iters, gt_size=args.patch, batch=args.batch, workers=args.workers,
+                         validations=val_points)
     opt['num_gpu'] = 'auto'
-    opt['train']['total_iter'] = args.iters
-    opt['train']['scheduler']['milestones'] = [max(1, round(m * args.iters / total))
-                                               for m in opt['train']['scheduler']['milestones']]
-    opt['val']['val_freq'] = max(1, args.iters // val_points)
-    opt['logger'].update(print_freq=max(1, args.iters // 50), save_checkpoint_freq=args.iters, use_tb_logger=False)
-    for phase, ds in opt['datasets'].items():
-        split = ('train', '_sub') if phase == 'train' else ('valid', '')
-        ds['dataroot_gt'] = osp.join(args.data, f'DIV2K_{split[0]}_HR{split[1]}.lmdb')
-        ds['dataroot_lq'] = osp.join(args.data, f'DIV2K_{split[0]}_LR_bicubic_X2{split[1]}.lmdb')
-        if phase == 'train':
-            ds.update(gt_size=args.patch, batch_size_per_gpu=args.batch, num_worker_per_gpu=args.workers,
-                      dataset_enlarge_ratio=10)
+    opt['datasets']['train']['dataset_enlarge_ratio'] = 10
     return opt
 
 
 def train(opt, work):
-    """Run the training entry on ``opt``; return the text of its log."""
-    os.makedirs(work, exist_ok=True)
-    opt_file = osp.join(work, f"{opt['name']}.yml")
-    with open(opt_file, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
-    subprocess.run([sys.executable, TRAIN, '-opt', opt_file], check=True, stdout=subprocess.DEVNULL)
-    exp = osp.join('experiments', opt['name'])
-    logs = sorted(n for n in os.listdir(exp) if n.startswith(f"train_{opt['name']}_") and n.endswith('.log'))
-    with open(osp.join(exp, logs[-1])) as f:
-        return f.read()
+    """Train ``opt`` with the training entry in the current directory; return its experiment folder."""
+    result = run_entry('train', write_options(opt, work), cwd=os.getcwd())
+    if result.returncode:
+        raise RuntimeError(f"training {opt['name']} failed:\n{result.stderr[-3000:]}")
+    return osp.join('experiments', opt['name'])
 
 
-def parse_log(text, val_freq):
-    """Training loss per logged iteration and validation (iteration, PSNR, PSNR-Y) from a basicsr log."""
-    losses = [(int(i), float(v)) for i, v in re.findall(r'iter:\s*([\d,]+).*?l_pix: ([-\d.e+]+)', text.replace(',', ''))]
-    psnr = [float(v) for v in re.findall(r'# psnr: ([\d.]+)', text)]
-    psnr_y = [float(v) for v in re.findall(r'# psnr_y: ([\d.]+)', text)]
-    total = losses[-1][0] if losses else val_freq * len(psnr)
-    # basicsr validates every val_freq iterations, then once more after the last one (same weights)
-    vals = [(min((i + 1) * val_freq, total), p, py) for i, (p, py) in enumerate(zip(psnr, psnr_y))]
-    return losses, vals
+def losses(experiment, name):
+    """The training loss (``l_pix``) per logged iteration of run ``name``."""
+    text = read_log(experiment, name).replace(',', '')
+    return [(int(i), float(v)) for i, v in re.findall(r'iter:\s*(\d+).*?l_pix: ([-\d.e+]+)', text)]
+
+
+def psnr_points(experiment):
+    """(iteration, PSNR, PSNR-Y) of each validation of a run."""
+    return [(v['iter'], v['mean']['psnr'], v['mean']['psnr_y']) for v in read_validations(experiment)]
 
 
 def run_table1(args):
@@ -111,8 +91,8 @@ def run_table1(args):
         for blocks in args.blocks:
             stem = f'table1_{net}_b{blocks}_x2'
             opt = budget_options(stem, args, val_points=1)
-            params = count_parameters(build_network(dict(opt['network_g'])), 'effective')
-            _, vals = parse_log(train(opt, args.work), opt['val']['val_freq'])
+            params = count_parameters(build_described(opt['network_g']), 'effective')
+            vals = psnr_points(train(opt, args.work))
             rows.append(f'| {net} | {blocks} | {PAPER_PARAMS[net][blocks]:.2f} M | {params / 1e6:.3f} M | '
                         f'{PAPER_PSNR[net][blocks]:.3f} | {vals[-1][1]:.2f} | {vals[-1][2]:.2f} |')
             print(rows[-1], flush=True)
@@ -128,11 +108,12 @@ def run_norm(args):
     rows = ['| run | final loss | final PSNR (RGB) | best PSNR (RGB) |', '|---|---:|---:|---:|']
     for stem in NORM_RUNS:
         opt = budget_options(stem, args, val_points=10)
-        losses, vals = parse_log(train(opt, args.work), opt['val']['val_freq'])
+        experiment = train(opt, args.work)
+        curve, vals = losses(experiment, opt['name']), psnr_points(experiment)
         label = stem.replace('norm_', '').replace('_x2', '')
-        loss_ax.plot([i for i, _ in losses], [v for _, v in losses], label=label)
+        loss_ax.plot([i for i, _ in curve], [v for _, v in curve], label=label)
         psnr_ax.plot([i for i, _, _ in vals], [p for _, p, _ in vals], marker='o', label=label)
-        rows.append(f'| {label} | {losses[-1][1]:.4f} | {vals[-1][1]:.2f} | {max(p for _, p, _ in vals):.2f} |')
+        rows.append(f'| {label} | {curve[-1][1]:.4f} | {vals[-1][1]:.2f} | {max(p for _, p, _ in vals):.2f} |')
         print(rows[-1], flush=True)
     loss_ax.set(xlabel='iteration', ylabel='L1 loss', yscale='log', title='training loss')
     psnr_ax.set(xlabel='iteration', ylabel='PSNR (dB)', title='validation PSNR')
@@ -148,6 +129,8 @@ def run_norm(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Train and evaluate the paper's Table 1 sweep and norm ablation.")
     parser.add_argument('--mode', nargs='+', choices=['table1', 'norm'], default=['table1', 'norm'])
+    parser.add_argument('--options', default='options/paper', help='Folder of the paper option files. Default: '
+                        'options/paper (run from the repository).')
     parser.add_argument('--data', default=DEMO_DATA, help=f'Folder of the DIV2K x2 LMDBs. Default: {DEMO_DATA} '
                         '(built when missing).')
     parser.add_argument('--iters', type=int, default=1000, help='Iterations per run. Default: 1000.')
@@ -159,7 +142,11 @@ def parse_args(argv=None):
                                                                                            'wdsr_b'])
     parser.add_argument('--out', default='docs/reproduce', help='Folder for the tables and plot.')
     parser.add_argument('--work', default='experiments/repro_options', help='Folder for the derived option files.')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not osp.isdir(args.options):
+        parser.error(f'--options {args.options} is not a folder: run from the repository (its options/paper) or '
+                     'pass the folder of the paper option files.')
+    return args
 
 
 def main(argv=None):

@@ -23,6 +23,9 @@ from ..utils.tiling import sr_forward
 
 AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16
 
+#: Where a training run appends its validations, in ``experiments/<name>/``: a JSON object per line.
+VALIDATIONS_FILE = 'validation.jsonl'
+
 
 @MODEL_REGISTRY.register()
 class WDSRModel(SRModel):
@@ -46,7 +49,10 @@ class WDSRModel(SRModel):
       the figures equal a one-process run, each image is saved once. A test run
       also writes the per-image metrics to ``results/<name>/metrics_<set>.json``
       and, when it saves its images, the results page ``results/<name>/index.html``
-      (:mod:`wdsr_basicsr.utils.report`).
+      (:mod:`wdsr_basicsr.utils.report`). A training run appends each
+      validation's means to ``experiments/<name>/validation.jsonl`` (one JSON
+      object per line: ``iter``, ``dataset``, ``mean``), which tools read instead
+      of the log.
     * Every saved network file holds the ``network_g`` options beside
       ``params``/``params_ema``; network files and training states are written
       atomically (temporary file, then rename).
@@ -224,7 +230,8 @@ class WDSRModel(SRModel):
         gathered on every rank and averaged in the dataset's order, so the
         figures (and the best-metric record) equal a one-process run's. Each
         image is saved by the rank that ran it. In a test run, rank 0 writes
-        the per-image metrics to ``results/<name>/metrics_<dataset name>.json``.
+        the per-image metrics to ``results/<name>/metrics_<dataset name>.json``;
+        in a training run it appends the means to :data:`VALIDATIONS_FILE`.
 
         Args:
             dataloader (DataLoader): basicsr's validation loader (batch 1).
@@ -278,6 +285,9 @@ class WDSRModel(SRModel):
             self.metric_results[name] = total / len(records)
             self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if self.opt['is_train'] and rank == 0:
+            with open(osp.join(self.opt['path']['experiments_root'], VALIDATIONS_FILE), 'a') as f:
+                f.write(json.dumps({'iter': current_iter, 'dataset': dataset_name, 'mean': self.metric_results}) + '\n')
         if not self.opt['is_train'] and rank == 0:
             per_image = {name: values for _, name, values, _ in records}
             with open(osp.join(results_root, f'metrics_{dataset_name}.json'), 'w') as f:

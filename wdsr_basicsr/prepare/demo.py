@@ -8,15 +8,20 @@ demo trains on LMDBs with DIV2K's names. Two photographs are kept out of
 training for validation.
 """
 import argparse
+import glob
 import os
 from os import path as osp
 
 import cv2
+import numpy as np
 from skimage import data as skimage_data
 
-from . import run_and_report
+from basicsr.metrics import calculate_psnr
+
+from ..utils.resize import matlab_resize
+from . import read_bgr, run_and_report
 from .div2k import prepare
-from .layout import hr_dir
+from .layout import hr_dir, lr_path
 
 #: scikit-image photographs (RGB, real scenes) used for training, in order.
 TRAIN_PHOTOS = ('astronaut', 'hubble_deep_field', 'immunohistochemistry', 'retina')
@@ -75,3 +80,26 @@ def main(argv=None):
     parser.add_argument('--workers', type=int, default=None, help='Worker processes. Default: CPU count.')
     args = parser.parse_args(argv)
     return run_and_report(lambda: make_demo_data(args.root, args.scales, args.workers))
+
+
+def bicubic_baseline(root, scale):
+    """Mean PSNR (RGB and Y, border = ``scale``) of MATLAB-bicubic upscaling of the demo's validation LR images.
+
+    The yardstick the demo network must beat: the same LR images, the same HR
+    images, the same metric as the training run's validation.
+
+    Args:
+        root (str): The demo folder (:func:`make_demo_data`).
+        scale (int): The scale.
+
+    Returns:
+        tuple[float, float]: PSNR on RGB and on Y, in dB.
+    """
+    rgb, y = [], []
+    for hr_path in sorted(glob.glob(osp.join(hr_dir(root, 'valid'), '*.png'))):
+        stem = osp.splitext(osp.basename(hr_path))[0]
+        up = matlab_resize(read_bgr(lr_path(root, 'valid', scale, stem)), scale)
+        hr = read_bgr(hr_path)[:up.shape[0], :up.shape[1]]
+        rgb.append(calculate_psnr(up, hr, scale))
+        y.append(calculate_psnr(up, hr, scale, test_y_channel=True))
+    return float(np.mean(rgb)), float(np.mean(y))

@@ -1,4 +1,4 @@
-"""Write the key structure of other projects' option files as a test sample (tests/data/*_options.json).
+"""Write the key structure of other projects' option files as a test sample (tests/assets/*_options.json).
 
 The option check must pass every option file that BasicSR and its sibling plugins ship. Their files stay out
 of this repository; the test reads a sample made from them by this script: every file's keys and nesting, its
@@ -6,7 +6,7 @@ of this repository; the test reads a sample made from them by this script: every
 path-like strings replaced by ``'x'``.
 
 Usage (from a checkout of XPixelGroup/BasicSR or xinntao/Real-ESRGAN):
-    python scripts/sample_option_files.py BasicSR/options --output tests/data/basicsr_options.json
+    python scripts/sample_option_files.py BasicSR/options --output tests/assets/basicsr_options.json
 """
 import argparse
 import json

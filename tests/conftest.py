@@ -1,39 +1,13 @@
-"""Shared fixtures: small DIV2K-shaped folders made from scikit-image's photographs; running the entries."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import cv2
+"""Shared fixtures: small DIV2K-shaped folders and LMDBs made from scikit-image's photographs, a small checkpoint."""
 import pytest
-import yaml
-from skimage import data as skimage_data
+import torch
 
-import wdsr_basicsr  # noqa: F401  (compat first: basicsr is importable in every test module)
-
-REPO = Path(__file__).resolve().parent.parent
-OPTIONS = REPO / 'options'
-TRAIN = str(REPO / 'wdsr_basicsr' / 'train.py')
-TEST = str(REPO / 'wdsr_basicsr' / 'test.py')
-
-# HR crops of real photographs (BGR, uint8). Sizes are not multiples of 12 on purpose.
-TRAIN_CROPS = {'0001': ('astronaut', 130, 110), '0002': ('coffee', 100, 150)}
-VALID_CROPS = {'0801': ('chelsea', 101, 97)}
+from helpers import SMALL_WDSR_B, TRAIN_CROPS, VALID_CROPS, make_lmdbs, write_hr
+from wdsr_basicsr.archs import WDSR_B
 
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: multi-process and end-to-end runs; pytest -m "not slow" leaves them out')
-
-
-def photo(name, h, w):
-    return cv2.cvtColor(getattr(skimage_data, name)()[:h, :w], cv2.COLOR_RGB2BGR)
-
-
-def write_hr(root, split, crops):
-    folder = root / f'DIV2K_{split}_HR'
-    folder.mkdir(parents=True)
-    for stem, (name, h, w) in crops.items():
-        cv2.imwrite(str(folder / f'{stem}.png'), photo(name, h, w))
 
 
 @pytest.fixture
@@ -45,35 +19,20 @@ def div2k_hr(tmp_path):
     return root
 
 
-def make_lmdbs(root, scales, valid=VALID_CROPS):
-    """DIV2K-shaped LMDBs (48 px sub-images every 24 px) of the fixture photographs under ``root``."""
-    from wdsr_basicsr.prepare.div2k import prepare
-    write_hr(root, 'train', TRAIN_CROPS)
-    write_hr(root, 'valid', valid)
-    prepare(str(root), tuple(scales), crop_size=48, step=24, workers=2)
-    return root
+@pytest.fixture(scope='session')
+def lmdb_root(tmp_path_factory):
+    """DIV2K-shaped LMDBs (x2, x3, x4; 48 px training sub-images) of the fixture photographs, made once per session.
+
+    Read only: a test that changes LMDBs copies them first.
+    """
+    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3, 4))
 
 
-def write_options(path, opt):
-    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A checkpoint of a small WDSR-B x2 with its ``network_g``, as the model saves it."""
+    torch.manual_seed(0)
+    net = WDSR_B(**{k: v for k, v in SMALL_WDSR_B.items() if k != 'type'})
+    path = tmp_path / 'net.pth'
+    torch.save({'params': net.state_dict(), 'network_g': SMALL_WDSR_B}, path)
     return str(path)
-
-
-def cpu_env(extra=None):
-    """The environment of a command run on the CPU: no GPU visible, one thread per process, plus ``extra``."""
-    return dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', **(extra or {}))
-
-
-def run(args, cwd, timeout=300, env=None):
-    """Run a command on the CPU (:func:`cpu_env`), capturing its output."""
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cpu_env(env))
-
-
-def popen(args, cwd, env=None):
-    """Start a command on the CPU (:func:`cpu_env`) in the background, its output piped."""
-    return subprocess.Popen(args, cwd=cwd, env=cpu_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def torchrun(*args, nproc=2):
-    """``python -m torch.distributed.run --standalone --nproc_per_node=N`` + args."""
-    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *args]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import wdsr_basicsr.backends as backends
-from conftest import OPTIONS, photo
+from helpers import OPTIONS, photo
 from wdsr_basicsr.archs import RDN, WDSR_A, WDSR_B, fold_weight_norm
 from wdsr_basicsr.benchmark.cli import main as benchmark_main
 from wdsr_basicsr.inference import main as inference_main

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import basicsr
-from conftest import REPO
+from helpers import REPO
 
 
 def test_basicsr_imports_after_wdsr_basicsr_without_the_hook():

@@ -17,10 +17,11 @@ from basicsr.losses import build_loss
 from basicsr.models.base_model import BaseModel
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
-from conftest import OPTIONS, REPO, make_lmdbs, run, torchrun, write_options
+from helpers import OPTIONS, REPO, run, torchrun, write_options
 from wdsr_basicsr.options import OptionError, check_options, load_options, parse_options
+from wdsr_basicsr.runs import shrink_options
 
-DATA = Path(__file__).resolve().parent / 'data'
+DATA = Path(__file__).resolve().parent / 'assets'
 # Made by scripts/sample_option_files.py from XPixelGroup/BasicSR@8d56e3a options/ and xinntao/Real-ESRGAN options/.
 SAMPLES = {f'{project}/{name}': opt for project, file in (('BasicSR', 'basicsr_options.json'),
                                                           ('Real-ESRGAN', 'realesrgan_options.json'))
@@ -207,31 +208,22 @@ def test_safety_holds_through_basicsr_entry(tmp_path):
     assert f'{evil}, line 2: could not determine a constructor' in result.stderr
 
 
-def shrunk(path, root, scale=2):
+def shrunk(path, root):
     """A shipped option file with its data roots on the fixture, sizes and lengths shrunk."""
     opt = load_options(path)
-    opt['num_gpu'] = 0
-    for phase, dataset in opt['datasets'].items():
-        kind = 'train' if phase == 'train' else 'valid'
-        sub = '_sub' if phase == 'train' else ''
-        dataset.update(dataroot_gt=str(root / f'DIV2K_{kind}_HR{sub}.lmdb'),
-                       dataroot_lq=str(root / f'DIV2K_{kind}_LR_bicubic_X{scale}{sub}.lmdb'),
-                       type='CheckedPairedImageDataset', io_backend={'type': 'lmdb'})
-        dataset.update({k: v for k, v in (('gt_size', 24), ('batch_size_per_gpu', 2), ('num_worker_per_gpu', 0))
-                        if phase == 'train'})
     opt['datasets'] = {k: v for k, v in opt['datasets'].items() if k in ('train', 'val') or k.endswith('_6')}
-    opt['network_g'].update(num_feat=8, num_block=1)
-    if 'train' in opt:
-        opt['train'].update(total_iter=2)
-        opt['val'].update(val_freq=2)
-        opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
+    opt = shrink_options(opt, data=str(root), iters=2 if 'train' in opt else None, gt_size=24, batch=2, workers=0,
+                         network={'num_feat': 8, 'num_block': 1}, validations=1)
+    opt['num_gpu'] = 0
+    for dataset in opt['datasets'].values():
+        dataset['type'] = 'CheckedPairedImageDataset'
     return opt
 
 
 @pytest.mark.slow
-def test_basicsr_own_entries_train_and_test(tmp_path):
+def test_basicsr_own_entries_train_and_test(lmdb_root, tmp_path):
     """python -m basicsr.train / -m basicsr.test and a BasicSR clone's basicsr/train.py, on shipped files."""
-    root = make_lmdbs(tmp_path / 'div2k', (2, ))
+    root = lmdb_root
     before = set(os.listdir(SITE_PACKAGES))
     train = write_options(tmp_path / 'train.yml', shrunk(OPTIONS / 'train_wdsr_b_x2.yml', root))
     result = run([sys.executable, '-m', 'basicsr.train', '-opt', train], tmp_path)
@@ -260,8 +252,8 @@ def test_basicsr_own_entries_train_and_test(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_through_basicsr_entry(tmp_path):
-    root = make_lmdbs(tmp_path / 'div2k', (2, ))
+def test_torchrun_through_basicsr_entry(lmdb_root, tmp_path):
+    root = lmdb_root
     opt = shrunk(OPTIONS / 'dist' / 'train_wdsr_b_x2_4gpu.yml', root)
     opt['num_gpu'] = 'auto'
     opt_file = write_options(tmp_path / 'dist.yml', opt)
@@ -272,9 +264,9 @@ def test_torchrun_through_basicsr_entry(tmp_path):
 
 
 @pytest.mark.slow
-def test_wdsr_as_esrgan_generator(tmp_path):
+def test_wdsr_as_esrgan_generator(lmdb_root, tmp_path):
     """basicsr's ESRGANModel with WDSR_B and a basicsr discriminator, from BasicSR's ESRGAN recipe, on the CPU."""
-    root = make_lmdbs(tmp_path / 'div2k', (2, ))
+    root = lmdb_root
     opt = copy.deepcopy(SAMPLES['BasicSR/train/ESRGAN/train_ESRGAN_x4.yml'])
     del opt['train']['perceptual_opt']  # VGG weights cannot be downloaded here
     opt.update(scale=2, num_gpu=0, network_g={'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2},

@@ -11,8 +11,9 @@ import time
 import pytest
 import torch
 
-from conftest import OPTIONS, TEST, TRAIN, VALID_CROPS, make_lmdbs, popen, run, torchrun, write_options
+from helpers import OPTIONS, TEST, TRAIN, VALID_CROPS, make_lmdbs, popen, run, torchrun, write_options
 from wdsr_basicsr.options import load_options
+from wdsr_basicsr.runs import shrink_options
 
 pytestmark = pytest.mark.slow  # every test starts several processes
 
@@ -32,31 +33,19 @@ SMALL_NETS = {
 
 
 @pytest.fixture(scope='module')
-def lmdb_root(tmp_path_factory):
+def valid3_root(tmp_path_factory):
+    """LMDBs whose validation set has three images, split unevenly across two ranks."""
     return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3, 4), VALID)
-
-
-@pytest.fixture(scope='module')
-def one_image_root(tmp_path_factory):
-    """One validation image for two ranks: rank 1 validates nothing, so any collective in validation hangs."""
-    return make_lmdbs(tmp_path_factory.mktemp('div2k_one'), (2, 3, 4))
 
 
 def shipped(rel, root, name, total_iter=4, **top):
     """A shipped option file with only paths, sizes and lengths shrunk (and num_gpu 0: CI has no GPU)."""
-    opt = load_options(OPTIONS / rel)
-    scale = opt['scale']
-    opt.update(name=name, num_gpu=0, **top)
-    opt['datasets']['train'].update(
-        dataroot_gt=str(root / 'DIV2K_train_HR_sub.lmdb'), dataroot_lq=str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
-        gt_size=24, batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
-    opt['datasets']['val'].update(dataroot_gt=str(root / 'DIV2K_valid_HR.lmdb'),
-                                  dataroot_lq=str(root / f'DIV2K_valid_LR_bicubic_X{scale}.lmdb'))
-    opt['network_g'].update(SMALL_NETS[opt['network_g']['type']])
-    opt['train'].update(total_iter=total_iter)
-    opt['train']['scheduler']['milestones'] = [3]
-    opt['val']['val_freq'] = 2
-    opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
+    shipped_opt = load_options(OPTIONS / rel)
+    opt = shrink_options(shipped_opt, data=str(root), name=name, iters=total_iter, gt_size=24, batch=2, workers=0,
+                         network=SMALL_NETS[shipped_opt['network_g']['type']], validations=total_iter // 2,
+                         checkpoints=total_iter // 2)
+    opt.update(num_gpu=0, **top)
+    opt['datasets']['train']['dataset_enlarge_ratio'] = 1
     return opt
 
 
@@ -83,8 +72,8 @@ def check_trained(cwd, name, ema, world_size=2):
 
 @pytest.mark.parametrize('ema', [None, 0.999], ids=['shipped_ema', 'ema_0.999'])
 @pytest.mark.parametrize('rel', FAMILIES)
-def test_torchrun_trains_every_shipped_family(one_image_root, tmp_path, rel, ema):
-    opt = shipped(rel, one_image_root, 'family')
+def test_torchrun_trains_every_shipped_family(lmdb_root, tmp_path, rel, ema):
+    opt = shipped(rel, lmdb_root, 'family')
     if ema is not None:
         opt['train']['ema_decay'] = ema
     result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / 'o.yml', opt), '--launcher', 'pytorch'), tmp_path,
@@ -103,8 +92,8 @@ def metrics_json(results):
     return json.loads(next(results.glob('metrics_*.json')).read_text())
 
 
-def test_distributed_validation_equals_one_process(lmdb_root, tmp_path):
-    opt = shipped('train_wdsr_b_x2.yml', lmdb_root, 'trained')  # EMA off, as shipped
+def test_distributed_validation_equals_one_process(valid3_root, tmp_path):
+    opt = shipped('train_wdsr_b_x2.yml', valid3_root, 'trained')  # EMA off, as shipped
     result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / 't.yml', opt), '--launcher', 'pytorch'), tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     last = float(re.findall(r'# psnr_y: ([0-9.]+)', logs(tmp_path, 'trained'))[-1])
@@ -165,8 +154,8 @@ def wait_for(predicate, timeout=120):
         time.sleep(0.2)
 
 
-def test_kill_one_rank_then_both_resume_alike(lmdb_root, tmp_path):
-    opt = shipped('train_wdsr_b_x2.yml', lmdb_root, 'killed', total_iter=100000)
+def test_kill_one_rank_then_both_resume_alike(valid3_root, tmp_path):
+    opt = shipped('train_wdsr_b_x2.yml', valid3_root, 'killed', total_iter=100000)
     opt_file = write_options(tmp_path / 'k.yml', opt)
     states = tmp_path / 'experiments' / 'killed' / 'training_states'
     proc = popen(torchrun(TRAIN, '-opt', opt_file, '--launcher', 'pytorch'), tmp_path)
@@ -188,9 +177,9 @@ def test_kill_one_rank_then_both_resume_alike(lmdb_root, tmp_path):
                                                          f'net_g_{newest + 2}.pth').exists()
 
 
-def test_two_nodes_on_one_machine(lmdb_root, tmp_path):
+def test_two_nodes_on_one_machine(valid3_root, tmp_path):
     # the README's multi-node command with the 8-GPU file, as 2 "nodes" of 1 CPU process
-    opt = shipped('dist/train_wdsr_b_x2_8gpu.yml', lmdb_root, 'nodes')
+    opt = shipped('dist/train_wdsr_b_x2_8gpu.yml', valid3_root, 'nodes')
     opt_file = write_options(tmp_path / 'n.yml', opt)
     port = free_port()
     nodes = [
@@ -203,20 +192,20 @@ def test_two_nodes_on_one_machine(lmdb_root, tmp_path):
     check_trained(tmp_path, 'nodes', 0)
 
 
-def test_torch_distributed_launch_passes_local_rank(lmdb_root, tmp_path):
-    opt_file = write_options(tmp_path / 'l.yml', shipped('train_wdsr_a_x2.yml', lmdb_root, 'launch'))
+def test_torch_distributed_launch_passes_local_rank(valid3_root, tmp_path):
+    opt_file = write_options(tmp_path / 'l.yml', shipped('train_wdsr_a_x2.yml', valid3_root, 'launch'))
     result = run([sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2', TRAIN, '-opt', opt_file,
                   '--launcher', 'pytorch'], tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     check_trained(tmp_path, 'launch', 0)
 
 
-def test_slurm_launcher(lmdb_root, tmp_path):
+def test_slurm_launcher(valid3_root, tmp_path):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     (bin_dir / 'scontrol').write_text('#!/bin/sh\necho 127.0.0.1\n')  # `scontrol show hostname LIST | head -n1`
     (bin_dir / 'scontrol').chmod(0o755)
-    opt = shipped('train_wdsr_b_x3.yml', lmdb_root, 'slurm')
+    opt = shipped('train_wdsr_b_x3.yml', valid3_root, 'slurm')
     opt['dist_params']['port'] = free_port()
     opt_file = write_options(tmp_path / 's.yml', opt)
     procs = [
@@ -229,8 +218,8 @@ def test_slurm_launcher(lmdb_root, tmp_path):
     check_trained(tmp_path, 'slurm', 0)
 
 
-def test_stalled_rank_ends_the_run_on_every_rank(lmdb_root, tmp_path):
-    opt = shipped('train_wdsr_b_x2.yml', lmdb_root, 'stalled', total_iter=100000)
+def test_stalled_rank_ends_the_run_on_every_rank(valid3_root, tmp_path):
+    opt = shipped('train_wdsr_b_x2.yml', valid3_root, 'stalled', total_iter=100000)
     opt['dist_params']['timeout_min'] = 0.1  # 6 s
     states = tmp_path / 'experiments' / 'stalled' / 'training_states'
     proc = popen(torchrun(TRAIN, '-opt', write_options(tmp_path / 'st.yml', opt), '--launcher', 'pytorch'), tmp_path)

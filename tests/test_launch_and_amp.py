@@ -5,15 +5,10 @@ import pytest
 import torch
 
 from basicsr.models import build_model
-from conftest import OPTIONS, REPO, TEST, TRAIN, make_lmdbs, run, write_options
-from test_wdsr_model import batch, model_options
+from helpers import OPTIONS, REPO, TEST, TRAIN, make_lmdbs, run, write_options
+from helpers import batch, model_options
 from wdsr_basicsr.options import apply_force_yml, check_name, load_options
 from wdsr_basicsr.utils import dist as dist_util
-
-
-@pytest.fixture(scope='module')
-def lmdb_root(tmp_path_factory):
-    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, ))
 
 
 # ---------------------------------------------------------------------------------------------- option loader

@@ -4,14 +4,9 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, TRAIN, make_lmdbs, run, write_options
+from helpers import REPO, TRAIN, run, write_options
 
 pytestmark = pytest.mark.slow  # every test runs the training or test entry end to end
-
-
-@pytest.fixture(scope='module')
-def lmdb_root(tmp_path_factory):
-    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3))
 
 
 def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **network):

@@ -61,6 +61,7 @@ def budget_options(stem, args, val_points):
                          iters=args.iters, gt_size=args.patch, batch=args.batch, workers=args.workers,
                          validations=val_points)
     opt['num_gpu'] = 'auto'
+    opt['logger']['use_tb_logger'] = False
     opt['datasets']['train']['dataset_enlarge_ratio'] = 10
     return opt
 

@@ -69,8 +69,7 @@ def shrink_options(opt, *, data, name=None, iters=None, gt_size=None, batch=None
             scheduler['milestones'] = [max(1, round(m * iters / train['total_iter'])) for m in scheduler['milestones']]
         train['total_iter'] = iters
         opt['val']['val_freq'] = max(1, iters // validations)
-        opt['logger'].update(print_freq=max(1, iters // 10), save_checkpoint_freq=max(1, iters // checkpoints),
-                             use_tb_logger=False)
+        opt['logger'].update(print_freq=max(1, iters // 10), save_checkpoint_freq=max(1, iters // checkpoints))
     return opt
 
 

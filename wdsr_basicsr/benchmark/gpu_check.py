@@ -57,6 +57,7 @@ def shrink(options, opt_file, name, data, device, iters, top=None):
                          gt_size=sizes['gt_size'], batch=sizes['batch'], workers=sizes['workers'],
                          network=CPU_NET if device == 'cpu' else None, validations=2, checkpoints=2)
     opt.update(num_gpu='auto' if device == 'cuda' else 0)
+    opt['logger']['use_tb_logger'] = False
     opt.update(top or {})
     opt['datasets']['train']['dataset_enlarge_ratio'] = 10
     return opt

@@ -1,36 +1,14 @@
-"""WDSRModel in process: EMA of weight-normed / batch-normed nets, NaN stop, atomic saves, evaluation forwards."""
+"""WDSRModel in process: EMA of weight-normed / batch-normed nets, NaN stop, atomic saves."""
 import copy
 import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from basicsr.models import build_model
-from wdsr_basicsr.archs import WDSR_B, is_weight_normed
-from wdsr_basicsr.utils import ensemble_forward, save_atomic, sr_forward, tiled_forward
-
-
-def model_options(tmp_path, norm='weight', ema=0.5, val=None):
-    models, states = tmp_path / 'models', tmp_path / 'training_states'
-    models.mkdir(exist_ok=True)
-    states.mkdir(exist_ok=True)
-    return {
-        'name': 'unit', 'model_type': 'WDSRModel', 'scale': 2, 'num_gpu': 0, 'is_train': True, 'dist': False,
-        'rank': 0, 'world_size': 1,
-        'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2, 'norm': norm},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'models': str(models),
-                 'training_states': str(states), 'visualization': str(tmp_path / 'vis')},
-        'train': {'ema_decay': ema, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
-        'val': val or {},
-    }
-
-
-def batch(n=2, size=12):
-    lq = torch.rand(n, 3, size, size)
-    return {'lq': lq, 'gt': F.interpolate(lq, scale_factor=2, mode='bicubic', align_corners=False).clamp(0, 1)}
+from wdsr_basicsr.archs import is_weight_normed
+from wdsr_basicsr.utils import save_atomic, sr_forward
+from helpers import batch, model_options
 
 
 def test_ema_of_weight_normed_net_is_the_exponential_average(tmp_path):
@@ -102,31 +80,6 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match='refused'):
         build_model(opt)
     assert not (tmp_path / 'pwned').exists()
-
-
-def test_receptive_field_pad_makes_tiles_exact():
-    torch.manual_seed(0)
-    net = WDSR_B(num_feat=8, num_block=2, upscale=3).eval()
-    x = torch.rand(1, 3, 29, 23)
-    with torch.no_grad():
-        whole = net(x)
-        # radius: head 3x3 (1) + one 3x3 per block (2) + tail 3x3 (1) = 4; the 5x5 skip needs 2
-        assert (tiled_forward(net, x, 3, tile=8, tile_pad=4) - whole).abs().max() < 1e-5
-        assert (tiled_forward(net, x, 3, tile=8, tile_pad=1) - whole).abs().max() > 1e-4  # too little context
-
-
-def test_self_ensemble_runs_the_eight_transforms_and_undoes_them():
-    seen = []
-
-    def nearest_x2(t):
-        seen.append(t.clone())
-        return F.interpolate(t, scale_factor=2, mode='nearest')
-
-    x = torch.rand(1, 3, 5, 7)
-    out = ensemble_forward(nearest_x2, x)
-    assert torch.allclose(out, F.interpolate(x, scale_factor=2, mode='nearest'), atol=1e-6)  # equivariant op
-    assert len(seen) == 8 and len({tuple(t.flatten().tolist()) for t in seen}) == 8
-    assert sorted(t.shape[-2:] for t in seen).count(torch.Size([7, 5])) == 4
 
 
 def test_validation_uses_tiles_and_puts_net_back_in_train_mode(tmp_path):

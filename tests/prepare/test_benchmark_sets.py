@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from basicsr.utils.matlab_functions import imresize
-from conftest import photo
+from helpers import photo
 from wdsr_basicsr.prepare.benchmarks import main
 
 SIZES = {'baby': ('astronaut', 61, 50), 'bird': ('coffee', 40, 37)}
@@ -75,7 +75,7 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
     import torch
 
     from basicsr.archs import build_network
-    from conftest import OPTIONS, TEST, make_lmdbs, run, write_options
+    from helpers import OPTIONS, TEST, make_lmdbs, run, write_options
     from wdsr_basicsr.prepare.benchmarks import SETS
     from wdsr_basicsr.options import load_options
 

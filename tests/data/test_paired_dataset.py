@@ -163,7 +163,7 @@ def basicsr_style_pair(tmp_path, scale=4):
     """GT and LQ LMDBs made by basicsr's make_lmdb_from_imgs, as BasicSR's tests/data/gt.lmdb and lq.lmdb are."""
     import cv2
     from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-    from conftest import photo
+    from helpers import photo
     roots = {}
     for kind, factor in (('gt', 1), ('lq', scale)):
         folder = tmp_path / kind

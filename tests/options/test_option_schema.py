@@ -3,7 +3,7 @@ import copy
 
 import pytest
 
-from conftest import OPTIONS
+from helpers import OPTIONS
 from wdsr_basicsr.options import OptionError, check_options, load_options
 
 ALL = sorted(OPTIONS.rglob('*.yml'))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import OPTIONS, TEST, photo, run, write_options
+from helpers import OPTIONS, TEST, photo, run, write_options
 from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.compare import main as compare_main
 from wdsr_basicsr.prepare.benchmarks import prepare_benchmarks

@@ -8,17 +8,12 @@ import yaml
 
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
-from conftest import OPTIONS, make_lmdbs
+from helpers import OPTIONS
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, fold_weight_norm
 from wdsr_basicsr.benchmark.measure import count_macs
 from wdsr_basicsr.benchmark.cli import main as benchmark_main
 from wdsr_basicsr.data import CheckedPairedImageDataset
 from wdsr_basicsr.reproduce import main as reproduce_main
-
-
-@pytest.fixture(scope='module')
-def lmdb_root(tmp_path_factory):
-    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, ))
 
 
 def test_macs_by_hand():

@@ -4,16 +4,15 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import wdsr_basicsr  # noqa: F401  (registers the architectures)
 from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
-from conftest import OPTIONS
+from helpers import OPTIONS
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, count_parameters, fold_weight_norm, is_weight_normed
-from wdsr_basicsr.archs.arch_util import DIV2K_RGB_MEAN as DIV2K_MEAN
 from wdsr_basicsr.options import load_options
+from helpers import reference_forward
 
 
 def conv_count(cin, cout, k, weight_norm=False):
@@ -135,29 +134,6 @@ def test_raw_and_effective_hand_counts(kind, scale):
     hand = dict(num_feat=32, num_block=16, expansion=expansion, scale=scale)
     assert count_parameters(net, 'raw') == wdsr_count(kind, weight_norm=True, **hand)
     assert count_parameters(net, 'effective') == wdsr_count(kind, weight_norm=False, **hand)
-
-
-def reference_forward(net, x, kind, res_scale, img_range, mean):
-    """The paper's data flow written out with F.conv2d, using weights folded by the weight-norm formula."""
-
-    def conv(name, t, k):
-        g = net.get_parameter(f'{name}.parametrizations.weight.original0')
-        v = net.get_parameter(f'{name}.parametrizations.weight.original1')
-        w = g * v / v.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
-        return F.conv2d(t, w, net.get_parameter(f'{name}.bias'), padding=k // 2)
-
-    mean = torch.tensor(mean).view(1, 3, 1, 1)
-    t = (x - mean) * img_range
-    feat = conv('head', t, 3)
-    for i in range(len(net.body)):
-        p = f'body.{i}.body'
-        if kind == 'A':
-            r = conv(f'{p}.2', torch.relu(conv(f'{p}.0', feat, 3)), 3)
-        else:  # linear low-rank pair: no activation between the 1x1 and the 3x3
-            r = conv(f'{p}.3', conv(f'{p}.2', torch.relu(conv(f'{p}.0', feat, 1)), 1), 3)
-        feat = feat + res_scale * r
-    out = F.pixel_shuffle(conv('tail', feat, 3) + conv('skip', t, 5), net.shuffle.upscale_factor)
-    return out / img_range + mean
 
 
 @pytest.mark.parametrize('kind', ['A', 'B'])
@@ -300,62 +276,6 @@ def test_settings_travel_in_the_state_dict(cls):
 def test_bad_rgb_mean_named():
     with pytest.raises(ValueError, match='rgb_mean'):
         WDSR_A(num_in_ch=1, num_out_ch=1, rgb_mean=(0.1, 0.2))
-
-
-@pytest.mark.parametrize('fused', [True, False], ids=['private-fused', 'public-fallback'])
-@pytest.mark.parametrize('norm', ['weight', 'none', 'batch'])
-def test_cpu_chunked_inference_equals_plain_forward(norm, fused, monkeypatch):
-    """The fast path (with PyTorch's private fused addmm + ReLU, and with its public fallback) equals the layers."""
-    from wdsr_basicsr.archs import wdsr_fast
-    if fused:
-        assert wdsr_fast._ADDMM_ACTIVATION is not None  # this torch has the kernel: the fused branch runs
-    else:
-        monkeypatch.setattr(wdsr_fast, '_ADDMM_ACTIVATION', None)
-    torch.manual_seed(0)
-    net = WDSR_B(num_feat=8, num_block=2, upscale=2, res_scale=0.7, norm=norm)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):  # statistics far from identity, so folding them matters
-            m.running_mean.uniform_(-1, 1)
-            m.running_var.uniform_(0.5, 2)
-            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
-            torch.nn.init.uniform_(m.bias, -1, 1)
-    net.eval()
-    monkeypatch.setitem(wdsr_fast.CHUNK_BYTES, 'cpu', 100 * 48 * 4)  # chunks of 100 pixels, across rows and images
-    x = torch.rand(2, 8, 23, 19)
-    with torch.no_grad():
-        for block in net.body:
-            expected = x + block.body(x) * 0.7  # the layers one after the other, NCHW
-            assert torch.allclose(block(x), expected, atol=1e-5)
-            assert torch.allclose(block(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)
-        if norm == 'weight':
-            y = torch.rand(1, 3, 17, 13)
-            assert torch.allclose(net(y), reference_forward(net, y, 'B', 0.7, net.img_range, DIV2K_MEAN), atol=1e-5)
-
-
-def test_cpu_inference_path_under_autograd_and_autocast():
-    torch.manual_seed(0)
-    net = WDSR_B(num_feat=8, num_block=2).eval()
-    x = torch.rand(1, 3, 12, 10, requires_grad=True)
-    out = net(x)  # eval with autograd on: the layers one after the other, differentiable
-    out.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    with torch.no_grad():
-        assert torch.allclose(net(x), out, atol=1e-5)
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            low = net(x)
-    assert low.shape == out.shape and (low.float() - out).abs().max() < 0.05
-
-
-@pytest.mark.parametrize('name', ['WDSR_A', 'WDSR_B'])
-def test_cpu_inference_keeps_the_callers_memory_layout(name):
-    net = build_network({'type': name, 'num_feat': 8, 'num_block': 1}).eval()
-    x = torch.rand(1, 3, 9, 11)
-    with torch.no_grad():
-        plain = net(x)
-        cl = net(x.contiguous(memory_format=torch.channels_last))
-    assert plain.is_contiguous()
-    assert cl.is_contiguous(memory_format=torch.channels_last) and not cl.is_contiguous()
-    assert torch.allclose(plain, cl, atol=1e-6)
 
 
 @pytest.mark.parametrize('name', ['WDSR_A', 'WDSR_B', 'RDN'])

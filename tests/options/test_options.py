@@ -1,6 +1,5 @@
 """Every option file parses, builds its network and its datasets (data roots pointed at a fixture)."""
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,15 +8,9 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.utils.options import ordered_yaml
-from conftest import make_lmdbs
+from helpers import OPTIONS
 
-OPTIONS = Path(__file__).resolve().parent.parent / 'options'
 ALL = sorted(OPTIONS.rglob('*.yml'))
-
-
-@pytest.fixture(scope='module')
-def lmdb_root(tmp_path_factory):
-    return make_lmdbs(tmp_path_factory.mktemp('div2k'), (2, 3, 4))
 
 
 @pytest.fixture(scope='module')
@@ -25,7 +18,7 @@ def benchmark_root(tmp_path_factory):
     """The five benchmark sets (one photograph each) prepared by prepare_benchmarks."""
     import cv2
 
-    from conftest import photo
+    from helpers import photo
     from wdsr_basicsr.prepare.benchmarks import SETS, prepare_benchmarks
     src = tmp_path_factory.mktemp('bench_in')
     for name in SETS:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from basicsr.utils.matlab_functions import imresize
-from conftest import TRAIN_CROPS, VALID_CROPS, photo
+from helpers import TRAIN_CROPS, VALID_CROPS, photo
 from wdsr_basicsr.prepare import lmdb as prepare_lmdb
 from wdsr_basicsr.prepare import PreparationError
 from wdsr_basicsr.prepare.div2k import download_div2k, prepare

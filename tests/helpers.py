@@ -1,0 +1,117 @@
+"""Shared helpers of the tests: paths, photographs, small DIV2K-shaped LMDBs, running the entries, small models.
+
+Fixtures built from them live in ``conftest.py``; test files import from here, never from each other.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import yaml
+from skimage import data as skimage_data
+
+import wdsr_basicsr  # noqa: F401  (compat first: basicsr is importable in every test module)
+from wdsr_basicsr.prepare.div2k import prepare
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent.parent
+OPTIONS = REPO / 'options'
+TRAIN = str(REPO / 'wdsr_basicsr' / 'train.py')
+TEST = str(REPO / 'wdsr_basicsr' / 'test.py')
+
+# HR crops of real photographs (BGR, uint8). Sizes are not multiples of 12 on purpose.
+TRAIN_CROPS = {'0001': ('astronaut', 130, 110), '0002': ('coffee', 100, 150)}
+VALID_CROPS = {'0801': ('chelsea', 101, 97)}
+#: A small WDSR-B x2 (the ``checkpoint`` fixture's network).
+SMALL_WDSR_B = {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2}
+
+
+def photo(name, h, w):
+    return cv2.cvtColor(getattr(skimage_data, name)()[:h, :w], cv2.COLOR_RGB2BGR)
+
+
+def write_hr(root, split, crops):
+    folder = root / f'DIV2K_{split}_HR'
+    folder.mkdir(parents=True)
+    for stem, (name, h, w) in crops.items():
+        cv2.imwrite(str(folder / f'{stem}.png'), photo(name, h, w))
+
+
+def make_lmdbs(root, scales, valid=VALID_CROPS):
+    """DIV2K-shaped LMDBs (48 px sub-images every 24 px) of the fixture photographs under ``root``."""
+    write_hr(root, 'train', TRAIN_CROPS)
+    write_hr(root, 'valid', valid)
+    prepare(str(root), tuple(scales), crop_size=48, step=24, workers=2)
+    return root
+
+
+def write_options(path, opt):
+    path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    return str(path)
+
+
+def cpu_env(extra=None):
+    """The environment of a command run on the CPU: no GPU visible, one thread per process, plus ``extra``."""
+    return dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1', **(extra or {}))
+
+
+def run(args, cwd, timeout=300, env=None):
+    """Run a command on the CPU (:func:`cpu_env`), capturing its output."""
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cpu_env(env))
+
+
+def popen(args, cwd, env=None):
+    """Start a command on the CPU (:func:`cpu_env`) in the background, its output piped."""
+    return subprocess.Popen(args, cwd=cwd, env=cpu_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def torchrun(*args, nproc=2):
+    """``python -m torch.distributed.run --standalone --nproc_per_node=N`` + args."""
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', *args]
+
+
+def reference_forward(net, x, kind, res_scale, img_range, mean):
+    """The paper's data flow written out with F.conv2d, using weights folded by the weight-norm formula."""
+
+    def conv(name, t, k):
+        g = net.get_parameter(f'{name}.parametrizations.weight.original0')
+        v = net.get_parameter(f'{name}.parametrizations.weight.original1')
+        w = g * v / v.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+        return F.conv2d(t, w, net.get_parameter(f'{name}.bias'), padding=k // 2)
+
+    mean = torch.tensor(mean).view(1, 3, 1, 1)
+    t = (x - mean) * img_range
+    feat = conv('head', t, 3)
+    for i in range(len(net.body)):
+        p = f'body.{i}.body'
+        if kind == 'A':
+            r = conv(f'{p}.2', torch.relu(conv(f'{p}.0', feat, 3)), 3)
+        else:  # linear low-rank pair: no activation between the 1x1 and the 3x3
+            r = conv(f'{p}.3', conv(f'{p}.2', torch.relu(conv(f'{p}.0', feat, 1)), 1), 3)
+        feat = feat + res_scale * r
+    out = F.pixel_shuffle(conv('tail', feat, 3) + conv('skip', t, 5), net.shuffle.upscale_factor)
+    return out / img_range + mean
+
+
+def model_options(tmp_path, norm='weight', ema=0.5, val=None):
+    models, states = tmp_path / 'models', tmp_path / 'training_states'
+    models.mkdir(exist_ok=True)
+    states.mkdir(exist_ok=True)
+    return {
+        'name': 'unit', 'model_type': 'WDSRModel', 'scale': 2, 'num_gpu': 0, 'is_train': True, 'dist': False,
+        'rank': 0, 'world_size': 1,
+        'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2, 'norm': norm},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'models': str(models),
+                 'training_states': str(states), 'visualization': str(tmp_path / 'vis')},
+        'train': {'ema_decay': ema, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'val': val or {},
+    }
+
+
+def batch(n=2, size=12):
+    lq = torch.rand(n, 3, size, size)
+    return {'lq': lq, 'gt': F.interpolate(lq, scale_factor=2, mode='bicubic', align_corners=False).clamp(0, 1)}

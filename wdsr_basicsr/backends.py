@@ -4,12 +4,16 @@ Each backend runs the same network, weight norm folded; ONNX Runtime and OpenVIN
 17, dynamic batch, height and width), exported once to a temporary file. They are optional extras
 (``pip install "wdsr-basicsr[deploy]"``); asking for one that is not installed names the extra.
 """
+from __future__ import annotations
+
 import inspect
 import tempfile
+from collections.abc import Callable
 from os import path as osp
 
 import numpy as np
 import torch
+from torch import nn
 
 from .utils.timing import interleaved_median_ms
 
@@ -26,7 +30,7 @@ class BackendUnavailable(RuntimeError):
     """A backend was asked for that is not installed (the message names what to install)."""
 
 
-def installed(backend):
+def installed(backend: str) -> bool:
     """Whether ``backend`` can run here."""
     if backend == 'torch':
         return True
@@ -38,7 +42,7 @@ def installed(backend):
     return True
 
 
-def check_backend(backend):
+def check_backend(backend: str) -> None:
     """Raise :class:`BackendUnavailable` (naming the extra) or ``ValueError`` unless ``backend`` can run."""
     if backend not in BACKENDS:
         raise ValueError(f'backend {backend!r} is not one of {", ".join(BACKENDS)}.')
@@ -46,7 +50,7 @@ def check_backend(backend):
         raise BackendUnavailable(f'backend {backend} is not installed: {EXTRAS[backend]}.')
 
 
-def runtime_errors(backend):
+def runtime_errors(backend: str) -> tuple[type, ...]:
     """The exception types a backend's runs fail with (out of memory, a bad input), beyond ``RuntimeError``.
 
     PyTorch and OpenVINO raise ``RuntimeError``; ONNX Runtime raises its own
@@ -58,7 +62,7 @@ def runtime_errors(backend):
     return tuple(obj for obj in vars(state).values() if inspect.isclass(obj) and issubclass(obj, Exception))
 
 
-def export_onnx(net, path, num_in_ch=3, opset=17):
+def export_onnx(net: nn.Module, path: str, num_in_ch: int = 3, opset: int = 17) -> None:
     """Export ``net`` (eval mode, CPU) to ONNX at ``path``, dynamic batch, height and width, input ``lq``."""
     torch.onnx.export(
         net, (torch.rand(1, num_in_ch, 16, 16), ), path, input_names=['lq'], output_names=['sr'], opset_version=opset,
@@ -66,7 +70,7 @@ def export_onnx(net, path, num_in_ch=3, opset=17):
                                     'sr': {0: 'batch', 2: 'height', 3: 'width'}})
 
 
-def make_runner(net, backend, num_in_ch=3):
+def make_runner(net: nn.Module, backend: str, num_in_ch: int = 3) -> Callable:
     """A callable that runs ``net`` (folded, eval mode) on a CPU float tensor with ``backend``.
 
     Args:
@@ -90,7 +94,7 @@ def make_runner(net, backend, num_in_ch=3):
         return onnx_runner(onnx_path, backend)
 
 
-def onnx_runner(onnx_path, backend):
+def onnx_runner(onnx_path: str, backend: str) -> Callable:
     """A callable that runs the ONNX file ``onnx_path`` with ONNX Runtime or OpenVINO, on the CPU in fp32.
 
     The file is read once; the runner does not need it afterwards.
@@ -120,7 +124,8 @@ def onnx_runner(onnx_path, backend):
     return run_openvino
 
 
-def fastest_backend(net, num_in_ch=3, size=96, rounds=3):
+def fastest_backend(net: nn.Module, num_in_ch: int = 3, size: int = 96, rounds: int = 3) -> tuple[str, Callable,
+                    dict[str, float]]:
     """The installed backend that runs ``net`` fastest on a ``size`` x ``size`` input here, and its runner.
 
     Each installed backend is timed on the same input in alternating rounds (median); the first call of each
@@ -138,7 +143,8 @@ def fastest_backend(net, num_in_ch=3, size=96, rounds=3):
 
 
 
-def choose_backend(net, backend, num_in_ch=3, device='cpu', amp_dtype=None):
+def choose_backend(net: nn.Module, backend: str, num_in_ch: int = 3, device: str = 'cpu',
+                   amp_dtype: torch.dtype | None = None) -> tuple[Callable, str]:
     """The network as ``backend`` runs it: the module on ``device``, or a runner of another runtime.
 
     Args:

@@ -12,6 +12,8 @@ The result folders are those of ``test.py`` runs that saved their images (``val:
   spread most), the whole HR with the crop's box, then the crop in HR, bicubic and each run, labelled
   with their figures; the crops are also written as PNGs (``compare/crops/``), pixel for pixel.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import sys
@@ -22,13 +24,13 @@ import cv2
 from .utils import report
 
 
-def spread(image, metric):
+def spread(image, metric: str):
     """How far apart the runs' ``metric`` values are on one page entry (0 when one run lacks it)."""
     values = [m['metrics'].get(metric) for m in image['models']]
     return 0. if None in values else max(values) - min(values)
 
 
-def choose(data, count, metric, picks):
+def choose(data: str, count, metric: str, picks):
     """The (set, image entry) pairs for the figure: ``picks`` (``SET/IMAGE``), else the ``count`` widest spreads."""
     entries = [(s['name'], image) for s in data['sets'] for image in s['images']]
     if picks:
@@ -40,7 +42,7 @@ def choose(data, count, metric, picks):
     return sorted(entries, key=lambda e: spread(e[1], metric), reverse=True)[:count]
 
 
-def write_figure(data, chosen, page_dir, metric):
+def write_figure(data: str, chosen: list[str], page_dir: str, metric: str) -> list[str]:
     """Draw the figure of ``chosen`` into ``page_dir/figure.{png,pdf}``; the crops go to ``page_dir/crops``.
 
     Returns:

@@ -21,6 +21,8 @@ Keras checkpoints (ychfan/tf_estimator_barebone, krasserm/wdsr) are refused with
 
 DST is ``{'params': ..., 'network_g': {...}}`` with the hyper-parameters inferred from the tensor shapes.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import re
@@ -65,7 +67,7 @@ class RefusedError(ValueError):
     """SRC is a WDSR checkpoint whose conversion would give a different network; the message says why."""
 
 
-def refuse_tensorflow(path):
+def refuse_tensorflow(path: str) -> None:
     """Raise :class:`RefusedError` if ``path`` is a TensorFlow or Keras checkpoint (by name, or HDF5 magic)."""
     names = os.listdir(path) if osp.isdir(path) else [osp.basename(path)]
     if any(n == 'saved_model.pb' or n == 'checkpoint' or n.endswith(('.index', '.meta'))
@@ -126,7 +128,7 @@ def _map_2019(groups):
     return mapping
 
 
-def detect(checkpoint):
+def detect(checkpoint: dict) -> tuple[str, dict]:
     """Find the layout of a loaded checkpoint.
 
     Returns:
@@ -146,7 +148,7 @@ def detect(checkpoint):
     raise ConversionError('no model_state_dict entry and no head.0/tail.0 weight-normalised convs')
 
 
-def check_release(layout, release):
+def check_release(layout: str, release: str | None) -> None:
     """Raise unless ``release`` (``--release``, or None) may be converted as ``layout``."""
     if release is not None and release not in RELEASES:
         raise ValueError(f'release={release!r} is not one of {sorted(RELEASES)}.')
@@ -163,7 +165,8 @@ def check_release(layout, release):
         raise RefusedError(AUGUST_2018)
 
 
-def convert(checkpoint, res_scale=1.0, rgb_mean=None, release=None):
+def convert(checkpoint: dict, res_scale: float = 1.0, rgb_mean: list[float] | None = None,
+            release: str | None = None) -> dict:
     """Convert a loaded official checkpoint.
 
     Args:
@@ -210,7 +213,7 @@ def convert(checkpoint, res_scale=1.0, rgb_mean=None, release=None):
     return {'params': net.state_dict(), 'network_g': network}
 
 
-def check_destination(src, dst):
+def check_destination(src: str, dst: str) -> None:
     """Refuse a DST that is a folder or SRC itself (the official file must never be written over).
 
     Raises:

@@ -6,6 +6,8 @@ safetensors holds the folded state dict (settings buffers included) and its ``ne
 no pickle, loadable by spandrel (``import wdsr_basicsr.spandrel``) and by this package's inference. The
 exported model is run on a random input and compared with PyTorch before success is reported.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import sys
@@ -13,6 +15,7 @@ from os import path as osp
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import backends
 from .archs.describe import describe
@@ -23,7 +26,7 @@ from .utils.checkpoint import atomic_path
 TOLERANCE = 1e-4
 
 
-def write_torchscript(net, output, num_in_ch):
+def write_torchscript(net: nn.Module, output: str, num_in_ch: int):
     """Trace ``net`` to ``output``; return the model read back from it."""
     with torch.no_grad():
         scripted = torch.jit.trace(net, torch.rand(1, num_in_ch, 16, 16), check_trace=False)
@@ -31,7 +34,7 @@ def write_torchscript(net, output, num_in_ch):
     return torch.jit.load(output)
 
 
-def write_onnx(net, output, num_in_ch, opset):
+def write_onnx(net: nn.Module, output: str, num_in_ch: int, opset: int):
     """Export ``net`` to ``output`` (:func:`wdsr_basicsr.backends.export_onnx`); return an ONNX Runtime runner of it.
 
     Raises:
@@ -42,7 +45,7 @@ def write_onnx(net, output, num_in_ch, opset):
     return backends.onnx_runner(output, 'onnxruntime')
 
 
-def write_safetensors(net, network_g, output):
+def write_safetensors(net: nn.Module, network_g: dict, output: str):
     """Write ``net``'s state dict and ``network_g`` to ``output``; return the network read back from it."""
     try:
         from safetensors.torch import save
@@ -56,7 +59,7 @@ def write_safetensors(net, network_g, output):
     return network_from_checkpoint(output)[0]
 
 
-def export(model_path, fmt, output, opt_path=None, opset=17):
+def export(model_path: str, fmt: str, output: str, opt_path: str | None = None, opset: int = 17) -> float:
     """Export the network of ``model_path`` and check it against PyTorch.
 
     Args:

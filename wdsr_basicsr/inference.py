@@ -17,9 +17,12 @@ give the same output, an output that would replace an input (``-o`` the input fo
 ``--suffix`` that keeps the names apart), or an existing output without ``--overwrite`` stop the run
 with the names at fault.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from os import path as osp
 
 import cv2
@@ -55,7 +58,8 @@ def _from_network(out, gray, max_value, dtype):
     return out.permute(1, 2, 0).cpu().numpy().astype(dtype)
 
 
-def upscale_image(img, net, scale, num_in_ch=3, tile=0, tile_pad=0, ensemble=False, amp_dtype=None, device='cpu'):
+def upscale_image(img: np.ndarray, net: Callable, scale: int, num_in_ch: int = 3, tile: int = 0, tile_pad: int = 0,
+                  ensemble: bool = False, amp_dtype: torch.dtype | None = None, device: str = 'cpu') -> np.ndarray:
     """Super-resolve one image, keeping its sample type, its channels and its alpha.
 
     The result is written tile by tile into one array of the image's own dtype
@@ -126,7 +130,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_arguments(args):
+def check_arguments(args: argparse.Namespace) -> None:
     """Refuse flags that cannot work before the model is loaded: tile sizes, an ``-o`` that cannot be a folder.
 
     Raises:
@@ -145,7 +149,7 @@ def check_arguments(args):
         raise ValueError(f'-o {args.output}: {folder} is not writable.')
 
 
-def network_settings(network_opt, source):
+def network_settings(network_opt: dict, source: str) -> tuple[int, int]:
     """The scale and input channels of a checkpoint's network, checked to be what inference can run.
 
     Raises:

@@ -1,7 +1,10 @@
 """Checkpoints and descriptions to runnable networks: the one place inference, export, conversion, spandrel and
 the benchmark build a network from what a file says.
 """
+from __future__ import annotations
+
 import torch
+from torch import nn
 
 from basicsr.archs import build_network
 
@@ -11,7 +14,7 @@ from .options import load_options
 from .utils.checkpoint import load_checkpoint, strip_prefixes
 
 
-def build_described(network_opt, source='network_g'):
+def build_described(network_opt: dict, source: str = 'network_g') -> nn.Module:
     """Build the network a ``network_g`` description names, through basicsr's registry.
 
     Args:
@@ -61,7 +64,7 @@ def _described(state):
     return network_opt if network_opt and all(k in state for k in needed) else None
 
 
-def network_from_checkpoint(path, opt_path=None, fold=True):
+def network_from_checkpoint(path: str, opt_path: str | None = None, fold: bool = True) -> tuple[nn.Module, dict]:
     """Build the network a checkpoint holds, ready for inference.
 
     The architecture comes from the checkpoint's ``network_g`` entry (written by

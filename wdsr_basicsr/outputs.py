@@ -3,6 +3,8 @@
 The inputs of a folder (without the results of an earlier run beside them), each output's name, and a plan
 in which no output replaces an input, another output or (unless asked) an existing file.
 """
+from __future__ import annotations
+
 import os
 from os import path as osp
 
@@ -11,7 +13,7 @@ import numpy as np
 from .utils.image_io import IMAGE_EXTENSIONS
 
 
-def output_path(in_path, out_dir, suffix, ext, img):
+def output_path(in_path: str, out_dir: str, suffix: str, ext: str, img: np.ndarray) -> str:
     """Where the result of ``in_path`` goes: its stem (plus ``_suffix``), with the chosen extension.
 
     ``auto`` keeps the input's extension, but writes PNG where the format could not
@@ -24,7 +26,7 @@ def output_path(in_path, out_dir, suffix, ext, img):
     return candidates[-1] if needs_png else candidates[0]
 
 
-def output_candidates(in_path, out_dir, suffix, ext):
+def output_candidates(in_path: str, out_dir: str, suffix: str, ext: str) -> list[str]:
     """The output names ``in_path`` may get, whatever it holds: the chosen format, then PNG if that differs."""
     stem, in_ext = osp.splitext(osp.basename(in_path))
     ext = in_ext.lstrip('.').lower() if ext == 'auto' else ext
@@ -32,7 +34,7 @@ def output_candidates(in_path, out_dir, suffix, ext):
     return [osp.join(out_dir, name) for name in names]
 
 
-def plan_outputs(inputs, out_dir, suffix, ext, overwrite):
+def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str, overwrite: bool) -> dict[str, str]:
     """Check, before any work, that no output replaces an input, another output, or (without ``overwrite``) a file.
 
     Each input's own name (:func:`output_candidates`, first) is reserved for it;
@@ -71,7 +73,7 @@ def plan_outputs(inputs, out_dir, suffix, ext, overwrite):
     return owners
 
 
-def list_inputs(path, out_dir=None, suffix=''):
+def list_inputs(path: str, out_dir: str = None, suffix: str = '') -> list[str]:
     """The image files of a folder (sorted), or ``[path]`` for a file.
 
     When the results go into the input folder with a ``suffix``, the files that

@@ -15,6 +15,8 @@ Writes ``table1.md`` (parameters: paper and counted; PSNR: the paper's on DIV2K,
 validation set) and, for the ablation,
 ``norm.md`` and ``norm_curves.png`` (training loss and validation PSNR against iterations).
 """
+from __future__ import annotations
+
 import argparse
 import os
 import re
@@ -55,7 +57,7 @@ PUBLISHED_RAW_PARAMS = {
 NORM_RUNS = ('norm_weight_lr1e-3_x2', 'norm_batch_lr1e-3_x2', 'norm_none_lr1e-3_x2', 'norm_batch_lr1e-4_x2')
 
 
-def budget_options(stem, args, val_points):
+def budget_options(stem: str, args: argparse.Namespace, val_points: int):
     """The paper option file ``stem`` with the reduced budget and data of ``args``."""
     opt = shrink_options(load_options(osp.join(args.options, f'{stem}.yml')), data=args.data, name=f'repro_{stem}',
                          iters=args.iters, gt_size=args.patch, batch=args.batch, workers=args.workers,
@@ -66,7 +68,7 @@ def budget_options(stem, args, val_points):
     return opt
 
 
-def train(opt, work):
+def train(opt: dict, work: str):
     """Train ``opt`` with the training entry in the current directory; return its experiment folder."""
     result = run_entry('train', write_options(opt, work), cwd=os.getcwd())
     if result.returncode:
@@ -74,18 +76,18 @@ def train(opt, work):
     return osp.join('experiments', opt['name'])
 
 
-def losses(experiment, name):
+def losses(experiment: str, name: str):
     """The training loss (``l_pix``) per logged iteration of run ``name``."""
     text = read_log(experiment, name).replace(',', '')
     return [(int(i), float(v)) for i, v in re.findall(r'iter:\s*(\d+).*?l_pix: ([-\d.e+]+)', text)]
 
 
-def psnr_points(experiment):
+def psnr_points(experiment: str):
     """(iteration, PSNR, PSNR-Y) of each validation of a run."""
     return [(v['iter'], v['mean']['psnr'], v['mean']['psnr_y']) for v in read_validations(experiment)]
 
 
-def run_table1(args):
+def run_table1(args: argparse.Namespace):
     rows = ['| network | blocks | params (paper) | params (counted, effective) | PSNR paper (DIV2K val, RGB) '
             '| PSNR here (RGB) | PSNR here (Y) |', '|---|---:|---:|---:|---:|---:|---:|']
     for net in args.nets:
@@ -100,7 +102,7 @@ def run_table1(args):
     return rows
 
 
-def run_norm(args):
+def run_norm(args: argparse.Namespace):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt

@@ -5,6 +5,8 @@ the tests run the option files users run through this module, with only data pat
 changed (:func:`shrink_options`). Validation figures are read from the run's ``validation.jsonl``
 (:data:`wdsr_basicsr.models.wdsr_model.VALIDATIONS_FILE`), not scraped from its log.
 """
+from __future__ import annotations
+
 import copy
 import json
 import os
@@ -22,14 +24,16 @@ ENTRIES = {'train': osp.join(osp.dirname(osp.abspath(__file__)), 'train.py'),
            'test': osp.join(osp.dirname(osp.abspath(__file__)), 'test.py')}
 
 
-def div2k_lmdbs(data, split, scale):
-    """The (GT, LQ) LMDB paths of a DIV2K ``split`` (``'train'``: sub-images, ``'valid'``) at ``scale`` under ``data``."""
+def div2k_lmdbs(data: str, split: str, scale: int) -> tuple[str, str]:
+    """The (GT, LQ) LMDB paths of DIV2K's ``split`` (``'train'``: sub-images; ``'valid'``) at ``scale`` in ``data``."""
     names = lmdb_names(split, (scale, ))
     return osp.join(data, names['hr']), osp.join(data, names[scale])
 
 
-def shrink_options(opt, *, data, name=None, iters=None, gt_size=None, batch=None, workers=None, network=None,
-                   validations=2, checkpoints=1):
+def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int | None = None,
+                   gt_size: int | None = None, batch: int | None = None, workers: int | None = None,
+                   network: dict | None = None,
+                   validations: int = 2, checkpoints: int = 1) -> dict:
     """A copy of ``opt`` (a shipped option file's) with only its data, sizes and lengths changed.
 
     Every dataset reads the DIV2K LMDBs under ``data`` at the file's scale (``train``: the sub-images; every
@@ -73,7 +77,7 @@ def shrink_options(opt, *, data, name=None, iters=None, gt_size=None, batch=None
     return opt
 
 
-def write_options(opt, folder):
+def write_options(opt: dict, folder: str) -> str:
     """Write ``opt`` as ``folder/<name>.yml`` (plain YAML); return the path."""
     os.makedirs(folder, exist_ok=True)
     path = osp.join(folder, f"{opt['name']}.yml")
@@ -82,7 +86,7 @@ def write_options(opt, folder):
     return path
 
 
-def entry_command(entry, opt_path, nproc=None, extra=()):
+def entry_command(entry: str, opt_path: str, nproc: int | None = None, extra: tuple[str, ...] = ()) -> list[str]:
     """The command line of ``entry`` (``'train'`` or ``'test'``) on ``opt_path``; through torchrun with ``nproc``.
 
     Args:
@@ -100,7 +104,9 @@ def entry_command(entry, opt_path, nproc=None, extra=()):
             '-opt', opt_path, '--launcher', 'pytorch', *extra]
 
 
-def run_entry(entry, opt_path, cwd, nproc=None, extra=(), capture=True, env=None, timeout=None):
+def run_entry(entry: str, opt_path: str, cwd: str, nproc: int | None = None, extra: tuple[str, ...] = (),
+              capture: bool = True, env: dict | None = None,
+              timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run :func:`entry_command` in ``cwd`` (where ``experiments/`` and ``results/`` go).
 
     Returns:
@@ -110,7 +116,7 @@ def run_entry(entry, opt_path, cwd, nproc=None, extra=(), capture=True, env=None
                           env=env, timeout=timeout)
 
 
-def read_validations(experiment):
+def read_validations(experiment: str) -> list[dict]:
     """The validations a training run recorded in ``experiment`` (``experiments/<name>``), in order.
 
     Returns:
@@ -124,7 +130,7 @@ def read_validations(experiment):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def read_log(experiment, name):
+def read_log(experiment: str, name: str) -> str:
     """The text of the training logs of run ``name`` in ``experiment``, oldest first (a resumed run has several)."""
     logs = sorted(n for n in os.listdir(experiment) if n.startswith(f'train_{name}_') and n.endswith('.log'))
     text = ''

@@ -13,7 +13,9 @@ scale) from the buffers this package's networks keep in their state dicts (:mod:
 State dicts saved before those buffers were kept load with the paper's settings (DIV2K mean, range 2 for WDSR
 and 255 for RDN, residual scale 1). Needs the optional ``spandrel`` package (``pip install wdsr-basicsr[spandrel]``).
 """
-from spandrel import MAIN_REGISTRY, ArchSupport, Architecture, ImageModelDescriptor
+from __future__ import annotations
+
+from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport, Architecture, ImageModelDescriptor
 
 from .archs.describe import describe_rdn, describe_wdsr
 from .loading import build_described
@@ -22,7 +24,7 @@ from .loading import build_described
 class _Arch(Architecture):
     """A spandrel architecture for the networks that ``describe`` recognises."""
 
-    def __init__(self, arch_id, name, describe):
+    def __init__(self, arch_id, name: str, describe):
         super().__init__(id=arch_id, name=name, detect=lambda state: describe(state) is not None)
         self._describe = describe
 
@@ -47,7 +49,7 @@ class _Arch(Architecture):
 ARCHITECTURES = (_Arch('WDSR', 'WDSR', describe_wdsr), _Arch('RDN', 'RDN', describe_rdn))
 
 
-def register(registry=MAIN_REGISTRY):
+def register(registry: ArchRegistry = MAIN_REGISTRY) -> ArchRegistry:
     """Add WDSR (A and B) and RDN to ``registry`` unless they are there already; return the registry."""
     registry.add(*(ArchSupport.from_architecture(a) for a in ARCHITECTURES if a.id not in registry))
     return registry

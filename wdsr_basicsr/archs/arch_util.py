@@ -8,8 +8,11 @@
 * :class:`SettingsInStateDict` keeps settings that shapes do not show (input
   normalisation, residual scale) in the state dict.
 """
+from __future__ import annotations
+
 import copy
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn as nn
@@ -36,7 +39,7 @@ class SettingsInStateDict(nn.Module):
         settings (dict[str, Tensor]): Buffer name -> value.
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings: dict):
         super().__init__()
         for name, value in settings.items():
             self.register_buffer(name, value)
@@ -54,7 +57,7 @@ class SettingsInStateDict(nn.Module):
         """Called after loading, for subclasses that mirror a buffer in a plain attribute."""
 
 
-def normalisation(num_in_ch, num_out_ch, img_range, rgb_mean):
+def normalisation(num_in_ch: int, num_out_ch: int, img_range: float, rgb_mean: Sequence[float]) -> dict:
     """The ``mean`` and ``img_range`` buffers of an SR network that computes on ``(x - rgb_mean) * img_range``.
 
     The default ``rgb_mean`` (DIV2K's) stands for its average on a 1-channel network.
@@ -76,7 +79,7 @@ def normalisation(num_in_ch, num_out_ch, img_range, rgb_mean):
             'img_range': torch.tensor(float(img_range))}
 
 
-def check_norm(norm):
+def check_norm(norm: str) -> str:
     """Validate a ``norm`` option.
 
     Args:
@@ -93,7 +96,7 @@ def check_norm(norm):
     return norm
 
 
-def make_conv(in_ch, out_ch, kernel_size, *, norm, in_body):
+def make_conv(in_ch: int, out_ch: int, kernel_size: int, *, norm: str, in_body: bool) -> nn.Module:
     """Build a same-padded convolution with the requested normalisation.
 
     Args:
@@ -118,7 +121,7 @@ def make_conv(in_ch, out_ch, kernel_size, *, norm, in_body):
     return conv
 
 
-def is_weight_normed(module):
+def is_weight_normed(module: nn.Module) -> bool:
     """Whether ``module`` carries weight normalisation on its ``weight``.
 
     Both the parametrization API and the deprecated hook API
@@ -162,7 +165,7 @@ def _plain_copy(layer):
     return plain.train(layer.training)
 
 
-def fold_weight_norm(module):
+def fold_weight_norm(module: nn.Module) -> nn.Module:
     """Replace every weight-normalised convolution by a plain one.
 
     Each weight-normalised conv (or linear layer) is replaced in its parent by a
@@ -193,7 +196,7 @@ def fold_weight_norm(module):
     return module
 
 
-def count_parameters(module, mode='effective'):
+def count_parameters(module: nn.Module, mode: str = 'effective') -> int:
     """Count the parameters of a network.
 
     Args:
@@ -214,7 +217,7 @@ def count_parameters(module, mode='effective'):
     raise ValueError(f"mode={mode!r} is not supported; choose 'effective' or 'raw'.")
 
 
-def receptive_radius(module):
+def receptive_radius(module: nn.Module) -> int:
     """An upper bound of a network's receptive-field radius, in input pixels.
 
     The sum of ``dilation * (kernel - 1) // 2`` over every convolution: exact for

@@ -3,8 +3,12 @@
 Used where a state dict comes without its options: official checkpoints (:mod:`wdsr_basicsr.convert`) and
 loaders that see only the state dict (:mod:`wdsr_basicsr.spandrel`).
 """
+from __future__ import annotations
+
 import math
 import re
+
+import torch
 
 #: Where a conv's weight is stored: weight norm (parametrizations), a plain conv, a conv + BatchNorm pair.
 _WEIGHT_KEYS = ('parametrizations.weight.original1', 'weight', '0.weight')
@@ -33,7 +37,7 @@ def _ratio(part, whole):
     return part // whole if part % whole == 0 else part / whole
 
 
-def describe_wdsr(state):
+def describe_wdsr(state: dict[str, torch.Tensor]) -> dict | None:
     """The ``network_g`` of a WDSR-A or WDSR-B state dict (this package's names), or None if it is not one.
 
     Every key must belong to the head, body, tail, skip or the settings. The
@@ -73,12 +77,12 @@ def describe_wdsr(state):
     return options
 
 
-def describe(state):
+def describe(state: dict) -> dict | None:
     """The ``network_g`` of a WDSR-A, WDSR-B or RDN state dict, or None (see :func:`describe_wdsr`)."""
     return describe_wdsr(state) or describe_rdn(state)
 
 
-def describe_rdn(state):
+def describe_rdn(state: dict[str, torch.Tensor]) -> dict | None:
     """The ``network_g`` of an RDN state dict (this package's names), or None if it is not one.
 
     Args:

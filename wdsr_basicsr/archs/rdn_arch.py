@@ -3,6 +3,10 @@
 Paper: Residual Dense Network for Image Super-Resolution (Zhang et al.,
 CVPR 2018).
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import torch
 from torch import nn as nn
 
@@ -22,14 +26,14 @@ class ResidualDenseBlock(nn.Module):
         growth (int): Channels each layer adds (G).
     """
 
-    def __init__(self, *, num_feat, num_layer, growth):
+    def __init__(self, *, num_feat: int, num_layer: int, growth: int):
         super().__init__()
         self.layers = nn.ModuleList(
             nn.Sequential(nn.Conv2d(num_feat + i * growth, growth, 3, padding=1), nn.ReLU(inplace=True))
             for i in range(num_layer))
         self.fusion = nn.Conv2d(num_feat + num_layer * growth, num_feat, 1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
         for layer in self.layers:
             features.append(layer(torch.cat(features, 1)))
@@ -60,8 +64,9 @@ class RDN(SettingsInStateDict):
             Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
     """
 
-    def __init__(self, *, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, num_layer=8, growth=64, upscale=2,
-                 img_range=255., rgb_mean=DIV2K_RGB_MEAN):
+    def __init__(self, *, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
+                 num_layer: int = 8, growth: int = 64, upscale: int = 2,
+                 img_range: float = 255., rgb_mean: Sequence[float] = DIV2K_RGB_MEAN):
         super().__init__(normalisation(num_in_ch, num_out_ch, img_range, rgb_mean))
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)
         self.conv_second = nn.Conv2d(num_feat, num_feat, 3, padding=1)
@@ -74,7 +79,7 @@ class RDN(SettingsInStateDict):
         self.upsample = Upsample(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, padding=1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x``.
 
         Args:

@@ -8,7 +8,10 @@ running at low resolution, a 3x3 tail conv to ``num_out_ch * upscale**2``
 channels, a global 5x5 conv skip from the (normalised) input to the same
 channels, the two summed and pixel-shuffled. Only the block differs.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn as nn
@@ -44,7 +47,7 @@ class WDSRBlockA(nn.Module):
         norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
     """
 
-    def __init__(self, *, num_feat, expansion, res_scale, norm):
+    def __init__(self, *, num_feat: int, expansion: float, res_scale: float, norm: str):
         super().__init__()
         wide = int(num_feat * expansion)
         self.res_scale = res_scale
@@ -54,7 +57,7 @@ class WDSRBlockA(nn.Module):
             make_conv(wide, num_feat, 3, norm=norm, in_body=True),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.add(x, self.body(x), alpha=self.res_scale)
 
 
@@ -75,7 +78,7 @@ class WDSRBlockB(nn.Module):
         norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
     """
 
-    def __init__(self, *, num_feat, expansion, low_rank_ratio, res_scale, norm):
+    def __init__(self, *, num_feat: int, expansion: float, low_rank_ratio: float, res_scale: float, norm: str):
         super().__init__()
         wide = int(num_feat * expansion)
         low_rank = int(num_feat * low_rank_ratio)
@@ -91,7 +94,7 @@ class WDSRBlockB(nn.Module):
             make_conv(low_rank, num_feat, 3, norm=norm, in_body=True),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if takes_fast_path(self, x):
             return block_b_inference(self, x)
         return torch.add(x, self.body(x), alpha=self.res_scale)
@@ -116,8 +119,9 @@ class _WDSR(SettingsInStateDict):
         init (str): One of :data:`INITS`.
     """
 
-    def __init__(self, *, blocks, num_in_ch, num_out_ch, num_feat, upscale, res_scale, norm, img_range, rgb_mean,
-                 init):
+    def __init__(self, *, blocks, num_in_ch: int, num_out_ch: int, num_feat: int, upscale: int, res_scale: float,
+                 norm: str, img_range: float, rgb_mean: Sequence[float],
+                 init: str):
         if init not in INITS:
             raise ValueError(f"init={init!r} is not supported; choose one of {', '.join(repr(i) for i in INITS)}.")
         if init == 'reloaded' and norm != 'weight':
@@ -152,7 +156,7 @@ class _WDSR(SettingsInStateDict):
             conv.parametrizations.weight.original0.fill_(gain)
             conv.bias.zero_()
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x``.
 
         Args:
@@ -205,8 +209,9 @@ class WDSR_A(_WDSR):
             :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
-    def __init__(self, *, num_in_ch=3, num_out_ch=3, num_feat=32, num_block=16, expansion=4, upscale=2, res_scale=1.0,
-                 norm='weight', img_range=WDSR_IMG_RANGE, rgb_mean=DIV2K_RGB_MEAN, init='default'):
+    def __init__(self, *, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 32, num_block: int = 16,
+                 expansion: float = 4, upscale: int = 2, res_scale: float = 1.0, norm: str = 'weight',
+                 img_range: float = WDSR_IMG_RANGE, rgb_mean: Sequence[float] = DIV2K_RGB_MEAN, init: str = 'default'):
         check_norm(norm)
         blocks = [WDSRBlockA(num_feat=num_feat, expansion=expansion, res_scale=res_scale, norm=norm)
                   for _ in range(num_block)]
@@ -246,9 +251,10 @@ class WDSR_B(_WDSR):
             :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
-    def __init__(self, *, num_in_ch=3, num_out_ch=3, num_feat=32, num_block=16, expansion=6, low_rank_ratio=0.8,
-                 upscale=2, res_scale=1.0, norm='weight', img_range=WDSR_IMG_RANGE, rgb_mean=DIV2K_RGB_MEAN,
-                 init='default'):
+    def __init__(self, *, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 32, num_block: int = 16,
+                 expansion: float = 6, low_rank_ratio: float = 0.8, upscale: int = 2, res_scale: float = 1.0,
+                 norm: str = 'weight', img_range: float = WDSR_IMG_RANGE, rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
+                 init: str = 'default'):
         check_norm(norm)
         blocks = [WDSRBlockB(num_feat=num_feat, expansion=expansion, low_rank_ratio=low_rank_ratio,
                              res_scale=res_scale, norm=norm) for _ in range(num_block)]

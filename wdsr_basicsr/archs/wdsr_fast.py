@@ -7,6 +7,8 @@ channels to :data:`LANES`; BatchNorm is folded into the convs. The ReLU is fused
 PyTorch's private ``torch._addmm_activation`` where this torch has it, else a public ``addmm`` then ``relu_``
 (:func:`linear_relu`): both give the same values.
 """
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn as nn
@@ -26,7 +28,7 @@ CHUNK_BYTES = {'cpu': 4 * 1024 * 1024, 'cuda': 512 * 1024 * 1024}
 LANES = 8
 
 
-def conv_affine(layer, dtype):
+def conv_affine(layer: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of a conv, with the eval-mode BatchNorm that follows it folded in.
 
     Args:
@@ -46,7 +48,7 @@ def conv_affine(layer, dtype):
     return weight.to(dtype), bias.to(dtype)
 
 
-def takes_fast_path(module, x):
+def takes_fast_path(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``module`` may take its inference path on ``x``.
 
     That path (channels-last inside, WDSR-B's pointwise part as chunked matrix
@@ -60,7 +62,7 @@ def takes_fast_path(module, x):
         not recording_graph()
 
 
-def recording_graph():
+def recording_graph() -> bool:
     """Whether the forward is being traced, exported or compiled (their graphs must not depend on the size)."""
     return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or \
         torch.compiler.is_compiling()
@@ -69,7 +71,7 @@ def recording_graph():
 _ADDMM_ACTIVATION = getattr(torch, '_addmm_activation', None)
 
 
-def linear_relu(bias, x, weight_t, out):
+def linear_relu(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """``out = relu(bias + x @ weight_t)``, fused where PyTorch has the kernel, else in two public steps.
 
     Args:
@@ -86,7 +88,7 @@ def linear_relu(bias, x, weight_t, out):
     return torch.addmm(bias, x, weight_t, out=out).relu_()
 
 
-def block_b_inference(block, x):
+def block_b_inference(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """A WDSR-B block's forward on its fast path (:func:`takes_fast_path` must hold).
 
     Args:
@@ -103,7 +105,7 @@ def block_b_inference(block, x):
     return torch.add(x, out, alpha=block.res_scale, out=out)
 
 
-def pointwise_inference(block, x):
+def pointwise_inference(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The 1x1 expansion, ReLU and 1x1 low-rank conv as matrix products over pixel chunks.
 
     The three are pointwise, so they run on chunks of pixels without halo; the

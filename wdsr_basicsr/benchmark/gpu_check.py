@@ -24,6 +24,8 @@ The option files are shrunk by :func:`wdsr_basicsr.runs.shrink_options` and run 
 :func:`wdsr_basicsr.runs.run_entry`; each run's PSNR comes from its ``validation.jsonl``, its timing,
 backend and resume from its log.
 """
+from __future__ import annotations
+
 import argparse
 import copy
 import datetime
@@ -50,7 +52,7 @@ SIZES = {'cuda': {'gt_size': 96, 'batch': 16, 'lr_size': (678, 1020), 'workers':
          'cpu': {'gt_size': 24, 'batch': 2, 'lr_size': (24, 36), 'workers': 0}}
 
 
-def shrink(options, opt_file, name, data, device, iters, top=None):
+def shrink(options: str, opt_file: str, name: str, data: str, device: str, iters: int, top: dict | None = None) -> dict:
     """A shipped option file with only paths, sizes, lengths (and the precision keys ``top``) changed."""
     sizes = SIZES[device]
     opt = shrink_options(load_options(osp.join(options, opt_file)), data=data, name=name, iters=iters,
@@ -63,7 +65,7 @@ def shrink(options, opt_file, name, data, device, iters, top=None):
     return opt
 
 
-def torchrun(opt, work, *extra):
+def torchrun(opt: dict, work: str, *extra) -> dict:
     """Train ``opt`` through torchrun (one process); return the run's record for the report."""
     start = time.perf_counter()
     result = run_entry('train', write_options(opt, work), cwd=work, nproc=1, extra=extra)
@@ -88,7 +90,7 @@ def torchrun(opt, work, *extra):
     return record
 
 
-def training_runs(options, device, data, work, iters):
+def training_runs(options: str, device: str, data: str, work: str, iters: int) -> list[dict]:
     runs = [
         torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_fp32', data, device, iters), work),
         torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_bf16_cl', data, device, iters,
@@ -100,13 +102,14 @@ def training_runs(options, device, data, work, iters):
     half = shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, amp)
     half['train']['total_iter'] = iters // 2
     first = torchrun(half, work)
-    rest = torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, amp), work, '--auto_resume')
+    rest = torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, amp), work,
+                    '--auto_resume')
     rest['ok'] = rest['ok'] and first['ok'] and rest['resumed']
     rest['wall_s'] += first['wall_s']
     return runs + [rest]
 
 
-def training_speed(device, iters):
+def training_speed(device: str, iters: int) -> list[dict]:
     """Iterations/s of the three 16-block networks, fp32 and bf16 + channels-last."""
     rows = []
     for name, make in NETS.items():
@@ -123,7 +126,7 @@ def training_speed(device, iters):
     return rows
 
 
-def inference_speed(options, device, compile_net):
+def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
     """Latency of the Table 1 WDSR-B 8x64 x2, folded, on a 1020x678 LR image (tiny on CPU)."""
     torch.backends.cudnn.benchmark = True  # as basicsr's pipelines and scripts/benchmark.py time
     network = dict(load_options(osp.join(options, 'paper', 'table1_wdsr_b_b8_x2.yml'))['network_g'])
@@ -143,7 +146,7 @@ def inference_speed(options, device, compile_net):
     return rows
 
 
-def report(device, runs, speed, inference, total_s):
+def report(device: str, runs: dict[str, str], speed, inference, total_s) -> str:
     name = torch.cuda.get_device_name() if device == 'cuda' else 'CPU'
     lines = [
         f'# GPU check: {name}', '',

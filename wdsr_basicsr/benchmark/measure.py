@@ -1,9 +1,13 @@
 """What the benchmark measures: parameters, MACs, latency against a plain 3x3 conv and other runtimes, scores."""
+from __future__ import annotations
+
 import copy
 import sys
+from collections.abc import Callable
 from os import path as osp
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr.data import build_dataloader, build_dataset
@@ -13,6 +17,7 @@ from basicsr.utils import mkdir_and_rename
 from ..archs import count_parameters, fold_weight_norm
 from ..backends import make_runner
 from ..loading import build_described
+from ..models.wdsr_model import WDSRModel
 from ..options import check_name, check_options, derive_options, load_options
 from ..utils.timing import interleaved_median_ms
 
@@ -23,7 +28,7 @@ DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 PAPER_OUTPUT = (1280, 720)
 
 
-def count_macs(net, x):
+def count_macs(net: nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of one forward of ``net`` on an input shaped like ``x``.
 
     PyTorch's FLOP counter counts the convolutions and matrix products of the
@@ -38,7 +43,7 @@ def count_macs(net, x):
     return counter.get_total_flops() // 2
 
 
-def prepare_for_timing(net, device, dtype, channels_last, compile_net):
+def prepare_for_timing(net: nn.Module, device: str, dtype: str, channels_last: bool, compile_net: bool) -> Callable:
     """The forward to time: ``net`` on ``device`` in eval mode, in the layout, autocast and compile asked."""
     net = net.to(device).eval()
     if channels_last:
@@ -55,7 +60,7 @@ def prepare_for_timing(net, device, dtype, channels_last, compile_net):
     return run
 
 
-def reference_conv(h, w, device, dtype, channels_last):
+def reference_conv(h: int, w: int, device: str, dtype: str, channels_last: bool) -> tuple[Callable, torch.Tensor, int]:
     """A plain 3x3 64->64 conv and its h x w input, timed beside each network as the machine's yardstick.
 
     Returns:
@@ -68,7 +73,7 @@ def reference_conv(h, w, device, dtype, channels_last):
     return prepare_for_timing(conv, device, dtype, channels_last, False), x, 64 * 64 * 9 * h * w
 
 
-def load_network_options(path):
+def load_network_options(path: str) -> dict:
     """The options of ``path`` (read safely), which must have a ``network_g`` section."""
     opt = load_options(path)
     if 'network_g' not in opt:
@@ -76,7 +81,7 @@ def load_network_options(path):
     return opt
 
 
-def gmacs_for_output(net, scale, num_in_ch, output=PAPER_OUTPUT):
+def gmacs_for_output(net: nn.Module, scale: int, num_in_ch: int, output: str = PAPER_OUTPUT) -> float:
     """GMACs of one forward that produces an ``output`` (width, height) image.
 
     Every convolution of these networks is same-padded, so their MACs are a fixed
@@ -88,7 +93,7 @@ def gmacs_for_output(net, scale, num_in_ch, output=PAPER_OUTPUT):
     return per_pixel * output[0] * output[1] / scale**2 / 1e9
 
 
-def evaluation_options(opt_path, weights, device, self_ensemble, root):
+def evaluation_options(opt_path: str, weights: str | None, device: str, self_ensemble: bool, root: str) -> dict:
     """The options ``test.py`` would run for ``opt_path``, with ``weights`` as the network to score.
 
     Only the validation/test sets are kept (``datasets:train`` is never read), and the run is named
@@ -108,7 +113,7 @@ def evaluation_options(opt_path, weights, device, self_ensemble, root):
     return opt
 
 
-def score(opt):
+def score(opt: dict) -> tuple[WDSRModel, dict]:
     """Build the model of ``opt`` (loading its weights) and validate it on each of its sets.
 
     Returns:
@@ -127,8 +132,9 @@ def score(opt):
     return model, results
 
 
-def benchmark_row(opt_path, *, weights=None, lr_size=(256, 256), device='cpu', dtype='fp32', channels_last=False,
-                  compile_net=False, self_ensemble=False, root='.', backends=('torch', ), rounds=10):
+def benchmark_row(opt_path: str, *, weights: str | None = None, lr_size: tuple[int, int] = (256, 256),
+                  device: str = 'cpu', dtype: str = 'fp32', channels_last: bool = False, compile_net: bool = False,
+                  self_ensemble: bool = False, root: str = '.', backends=('torch', ), rounds: int = 10) -> dict:
     """One row of the table for an option file (and its checkpoint, if any).
 
     The folded and unfolded networks are timed in the same rounds as the

@@ -1,9 +1,11 @@
 """The benchmark's rows as the tables and plot a paper prints."""
+from __future__ import annotations
+
 import os
 import statistics
 from os import path as osp
 
-def markdown(rows):
+def markdown(rows: list[dict]) -> str:
     """The table a user pastes into a paper."""
     lines = ['| name | arch | scale | params (effective) | params (raw) | GMACs | latency ms (folded / unfolded) '
              '| ms per GMAC | Mpix/s | GFLOP/s (vs 3x3 conv) |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
@@ -29,7 +31,7 @@ def markdown(rows):
     return '\n'.join(lines) + '\n'
 
 
-def backend_table(rows):
+def backend_table(rows: list[dict]) -> list[str]:
     """PyTorch against the other runtimes on the same folded network, as markdown lines."""
     names = list(dict.fromkeys(b for r in rows for b in r['backends_ms']))
     lines = ['| name | ' + ' | '.join(f'{b} ms' for b in names) + ' | torch / best peer | max diff from torch |',
@@ -52,7 +54,7 @@ def _psnr_ssim_keys(metrics):
     return psnr, ssim
 
 
-def paper_table(rows):
+def paper_table(rows: list[dict]) -> list[str]:
     """The table SR papers print, as markdown lines: a row per network and scale, a column per set.
 
     Args:
@@ -84,7 +86,7 @@ def paper_table(rows):
     return lines
 
 
-def plot(rows, out):
+def plot(rows: list[dict], out: str) -> None:
     """PSNR against parameters and against GMACs, one point per row (first validation set)."""
     import matplotlib
     matplotlib.use('Agg')

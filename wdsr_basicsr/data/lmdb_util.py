@@ -3,6 +3,8 @@
 ``meta_info.txt`` is written by basicsr's ``LmdbMaker`` (:mod:`wdsr_basicsr.prepare.lmdb` writes through it)
 and read here, once, for the datasets and for preparation.
 """
+from __future__ import annotations
+
 import os
 from os import path as osp
 
@@ -10,6 +12,7 @@ import cv2
 import lmdb
 import numpy as np
 
+from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.file_client import LmdbBackend
 
 
@@ -18,7 +21,8 @@ from basicsr.utils.file_client import LmdbBackend
 _ENVIRONMENTS = {}
 
 
-def shared_lmdb(path, readonly=True, lock=False, readahead=False, **kwargs):
+def shared_lmdb(path: str, readonly: bool = True, lock: bool = False, readahead: bool = False,
+                **kwargs) -> lmdb.Environment:
     """The process's environment of the LMDB at ``path``, opened on first use and shared after.
 
     py-lmdb refuses to open one environment twice in a process (a train and a
@@ -53,7 +57,7 @@ def shared_lmdb(path, readonly=True, lock=False, readahead=False, **kwargs):
     return env
 
 
-def read_meta_info(lmdb_path):
+def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, int, int], int]]:
     """Keys, (h, w, c) shapes and line numbers of an LMDB's meta_info.txt, in file order.
 
     basicsr takes the key as the image name up to the first dot.
@@ -70,7 +74,7 @@ def read_meta_info(lmdb_path):
     return entries
 
 
-def record_shape(lmdb_path, key):
+def record_shape(lmdb_path: str, key: str) -> tuple[int, int, int]:
     """The (h, w, c) of the image stored under ``key``, decoded from the record.
 
     Raises:
@@ -87,7 +91,7 @@ def record_shape(lmdb_path, key):
     return img.shape[:2] + ((img.shape[2] if img.ndim == 3 else 1), )
 
 
-def check_lmdb_complete(path):
+def check_lmdb_complete(path: str) -> None:
     """Refuse an LMDB whose ``data.mdb`` is shorter than its last page (an interrupted copy).
 
     Reading such a file through its memory map kills the process with SIGBUS
@@ -111,7 +115,7 @@ def check_lmdb_complete(path):
                       '(an interrupted copy?); copy or prepare it again.')
 
 
-def raise_if_bad_record(dataset, index, error):
+def raise_if_bad_record(dataset: PairedImageDataset, index: int, error: Exception) -> None:
     """After a paired dataset failed to read sample ``index``, raise an error naming the LMDB and key at fault.
 
     Used for basicsr's ``PairedImageDataset`` and every subclass (see

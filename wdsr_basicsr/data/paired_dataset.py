@@ -1,4 +1,6 @@
 """``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault."""
+from __future__ import annotations
+
 from os import path as osp
 
 from basicsr.data.paired_image_dataset import PairedImageDataset
@@ -40,7 +42,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         opt (dict): ``PairedImageDataset``'s options.
     """
 
-    def __init__(self, opt):
+    def __init__(self, opt: dict):
         name = opt.get('name', opt.get('phase', 'dataset'))
         for key in ('dataroot_gt', 'dataroot_lq'):
             if not opt.get(key):

@@ -1,4 +1,6 @@
 """``WDSRModel``: basicsr's ``SRModel`` with what WDSR training needs on top."""
+from __future__ import annotations
+
 import contextlib
 import json
 import math
@@ -6,6 +8,7 @@ from collections import OrderedDict
 from os import path as osp
 
 import torch
+from torch import nn
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
@@ -68,7 +71,7 @@ class WDSRModel(SRModel):
       images, ``self_ensemble`` (x8).
     """
 
-    def __init__(self, opt):
+    def __init__(self, opt: dict):
         self.amp_dtype = AMP_DTYPES[bool(opt.get('amp_bf16', False))] if opt.get('use_amp') else None
         self.memory_format = torch.channels_last if opt.get('use_channels_last') else torch.contiguous_format
         super().__init__(opt)
@@ -77,10 +80,10 @@ class WDSRModel(SRModel):
             get_root_logger().info(f'torch.distributed: backend {dist.get_backend()}, {opt["world_size"]} ranks, '
                                    f'device {self.device}, broadcast_buffers {ddp.broadcast_buffers}.')
 
-    def model_to_device(self, net):
+    def model_to_device(self, net: nn.Module):
         return super().model_to_device(net.to(memory_format=self.memory_format))
 
-    def feed_data(self, data):
+    def feed_data(self, data: str):
         super().feed_data(data)
         self.lq = self.lq.contiguous(memory_format=self.memory_format)
 
@@ -99,7 +102,7 @@ class WDSRModel(SRModel):
         for name, buffer in net_g.named_buffers():
             ema_buffers[name].copy_(buffer)
 
-    def optimize_parameters(self, current_iter):
+    def optimize_parameters(self, current_iter: int) -> None:
         """One step: forward under autocast (``use_amp``), losses in fp32, (scaled) backward, EMA."""
         self.optimizer_g.zero_grad(set_to_none=True)
         with self._autocast():
@@ -136,7 +139,7 @@ class WDSRModel(SRModel):
 
     # ------------------------------------------------------------------ saving and loading
 
-    def save_network(self, net, net_label, current_iter, param_key='params'):
+    def save_network(self, net: nn.Module, net_label: str, current_iter: int, param_key: str = 'params') -> None:
         """Save network(s) with the ``network_g`` options, atomically."""
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
@@ -152,7 +155,7 @@ class WDSRModel(SRModel):
         save_atomic(obj, path)
 
     @master_only
-    def save_training_state(self, epoch, current_iter):
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
         """Save the optimizer and scheduler states for resuming, atomically."""
         if current_iter == -1:
             return
@@ -166,7 +169,7 @@ class WDSRModel(SRModel):
             state['scaler'] = self.scaler.state_dict()
         save_atomic(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
-    def resume_training(self, resume_state):
+    def resume_training(self, resume_state: dict) -> None:
         """Restore optimizers, schedulers and the fp16 ``GradScaler``; check that every rank resumed alike."""
         super().resume_training(resume_state)
         if self.scaler.is_enabled():
@@ -187,7 +190,7 @@ class WDSRModel(SRModel):
                                'every rank must read the same experiments/ folder.')
         get_root_logger().info(f'All {len(seen)} rank(s) resumed at iteration {current_iter} with identical weights.')
 
-    def load_network(self, net, load_path, strict=True, param_key='params'):
+    def load_network(self, net: nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
         """Load ``param_key`` (or ``params``) of a checkpoint into ``net``, read with ``weights_only=True``."""
         checkpoint = load_checkpoint(load_path, 'path:pretrain_network_g')
         if param_key is not None:
@@ -207,7 +210,7 @@ class WDSRModel(SRModel):
 
     # ------------------------------------------------------------------ evaluation
 
-    def test(self):
+    def test(self) -> None:
         """SR of ``self.lq`` by the EMA copy or the bare network (never the DDP wrapper), as ``val`` says."""
         val_opt = self.opt.get('val') or {}
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
@@ -223,7 +226,7 @@ class WDSRModel(SRModel):
             amp_dtype=self.amp_dtype)
         net.train(was_training)
 
-    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+    def validation(self, dataloader: DataLoader, current_iter: int | str, tb_logger, save_img: bool = False) -> None:
         """Validate on ``dataloader``'s dataset, split across the ranks of a distributed run.
 
         Rank r takes images r, r + world_size, ...; the per-image metrics are

@@ -1,4 +1,6 @@
 """The check of an option file before any work: every key against the vocabulary, values, names."""
+from __future__ import annotations
+
 import inspect
 import math
 from os import path as osp
@@ -104,7 +106,7 @@ def _section(opt, key, opt_path, allow_none=False):
     return value
 
 
-def check_options(opt, opt_path, is_train):
+def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
     """Check an option file before any work: types registered, keys that something reads, numbers and ranges.
 
     The vocabulary is read off what the file names: the keywords of its
@@ -215,7 +217,8 @@ def _check_train(train, model, vocabulary, opt_path, warnings):
     for key in typed:
         section, where = train[key], f'train:{key}:'
         if key.startswith('optim_'):
-            _check_built(section, optimizers, optimizer_class, model, 'get_optimizer', where, opt_path, warnings, ('params', ))
+            _check_built(section, optimizers, optimizer_class, model, 'get_optimizer', where, opt_path, warnings,
+                         ('params', ))
         elif key == 'scheduler':
             _check_built(section, schedulers, scheduler_class, model, 'setup_schedulers', where, opt_path, warnings,
                          ('optimizer', 'last_epoch'))
@@ -263,12 +266,12 @@ def _check_built(section, built, fallback, model, method, where, opt_path, warni
         check_signature(section, factory, where, opt_path, skip)
 
 
-def is_plain_name(name):
+def is_plain_name(name: str) -> bool:
     """Whether ``name`` can be one file or folder name: a non-empty string, no separator, not ``.`` or ``..``."""
     return isinstance(name, str) and name not in ('', '.', '..') and not any(c in name for c in '/\\\0')
 
 
-def check_name(name, opt_path):
+def check_name(name: str, opt_path: str) -> None:
     """Refuse an experiment name that is not a plain directory name, before anything on disk moves.
 
     basicsr archives whatever ``experiments/<name>`` or ``results/<name>`` points

@@ -1,10 +1,13 @@
 """basicsr's ``parse_options`` replaced: the command line, the checks, torch.distributed, derived paths."""
+from __future__ import annotations
+
 import argparse
 import os
 import random
 import site
 import sys
 import sysconfig
+from collections.abc import Callable
 from os import path as osp
 
 import torch
@@ -17,7 +20,7 @@ from .check import check_name, check_options
 from .reading import OptionError, apply_force_yml, load_options
 
 
-def parse_options(root_path, is_train=True):
+def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argparse.Namespace]:
     """Parse the command line and option file of ``train.py`` / ``test.py``, start torch.distributed.
 
     Args:
@@ -81,7 +84,7 @@ def parse_options(root_path, is_train=True):
     return opt, args
 
 
-def is_site_directory(path):
+def is_site_directory(path: str) -> bool:
     """Whether ``path`` is one of the interpreter's site-packages directories (where pip installs)."""
     sites = [sysconfig.get_paths()[key] for key in ('purelib', 'platlib')] + [site.getusersitepackages()]
     sites += getattr(site, 'getsitepackages', list)()  # absent in some old virtualenvs
@@ -103,7 +106,7 @@ class Options(dict):
         super().__setitem__(key, value)
 
 
-def derive_options(opt, root_path, is_train):
+def derive_options(opt: dict, root_path: str, is_train: bool) -> None:
     """Add basicsr's derived entries to checked options, in place: phases, scales, paths, ``num_gpu: auto``.
 
     Runs go to ``experiments/<name>`` (training) or ``results/<name>`` (testing)
@@ -153,7 +156,7 @@ def derive_options(opt, root_path, is_train):
                            visualization=osp.join(results_root, 'visualization'))
 
 
-def run_pipeline(pipeline):
+def run_pipeline(pipeline: Callable) -> None:
     """Run basicsr's ``train_pipeline`` or ``test_pipeline`` rooted at the current directory.
 
     An option that cannot work ends the process with one line ``error: ...``

@@ -1,4 +1,6 @@
 """Option files read safely: plain YAML values only, no key written twice, ``--force_yml`` as YAML."""
+from __future__ import annotations
+
 
 import yaml
 
@@ -31,7 +33,7 @@ class _SafeLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_options(path):
+def load_options(path: str) -> dict:
     """Read an option file with a safe YAML loader.
 
     Args:
@@ -62,7 +64,7 @@ def load_options(path):
     return opt
 
 
-def apply_force_yml(opt, entries):
+def apply_force_yml(opt: dict, entries: list[str]) -> None:
     """Apply ``--force_yml`` entries ``key:sub:leaf=value`` to ``opt`` in place.
 
     Every key but the last must name an existing section; the value is read as a

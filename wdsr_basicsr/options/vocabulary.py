@@ -1,16 +1,19 @@
 """The vocabulary of an option file, read off the registered classes: the keys they read, the keywords they take,
 the optimizers and schedulers a model builds."""
+from __future__ import annotations
+
 import ast
 import difflib
 import functools
 import importlib
 import inspect
 import textwrap
+from collections.abc import Callable
 
 import torch
 
 from basicsr.models import lr_scheduler
-from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
+from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY, Registry
 
 from .reading import OptionError
 
@@ -28,7 +31,7 @@ PIPELINE_MODULES = ('basicsr.train', 'basicsr.test', 'basicsr.data', 'basicsr.da
 _NOT_SCANNED = ('builtins', 'abc', 'typing', 'torch')
 
 
-def edit_distance(a, b):
+def edit_distance(a: str, b: str) -> int:
     """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``."""
     previous, row = None, list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -40,7 +43,7 @@ def edit_distance(a, b):
     return row[-1]
 
 
-def misspelt(key, known):
+def misspelt(key: str, known: list[str]) -> str | None:
     """The known key that ``key`` is a typo of (1 edit away, 2 for keys longer than 6), or None."""
     key = str(key)
     best = min(((edit_distance(key, str(k)), str(k)) for k in known), default=None)
@@ -61,7 +64,7 @@ def _module_tree(module_name):
 
 
 @functools.lru_cache(maxsize=None)
-def keys_read(module_name):
+def keys_read(module_name: str) -> frozenset[str] | None:
     """The option keys a module reads: ``x['key']``, ``x.get('key')`` / ``pop`` / ``setdefault``, ``'key' in x``.
 
     Args:
@@ -101,7 +104,7 @@ def _registered(registry, name):
     return None
 
 
-def require_registered(registry, name, where, kind, opt_path):
+def require_registered(registry: Registry, name: str, where: str, kind: str, opt_path: str):
     """What ``registry`` holds for ``name``; an unregistered name is refused, naming the type and the registry."""
     found = _registered(registry, name)
     if found is None:
@@ -124,7 +127,7 @@ def _keywords(factory, skip):
     return [p.name for p in params if p.name not in skip and p.kind is not inspect.Parameter.VAR_POSITIONAL]
 
 
-def refuse_unknown(section, known, where, opt_path, taker='it'):
+def refuse_unknown(section: dict, known: list[str], where: str, opt_path: str, taker: str = 'it') -> None:
     """Refuse every key of ``section`` not in ``known`` (a signature: certain), with the closest or the list."""
     for key in section:
         if key not in known:
@@ -133,7 +136,7 @@ def refuse_unknown(section, known, where, opt_path, taker='it'):
             raise OptionError(f'{opt_path}: unknown option {where}{key}{hint}')
 
 
-def check_signature(section, factory, where, opt_path, skip=()):
+def check_signature(section: dict, factory: Callable, where: str, opt_path: str, skip: tuple[str, ...] = ()) -> None:
     """Refuse keywords (besides ``type``) that ``factory`` does not take (anything goes with ``**kwargs``), and a
     value that is not true or false for a keyword whose default is."""
     known = _keywords(factory, ('self', ) + tuple(skip))
@@ -162,7 +165,7 @@ def _resolve(node, namespace):
     return obj
 
 
-def built_types(cls, method, fallback):
+def built_types(cls: type, method: str, fallback: Callable) -> dict[str, type | None] | None:
     """The types a model's ``get_optimizer`` / ``setup_schedulers`` builds, read from its ``if`` branches.
 
     A branch ``if x == 'A':`` or ``if x in ('A', 'B'):`` builds the first class
@@ -203,11 +206,11 @@ def built_types(cls, method, fallback):
     return found or None
 
 
-def optimizer_class(name):
+def optimizer_class(name: str):
     return getattr(torch.optim, name, None)
 
 
-def scheduler_class(name):
+def scheduler_class(name: str):
     return getattr(lr_scheduler, name, None) or getattr(torch.optim.lr_scheduler, name, None)
 
 
@@ -238,7 +241,7 @@ class Vocabulary:
         self.names = ', '.join(dict.fromkeys(c.__name__ for c in classes))
         self._elsewhere = None
 
-    def check(self, section, where, opt_path, warnings, skip=()):
+    def check(self, section: dict, where: str, opt_path: str, warnings: list[str], skip: tuple[str, ...] = ()) -> None:
         """Judge every key of ``section`` (but ``skip``); refuse a typo, append a warning for a key without effect."""
         for key in section:
             if key in skip or key in self.keys:

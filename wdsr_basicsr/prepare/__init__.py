@@ -5,7 +5,12 @@
 * :mod:`.lmdb`: sub-images and whole images to LMDBs with ``meta_info.txt``;
 * :mod:`.div2k`, :mod:`.benchmarks`, :mod:`.demo`: the three preparations, each with its command-line entry.
 """
+from __future__ import annotations
+
 import sys
+from collections.abc import Callable
+
+import numpy as np
 
 from ..utils.image_io import read_bgr as _read_bgr
 
@@ -14,7 +19,7 @@ class PreparationError(RuntimeError):
     """A fault in the input data; the message names the file."""
 
 
-def read_bgr(path):
+def read_bgr(path: str) -> np.ndarray:
     """:func:`wdsr_basicsr.utils.image_io.read_bgr`, its faults raised as :class:`PreparationError`."""
     try:
         return _read_bgr(path)
@@ -22,7 +27,7 @@ def read_bgr(path):
         raise PreparationError(str(error)) from None
 
 
-def run_and_report(job):
+def run_and_report(job: Callable[[], list[str]]) -> int:
     """Run ``job`` (which returns the paths it wrote), print them or the data fault; return the exit status."""
     try:
         written = job()

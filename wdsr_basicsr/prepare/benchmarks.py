@@ -22,6 +22,8 @@ other sets and images are still prepared. The output is never the input folder.
 MD5) into INPUT. Manga109's licence forbids redistribution: download it from manga109.org and put the
 109 SR-benchmark pages in ``INPUT/Manga109``.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import shutil
@@ -50,12 +52,12 @@ MOD = 12
 BENCHMARK_TAR = ('https://cv.snu.ac.kr/research/EDSR/benchmark.tar', '4ace41d33c2384b97e6b320cd0afd6ba')
 
 
-def is_image(name):
+def is_image(name: str) -> bool:
     """Whether a file or archive member name is one of an image."""
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def list_images(folder):
+def list_images(folder: str) -> list[str]:
     """The image files of ``folder`` (sorted); its ``HR/`` or ``GTmod12/`` subfolder when it has one."""
     for sub in ('HR', 'GTmod12'):
         if osp.isdir(osp.join(folder, sub)):
@@ -64,7 +66,7 @@ def list_images(folder):
     return sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def find_set(input_dir, name, scratch):
+def find_set(input_dir: str, name: str, scratch: str) -> list[str] | None:
     """The HR images of set ``name`` under ``input_dir``: a folder, or an archive extracted into ``scratch``.
 
     Returns:
@@ -94,7 +96,7 @@ def find_set(input_dir, name, scratch):
     return None
 
 
-def prepare_set(name, images, output, scales):
+def prepare_set(name: str, images: list[str], output: str, scales: tuple[int, ...]) -> tuple[list[str], list[str]]:
     """Write ``output/<name>`` from ``images``: GTmod12 and one LRbicx folder per scale.
 
     Images whose names differ only in their extension (``a.jpg``, ``a.png``) would be written to one
@@ -144,7 +146,7 @@ def prepare_set(name, images, output, scales):
     return problems, warnings
 
 
-def add_scales(name, output, scales):
+def add_scales(name: str, output: str, scales: tuple[int, ...]) -> list[int]:
     """Write the LRbicx folders of ``scales`` that a prepared ``output/<name>`` lacks, from its GTmod12.
 
     Returns:
@@ -167,7 +169,7 @@ def add_scales(name, output, scales):
     return added
 
 
-def remove_temporaries(output):
+def remove_temporaries(output: str) -> None:
     """Remove what an interrupted run left in ``output``: extraction folders, sets and scales half written."""
     for entry in os.listdir(output):
         path = osp.join(output, entry)
@@ -181,7 +183,7 @@ def remove_temporaries(output):
                     shutil.rmtree(osp.join(path, sub), ignore_errors=True)
 
 
-def download_benchmarks(input_dir):
+def download_benchmarks(input_dir: str) -> None:
     """Fetch EDSR's benchmark.tar into ``input_dir`` (resumable), check its MD5 and unpack its four sets."""
     url, expected = BENCHMARK_TAR
     os.makedirs(input_dir, exist_ok=True)
@@ -199,7 +201,8 @@ def download_benchmarks(input_dir):
                 os.replace(src, dst)
 
 
-def prepare_benchmarks(input_dir, output, scales=(2, 3, 4), sets=tuple(SETS)):
+def prepare_benchmarks(input_dir: str, output: str, scales: tuple[int, ...] = (2, 3, 4),
+                       sets: tuple[str, ...] = tuple(SETS)) -> tuple[list[str], list[str], list[str]]:
     """Prepare ``sets`` from ``input_dir`` into ``output`` (see the module docstring).
 
     Returns:

@@ -7,6 +7,8 @@ small DIV2K-shaped folder (``DIV2K_train_HR/0001.png`` ...,
 demo trains on LMDBs with DIV2K's names. Two photographs are kept out of
 training for validation.
 """
+from __future__ import annotations
+
 import argparse
 import glob
 import os
@@ -32,7 +34,7 @@ DEMO_CROP_SIZE = 240
 DEMO_STEP = 120
 
 
-def write_div2k_layout(root):
+def write_div2k_layout(root: str) -> dict[str, list[str]]:
     """Write the photographs as ``root/DIV2K_train_HR/0001.png`` ... and ``root/DIV2K_valid_HR/0801.png`` ...
 
     Existing files are kept, so a rerun changes nothing.
@@ -58,7 +60,7 @@ def write_div2k_layout(root):
     return paths
 
 
-def make_demo_data(root, scales=(2, 3, 4), workers=None):
+def make_demo_data(root: str, scales: tuple[int, ...] = (2, 3, 4), workers: int | None = None) -> list[str]:
     """Build the demo DIV2K folder and its LMDBs under ``root``.
 
     Args:
@@ -82,7 +84,7 @@ def main(argv=None):
     return run_and_report(lambda: make_demo_data(args.root, args.scales, args.workers))
 
 
-def bicubic_baseline(root, scale):
+def bicubic_baseline(root: str, scale: int) -> tuple[float, float]:
     """Mean PSNR (RGB and Y, border = ``scale``) of MATLAB-bicubic upscaling of the demo's validation LR images.
 
     The yardstick the demo network must beat: the same LR images, the same HR

@@ -30,11 +30,14 @@ Each LMDB is built under a temporary name and renamed when complete, so an
 interrupted run leaves nothing that looks finished; a rerun skips the LMDBs
 that exist and builds the missing ones (with the same keys).
 """
+from __future__ import annotations
+
 import argparse
 import multiprocessing
 import os
 import shutil
 from functools import partial
+from multiprocessing.pool import Pool
 from os import path as osp
 
 import cv2
@@ -50,14 +53,14 @@ from .lmdb import build_split_lmdbs, check_keys_agree
 DIV2K_URL = 'http://data.vision.ee.ethz.ch/cvl/DIV2K/'
 
 
-def archive_names(scales):
+def archive_names(scales: tuple[int, ...]) -> list[str]:
     """Names of the official DIV2K archives holding HR and bicubic LR for ``scales``."""
     names = [f'DIV2K_{split}_HR.zip' for split in SPLITS]
     names += [f'DIV2K_{split}_LR_bicubic_X{s}.zip' for s in scales for split in SPLITS]
     return names
 
 
-def download_div2k(root, scales, base_url=DIV2K_URL):
+def download_div2k(root: str, scales: tuple[int, ...], base_url: str = DIV2K_URL) -> None:
     """Download and unpack the DIV2K HR archives and the bicubic LR archives of ``scales``."""
     os.makedirs(root, exist_ok=True)
     for name in archive_names(scales):
@@ -71,7 +74,7 @@ def _init_worker():
     cv2.setNumThreads(1)
 
 
-def make_pool(workers):
+def make_pool(workers: int) -> Pool:
     """A process pool that is safe to start from a process that already ran torch.
 
     Forking a process whose torch (OpenMP) thread pool is running can hang the
@@ -87,7 +90,7 @@ def _make_lr_image(stem, root, split, scale):
     cv2.imwrite(osp.join(lr_dir(root, split, scale) + '.partial', f'{stem}x{scale}.png'), bicubic_downscale(hr, scale))
 
 
-def make_missing_lr(root, split, scales, stems, pool):
+def make_missing_lr(root: str, split: str, scales: tuple[int, ...], stems: list[str], pool: Pool) -> None:
     """Make each missing LR folder from HR with MATLAB bicubic (built aside, renamed when complete)."""
     for scale in scales:
         final = lr_dir(root, split, scale)
@@ -115,14 +118,15 @@ def _check_image(stem, root, split, scales):
     return stem
 
 
-def check_split(root, split, scales, stems, pool):
+def check_split(root: str, split: str, scales: tuple[int, ...], stems: list[str], pool: Pool) -> None:
     """Read every HR and LR image of the split once; raise on the first fault, naming the file."""
     job = partial(_check_image, root=root, split=split, scales=scales)
     for _ in tqdm(pool.imap_unordered(job, stems), total=len(stems), desc=f'{split} check'):
         pass
 
 
-def prepare(root, scales=(2, 3, 4), crop_size=480, step=240, workers=None, splits=SPLITS):
+def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), crop_size: int = 480, step: int = 240,
+            workers: int | None = None, splits: tuple[str, ...] = SPLITS) -> list[str]:
     """Prepare the DIV2K LMDBs under ``root`` (see the module docstring).
 
     Args:

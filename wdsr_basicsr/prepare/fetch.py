@@ -1,4 +1,6 @@
 """Downloads that resume and check what they got, and archives that cannot write outside their folder."""
+from __future__ import annotations
+
 import hashlib
 import os
 import shutil
@@ -6,6 +8,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from os import path as osp
 
 from tqdm import tqdm
@@ -13,7 +16,7 @@ from tqdm import tqdm
 from . import PreparationError
 
 
-def download(url, dest, chunk_size=1 << 20):
+def download(url: str, dest: str, chunk_size: int = 1 << 20) -> None:
     """Download ``url`` to ``dest``, resuming a previous partial download.
 
     The bytes go to ``dest + '.part'``; a rerun asks the server for the rest
@@ -77,7 +80,7 @@ def download(url, dest, chunk_size=1 << 20):
     os.replace(part, dest)
 
 
-def check_members(archive, dest, names):
+def check_members(archive: str, dest: str, names: list[str]) -> None:
     """Raise :class:`PreparationError` if a member of ``archive`` named in ``names`` would land outside ``dest``."""
     root = osp.realpath(dest) + os.sep
     for name in names:
@@ -85,7 +88,7 @@ def check_members(archive, dest, names):
             raise PreparationError(f'{archive}: member {name!r} would be written outside {dest}.')
 
 
-def extract(archive, dest, keep=None):
+def extract(archive: str, dest: str, keep: Callable | None = None) -> None:
     """Extract the members of a zip or tar archive into ``dest``; none may land outside it.
 
     Args:
@@ -109,7 +112,7 @@ def extract(archive, dest, keep=None):
                 t.extractall(dest, members)
 
 
-def unpack(archive_path, root):
+def unpack(archive_path: str, root: str) -> None:
     """Extract an archive into ``root`` (its members carry their own folders), keeping what exists.
 
     Extraction goes to a temporary folder first, then each top-level entry is
@@ -133,7 +136,7 @@ def unpack(archive_path, root):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def md5sum(path, chunk_size=1 << 20):
+def md5sum(path: str, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.md5()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(chunk_size), b''):

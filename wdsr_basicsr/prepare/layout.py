@@ -1,4 +1,6 @@
 """DIV2K's folder and LMDB names, as its archives and BasicSR's documentation name them."""
+from __future__ import annotations
+
 import os
 from os import path as osp
 
@@ -7,19 +9,19 @@ from . import PreparationError
 SPLITS = ('train', 'valid')
 
 
-def hr_dir(root, split):
+def hr_dir(root: str, split: str) -> str:
     return osp.join(root, f'DIV2K_{split}_HR')
 
 
-def lr_dir(root, split, scale):
+def lr_dir(root: str, split: str, scale: int) -> str:
     return osp.join(root, f'DIV2K_{split}_LR_bicubic', f'X{scale}')
 
 
-def lr_path(root, split, scale, stem):
+def lr_path(root: str, split: str, scale: int, stem: str) -> str:
     return osp.join(lr_dir(root, split, scale), f'{stem}x{scale}.png')
 
 
-def lmdb_names(split, scales):
+def lmdb_names(split: str, scales: tuple[int, ...]) -> dict:
     """LMDB names of a split, HR first, as BasicSR's documentation names them."""
     suffix = '_sub' if split == 'train' else ''
     names = {'hr': f'DIV2K_{split}_HR{suffix}.lmdb'}
@@ -27,7 +29,7 @@ def lmdb_names(split, scales):
     return names
 
 
-def list_hr_stems(root, split):
+def list_hr_stems(root: str, split: str) -> list[str]:
     """Sorted stems of the PNGs in the split's HR folder.
 
     Raises:

@@ -3,13 +3,17 @@
 Every LMDB of a split is built under a temporary name and renamed when all are complete; they share their
 keys (checked after).
 """
+from __future__ import annotations
+
 import math
 import os
 import shutil
 from functools import partial
+from multiprocessing.pool import Pool
 from os import path as osp
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from basicsr.utils.lmdb_util import LmdbMaker
@@ -28,7 +32,7 @@ PNG_COMPRESSION = 1  # BasicSR's LMDB default: fast to decode, about 2x smaller 
 ALIGN_SCALES = (2, 3, 4)
 
 
-def crop_positions(length, crop_size, step):
+def crop_positions(length: int, crop_size: int, step: int) -> list[int]:
     """Top-left offsets of the sub-images along one axis (BasicSR's rule, thresh_size 0).
 
     Offsets run from 0 every ``step`` while a crop fits; if the last crop stops
@@ -43,7 +47,7 @@ def crop_positions(length, crop_size, step):
     return positions
 
 
-def encode_png(img):
+def encode_png(img: np.ndarray) -> bytes:
     ok, buf = cv2.imencode('.png', img, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
     if not ok:
         raise PreparationError('PNG encoding failed.')
@@ -69,7 +73,8 @@ def _split_records(stem, root, split, scales, crop_size, step):
     return records
 
 
-def build_split_lmdbs(root, split, scales, stems, crop_size, step, pool):
+def build_split_lmdbs(root: str, split: str, scales: tuple[int, ...], stems: list[str], crop_size: int, step: int,
+                      pool: Pool) -> list[str]:
     """Write the split's missing LMDBs, each under a temporary name, renamed when all are complete.
 
     Returns:
@@ -113,7 +118,7 @@ def build_split_lmdbs(root, split, scales, stems, crop_size, step, pool):
     return written
 
 
-def check_keys_agree(root, split, scales):
+def check_keys_agree(root: str, split: str, scales: tuple[int, ...]) -> None:
     """All LMDBs of a split must list the same keys (same crop settings).
 
     Raises:

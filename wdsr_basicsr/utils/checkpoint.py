@@ -1,16 +1,19 @@
 """Checkpoint files: atomic writes and safe, explained reads."""
+from __future__ import annotations
+
 import contextlib
 import json
 import os
 import pickle
 import re
 import tempfile
+from collections.abc import Iterator
 from os import path as osp
 
 import torch
 
 
-def strip_prefixes(state, prefixes=('module.', )):
+def strip_prefixes(state: dict, prefixes: tuple[str, ...] = ('module.', )) -> dict:
     """A state dict whose keys lose each of ``prefixes`` they start with, in order.
 
     Args:
@@ -30,7 +33,7 @@ def strip_prefixes(state, prefixes=('module.', )):
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix='.tmp'):
+def atomic_path(path: str, suffix: str = '.tmp') -> Iterator[str]:
     """A temporary file beside ``path`` to write; renamed over ``path`` only when the block ends without error.
 
     A kill or an error at any instant leaves either the previous file or the
@@ -61,7 +64,7 @@ def atomic_path(path, suffix='.tmp'):
             os.remove(tmp)
 
 
-def save_atomic(obj, path):
+def save_atomic(obj: object, path: str) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (:func:`atomic_path`).
 
     Args:
@@ -74,7 +77,7 @@ def save_atomic(obj, path):
         os.fsync(f.fileno())
 
 
-def load_checkpoint(path, what='checkpoint'):
+def load_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     """Load a checkpoint with ``weights_only=True`` on the CPU, or a ``.safetensors`` file.
 
     A ``.safetensors`` file (:mod:`wdsr_basicsr.export`, spandrel, traiNNer-redux)

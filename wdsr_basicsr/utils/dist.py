@@ -5,11 +5,14 @@ each process from the environment and the ``dist_params`` options, refuses
 combinations that cannot work before anything starts, and gathers what
 validation needs from every rank.
 """
+from __future__ import annotations
+
 import atexit
 import datetime
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -18,7 +21,7 @@ DIST_PARAMS = ('backend', 'port', 'timeout_min')
 BACKENDS = ('nccl', 'gloo')
 
 
-def local_rank_from_env(launcher, cli_local_rank=None):
+def local_rank_from_env(launcher: str, cli_local_rank: int | None = None) -> int:
     """The local rank of this process.
 
     Args:
@@ -37,7 +40,7 @@ def local_rank_from_env(launcher, cli_local_rank=None):
     return int(os.environ.get('LOCAL_RANK', 0))
 
 
-def check_launch(opt, launcher, local_rank, opt_path):
+def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bool:
     """Refuse launcher, device and option combinations that cannot work, before any work starts.
 
     Args:
@@ -87,7 +90,8 @@ def check_launch(opt, launcher, local_rank, opt_path):
     return uses_gpu
 
 
-def init_dist(launcher, local_rank, backend, port=None, timeout_min=None):
+def init_dist(launcher: str, local_rank: int, backend: str, port: int | None = None,
+              timeout_min: float | None = None) -> None:
     """Start torch.distributed for ``--launcher pytorch`` or ``--launcher slurm``.
 
     With NCCL each process takes the GPU of its local rank. With slurm the
@@ -120,13 +124,13 @@ def init_dist(launcher, local_rank, backend, port=None, timeout_min=None):
     atexit.register(destroy_process_group)
 
 
-def destroy_process_group():
+def destroy_process_group() -> None:
     """End torch.distributed's process group, if one is running (our entries, or at exit for basicsr's)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
-def all_gather(obj):
+def all_gather(obj: object) -> list:
     """The list of ``obj`` from every rank (rank order); ``[obj]`` without torch.distributed."""
     if not (dist.is_available() and dist.is_initialized()):
         return [obj]
@@ -135,7 +139,7 @@ def all_gather(obj):
     return gathered
 
 
-def run_reporting_rank(pipeline, root_path):
+def run_reporting_rank(pipeline: Callable, root_path: str) -> None:
     """Run a basicsr pipeline; if it fails in a distributed run, say which rank failed and why, then re-raise.
 
     Args:

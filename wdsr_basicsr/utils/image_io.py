@@ -3,6 +3,8 @@
 Inference reads and writes through :func:`read_image` / :func:`write_image` (keeping what the file holds);
 preparation reads colour images through :func:`read_bgr`.
 """
+from __future__ import annotations
+
 from os import path as osp
 
 import cv2
@@ -14,7 +16,7 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 EXIF_ORIENTATION = 0x0112
 
 
-def apply_exif_orientation(img, orientation):
+def apply_exif_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     """Turn an HxW[xC] array as EXIF ``orientation`` (1-8) says, as image viewers do."""
     if orientation == 2:
         return img[:, ::-1]
@@ -33,7 +35,7 @@ def apply_exif_orientation(img, orientation):
     return img
 
 
-def read_image(path):
+def read_image(path: str) -> np.ndarray:
     """Read an image as stored (8 or 16 bit, gray, colour or with alpha), turned as its EXIF orientation says.
 
     Returns:
@@ -77,7 +79,7 @@ def _png_colour_type(path):
     return header[25] if len(header) == 26 and header[12:16] == b'IHDR' else None
 
 
-def write_image(path, img):
+def write_image(path: str, img: np.ndarray) -> bool:
     """Write ``img`` as :func:`read_image` returns it; gray + alpha (HxWx2) as a gray + alpha PNG.
 
     Returns:
@@ -91,7 +93,7 @@ def write_image(path, img):
     return cv2.imwrite(path, img)
 
 
-def read_bgr(path):
+def read_bgr(path: str) -> np.ndarray:
     """Read an image as uint8 HxWx3 BGR (OpenCV's colour read).
 
     Raises:
@@ -106,7 +108,7 @@ def read_bgr(path):
     return img
 
 
-def frames(path):
+def frames(path: str) -> int:
     """How many frames (pages) an image file holds; 1 where Pillow cannot tell."""
     try:
         with Image.open(path) as img:

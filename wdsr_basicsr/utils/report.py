@@ -8,6 +8,8 @@ one static file (styles and script inline, no server, no network) with a sortabl
 viewer whose panes zoom and pan together, plus a before/after slider. Images are referenced, not
 embedded, so a page of Urban100 opens fast. Names are escaped: an image called ``<script>.png`` is text.
 """
+from __future__ import annotations
+
 import html
 import json
 import os
@@ -22,7 +24,7 @@ from .resize import matlab_resize
 CROP = 48
 
 
-def best_crop(sr, gt, bicubic, size=CROP):
+def best_crop(sr: np.ndarray, gt: np.ndarray, bicubic: np.ndarray, size: int = CROP) -> list[int]:
     """The square where ``sr`` gains most over ``bicubic`` (largest drop of summed squared error against ``gt``).
 
     Returns:
@@ -38,7 +40,8 @@ def best_crop(sr, gt, bicubic, size=CROP):
     return [int(x), int(y), int(side)]
 
 
-def save_references(folder, img_name, sr, gt, lq, scale):
+def save_references(folder: str, img_name: str, sr: np.ndarray, gt: np.ndarray, lq: np.ndarray,
+                    scale: int) -> tuple[np.ndarray, list[int]]:
     """Write the HR and bicubic images of one test image; return its bicubic image and best crop.
 
     Args:
@@ -57,13 +60,13 @@ def save_references(folder, img_name, sr, gt, lq, scale):
     return bicubic, best_crop(sr, gt, bicubic)
 
 
-def write_set_report(results_root, dataset_name, entries):
+def write_set_report(results_root: str, dataset_name: str, entries: dict) -> None:
     """Write ``report_<set>.json``: per image its SR file, crop and bicubic metrics (paths relative to the run)."""
     with open(osp.join(results_root, f'report_{dataset_name}.json'), 'w') as f:
         json.dump({'dataset': dataset_name, 'images': entries}, f, indent=1)
 
 
-def read_run(results_root):
+def read_run(results_root: str) -> dict:
     """The sets of a result folder: ``{set: {'metrics': [names], 'images': {name: report entry + metrics}}}``."""
     sets = {}
     for name in sorted(os.listdir(results_root)):
@@ -81,7 +84,7 @@ def read_run(results_root):
     return sets
 
 
-def page_data(runs, page_dir):
+def page_data(runs: dict[str, str], page_dir: str) -> dict:
     """What the page shows for ``runs`` (label -> result folder): the sets and images all of them have.
 
     Returns:
@@ -129,7 +132,7 @@ def _relative(root, path, page_dir, missing):
     return osp.relpath(full, page_dir).replace(os.sep, '/')
 
 
-def write_page(runs, page_dir, title):
+def write_page(runs: dict[str, str], page_dir: str, title: str) -> tuple[str, dict]:
     """Write ``page_dir/index.html`` for ``runs`` (label -> result folder).
 
     Returns:

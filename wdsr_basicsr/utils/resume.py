@@ -5,6 +5,8 @@ training pipeline in place of its own, which maps the state to
 ``torch.cuda.current_device()`` (no resume without CUDA) and takes the newest
 state file whatever its network files hold.
 """
+from __future__ import annotations
+
 import os
 import re
 from collections import Counter
@@ -23,7 +25,7 @@ torch.serialization.add_safe_globals([Counter])
 STATE_NAME = re.compile(r'\d+\.state')
 
 
-def load_resume_state(opt):
+def load_resume_state(opt: dict):
     """Load the training state to resume from (:func:`find_resume_state`), the same on every rank.
 
     In a distributed run every rank must resume from the same iteration (or all
@@ -43,7 +45,7 @@ def load_resume_state(opt):
     return state
 
 
-def find_resume_state(opt):
+def find_resume_state(opt: dict) -> dict | None:
     """Load the training state to resume from (``path: resume_state`` or the newest with ``--auto_resume``).
 
     A state is taken only when its file and the network files of its iteration
@@ -117,7 +119,7 @@ def _check_resumable(opt, state, path):
             raise ValueError(f'{net_path} (the network file of {path}) has no {missing}.')
 
 
-def remove_temporaries(experiments_root):
+def remove_temporaries(experiments_root: str) -> None:
     """Remove the temporary files that a save killed mid-write left in ``models/`` and ``training_states/``."""
     for folder in ('models', 'training_states'):
         folder = osp.join(experiments_root, folder)

@@ -1,10 +1,15 @@
 """Forward passes for evaluation: tiles for large images, x8 self-ensemble, autocast."""
+from __future__ import annotations
+
 import contextlib
+from collections.abc import Callable
+from collections.abc import Iterator
 
 import torch
+from torch import nn
 
 
-def tile_boxes(h, w, tile, tile_pad):
+def tile_boxes(h: int, w: int, tile: int, tile_pad: int) -> Iterator:
     """The tiles of an ``h`` x ``w`` image, each with its context.
 
     Args:
@@ -25,7 +30,7 @@ def tile_boxes(h, w, tile, tile_pad):
                 left - tile_pad, 0), min(right + tile_pad, w))
 
 
-def tiled_forward(net, x, scale, tile, tile_pad):
+def tiled_forward(net: Callable, x: torch.Tensor, scale: int, tile: int, tile_pad: int) -> torch.Tensor:
     """Run ``net`` on overlapping tiles of ``x`` and stitch the outputs.
 
     Each tile of ``tile`` x ``tile`` input pixels is run with ``tile_pad``
@@ -57,7 +62,7 @@ def tiled_forward(net, x, scale, tile, tile_pad):
     return out
 
 
-def ensemble_forward(forward, x):
+def ensemble_forward(forward: Callable, x: torch.Tensor) -> torch.Tensor:
     """x8 self-ensemble: average ``forward`` over the 8 flips/transpositions of ``x``, each undone.
 
     Args:
@@ -79,7 +84,8 @@ def ensemble_forward(forward, x):
     return total / 8
 
 
-def sr_forward(net, x, scale, tile=0, tile_pad=10, ensemble=False, amp_dtype=None):
+def sr_forward(net: nn.Module, x: torch.Tensor, scale: int, tile: int = 0, tile_pad: int = 10, ensemble: bool = False,
+               amp_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Evaluation forward with optional tiles, self-ensemble and autocast.
 
     Args:

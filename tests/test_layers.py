@@ -1,0 +1,112 @@
+"""The package's layers: no module imports one of a higher layer, no import cycle, no import inside a function."""
+import ast
+from pathlib import Path
+
+from helpers import REPO
+
+PACKAGE = REPO / 'wdsr_basicsr'
+
+#: Layer of each module (by its dotted name under the package, or of the subpackage it is in): a module may
+#: import modules of its own layer or below. compat is the package's first import (it patches basicsr with
+#: options, data and resume), so it sits with the entries.
+LAYERS = {
+    'archs': 0, 'data': 0,
+    'utils': 1,
+    'options': 2, 'models': 2, 'loading': 2, 'backends': 2, 'outputs': 2, 'prepare': 2,
+    'runs': 3, 'inference': 3, 'export': 3, 'convert': 3, 'spandrel': 3, 'benchmark': 3, 'compare': 3,
+    'reproduce': 3, 'train': 3, 'test': 3, 'compat': 3, '__init__': 4,
+}
+
+
+def module_name(path):
+    return '.'.join(path.relative_to(PACKAGE).with_suffix('').parts)
+
+
+def layer(name):
+    return LAYERS[name.split('.')[0]]
+
+
+def package_imports(path):
+    """(line, imported module under the package, at top level?) of every import of ``path``."""
+    name = module_name(path)
+    package = name.split('.')[:-1] if path.name != '__init__.py' else name.split('.')[:-1]
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                prefix = '.'.join(base + ([node.module] if node.module else []))
+            elif node.module == 'wdsr_basicsr' or (node.module or '').startswith('wdsr_basicsr.'):
+                prefix = node.module[len('wdsr_basicsr.'):] if node.module != 'wdsr_basicsr' else ''
+            else:
+                continue
+            for alias in node.names:
+                candidate = f'{prefix}.{alias.name}' if prefix else alias.name
+                targets.append(candidate if (PACKAGE / (candidate.replace('.', '/') + '.py')).exists()
+                               or (PACKAGE / candidate.replace('.', '/')).is_dir() else prefix)
+        elif isinstance(node, ast.Import):
+            targets = [a.name[len('wdsr_basicsr.'):] for a in node.names if a.name.startswith('wdsr_basicsr.')]
+        found += [(node.lineno, t, id(node) in top) for t in targets if t]
+    return found
+
+
+def modules():
+    return sorted(p for p in PACKAGE.rglob('*.py'))
+
+
+def test_every_module_has_a_layer():
+    assert sorted({module_name(p).split('.')[0] for p in modules()} - set(LAYERS)) == []
+
+
+def test_no_module_imports_a_higher_layer_or_inside_a_function():
+    faults = []
+    for path in modules():
+        name = module_name(path)
+        for line, target, at_top in package_imports(path):
+            if not at_top:
+                faults.append(f'{name}:{line} imports {target} inside a function')
+            elif layer(target) > layer(name):
+                faults.append(f'{name}:{line} (layer {layer(name)}) imports {target} (layer {layer(target)})')
+    assert faults == []
+
+
+def test_no_import_cycle():
+    graph = {module_name(p): {t for _, t, _ in package_imports(p)} for p in modules()}
+    known = set(graph)
+
+    def resolve(target):  # a package import means its __init__
+        return target if target in known else f'{target}.__init__' if f'{target}.__init__' in known else None
+
+    graph = {name: {resolve(t) for t in targets} - {None, name} for name, targets in graph.items()}
+    state, cycles = {}, []
+
+    def visit(name, stack):
+        state[name] = 'open'
+        for target in graph[name]:
+            if state.get(target) == 'open' and not (name.endswith('__init__') or target.endswith('__init__')):
+                cycles.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, stack + [target])
+        state[name] = 'done'
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_the_checks_see_a_violation(tmp_path, monkeypatch):
+    """The layer check finds an upward import and a function-local one (so a pass above means something)."""
+    fake = tmp_path / 'wdsr_basicsr'
+    (fake / 'utils').mkdir(parents=True)
+    (fake / 'options').mkdir()
+    (fake / 'options' / '__init__.py').write_text('')
+    (fake / 'utils' / 'bad.py').write_text('from ..options import load_options\n\n\ndef f():\n    from .. import runs\n')
+    (fake / 'runs.py').write_text('')
+    monkeypatch.setattr(__import__(__name__), 'PACKAGE', fake)
+    imports = package_imports(fake / 'utils' / 'bad.py')
+    assert imports == [(1, 'options', True), (5, 'runs', False)]
+    assert layer('options') > layer('utils.bad')

@@ -58,7 +58,7 @@ def _from_network(out, gray, max_value, dtype):
     return out.permute(1, 2, 0).cpu().numpy().astype(dtype)
 
 
-def upscale_image(img: np.ndarray, net: Callable, scale: int, num_in_ch: int = 3, tile: int = 0, tile_pad: int = 0,
+def upscale_image(img: np.ndarray, net: Callable, scale: int, *, num_in_ch: int = 3, tile: int = 0, tile_pad: int = 0,
                   ensemble: bool = False, amp_dtype: torch.dtype | None = None, device: str = 'cpu') -> np.ndarray:
     """Super-resolve one image, keeping its sample type, its channels and its alpha.
 
@@ -203,8 +203,8 @@ def main(argv=None):
     for path in tqdm(inputs, unit='image'):
         try:
             img = read_image(path)
-            out = upscale_image(img, net, scale, num_in_ch, args.tile, tile_pad, args.ensemble, amp_dtype,
-                                args.device)
+            out = upscale_image(img, net, scale, num_in_ch=num_in_ch, tile=args.tile, tile_pad=tile_pad,
+                                ensemble=args.ensemble, amp_dtype=amp_dtype, device=args.device)
             target = output_path(path, args.output, args.suffix, args.ext, out)
             if planned.get(osp.realpath(target)) != path:
                 raise ValueError(f'needs a PNG for its alpha or 16-bit samples, and {target} is the result of '

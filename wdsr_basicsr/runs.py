@@ -104,7 +104,7 @@ def entry_command(entry: str, opt_path: str, nproc: int | None = None, extra: tu
             '-opt', opt_path, '--launcher', 'pytorch', *extra]
 
 
-def run_entry(entry: str, opt_path: str, cwd: str, nproc: int | None = None, extra: tuple[str, ...] = (),
+def run_entry(entry: str, opt_path: str, cwd: str, *, nproc: int | None = None, extra: tuple[str, ...] = (),
               capture: bool = True, env: dict | None = None,
               timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run :func:`entry_command` in ``cwd`` (where ``experiments/`` and ``results/`` go).

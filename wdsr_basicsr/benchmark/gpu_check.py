@@ -52,7 +52,8 @@ SIZES = {'cuda': {'gt_size': 96, 'batch': 16, 'lr_size': (678, 1020), 'workers':
          'cpu': {'gt_size': 24, 'batch': 2, 'lr_size': (24, 36), 'workers': 0}}
 
 
-def shrink(options: str, opt_file: str, name: str, data: str, device: str, iters: int, top: dict | None = None) -> dict:
+def shrink(options: str, opt_file: str, name: str, data: str, device: str, iters: int, *,
+           top: dict | None = None) -> dict:
     """A shipped option file with only paths, sizes, lengths (and the precision keys ``top``) changed."""
     sizes = SIZES[device]
     opt = shrink_options(load_options(osp.join(options, opt_file)), data=data, name=name, iters=iters,
@@ -94,15 +95,15 @@ def training_runs(options: str, device: str, data: str, work: str, iters: int) -
     runs = [
         torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_fp32', data, device, iters), work),
         torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_bf16_cl', data, device, iters,
-                        {'use_amp': True, 'amp_bf16': True, 'use_channels_last': True}), work),
+                        top={'use_amp': True, 'amp_bf16': True, 'use_channels_last': True}), work),
         torchrun(shrink(options, 'paper/norm_batch_lr1e-4_x2.yml', 'check_batchnorm', data, device, iters), work),
     ]
     # resume: fp16 with its GradScaler on GPU (bf16 on CPU, where fp16 training is refused), half then the rest
     amp = {'use_amp': True, 'amp_bf16': device != 'cuda'}
-    half = shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, amp)
+    half = shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, top=amp)
     half['train']['total_iter'] = iters // 2
     first = torchrun(half, work)
-    rest = torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, amp), work,
+    rest = torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, top=amp), work,
                     '--auto_resume')
     rest['ok'] = rest['ok'] and first['ok'] and rest['resumed']
     rest['wall_s'] += first['wall_s']

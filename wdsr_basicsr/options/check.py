@@ -217,11 +217,11 @@ def _check_train(train, model, vocabulary, opt_path, warnings):
     for key in typed:
         section, where = train[key], f'train:{key}:'
         if key.startswith('optim_'):
-            _check_built(section, optimizers, optimizer_class, model, 'get_optimizer', where, opt_path, warnings,
-                         ('params', ))
+            _check_built(section, optimizers, optimizer_class, model, 'get_optimizer', where=where, opt_path=opt_path,
+                         warnings=warnings, skip=('params', ))
         elif key == 'scheduler':
-            _check_built(section, schedulers, scheduler_class, model, 'setup_schedulers', where, opt_path, warnings,
-                         ('optimizer', 'last_epoch'))
+            _check_built(section, schedulers, scheduler_class, model, 'setup_schedulers', where=where,
+                         opt_path=opt_path, warnings=warnings, skip=('optimizer', 'last_epoch'))
         else:
             loss = require_registered(LOSS_REGISTRY, section['type'], where, 'loss', opt_path)
             check_signature(section, loss, where, opt_path)
@@ -248,7 +248,7 @@ def _check_vgg_weights(section, where, opt_path):
                           f'or {cached}, or remove {where[:-1]}.')
 
 
-def _check_built(section, built, fallback, model, method, where, opt_path, warnings, skip):
+def _check_built(section, built, fallback, model, method, *, where, opt_path, warnings, skip):
     """An optimizer or scheduler section: a type that ``model.<method>`` builds, with its keywords."""
     name = section['type']
     if built is None:  # the method's branches could not be read: judge by the class of that name, if any

@@ -125,7 +125,7 @@ def check_split(root: str, split: str, scales: tuple[int, ...], stems: list[str]
         pass
 
 
-def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), crop_size: int = 480, step: int = 240,
+def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), *, crop_size: int = 480, step: int = 240,
             workers: int | None = None, splits: tuple[str, ...] = SPLITS) -> list[str]:
     """Prepare the DIV2K LMDBs under ``root`` (see the module docstring).
 
@@ -158,7 +158,8 @@ def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), crop_size: int = 480
             for split in todo:
                 make_missing_lr(root, split, scales, stems[split], pool)
                 check_split(root, split, scales, stems[split], pool)
-                written += build_split_lmdbs(root, split, scales, stems[split], crop_size, step, pool)
+                written += build_split_lmdbs(root, split, scales, stems[split], crop_size=crop_size, step=step,
+                                             pool=pool)
     for split in splits:
         check_keys_agree(root, split, scales)
     return written
@@ -183,6 +184,6 @@ def main(argv=None):
     def job():
         if args.download:
             download_div2k(args.root, args.scales, args.base_url)
-        return prepare(args.root, args.scales, args.crop_size, args.step, args.workers)
+        return prepare(args.root, args.scales, crop_size=args.crop_size, step=args.step, workers=args.workers)
 
     return run_and_report(job)

@@ -73,7 +73,7 @@ def _split_records(stem, root, split, scales, crop_size, step):
     return records
 
 
-def build_split_lmdbs(root: str, split: str, scales: tuple[int, ...], stems: list[str], crop_size: int, step: int,
+def build_split_lmdbs(root: str, split: str, scales: tuple[int, ...], stems: list[str], *, crop_size: int, step: int,
                       pool: Pool) -> list[str]:
     """Write the split's missing LMDBs, each under a temporary name, renamed when all are complete.
 

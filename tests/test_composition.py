@@ -164,6 +164,7 @@ def python(code, env=None, cwd=None):
                           env=dict(os.environ, **(env or {})))
 
 
+@pytest.mark.slow
 def test_installed_means_registered():
     result = python('import basicsr, basicsr.utils.options as o\n'
                     'from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY\n'
@@ -180,11 +181,13 @@ def test_start_up_imports_nothing_heavy():
     assert not [m for m in modules if m.split('.')[0] in ('torch', 'basicsr', 'wdsr_basicsr', 'numpy', 'torchvision')]
 
 
+@pytest.mark.slow
 def test_hook_turned_off():
     result = python('import basicsr', env={'WDSR_BASICSR_NO_HOOK': '1'})
     assert result.returncode != 0 and 'functional_tensor' in result.stderr
 
 
+@pytest.mark.slow
 def test_a_broken_install_costs_one_line(tmp_path):
     broken = tmp_path / 'broken'
     (broken / 'wdsr_basicsr').mkdir(parents=True)
@@ -200,6 +203,7 @@ def test_a_broken_install_costs_one_line(tmp_path):
     assert result.stderr.splitlines() == ['wdsr-basicsr: start-up hook not loaded (RuntimeError: damaged)']
 
 
+@pytest.mark.slow
 def test_safety_holds_through_basicsr_entry(tmp_path):
     evil = tmp_path / 'evil.yml'
     evil.write_text(f"name: x\nmodel_type: !!python/object/apply:os.system ['touch {tmp_path}/owned']\n")

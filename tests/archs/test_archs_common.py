@@ -23,6 +23,7 @@ def test_registered_beside_basicsr_archs():
     assert ARCH_REGISTRY.get('WDSR_B').__module__ == 'wdsr_basicsr.archs.wdsr_arch'
 
 
+@pytest.mark.slow
 def test_import_registers_in_a_fresh_interpreter():
     code = ('import wdsr_basicsr\n'
             'from basicsr.utils.registry import ARCH_REGISTRY\n'

@@ -10,13 +10,6 @@ import torch
 from basicsr.data import build_dataset
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import LmdbMaker
-from wdsr_basicsr.prepare.div2k import prepare
-
-
-@pytest.fixture
-def lmdbs(div2k_hr):
-    prepare(str(div2k_hr), (2, 3), crop_size=48, step=24, workers=1)
-    return div2k_hr
 
 
 def train_opt(root, scale=2, **extra):
@@ -40,14 +33,14 @@ def sample(dataset, index, seed):
     return dataset[index]
 
 
-def test_same_samples_as_basicsr(lmdbs):
+def test_same_samples_as_basicsr(lmdb_root):
     # lmdb allows one open environment per path and process: read basicsr's samples first, then close them.
-    theirs = PairedImageDataset(train_opt(lmdbs, scale=3, gt_size=36))
+    theirs = PairedImageDataset(train_opt(lmdb_root, scale=3, gt_size=36))
     expected = {index: sample(theirs, index, index) for index in (0, 7, 30)}
     assert len(theirs) == 31
     del theirs
     gc.collect()
-    ours = build_dataset(train_opt(lmdbs, scale=3, gt_size=36))
+    ours = build_dataset(train_opt(lmdb_root, scale=3, gt_size=36))
     assert len(ours) == 31
     for index, b in expected.items():
         a = sample(ours, index, index)
@@ -55,9 +48,9 @@ def test_same_samples_as_basicsr(lmdbs):
         assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq']) and a['gt_path'] == b['gt_path']
 
 
-def test_validation_lmdb_whole_images(lmdbs):
-    opt = train_opt(lmdbs, phase='val', dataroot_gt=str(lmdbs / 'DIV2K_valid_HR.lmdb'),
-                    dataroot_lq=str(lmdbs / 'DIV2K_valid_LR_bicubic_X2.lmdb'))
+def test_validation_lmdb_whole_images(lmdb_root):
+    opt = train_opt(lmdb_root, phase='val', dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
+                    dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'))
     item = build_dataset(opt)[0]
     # 0801 is 101x97: LR 50x48, GT cropped by basicsr to 100x96
     assert item['lq'].shape == (3, 50, 48) and item['gt'].shape == (3, 100, 96)
@@ -79,57 +72,57 @@ def rewrite_lmdb(src, dst, drop=(), corrupt=()):
     env.close()
 
 
-def test_key_mismatch_lists_examples(lmdbs, tmp_path):
+def test_key_mismatch_lists_examples(lmdb_root, tmp_path):
     lq = tmp_path / 'lq.lmdb'
-    rewrite_lmdb(lmdbs / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, drop={'0001_s003', '0002_s010'})
+    rewrite_lmdb(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, drop={'0001_s003', '0002_s010'})
     with pytest.raises(ValueError) as info:
-        build_dataset(train_opt(lmdbs, dataroot_lq=str(lq)))
+        build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
     message = str(info.value)
     assert "2 only in dataroot_gt" in message and "'0001_s003', '0002_s010'" in message and 'demo_train' in message
 
 
-def test_corrupt_record_names_lmdb_and_key(lmdbs, tmp_path):
+def test_corrupt_record_names_lmdb_and_key(lmdb_root, tmp_path):
     lq = tmp_path / 'lq.lmdb'
-    rewrite_lmdb(lmdbs / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, corrupt={'0001_s002'})
-    ours = build_dataset(train_opt(lmdbs, dataroot_lq=str(lq)))
+    rewrite_lmdb(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, corrupt={'0001_s002'})
+    ours = build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
     assert ours[0]['lq'].shape[0] == 3  # other records still load
     with pytest.raises(ValueError, match=r"'0001_s002' in .*lq\.lmdb"):
         ours[1]
     del ours
     gc.collect()
     with pytest.raises(ValueError, match=r"'0001_s002' in .*lq\.lmdb"):  # basicsr's own type too (not 'NoneType')
-        PairedImageDataset(train_opt(lmdbs, dataroot_lq=str(lq)))[1]
+        PairedImageDataset(train_opt(lmdb_root, dataroot_lq=str(lq)))[1]
 
 
-def test_missing_record_named(lmdbs, tmp_path):
+def test_missing_record_named(lmdb_root, tmp_path):
     lq = tmp_path / 'lq.lmdb'
-    rewrite_lmdb(lmdbs / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, drop={'0002_s001'})
+    rewrite_lmdb(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, drop={'0002_s001'})
     with open(lq / 'meta_info.txt', 'a') as f:  # listed, but not stored
         f.write('0002_s001.png (24,24,3) 1\n')
-    ours = build_dataset(train_opt(lmdbs, dataroot_lq=str(lq)))
+    ours = build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
     with pytest.raises(LookupError, match=r"'0002_s001' is listed in .*lq\.lmdb"):
         ours[16]
 
 
-def test_scale_mismatch_named(lmdbs):
+def test_scale_mismatch_named(lmdb_root):
     with pytest.raises(ValueError, match=r'scale 3 does not match the data: record 0001_s001 is 48x48.*24x24'):
-        build_dataset(train_opt(lmdbs, scale=3, gt_size=36, dataroot_lq=str(lmdbs / 'DIV2K_train_LR_bicubic_X2_sub.lmdb')))
+        build_dataset(train_opt(lmdb_root, scale=3, gt_size=36, dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb')))
 
 
-def test_missing_dataroot_named(lmdbs):
+def test_missing_dataroot_named(lmdb_root):
     with pytest.raises(FileNotFoundError, match=r'dataroot_lq .*nowhere\.lmdb does not exist'):
-        build_dataset(train_opt(lmdbs, dataroot_lq=str(lmdbs / 'nowhere.lmdb')))
+        build_dataset(train_opt(lmdb_root, dataroot_lq=str(lmdb_root / 'nowhere.lmdb')))
 
 
-def test_folder_without_meta_info_named(lmdbs, tmp_path):
+def test_folder_without_meta_info_named(lmdb_root, tmp_path):
     (tmp_path / 'empty.lmdb').mkdir()
     with pytest.raises(FileNotFoundError, match='dataroot_gt .*empty.lmdb has no meta_info.txt'):
-        build_dataset(train_opt(lmdbs, dataroot_gt=str(tmp_path / 'empty.lmdb')))
+        build_dataset(train_opt(lmdb_root, dataroot_gt=str(tmp_path / 'empty.lmdb')))
 
 
-def test_sample_pixels_come_from_the_records(lmdbs):
+def test_sample_pixels_come_from_the_records(lmdb_root):
     """Without augmentation, the LR patch is the bicubic of the GT patch's area (checked on values)."""
-    ds = build_dataset(train_opt(lmdbs, use_hflip=False, use_rot=False, gt_size=48))
+    ds = build_dataset(train_opt(lmdb_root, use_hflip=False, use_rot=False, gt_size=48))
     item = ds[0]
     gt, lq = item['gt'].numpy(), item['lq'].numpy()
     # bicubic LR of a patch is close to its box-average (independent of the code under test)
@@ -137,24 +130,24 @@ def test_sample_pixels_come_from_the_records(lmdbs):
     assert np.abs(box - lq)[:, 2:-2, 2:-2].mean() < 0.03
 
 
-def test_gt_size_not_multiple_of_scale_named(lmdbs):
+def test_gt_size_not_multiple_of_scale_named(lmdb_root):
     # basicsr would silently return GT patches of varying size (e.g. 32x30 at x3)
     with pytest.raises(ValueError, match='gt_size 32 is not a multiple of scale 3'):
-        build_dataset(train_opt(lmdbs, scale=3, gt_size=32))
+        build_dataset(train_opt(lmdb_root, scale=3, gt_size=32))
 
 
-def test_lmdb_cut_short_is_refused_at_open(lmdbs, tmp_path):
+def test_lmdb_cut_short_is_refused_at_open(lmdb_root, tmp_path):
     import shutil
     lq = tmp_path / 'cut.lmdb'
-    shutil.copytree(lmdbs / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq)
+    shutil.copytree(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq)
     data = lq / 'data.mdb'
     size = data.stat().st_size
     with open(data, 'r+b') as f:  # an interrupted copy
         f.truncate(size // 2)
     with pytest.raises(OSError, match=rf'LMDB {lq} is cut short: data.mdb has {size // 2} bytes, its pages need'):
-        build_dataset(train_opt(lmdbs, dataroot_lq=str(lq)))
+        build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
     # basicsr's own type opens the LMDB in the loader's worker: the worker raises the same error (no SIGBUS)
-    loader = torch.utils.data.DataLoader(PairedImageDataset(train_opt(lmdbs, dataroot_lq=str(lq))), num_workers=1)
+    loader = torch.utils.data.DataLoader(PairedImageDataset(train_opt(lmdb_root, dataroot_lq=str(lq))), num_workers=1)
     with pytest.raises(OSError, match=rf'LMDB {lq} is cut short'):
         next(iter(loader))
 

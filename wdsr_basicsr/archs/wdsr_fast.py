@@ -5,13 +5,14 @@ pointwise part (1x1 expansion, ReLU, 1x1 low-rank conv) as matrix products over 
 activation of one chunk lives in a reused buffer that stays in cache; the low-rank width is padded with zero
 channels to :data:`LANES`; BatchNorm is folded into the convs. The ReLU is fused into the first product with
 PyTorch's private ``torch._addmm_activation`` where this torch has it, else a public ``addmm`` then ``relu_``
-(:func:`linear_relu`): both give the same values.
+(:func:`linear_relu`): both give the same values (on an H200, the Table 1 WDSR-B 8x64 x2 on a 1020x678 image
+in bf16 ran in 6.9 ms fused, 9.0 ms with the fallback; docs/gpu_check.md).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn as nn
+from torch import nn
 
 #: Bytes of wide activation that WDSR-B keeps alive at once when its inference
 #: path runs the pointwise part in pixel chunks (see :func:`block_b_inference`), by

@@ -84,8 +84,8 @@ def ensemble_forward(forward: Callable, x: torch.Tensor) -> torch.Tensor:
     return total / 8
 
 
-def sr_forward(net: nn.Module, x: torch.Tensor, scale: int, *, tile: int = 0, tile_pad: int = 10, ensemble: bool = False,
-               amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+def sr_forward(net: nn.Module, x: torch.Tensor, scale: int, *, tile: int = 0, tile_pad: int = 10,
+               ensemble: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Evaluation forward with optional tiles, self-ensemble and autocast.
 
     Args:

@@ -24,13 +24,13 @@ import cv2
 from .utils import report
 
 
-def spread(image, metric: str):
+def spread(image: dict, metric: str) -> float:
     """How far apart the runs' ``metric`` values are on one page entry (0 when one run lacks it)."""
     values = [m['metrics'].get(metric) for m in image['models']]
     return 0. if None in values else max(values) - min(values)
 
 
-def choose(data: str, count, metric: str, picks):
+def choose(data: dict, count: int, metric: str, picks: list[str] | None) -> list[tuple[str, dict]]:
     """The (set, image entry) pairs for the figure: ``picks`` (``SET/IMAGE``), else the ``count`` widest spreads."""
     entries = [(s['name'], image) for s in data['sets'] for image in s['images']]
     if picks:
@@ -42,7 +42,7 @@ def choose(data: str, count, metric: str, picks):
     return sorted(entries, key=lambda e: spread(e[1], metric), reverse=True)[:count]
 
 
-def write_figure(data: str, chosen: list[str], page_dir: str, metric: str) -> list[str]:
+def write_figure(data: dict, chosen: list[tuple[str, dict]], page_dir: str, metric: str) -> list[str]:
     """Draw the figure of ``chosen`` into ``page_dir/figure.{png,pdf}``; the crops go to ``page_dir/crops``.
 
     Returns:

@@ -128,7 +128,7 @@ def _map_2019(groups):
     return mapping
 
 
-def detect(checkpoint: dict) -> tuple[str, dict]:
+def detect(checkpoint: object) -> tuple[str, dict]:
     """Find the layout of a loaded checkpoint.
 
     Returns:

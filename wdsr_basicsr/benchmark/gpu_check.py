@@ -147,7 +147,7 @@ def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
     return rows
 
 
-def report(device: str, runs: dict[str, str], speed, inference, total_s) -> str:
+def report(device: str, runs: list[dict], speed: list[dict], inference: list[dict], total_s: float) -> str:
     name = torch.cuda.get_device_name() if device == 'cuda' else 'CPU'
     lines = [
         f'# GPU check: {name}', '',

@@ -83,7 +83,7 @@ class WDSRModel(SRModel):
     def model_to_device(self, net: nn.Module):
         return super().model_to_device(net.to(memory_format=self.memory_format))
 
-    def feed_data(self, data: str):
+    def feed_data(self, data: dict) -> None:
         super().feed_data(data)
         self.lq = self.lq.contiguous(memory_format=self.memory_format)
 

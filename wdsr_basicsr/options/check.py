@@ -266,12 +266,12 @@ def _check_built(section, built, fallback, model, method, *, where, opt_path, wa
         check_signature(section, factory, where, opt_path, skip)
 
 
-def is_plain_name(name: str) -> bool:
+def is_plain_name(name: object) -> bool:
     """Whether ``name`` can be one file or folder name: a non-empty string, no separator, not ``.`` or ``..``."""
     return isinstance(name, str) and name not in ('', '.', '..') and not any(c in name for c in '/\\\0')
 
 
-def check_name(name: str, opt_path: str) -> None:
+def check_name(name: object, opt_path: str) -> None:
     """Refuse an experiment name that is not a plain directory name, before anything on disk moves.
 
     basicsr archives whatever ``experiments/<name>`` or ``results/<name>`` points

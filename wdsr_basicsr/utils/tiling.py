@@ -6,7 +6,6 @@ from collections.abc import Callable
 from collections.abc import Iterator
 
 import torch
-from torch import nn
 
 
 def tile_boxes(h: int, w: int, tile: int, tile_pad: int) -> Iterator:
@@ -84,7 +83,7 @@ def ensemble_forward(forward: Callable, x: torch.Tensor) -> torch.Tensor:
     return total / 8
 
 
-def sr_forward(net: nn.Module, x: torch.Tensor, scale: int, *, tile: int = 0, tile_pad: int = 10,
+def sr_forward(net: Callable, x: torch.Tensor, scale: int, *, tile: int = 0, tile_pad: int = 10,
                ensemble: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Evaluation forward with optional tiles, self-ensemble and autocast.
 

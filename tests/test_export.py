@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import SMALL_WDSR_B
 from wdsr_basicsr.export import export
 from wdsr_basicsr.loading import network_from_checkpoint
-from helpers import SMALL_WDSR_B
-
 
 
 @pytest.mark.parametrize('fmt', ['torchscript', 'onnx'])

@@ -7,15 +7,11 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from helpers import photo
+from helpers import SMALL_WDSR_B, photo
 from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.inference import main as inference_main
-from wdsr_basicsr.utils.image_io import read_image
 from wdsr_basicsr.loading import network_from_checkpoint
-from helpers import SMALL_WDSR_B
-
-
-
+from wdsr_basicsr.utils.image_io import read_image
 
 
 def infer(checkpoint, src, out, *extra):

@@ -1,6 +1,5 @@
 """The package's layers: no module imports one of a higher layer, no import cycle, no import inside a function."""
 import ast
-from pathlib import Path
 
 from helpers import REPO
 

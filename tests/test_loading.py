@@ -6,7 +6,6 @@ from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.loading import network_from_checkpoint
 
 
-
 def test_bare_state_dict_with_its_settings_needs_no_opt(tmp_path):
     torch.manual_seed(0)
     net = WDSR_B(num_feat=8, num_block=2, upscale=3, res_scale=0.5, img_range=1.0, rgb_mean=(0.5, 0.5, 0.5)).eval()

@@ -10,8 +10,8 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 from helpers import OPTIONS
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, fold_weight_norm
-from wdsr_basicsr.benchmark.measure import count_macs
 from wdsr_basicsr.benchmark.cli import main as benchmark_main
+from wdsr_basicsr.benchmark.measure import count_macs
 from wdsr_basicsr.data import CheckedPairedImageDataset
 from wdsr_basicsr.reproduce import main as reproduce_main
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from basicsr.models import build_model
+from helpers import batch, model_options
 from wdsr_basicsr.archs import is_weight_normed
 from wdsr_basicsr.utils import save_atomic, sr_forward
-from helpers import batch, model_options
 
 
 def test_ema_of_weight_normed_net_is_the_exponential_average(tmp_path):

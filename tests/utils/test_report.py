@@ -11,8 +11,8 @@ import torch
 from helpers import OPTIONS, TEST, photo, run, write_options
 from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.compare import main as compare_main
-from wdsr_basicsr.prepare.benchmarks import prepare_benchmarks
 from wdsr_basicsr.options import load_options
+from wdsr_basicsr.prepare.benchmarks import prepare_benchmarks
 from wdsr_basicsr.utils.report import best_crop
 
 HOSTILE = '<img src=x onerror=console.error(1)>'  # an image name that must stay text

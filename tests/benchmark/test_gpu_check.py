@@ -1,0 +1,20 @@
+"""The GPU check's CPU mode (gloo, tiny sizes), so that scripts/check_gpu.py cannot rot."""
+import sys
+
+import pytest
+
+from helpers import OPTIONS, REPO, make_lmdbs, run
+
+
+@pytest.mark.slow
+def test_check_gpu_cpu_mode(tmp_path):
+    data = make_lmdbs(tmp_path / 'demo', (2, ))
+    result = run([sys.executable, str(REPO / 'scripts' / 'check_gpu.py'), '--device', 'cpu', '--data', str(data),
+                  '--options', str(OPTIONS),
+                  '--work', str(tmp_path / 'work')], tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = (tmp_path / 'work' / 'gpu_check.md').read_text()
+    rows = [line for line in report.splitlines() if line.startswith('| check_')]
+    assert len(rows) == 4 and all(row.endswith('| yes |') for row in rows)
+    assert '| check_resume (resumed) |' in report and '(SyncBN)' not in report  # SyncBN only on GPUs
+    assert 'bf16, channels-last' in report

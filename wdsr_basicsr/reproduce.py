@@ -60,11 +60,10 @@ NORM_RUNS = ('norm_weight_lr1e-3_x2', 'norm_batch_lr1e-3_x2', 'norm_none_lr1e-3_
 def budget_options(stem: str, args: argparse.Namespace, val_points: int):
     """The paper option file ``stem`` with the reduced budget and data of ``args``."""
     opt = shrink_options(load_options(osp.join(args.options, f'{stem}.yml')), data=args.data, name=f'repro_{stem}',
-                         iters=args.iters, gt_size=args.patch, batch=args.batch, workers=args.workers,
+                         iters=args.iters, gt_size=args.patch, batch=args.batch, workers=args.workers, enlarge=10,
                          validations=val_points)
     opt['num_gpu'] = 'auto'
     opt['logger']['use_tb_logger'] = False
-    opt['datasets']['train']['dataset_enlarge_ratio'] = 10
     return opt
 
 

@@ -32,8 +32,8 @@ def div2k_lmdbs(data: str, split: str, scale: int) -> tuple[str, str]:
 
 def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int | None = None,
                    gt_size: int | None = None, batch: int | None = None, workers: int | None = None,
-                   network: dict | None = None,
-                   validations: int = 2, checkpoints: int = 1) -> dict:
+                   network: dict | None = None, enlarge: int | None = None, validations: int = 2,
+                   checkpoints: int = 1) -> dict:
     """A copy of ``opt`` (a shipped option file's) with only its data, sizes and lengths changed.
 
     Every dataset reads the DIV2K LMDBs under ``data`` at the file's scale (``train``: the sub-images; every
@@ -48,6 +48,8 @@ def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int 
         batch (int | None): Training batch per GPU. Default: None (the file's).
         workers (int | None): Loader workers per GPU. Default: None (the file's).
         network (dict | None): ``network_g`` keys to change (a smaller network). Default: None.
+        enlarge (int | None): ``dataset_enlarge_ratio`` of the training set (its epoch length). Default: None
+            (the file's).
         validations (int): Validations in the run. Default: 2.
         checkpoints (int): Checkpoints saved in the run. Default: 1.
 
@@ -63,7 +65,8 @@ def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int 
         dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
         dataset.pop('meta_info_file', None)
         if phase == 'train':
-            sizes = {'gt_size': gt_size, 'batch_size_per_gpu': batch, 'num_worker_per_gpu': workers}
+            sizes = {'gt_size': gt_size, 'batch_size_per_gpu': batch, 'num_worker_per_gpu': workers,
+                     'dataset_enlarge_ratio': enlarge}
             dataset.update({key: value for key, value in sizes.items() if value is not None})
     opt['network_g'].update(network or {})
     train = opt.get('train')

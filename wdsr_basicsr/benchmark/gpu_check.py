@@ -58,11 +58,10 @@ def shrink(options: str, opt_file: str, name: str, data: str, device: str, iters
     sizes = SIZES[device]
     opt = shrink_options(load_options(osp.join(options, opt_file)), data=data, name=name, iters=iters,
                          gt_size=sizes['gt_size'], batch=sizes['batch'], workers=sizes['workers'],
-                         network=CPU_NET if device == 'cpu' else None, validations=2, checkpoints=2)
+                         network=CPU_NET if device == 'cpu' else None, enlarge=10, validations=2, checkpoints=2)
     opt.update(num_gpu='auto' if device == 'cuda' else 0)
     opt['logger']['use_tb_logger'] = False
     opt.update(top or {})
-    opt['datasets']['train']['dataset_enlarge_ratio'] = 10
     return opt
 
 
@@ -185,6 +184,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but torch sees no CUDA GPU; use --device cpu for the smoke run.')
+    if not osp.isdir(args.options):
+        parser.error(f'--options {args.options} is not a folder: run from the repository (its options/) or pass the '
+                     'folder of the shipped option files.')
     iters = args.iters or (300 if args.device == 'cuda' else 4)
     work = osp.abspath(args.work or f'/tmp/wdsr_check_gpu_{os.getpid()}')
     os.makedirs(work, exist_ok=True)

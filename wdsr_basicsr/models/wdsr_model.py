@@ -288,8 +288,9 @@ class WDSRModel(SRModel):
             self.metric_results[name] = total / len(records)
             self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
-        if self.opt['is_train'] and rank == 0:
-            with open(osp.join(self.opt['path']['experiments_root'], VALIDATIONS_FILE), 'a') as f:
+        experiments_root = self.opt['path'].get('experiments_root')
+        if self.opt['is_train'] and rank == 0 and experiments_root:  # a model built in process may have none
+            with open(osp.join(experiments_root, VALIDATIONS_FILE), 'a') as f:
                 f.write(json.dumps({'iter': current_iter, 'dataset': dataset_name, 'mean': self.metric_results}) + '\n')
         if not self.opt['is_train'] and rank == 0:
             per_image = {name: values for _, name, values, _ in records}

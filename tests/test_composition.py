@@ -3,6 +3,7 @@ import copy
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from helpers import OPTIONS, REPO, run, torchrun, write_options
 from wdsr_basicsr.options import OptionError, check_options, load_options, parse_options
-from wdsr_basicsr.runs import shrink_options
+from wdsr_basicsr.runs import read_validations, shrink_options
 
 DATA = Path(__file__).resolve().parent / 'assets'
 # Made by scripts/sample_option_files.py from XPixelGroup/BasicSR@8d56e3a options/ and xinntao/Real-ESRGAN options/.
@@ -235,7 +236,11 @@ def test_basicsr_own_entries_train_and_test(lmdb_root, tmp_path):
     experiment = tmp_path / 'experiments' / 'train_wdsr_b_x2'
     assert (experiment / 'models' / 'net_g_latest.pth').exists()
     assert (tmp_path / 'tb_logger' / 'train_wdsr_b_x2').is_dir()
-    assert '# psnr: ' in next(experiment.glob('train_*.log')).read_text()
+    log = next(experiment.glob('train_*.log')).read_text()
+    logged = [float(v) for v in re.findall(r'# psnr: ([\d.]+)', log)]  # basicsr's own logger, 4 decimals
+    recorded = read_validations(str(experiment))  # what the demo, reproduce and the GPU check read
+    assert len(logged) == 2 and [r['iter'] for r in recorded] == [2, 2]  # at val_freq, and once more at the end
+    assert [r['mean']['psnr'] for r in recorded] == pytest.approx(logged, abs=1e-4)
 
     test = shrunk(OPTIONS / 'test_wdsr_b_x2.yml', root)
     test['datasets'] = {'test_1': dict(test['datasets']['test_6'], dataroot_gt=str(root / 'DIV2K_valid_HR.lmdb'),

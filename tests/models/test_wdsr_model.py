@@ -1,5 +1,6 @@
 """WDSRModel in process: EMA of weight-normed / batch-normed nets, NaN stop, atomic saves."""
 import copy
+import json
 import os
 
 import pytest
@@ -92,3 +93,48 @@ def test_validation_uses_tiles_and_puts_net_back_in_train_mode(tmp_path):
     assert model.net_g.training
     expected = sr_forward(copy.deepcopy(model.net_g).eval(), data['lq'], 2, ensemble=True)
     assert (model.output - expected).abs().max() < 1e-5
+
+
+class _Pairs(torch.utils.data.Dataset):
+    """Two LQ/GT pairs in the layout basicsr's paired datasets give validation."""
+
+    def __init__(self):
+        self.opt = {'name': 'pairs'}
+        torch.manual_seed(1)
+        self.items = [batch(1, 12) for _ in range(2)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return {'lq': self.items[index]['lq'][0], 'gt': self.items[index]['gt'][0], 'lq_path': f'img{index}.png'}
+
+
+@pytest.mark.parametrize('with_root', [False, True])
+def test_training_validation_records_its_means(tmp_path, with_root):
+    """A training run appends each validation's means to validation.jsonl (what tools read instead of the log);
+    a model built in process without an experiments folder validates all the same and writes nothing."""
+    from basicsr.metrics import calculate_psnr
+    from basicsr.utils import tensor2img
+
+    opt = model_options(tmp_path, ema=0, val={'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2}}})
+    if with_root:
+        opt['path']['experiments_root'] = str(tmp_path)
+        opt['train']['total_iter'] = 7
+    model = build_model(opt)
+    dataset = _Pairs()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1)
+    model.validation(loader, current_iter=7, tb_logger=None)
+    with torch.no_grad():  # PSNR by basicsr's function on the network's own outputs, image by image
+        net = copy.deepcopy(model.net_g).eval()
+        expected = sum(calculate_psnr(tensor2img([net(item['lq'])]), tensor2img([item['gt']]), 2)
+                       for item in dataset.items) / len(dataset)
+    assert model.metric_results['psnr'] == pytest.approx(expected, abs=1e-6)
+    record = tmp_path / 'validation.jsonl'
+    if not with_root:
+        assert not record.exists()
+        return
+    model.validation(loader, current_iter=9, tb_logger=None)  # basicsr's final validation counts past the end
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [(r['iter'], r['dataset']) for r in lines] == [(7, 'pairs'), (7, 'pairs')]
+    assert lines[0]['mean']['psnr'] == pytest.approx(expected, abs=1e-6)

@@ -290,8 +290,11 @@ class WDSRModel(SRModel):
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         experiments_root = self.opt['path'].get('experiments_root')
         if self.opt['is_train'] and rank == 0 and experiments_root:  # a model built in process may have none
+            # basicsr's last validation passes an iteration counted past the end (one per remaining epoch);
+            # the weights are those of the last iteration, and the record says so
+            iteration = min(current_iter, self.opt['train'].get('total_iter', current_iter))
             with open(osp.join(experiments_root, VALIDATIONS_FILE), 'a') as f:
-                f.write(json.dumps({'iter': current_iter, 'dataset': dataset_name, 'mean': self.metric_results}) + '\n')
+                f.write(json.dumps({'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results}) + '\n')
         if not self.opt['is_train'] and rank == 0:
             per_image = {name: values for _, name, values, _ in records}
             with open(osp.join(results_root, f'metrics_{dataset_name}.json'), 'w') as f:

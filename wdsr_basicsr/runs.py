@@ -20,8 +20,7 @@ from .models.wdsr_model import VALIDATIONS_FILE
 from .prepare.layout import lmdb_names
 
 #: The entries a run may start, beside this module.
-ENTRIES = {'train': osp.join(osp.dirname(osp.abspath(__file__)), 'train.py'),
-           'test': osp.join(osp.dirname(osp.abspath(__file__)), 'test.py')}
+ENTRIES = {name: osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py') for name in ('train', 'test')}
 
 
 def div2k_lmdbs(data: str, split: str, scale: int) -> tuple[str, str]:

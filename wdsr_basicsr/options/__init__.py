@@ -23,13 +23,11 @@ Modules: :mod:`.reading` (safe YAML, ``--force_yml``), :mod:`.vocabulary` (what 
 read and take), :mod:`.check` (:func:`check_options`, :func:`check_name`), :mod:`.parse`
 (:func:`parse_options`, :func:`derive_options`, :func:`run_pipeline`).
 """
-from .check import NUMBERS, check_name, check_options, is_plain_name
-from .parse import Options, derive_options, is_site_directory, parse_options, run_pipeline
-from .reading import DuplicateKeyError, OptionError, apply_force_yml, load_options
-from .vocabulary import built_types, edit_distance, keys_read, misspelt
+from .check import check_name, check_options
+from .parse import derive_options, parse_options, run_pipeline
+from .reading import OptionError, apply_force_yml, load_options
 
 __all__ = [
-    'NUMBERS', 'DuplicateKeyError', 'OptionError', 'Options', 'apply_force_yml', 'built_types', 'check_name',
-    'check_options', 'derive_options', 'edit_distance', 'is_plain_name', 'is_site_directory', 'keys_read',
-    'load_options', 'misspelt', 'parse_options', 'run_pipeline'
+    'OptionError', 'apply_force_yml', 'check_name', 'check_options', 'derive_options', 'load_options', 'parse_options',
+    'run_pipeline'
 ]

@@ -20,6 +20,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
+from ..utils.compile import compile_step, toolchain_problem
 from ..utils.dist import all_gather
 from ..utils import report
 from ..utils.tiling import sr_forward
@@ -42,6 +43,15 @@ class WDSRModel(SRModel):
       a ``GradScaler`` whose state is saved in the training state and restored
       on resume) and ``use_channels_last``. Weight norm's ``g * v / ||v||`` is
       computed from the fp32 parameters, before autocast casts the weight.
+    * ``use_compile`` (top level): the training step's forward and losses,
+      and so their backward, run through ``torch.compile`` (inductor: C++ on
+      the CPU, Triton and CUDA graphs on a single GPU; see
+      :mod:`wdsr_basicsr.utils.compile`). Only the step is compiled: the
+      network object, its saved keys, validation (eager, any image size) and
+      the training states are those of an eager run, so a run may resume
+      with the switch turned either way. The optimizer runs its fused (else
+      foreach) implementation and the EMA update is one foreach operation, in
+      eager runs too.
     * EMA (``train: ema_decay``) also copies buffers (BatchNorm statistics), so
       the EMA network of every ``norm`` variant validates correctly; weight
       norm's ``g`` and ``v`` are averaged, so the EMA copy stays a weight-normed
@@ -74,6 +84,7 @@ class WDSRModel(SRModel):
     def __init__(self, opt: dict):
         self.amp_dtype = AMP_DTYPES[bool(opt.get('amp_bf16', False))] if opt.get('use_amp') else None
         self.memory_format = torch.channels_last if opt.get('use_channels_last') else torch.contiguous_format
+        self.use_compile = bool(opt.get('use_compile', False))
         super().__init__(opt)
         if opt['dist']:
             ddp = self.net_g
@@ -94,26 +105,43 @@ class WDSRModel(SRModel):
         if hasattr(self, 'net_g_ema'):
             self.net_g_ema.to(memory_format=self.memory_format)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self._forward_losses = self._forward_and_losses
+        if self.use_compile:
+            problem = toolchain_problem(self.device.type)
+            if problem:
+                raise RuntimeError(f'use_compile: {problem}.')
+            self._forward_losses = compile_step(self._forward_and_losses, self.device.type, bool(self.opt['dist']))
+            get_root_logger().info(f'use_compile: the training step (forward and losses, and their backward) is '
+                                   f'compiled by torch.compile on {self.device.type} at the first iteration.')
 
     def model_ema(self, decay=0.999):
-        super().model_ema(decay)
+        """``net_g_ema = decay * net_g_ema + (1 - decay) * net_g`` over all parameters at once; buffers copied."""
         net_g = self.get_bare_model(self.net_g)
-        ema_buffers = dict(self.net_g_ema.named_buffers())
-        for name, buffer in net_g.named_buffers():
-            ema_buffers[name].copy_(buffer)
+        ema_params, params = zip(*((p_ema.data, p.data) for p_ema, p in zip(self.net_g_ema.parameters(),
+                                                                                   net_g.parameters())))
+        if decay == 0:
+            torch._foreach_copy_(ema_params, params)
+        else:
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
+        torch._foreach_copy_([b.data for b in self.net_g_ema.buffers()], [b.data for b in net_g.buffers()])
+
+    def _forward_and_losses(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, OrderedDict]:
+        """The network's output (fp32) and the losses: what ``use_compile`` compiles (its backward too)."""
+        with self._autocast():
+            output = self.net_g(lq)
+        output = output.float()
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(output, gt)
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(output, gt)
+            loss_dict.update((k, v) for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None)
+        return output, loss_dict
 
     def optimize_parameters(self, current_iter: int) -> None:
         """One step: forward under autocast (``use_amp``), losses in fp32, (scaled) backward, EMA."""
         self.optimizer_g.zero_grad(set_to_none=True)
-        with self._autocast():
-            self.output = self.net_g(self.lq)
-        self.output = self.output.float()
-        loss_dict = OrderedDict()
-        if self.cri_pix:
-            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)
-        if self.cri_perceptual:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
-            loss_dict.update((k, v) for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None)
+        self.output, loss_dict = self._forward_losses(self.lq, self.gt)
         self.scaler.scale(sum(loss_dict.values())).backward()
         self.scaler.step(self.optimizer_g)
         self.scaler.update()
@@ -127,9 +155,22 @@ class WDSRModel(SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
-        """The ``torch.optim`` class ``optim_type`` (those of BasicSR's current main), else basicsr's own choice."""
+        """The ``torch.optim`` class ``optim_type`` (those of BasicSR's current main), else basicsr's own choice.
+
+        Unless the options say otherwise, the optimizer runs its fused
+        implementation where torch has one for the parameters' device (Adam,
+        AdamW and SGD on CUDA and the CPU), else its foreach one: one kernel
+        over all parameters instead of a few per parameter.
+        """
         if optim_type in ('Adam', 'AdamW', 'Adamax', 'SGD', 'ASGD', 'RMSprop', 'Rprop'):
-            return getattr(torch.optim, optim_type)(params, lr, **kwargs)
+            optimizer_class = getattr(torch.optim, optim_type)
+            params = list(params)
+            if 'fused' not in kwargs and 'foreach' not in kwargs:
+                try:
+                    return optimizer_class(params, lr, fused=True, **kwargs)
+                except (TypeError, RuntimeError):  # no fused implementation (for this class or device)
+                    kwargs = dict(kwargs, foreach=True)
+            return optimizer_class(params, lr, **kwargs)
         return super().get_optimizer(optim_type, params, lr, **kwargs)
 
     def _autocast(self):

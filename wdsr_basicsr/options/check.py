@@ -34,7 +34,8 @@ NULLABLE = (('manual_seed', ), ('dist_params', 'timeout_min'))
 #: Switches basicsr tests for truth: a string such as "no" would be true. Null is allowed (false).
 BOOLEANS = (('datasets', '*', 'use_hflip'), ('datasets', '*', 'use_rot'), ('datasets', '*', 'pin_memory'),
             ('datasets', '*', 'persistent_workers'), ('val', 'save_img'), ('val', 'pbar'), ('val', 'self_ensemble'),
-            ('logger', 'use_tb_logger'), ('find_unused_parameters', ))
+            ('logger', 'use_tb_logger'), ('find_unused_parameters', ), ('use_compile', ),
+            ('datasets', '*', 'cache_data'))
 
 
 def _parents(opt, keys):

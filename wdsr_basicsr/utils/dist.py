@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 import torch.distributed as dist
 
+from .compile import toolchain_problem
+
 DIST_PARAMS = ('backend', 'port', 'timeout_min')
 BACKENDS = ('nccl', 'gloo')
 
@@ -44,7 +46,7 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bo
     """Refuse launcher, device and option combinations that cannot work, before any work starts.
 
     Args:
-        opt (dict): The options (``num_gpu``, ``dist_params``, ``use_amp``, ``amp_bf16``).
+        opt (dict): The options (``num_gpu``, ``dist_params``, ``use_amp``, ``amp_bf16``, ``use_compile``).
         launcher (str): 'none', 'pytorch' or 'slurm'.
         local_rank (int): This process's local rank (ignored for 'none').
         opt_path (str): The option file, named in the errors.
@@ -87,6 +89,9 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bo
     if opt.get('use_amp') and not opt.get('amp_bf16') and not uses_gpu:
         raise ValueError(f'{opt_path}: use_amp with fp16 (amp_bf16: false) needs a CUDA GPU; on the CPU set '
                          'amp_bf16: true (bf16 autocast) or use_amp: false.')
+    problem = toolchain_problem('cuda' if uses_gpu else 'cpu') if opt.get('use_compile') else None
+    if problem:
+        raise ValueError(f'{opt_path}: use_compile: {problem}.')
     return uses_gpu
 
 

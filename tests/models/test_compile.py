@@ -1,0 +1,118 @@
+"""``use_compile``: the compiled training step against the eager one, its saved keys, validation, resume, toolchain."""
+import copy
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from basicsr.archs import build_network
+from basicsr.models import build_model
+from helpers import OPTIONS, TRAIN, batch, model_options, run, write_options
+from wdsr_basicsr.options import load_options
+from wdsr_basicsr.utils.compile import toolchain_problem
+
+DEMO = OPTIONS / 'demo_wdsr_b_x2.yml'
+
+
+def demo_model_options(tmp_path, norm, ema, compiled):
+    """In-process model options with the demo file's network and train sections (network shrunk)."""
+    shipped = load_options(DEMO)
+    folder = tmp_path / ('compiled' if compiled else 'eager')
+    folder.mkdir(exist_ok=True)
+    opt = model_options(folder, norm=norm, ema=ema)
+    opt['network_g'] = dict(shipped['network_g'], num_feat=8, num_block=2, norm=norm)
+    opt['train'] = dict(shipped['train'], ema_decay=ema)
+    opt.update(use_compile=compiled, use_amp=shipped['use_amp'], use_channels_last=shipped['use_channels_last'])
+    return opt
+
+
+def bias_before_batchnorm(net):
+    """The bias of each conv that a BatchNorm follows, and that BatchNorm's running mean.
+
+    BatchNorm subtracts the batch mean, so such a bias has no effect on the output and its gradient is rounding
+    noise, which Adam scales up to full steps: those tensors wander differently in any two runs that round
+    differently. The output they feed is compared instead.
+    """
+    names = set()
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Sequential) and len(module) > 1 and isinstance(module[0], nn.Conv2d) \
+                and isinstance(module[1], nn.BatchNorm2d):
+            names.update((f'{name}.0.bias', f'{name}.1.running_mean'))
+    return names
+
+
+def relative_error(a, b):
+    return float((a.double() - b.double()).norm() / max(b.double().norm(), 1e-12))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('norm, ema', [('weight', 0), ('batch', 0.999)])
+def test_twenty_compiled_steps_equal_twenty_eager_steps(tmp_path, norm, ema):
+    torch.manual_seed(0)
+    data = [batch(4, 16) for _ in range(20)]
+    models = {}
+    for compiled in (False, True):
+        torch.manual_seed(1)  # the same initial weights
+        model = build_model(demo_model_options(tmp_path, norm, ema, compiled))
+        for i, item in enumerate(data, 1):
+            model.feed_data(item)
+            model.optimize_parameters(i)
+        models[compiled] = model
+    eager, compiled = models[False], models[True]
+    assert compiled._forward_losses is not compiled._forward_and_losses  # the step really ran compiled
+    nets = [('net_g', eager.net_g, compiled.net_g)]
+    if ema:
+        nets.append(('net_g_ema', eager.net_g_ema, compiled.net_g_ema))
+    probe = torch.rand(2, 3, 20, 20)
+    for label, a, b in nets:
+        theirs, invariant = b.state_dict(), bias_before_batchnorm(a)
+        for name, value in a.state_dict().items():
+            if value.is_floating_point() and name not in invariant:
+                assert relative_error(theirs[name], value) < 1e-4, (label, name)
+        with torch.no_grad():  # the output they feed is the same (batch statistics: train mode, on copies)
+            assert relative_error(copy.deepcopy(b).train()(probe), copy.deepcopy(a).train()(probe)) < 1e-4, label
+    if norm == 'batch':  # the statistics moved, in both runs alike
+        stats = 'body.0.body.0.1.running_var'
+        assert not torch.equal(eager.net_g.state_dict()[stats], torch.ones_like(eager.net_g.state_dict()[stats]))
+
+    # the saved file holds the keys of the network as basicsr builds it: no _orig_mod. prefix
+    compiled.save(0, 20)
+    saved = torch.load(tmp_path / 'compiled' / 'models' / 'net_g_20.pth', weights_only=True)
+    expected = set(build_network(dict(compiled.opt['network_g'])).state_dict())
+    assert set(saved['params']) == expected
+    if ema:
+        assert set(saved['params_ema']) == expected
+
+    # validation on images of several sizes compiles nothing more
+    frames = torch._dynamo.utils.counters['stats']['unique_graphs']
+    for size in (13, 17, 22):
+        compiled.feed_data(batch(1, size))
+        compiled.test()
+        assert compiled.output.shape[-2:] == (2 * size, 2 * size)
+    assert torch._dynamo.utils.counters['stats']['unique_graphs'] == frames
+
+
+def test_missing_compiler_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv('CXX', 'no-such-c++')
+    assert 'no-such-c++' in toolchain_problem('cpu')
+    with pytest.raises(RuntimeError, match="use_compile: .*'no-such-c\\+\\+'"):
+        build_model(demo_model_options(tmp_path, 'weight', 0, True))
+
+
+def test_missing_compiler_stops_the_entry_before_any_work(tmp_path):
+    opt = load_options(DEMO)
+    opt.update(use_compile=True)
+    result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'c.yml', opt)], tmp_path,
+                 env={'CXX': 'no-such-c++'})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'use_compile' in lines[0] and 'no-such-c++' in lines[0], result.stderr[-2000:]
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_use_compile_must_be_a_boolean(tmp_path):
+    opt = load_options(DEMO)
+    opt.update(use_compile='yes')
+    result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'c.yml', opt)], tmp_path)
+    assert result.returncode == 1 and "use_compile='yes' must be true or false" in result.stderr, result.stderr[-2000:]

@@ -54,16 +54,38 @@ def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=N
     return f'network_g:\n  type: {kind}\n' + ''.join(f'  {line}\n' for line in lines)
 
 
-def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enlarge=100):
-    return f"""datasets:
-  train:
-    name: DIV2K
-    type: CheckedPairedImageDataset
-    dataroot_gt: {root}/DIV2K_train_HR_sub.lmdb
+#: How each shipped training file samples (its ``datasets: train`` section says which, in a comment).
+SAMPLING_COMMENTS = {
+    'authors': ("    # Sampling: the authors' (ychfan/wdsr, EDSR-PyTorch): whole images decoded once (cache_data),\n"
+                '    # each image equally often at a uniform position (sampling: image); needs the decoded set in\n'
+                '    # memory (DIV2K train x{scale}: HR and LR folders as unpacked by prepare_div2k.py).\n'),
+    'basicsr': ("    # Sampling: basicsr's: each 480 px LMDB sub-image equally often (images weighted by their area),\n"
+                '    # a PNG decoded per sample. The authors\' sampling: cache_data on the whole images, as\n'
+                '    # options/authors/ and options/paper/ do.\n'),
+}
+
+
+def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enlarge=100, sampling='basicsr'):
+    if sampling == 'authors':  # whole images: 800 DIV2K images x enlarge per epoch
+        source = f"""    dataroot_gt: {root}/DIV2K_train_HR
+    dataroot_lq: {root}/DIV2K_train_LR_bicubic/X{scale}
+    filename_tmpl: '{{}}x{scale}'
+    io_backend:
+      type: disk
+    cache_data: true
+    sampling: image
+"""
+    else:
+        source = f"""    dataroot_gt: {root}/DIV2K_train_HR_sub.lmdb
     dataroot_lq: {root}/DIV2K_train_LR_bicubic_X{scale}_sub.lmdb
     io_backend:
       type: lmdb
-    gt_size: {gt_size}
+"""
+    return f"""datasets:
+  train:
+{SAMPLING_COMMENTS[sampling].format(scale=scale)}    name: DIV2K
+    type: CheckedPairedImageDataset
+{source}    gt_size: {gt_size}
     use_hflip: true
     use_rot: true
     num_worker_per_gpu: {workers}
@@ -112,7 +134,7 @@ EMA_OFF = ('no EMA: the paper trains without one, and so does this recipe (Basic
 
 def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones=(200000, 400000), gamma=0.5,
                num_gpu='auto', dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0,
-               save_img=False, pretrain=None, official_metric=False):
+               save_img=False, pretrain=None, official_metric=False, compile_step=False):
     data = data or datasets(scale)
     stones = ', '.join(str(m) for m in milestones)
     return f"""{comment}
@@ -124,6 +146,7 @@ manual_seed: 0
 use_amp: false  # true: autocast in training and validation (the paper trains in fp32)
 amp_bf16: true  # with use_amp: bf16 (GPUs and CPUs); false: fp16 with a GradScaler (GPUs only)
 use_channels_last: false  # true: NHWC memory format, faster convs on tensor-core GPUs
+use_compile: {'true' if compile_step else 'false'}  # true: the training step through torch.compile (C++ on the CPU, CUDA graphs on one GPU)
 
 {data}
 {net}
@@ -273,7 +296,7 @@ def files():
             name = f'table1_{short}_b{b}_x2'
             out[f'paper/{name}.yml'] = train_file(
                 name, 2, network(kind, 2, num_block=b, num_feat=feat), table1.format(what=kind, b=b), lr=lr,
-                total_iter=300000, milestones=(200000, ))
+                total_iter=300000, milestones=(200000, ), data=datasets(2, sampling='authors'))
     ablation = ('# Normalisation ablation (paper Sec. 3.3, Fig. 3 and 4): WDSR-A, 16 blocks, 32 features, x2,\n'
                 '# norm={norm} at lr {lr:g}; everything else as train_wdsr_a_x2.yml. Fig. 4 compares batch norm\n'
                 '# at lower learning rates; weight norm trains at 1e-3.\n')
@@ -281,7 +304,7 @@ def files():
         name = f'norm_{norm}_lr{lr:.0e}_x2'.replace('-0', '-')
         out[f'paper/{name}.yml'] = train_file(
             name, 2, network('WDSR_A', 2, norm=norm), ablation.format(norm=norm, lr=lr), lr=lr, total_iter=300000,
-            milestones=(200000, ), val_freq=2000)
+            milestones=(200000, ), val_freq=2000, data=datasets(2, sampling='authors'))
     ntire = ('# The authors\' NTIRE 2018 code (JiahuiYu/wdsr_ntire2018, wdsr_a.py inside EDSR-PyTorch @95f0571): the\n'
              '# "WDSR baseline" of its README, WDSR-A with 16 blocks, n_feats 32, block_feats 128 (x4 wide), x2, published\n'
              '# at 1,190,100 parameters (raw: weight norm\'s g and v and the biases) and 34.77 dB (DIV2K 801-900, RGB).\n'
@@ -290,7 +313,8 @@ def files():
              '# The paper\'s own recipe (lr 1e-3 with weight norm) is options/train_wdsr_a_x2.yml.\n')
     name = 'train_ntire2018_wdsr_baseline_x2'
     out[f'authors/{name}.yml'] = train_file(name, 2, network('WDSR_A', 2), ntire, lr=1e-4, total_iter=300000,
-                                            milestones=(200000, ), data=datasets(2, gt_size=96))
+                                            milestones=(200000, ),
+                                            data=datasets(2, gt_size=96, enlarge=20, sampling='authors'))
     out['authors/test_ntire2018_wdsr_baseline_x2.yml'] = test_file('test_ntire2018_wdsr_baseline_x2', 2,
                                                                    network('WDSR_A', 2), name, official_metric=True)
     reloaded = ('# The authors\' 2019 "WDSR reloaded" (ychfan/wdsr, BMVC 2019), {size} model: WDSR-A blocks, {blocks} blocks\n'
@@ -309,7 +333,8 @@ def files():
             comment = reloaded.format(size=size, blocks=blocks, feat=feat, params=published[blocks, s], s=s, hr=48 * s)
             out[f'authors/{name}.yml'] = train_file(
                 name, s, net, comment, total_iter=1500000, milestones=(1000000, 1250000), gamma=0.2,
-                data=datasets(s, gt_size=48 * s), val_freq=50000, save_freq=50000, official_metric=True)
+                data=datasets(s, gt_size=48 * s, enlarge=1000, sampling='authors'), val_freq=50000, save_freq=50000,
+                official_metric=True)
             out[f'authors/test_{stem}_x{s}.yml'] = test_file(f'test_{stem}_x{s}', s, net, name, official_metric=True)
     demo = ('# The README\'s main job: a small WDSR-B (16 features, 4 blocks, x6 wide) trained on the demo set\n'
             '# (scikit-image photographs prepared like DIV2K by scripts/make_demo_data.py) for 2000\n'
@@ -317,7 +342,8 @@ def files():
             '# Adam lr 1e-3 halved at 1500, as the paper\'s recipe at a smaller budget.\n')
     out['demo_wdsr_b_x2.yml'] = train_file(
         'demo_wdsr_b_x2', 2, network('WDSR_B', 2, num_block=4, num_feat=16), demo, total_iter=2000,
-        milestones=(1500, ), num_gpu=0, data=datasets(2, root='datasets/demo', gt_size=64, workers=1, enlarge=20),
+        milestones=(1500, ), num_gpu=0,
+        data=datasets(2, root='datasets/demo', gt_size=64, workers=1, enlarge=400, sampling='authors'),
         val_freq=500, save_freq=500, print_freq=100, save_img=True)
     return out
 

@@ -17,7 +17,7 @@ from os import path as osp
 import yaml
 
 from .models.wdsr_model import VALIDATIONS_FILE
-from .prepare.layout import lmdb_names
+from .prepare.layout import hr_dir, lmdb_names, lr_dir
 
 #: The entries a run may start, beside this module.
 ENTRIES = {name: osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py') for name in ('train', 'test')}
@@ -36,7 +36,9 @@ def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int 
     """A copy of ``opt`` (a shipped option file's) with only its data, sizes and lengths changed.
 
     Every dataset reads the DIV2K LMDBs under ``data`` at the file's scale (``train``: the sub-images; every
-    other phase: the validation images); the learning-rate milestones keep their fractions of the run.
+    other phase: the validation images), but a training set that caches whole images (``cache_data`` with the
+    ``disk`` backend) reads the whole-image folders under ``data``; the learning-rate milestones keep their
+    fractions of the run.
 
     Args:
         opt (dict): The options as read (:func:`wdsr_basicsr.options.load_options`); not modified.
@@ -60,8 +62,11 @@ def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int 
         opt['name'] = name
     scale = opt['scale']
     for phase, dataset in opt['datasets'].items():
-        gt, lq = div2k_lmdbs(data, 'train' if phase == 'train' else 'valid', scale)
-        dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
+        if phase == 'train' and dataset.get('cache_data') and (dataset.get('io_backend') or {}).get('type') == 'disk':
+            dataset.update(dataroot_gt=hr_dir(data, 'train'), dataroot_lq=lr_dir(data, 'train', scale))
+        else:
+            gt, lq = div2k_lmdbs(data, 'train' if phase == 'train' else 'valid', scale)
+            dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
         dataset.pop('meta_info_file', None)
         if phase == 'train':
             sizes = {'gt_size': gt_size, 'batch_size_per_gpu': batch, 'num_worker_per_gpu': workers,

@@ -2,7 +2,6 @@
 import gc
 import random
 
-import lmdb
 import numpy as np
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch
 from basicsr.data import build_dataset
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import LmdbMaker
+from wdsr_basicsr.data.lmdb_util import shared_lmdb
 
 
 def train_opt(root, scale=2, **extra):
@@ -58,7 +58,7 @@ def test_validation_lmdb_whole_images(lmdb_root):
 
 def rewrite_lmdb(src, dst, drop=(), corrupt=()):
     """Copy an LMDB record by record, leaving out or garbling some keys."""
-    env = lmdb.open(str(src), readonly=True, lock=False)
+    env = shared_lmdb(str(src))  # py-lmdb opens an environment once a process; other tests may hold it
     meta = {line.split('.')[0]: line for line in open(src / 'meta_info.txt')}
     maker = LmdbMaker(str(dst))
     with env.begin() as txn:
@@ -69,7 +69,6 @@ def rewrite_lmdb(src, dst, drop=(), corrupt=()):
             shape = tuple(int(v) for v in meta[key].split()[1].strip('()').split(','))
             maker.put(b'not a png' if key in corrupt else value, key, shape)
     maker.close()
-    env.close()
 
 
 def test_key_mismatch_lists_examples(lmdb_root, tmp_path):

@@ -1,16 +1,29 @@
 """``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault."""
 from __future__ import annotations
 
+import os
+import random
+import re
 from os import path as osp
 
-from basicsr.data.paired_image_dataset import PairedImageDataset
-from basicsr.utils import get_root_logger
-from basicsr.utils.registry import DATASET_REGISTRY
+import numpy as np
 
-from .lmdb_util import check_lmdb_complete, read_meta_info, record_shape
+from basicsr.data.paired_image_dataset import PairedImageDataset
+from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torchvision.transforms.functional import normalize
+
+from .decoded_cache import decoded_images
+from .lmdb_util import check_lmdb_complete, read_meta_info, record_shape, shared_lmdb
 
 #: How many example keys a key-mismatch error lists.
 NUM_EXAMPLE_KEYS = 5
+#: How a training sample picks its image (``sampling``, with ``cache_data``): each source image equally often
+#: (the authors'), or each stored record equally often (basicsr's; on sub-image LMDBs this weights images by area).
+SAMPLINGS = ('image', 'record')
+#: The key of a sub-image made by basicsr's ``extract_subimages`` / ``prepare_div2k``: ``<image>_s<number>``.
+SUB_IMAGE_KEY = re.compile(r'^(?P<image>.+)_s\d+$')
 
 
 @DATASET_REGISTRY.register()
@@ -38,8 +51,28 @@ class CheckedPairedImageDataset(PairedImageDataset):
     error naming the LMDB and the key (:func:`raise_if_bad_record`, which
     :mod:`wdsr_basicsr.compat` gives basicsr's ``PairedImageDataset`` too).
 
+    With ``cache_data: true`` (basicsr's key of its video datasets) every image
+    is decoded once into a memory-mapped file that all loader workers and
+    ranks share (:mod:`wdsr_basicsr.data.decoded_cache`), from an LMDB or a
+    folder of whole images, and each sample is cropped from it: the same
+    pixels, crops, flips and rotations as decoding, without a PNG decode per
+    sample. ``sampling`` then says how a training sample picks its image:
+
+    * ``image`` (the default with ``cache_data``; the authors' code): each
+      source image equally often, a uniform position over the whole image.
+      Sub-images of one image (keys ``<image>_s<n>``, as ``prepare_div2k``
+      and basicsr's ``extract_subimages`` name them) count as that image, one
+      picked in proportion to its crop positions; an epoch is one sample per
+      image.
+    * ``record``: each stored image equally often, as basicsr's
+      ``PairedImageDataset`` (on sub-image LMDBs this weights each image by
+      its area and over-samples interiors).
+
     Args:
-        opt (dict): ``PairedImageDataset``'s options.
+        opt (dict): ``PairedImageDataset``'s options, and ``cache_data`` (bool,
+            default false), ``sampling`` ('image' or 'record', with
+            ``cache_data``), ``cache_dir`` (folder of the decoded images,
+            default beside the data).
     """
 
     def __init__(self, opt: dict):
@@ -51,9 +84,126 @@ class CheckedPairedImageDataset(PairedImageDataset):
                 raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} does not exist.')
         if opt['phase'] == 'train' and opt['gt_size'] % opt['scale']:
             raise ValueError(f"datasets:{name}: gt_size {opt['gt_size']} is not a multiple of scale {opt['scale']}.")
-        if opt['io_backend']['type'] == 'lmdb':
+        self.backend = opt['io_backend']['type']
+        self.cache_data = bool(opt.get('cache_data', False))
+        self.sampling = opt.get('sampling', 'image' if self.cache_data else 'record')
+        if 'sampling' in opt and not self.cache_data:
+            raise ValueError(f'datasets:{name}: sampling is read with cache_data: true only (without it every '
+                             'stored image is sampled equally often, as basicsr does).')
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f'datasets:{name}: sampling={self.sampling!r}; use image (each source image equally '
+                             'often: the authors\') or record (each stored image equally often: basicsr\'s).')
+        if self.backend == 'lmdb':
             self._check_lmdb_pair(opt, name)
         super().__init__(opt)
+        if self.cache_data:
+            self._open_cache(name)
+
+    def _open_cache(self, name):
+        """Decode (or map) every image, and group the records by source image for ``sampling: image``."""
+        if self.backend not in ('lmdb', 'disk'):
+            raise ValueError(f"datasets:{name}: cache_data reads io_backend lmdb or disk, not {self.backend!r}.")
+        self.caches = {}
+        for client_key, root in (('gt', self.gt_folder), ('lq', self.lq_folder)):
+            keys = [self._cache_key(p[f'{client_key}_path'], root) for p in self.paths]
+            self.caches[client_key] = decoded_images(
+                root, keys, self._reader(root), self._source(root, keys), cache_dir=self.opt.get('cache_dir'),
+                log=get_root_logger().info)
+        groups = {}
+        for record, paths in enumerate(self.paths):
+            stem = osp.splitext(osp.basename(self._cache_key(paths['gt_path'], self.gt_folder)))[0]
+            match = SUB_IMAGE_KEY.match(stem) if self.sampling == 'image' else None
+            groups.setdefault(match.group('image') if match else (stem, record), []).append(record)
+        self.groups = list(groups.values())
+        if self.opt['phase'] == 'train':
+            self._check_patch_fits(name)
+
+    def _check_patch_fits(self, name):
+        """Refuse images smaller than the patch; weigh each record of a group by its crop positions."""
+        lq_size = self.opt['gt_size'] // self.opt['scale']
+        self.weights = []
+        for group in self.groups:
+            weights = []
+            for record in group:
+                key = self._cache_key(self.paths[record]['lq_path'], self.lq_folder)
+                h, w = self.caches['lq'].shape(key)
+                if h < lq_size or w < lq_size:
+                    raise ValueError(f"datasets:{name}: image {key} of dataroot_lq {self.lq_folder} is {w}x{h}, "
+                                     f"smaller than the LQ patch ({lq_size} px: gt_size {self.opt['gt_size']} / "
+                                     f"scale {self.opt['scale']}).")
+                weights.append((h - lq_size + 1) * (w - lq_size + 1))
+            self.weights.append(weights)
+
+    def _cache_key(self, path, root):
+        return path if self.backend == 'lmdb' else osp.relpath(path, root)
+
+    @staticmethod
+    def _reader(root):
+        if osp.isfile(osp.join(root, 'data.mdb')):
+            env = shared_lmdb(root)  # opened here, once: the decoding threads share it
+
+            def read(key):
+                with env.begin(write=False) as txn:
+                    content = txn.get(key.encode('ascii'))
+                if content is None:
+                    raise ValueError(f'key {key!r} is listed in meta_info.txt but missing from the LMDB')
+                return content
+            return read
+
+        def read_file(key):
+            with open(osp.join(root, key), 'rb') as f:
+                return f.read()
+        return read_file
+
+    @staticmethod
+    def _source(root, keys):
+        """What identifies the contents the cache is decoded from: sizes and modification times."""
+        files = ['data.mdb', 'meta_info.txt'] if osp.isfile(osp.join(root, 'data.mdb')) else keys
+        stats = {name: os.stat(osp.join(root, name)) for name in files}
+        return {'root': osp.abspath(root), 'files': {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}}
+
+    def __len__(self):
+        if self.cache_data and self.opt['phase'] == 'train':
+            return len(self.groups)
+        return super().__len__()
+
+    def __getitem__(self, index):
+        if not self.cache_data:
+            return super().__getitem__(index)
+        train = self.opt['phase'] == 'train'
+        group = self.groups[index] if train else [index]
+        record = group[0] if len(group) == 1 else random.choices(group, self.weights[index])[0]
+        paths = self.paths[record]
+        gt_path, lq_path = paths['gt_path'], paths['lq_path']
+        img_gt = self.caches['gt'][self._cache_key(gt_path, self.gt_folder)]
+        img_lq = self.caches['lq'][self._cache_key(lq_path, self.lq_folder)]
+        return self._sample(img_gt, img_lq, gt_path, lq_path)
+
+    def _sample(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str, lq_path: str) -> dict:
+        """basicsr's ``PairedImageDataset`` sample from decoded uint8 images: crop and augment, then to [0, 1].
+
+        The crop and the flips and rotations move pixels only, so taking them
+        before the conversion to float gives the values basicsr's order gives.
+        """
+        scale = self.opt['scale']
+        if self.opt['phase'] == 'train':
+            h, w = img_lq.shape[0] * scale, img_lq.shape[1] * scale
+            if 0 <= img_gt.shape[0] - h < scale and 0 <= img_gt.shape[1] - w < scale:
+                img_gt = img_gt[:h, :w]  # HR not a multiple of scale (whole images): the rows no LR pixel covers
+            img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)
+            img_gt, img_lq = img_gt.copy(), img_lq.copy()  # basicsr's augment flips in place; the cache is shared
+            img_gt, img_lq = augment([img_gt, img_lq], self.opt['use_hflip'], self.opt['use_rot'])
+        img_gt, img_lq = (img.astype(np.float32) / 255. for img in (img_gt, img_lq))
+        if self.opt.get('color') == 'y':
+            img_gt = bgr2ycbcr(img_gt, y_only=True)[..., None]
+            img_lq = bgr2ycbcr(img_lq, y_only=True)[..., None]
+        if self.opt['phase'] != 'train':
+            img_gt = img_gt[0:img_lq.shape[0] * scale, 0:img_lq.shape[1] * scale, :]
+        img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+        if self.mean is not None or self.std is not None:
+            normalize(img_lq, self.mean, self.std, inplace=True)
+            normalize(img_gt, self.mean, self.std, inplace=True)
+        return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
 
     @staticmethod
     def _check_lmdb_pair(opt, name):

@@ -42,7 +42,7 @@ def shipped(rel, root, name, total_iter=4, **top):
     """A shipped option file with only paths, sizes and lengths shrunk (and num_gpu 0: CI has no GPU)."""
     shipped_opt = load_options(OPTIONS / rel)
     opt = shrink_options(shipped_opt, data=str(root), name=name, iters=total_iter, gt_size=24, batch=2, workers=0,
-                         network=SMALL_NETS[shipped_opt['network_g']['type']], enlarge=1,
+                         network=SMALL_NETS[shipped_opt['network_g']['type']], enlarge=4,
                          validations=total_iter // 2, checkpoints=total_iter // 2)
     opt.update(num_gpu=0, **top)
     return opt

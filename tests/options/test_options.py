@@ -49,7 +49,7 @@ def test_the_expected_files_exist():
 
 
 @pytest.mark.parametrize('path', ALL, ids=lambda p: str(p.relative_to(OPTIONS)))
-def test_option_file_builds(path, lmdb_root, benchmark_root):
+def test_option_file_builds(path, lmdb_root, benchmark_root, tmp_path):
     opt = load(path)
     for key in ('name', 'model_type', 'scale', 'num_gpu', 'datasets', 'network_g', 'path', 'val'):
         assert key in opt, key
@@ -59,6 +59,17 @@ def test_option_file_builds(path, lmdb_root, benchmark_root):
     for phase, ds in opt['datasets'].items():
         ds = dict(ds, phase=phase.split('_')[0], scale=opt['scale'])
         split, suffix = ('train', '_sub') if ds['phase'] == 'train' else ('valid', '')
+        if ds['phase'] == 'train' and ds.get('cache_data'):  # DIV2K's whole images, in its own layout
+            scale = opt['scale']
+            root = ds['dataroot_gt'].rsplit('/', 1)[0]  # datasets/DIV2K, or the demo set's datasets/demo
+            assert root in ('datasets/DIV2K', 'datasets/demo')
+            assert (ds['dataroot_gt'], ds['dataroot_lq'], ds['filename_tmpl']) == (
+                f'{root}/DIV2K_train_HR', f'{root}/DIV2K_train_LR_bicubic/X{scale}', f'{{}}x{scale}')
+            ds.update(dataroot_gt=str(lmdb_root / 'DIV2K_train_HR'),
+                      dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic' / f'X{scale}'), cache_dir=str(tmp_path),
+                      gt_size=48 // 12 * 12)
+            assert len(build_dataset(ds)) == 2  # an epoch: each of the two fixture images once
+            continue
         if ds['io_backend']['type'] == 'disk':  # the benchmark sets, in BasicSR's layout
             assert ds['dataroot_gt'] == f'datasets/{ds["name"]}/GTmod12'
             assert ds['dataroot_lq'] == f'datasets/{ds["name"]}/LRbicx{opt["scale"]}'

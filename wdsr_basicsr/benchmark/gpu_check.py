@@ -10,7 +10,8 @@ changed, on the demo LMDBs (built if missing):
 4. fp16 (``amp_bf16: false``, GradScaler) for half the iterations, then ``--auto_resume`` to the end.
 
 Each must end, validate at least twice and save. Then it times (a) training iterations/s of WDSR-B 16x32,
-WDSR-A 16x32 and EDSR 16x64 (batch 16, 96 px HR, x2) in fp32 and bf16 + channels-last, and (b) inference of
+WDSR-A 16x32 and EDSR 16x64 (batch 16, 96 px HR, x2) in fp32 and bf16 + channels-last, eager and with
+``use_compile`` (CUDA graphs), (b) the training loader from the LMDB and from ``cache_data``, and (c) inference of
 the paper's Table 1 WDSR-B (8 blocks, 64 features) x2 on a 1020x678 LR image, weight norm folded, bf16,
 channels-last, eager and ``torch.compile``. A markdown report goes to ``--out``.
 
@@ -44,7 +45,7 @@ from ..prepare.demo import make_demo_data
 from ..runs import read_log, read_validations, run_entry, shrink_options, write_options
 from ..utils.timing import interleaved_median_ms
 from .measure import prepare_for_timing
-from .training import NETS, iteration_seconds
+from .training import NETS, loader_seconds_per_batch, step_seconds
 
 # What the CPU mode shrinks (sizes only; the GPU mode keeps the shipped networks and patches).
 CPU_NET = {'num_feat': 8, 'num_block': 1}
@@ -110,20 +111,32 @@ def training_runs(options: str, device: str, data: str, work: str, iters: int) -
 
 
 def training_speed(device: str, iters: int) -> list[dict]:
-    """Iterations/s of the three 16-block networks, fp32 and bf16 + channels-last."""
+    """Iterations/s of the three 16-block networks: fp32 and bf16 + channels-last, eager and compiled (GPU)."""
+    variants = [('fp32', False, False), ('bf16_cl', True, False)]
+    if device == 'cuda':
+        variants += [('fp32_compiled', False, True), ('bf16_cl_compiled', True, True)]
     rows = []
-    for name, make in NETS.items():
+    for name, network in NETS.items():
         row = {'network': name if device == 'cuda' else 'WDSR-B 1x8 (CPU smoke run)'}
-        for key, bf16 in (('fp32', False), ('bf16_cl', True)):
-            if device == 'cpu':  # the suite's smoke run: one tiny network is enough to exercise the code
-                seconds = iteration_seconds(build_described({'type': 'WDSR_B', **CPU_NET}), device, bf16, bf16, iters)
-            else:
-                seconds = iteration_seconds(make(), device, bf16, bf16, iters)
+        if device == 'cpu':  # the suite's smoke run: one tiny network is enough to exercise the code
+            network = {'type': 'WDSR_B', 'upscale': 2, **CPU_NET}
+        for key, bf16, compiled in variants:
+            seconds, first = step_seconds(network, device=device, bf16=bf16, channels_last=bf16, compiled=compiled,
+                                          iters=iters, batch=SIZES[device]['batch'], gt_size=SIZES[device]['gt_size'])
             row[key] = 1 / seconds
+            if compiled:
+                row[f'{key}_first_s'] = first
         rows.append(row)
         if device == 'cpu':
             break
     return rows
+
+
+def loader_speed(data: str, workers: int) -> list[dict]:
+    """Patches/s of the training loader, LMDB sub-images vs ``cache_data``, with ``workers`` processes."""
+    return [{'loader': label, 'patches_s': 16 / loader_seconds_per_batch(data, cached, workers, 50)}
+            for cached, label in ((False, 'LMDB sub-images (PNG decoded per sample)'),
+                                  (True, 'cache_data (decoded once)'))]
 
 
 def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
@@ -146,7 +159,8 @@ def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
     return rows
 
 
-def report(device: str, runs: list[dict], speed: list[dict], inference: list[dict], total_s: float) -> str:
+def report(device: str, runs: list[dict], speed: list[dict], loader: list[dict], inference: list[dict],
+           total_s: float) -> str:
     name = torch.cuda.get_device_name() if device == 'cuda' else 'CPU'
     lines = [
         f'# GPU check: {name}', '',
@@ -161,9 +175,20 @@ def report(device: str, runs: list[dict], speed: list[dict], inference: list[dic
                      f"{' (SyncBN)' if r['syncbn'] else ''} | {r['precision']} | {r['channels_last']} | "
                      f"{r['backend']} | {r['iters']} | {r['s_per_iter'] or float('nan'):.3f} | {r['validations']} | "
                      f"{r['psnr'] or float('nan'):.2f} | {'yes' if r['ok'] else '**no**'} |")
-    lines += ['', '## Training speed: iterations/s, batch 16, 96 px HR, x2 (Adam, L1)', '',
-              '| network | fp32 | bf16 + channels-last |', '|---|---:|---:|']
-    lines += [f"| {r['network']} | {r['fp32']:.1f} | {r['bf16_cl']:.1f} |" for r in speed]
+    compiled = 'fp32_compiled' in speed[0]
+    lines += ['', '## Training speed: iterations/s of WDSRModel\'s step, batch 16, 96 px HR, x2 (fused Adam, L1)', '',
+              '| network | fp32 | bf16 + channels-last |' + (' fp32 compiled | bf16 + channels-last compiled | '
+                                                             'compile s (first 3 iterations) |' if compiled else ''),
+              '|---|---:|---:|' + ('---:|---:|---:|' if compiled else '')]
+    for r in speed:
+        line = f"| {r['network']} | {r['fp32']:.1f} | {r['bf16_cl']:.1f} |"
+        if compiled:
+            line += (f" {r['fp32_compiled']:.1f} | {r['bf16_cl_compiled']:.1f} | "
+                     f"{r['fp32_compiled_first_s']:.0f} / {r['bf16_cl_compiled_first_s']:.0f} |")
+        lines.append(line)
+    lines += ['', '## Training loader: patches/s, batch 16, 96 px HR patches of the demo set', '',
+              '| loader | patches/s |', '|---|---:|']
+    lines += [f"| {r['loader']} | {r['patches_s']:.0f} |" for r in loader]
     lines += ['', '## Inference: Table 1 WDSR-B, 8 blocks, 64 features, x2, weight norm folded', '',
               '| variant | LR size | ms (median of 20) |', '|---|---|---:|']
     lines += [f"| {r['variant']} | {r['lr_size']} | {r['ms']:.2f} |" for r in inference]
@@ -200,8 +225,9 @@ def main(argv=None):
     for r in runs:
         print(f"{r['name']}: {'ok' if r['ok'] else 'FAILED'} ({r['wall_s']:.0f} s)", flush=True)
     speed = training_speed(args.device, 20 if args.device == 'cuda' else 2)
+    loader = loader_speed(data, SIZES[args.device]['workers'])
     inference = inference_speed(args.options, args.device, args.device == 'cuda')
-    text = report(args.device, runs, speed, inference, time.perf_counter() - start)
+    text = report(args.device, runs, speed, loader, inference, time.perf_counter() - start)
     with open(out, 'w') as f:
         f.write(text)
     print(text)

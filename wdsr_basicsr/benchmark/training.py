@@ -1,83 +1,110 @@
-"""Training speed: iteration time of WDSR-A, WDSR-B and EDSR, and whether LMDB loading keeps up.
+"""Training speed: ms per iteration eager and compiled, and how fast the loader delivers patches.
 
 Measures
 
-* one training iteration (forward, L1 loss, backward, Adam step) at batch 16,
-  96 px HR patches, x2, for the 16-block WDSR-A (32 features, x4 wide),
-  WDSR-B (32 features, x6 wide) and EDSR (64 features), on ``--device``, with
-  optional bf16 autocast and channels-last;
-* the training loader (CheckedPairedImageDataset on the demo LMDBs, BasicSR's
-  dataloader, random 96 px crops, flips and rotations, batch 16) in patches
-  per second with ``--workers`` processes, and the share of a WDSR-B iteration
-  the trainer would wait for data.
+* ``WDSRModel.optimize_parameters`` (forward, L1 loss, backward, fused/foreach
+  Adam step) at batch 16, 96 px HR patches, x2, for the 16-block WDSR-A
+  (32 features, x4 wide), WDSR-B (32 features, x6 wide) and EDSR (64
+  features), on ``--device``, optionally in bf16 and channels-last, eager and
+  with ``use_compile`` (median after warm-up; the first compiled iterations,
+  which compile, are reported apart);
+* the training loader (CheckedPairedImageDataset, random 96 px crops, flips
+  and rotations) in patches per second per worker process, decoding the demo
+  LMDB sub-images (basicsr's way) and cropping from ``cache_data`` (the demo's
+  whole images decoded once), and with ``--workers`` processes the share of
+  a WDSR-B iteration the trainer would wait for data.
 
-Usage: python scripts/bench_train.py [--device cpu|cuda] [--bf16] [--channels-last] [--root datasets/demo]
-       [--workers 2]
+Usage: python scripts/bench_train.py [--device cpu|cuda] [--bf16] [--channels-last] [--no-compile]
+       [--root datasets/demo] [--workers 2]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 
 import torch
-from torch import nn
 
-from basicsr.archs.edsr_arch import EDSR
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
+from basicsr.models import build_model
 
-from ..archs import WDSR_A, WDSR_B
 from ..prepare.demo import make_demo_data
+from ..prepare.layout import hr_dir, lr_dir
+from ..runs import div2k_lmdbs
 
+#: The 16-block networks of the recipes, as ``network_g`` sections.
 NETS = {
-    'WDSR-A 16x32': lambda: WDSR_A(num_feat=32, num_block=16, expansion=4, upscale=2),
-    'WDSR-B 16x32': lambda: WDSR_B(num_feat=32, num_block=16, expansion=6, upscale=2),
-    'EDSR 16x64': lambda: EDSR(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, upscale=2),
+    'WDSR-A 16x32': {'type': 'WDSR_A', 'num_feat': 32, 'num_block': 16, 'expansion': 4, 'upscale': 2},
+    'WDSR-B 16x32': {'type': 'WDSR_B', 'num_feat': 32, 'num_block': 16, 'expansion': 6, 'upscale': 2},
+    'EDSR 16x64': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16, 'upscale': 2},
 }
+WARMUP = 3  # iterations before timing (the compiled step compiles in the first)
 
 
-def iteration_seconds(net: nn.Module, device: str, bf16: bool, channels_last: bool, iters: int) -> float:
-    """Median seconds of one Adam training iteration at batch 16, 48 px LR / 96 px HR."""
-    net = net.to(device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    net = net.to(memory_format=memory_format)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    lq = torch.rand(16, 3, 48, 48, device=device).contiguous(memory_format=memory_format)
-    gt = torch.rand(16, 3, 96, 96, device=device)
-    times = []
-    for i in range(iters + 2):
-        start = time.perf_counter()
-        optimizer.zero_grad()
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-            loss = torch.nn.functional.l1_loss(net(lq).float(), gt)
-        loss.backward()
-        optimizer.step()
-        if device == 'cuda':
-            torch.cuda.synchronize()
-        if i >= 2:  # warm-up
+def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool, compiled: bool, iters: int,
+                 batch: int = 16, gt_size: int = 96) -> tuple[float, float]:
+    """Median seconds of one ``WDSRModel`` training iteration, and the seconds of the warm-up iterations.
+
+    Args:
+        network (dict): The ``network_g`` section (``upscale`` is the scale).
+        device (str): 'cpu' or 'cuda'.
+        bf16 (bool): ``use_amp`` with ``amp_bf16``.
+        channels_last (bool): ``use_channels_last``.
+        compiled (bool): ``use_compile``.
+        iters (int): Timed iterations after :data:`WARMUP`.
+        batch (int): Batch size. Default: 16.
+        gt_size (int): HR patch size. Default: 96.
+
+    Returns:
+        tuple[float, float]: (median seconds per iteration, seconds of the warm-up iterations).
+    """
+    scale = network['upscale']
+    with tempfile.TemporaryDirectory() as folder:
+        opt = {
+            'name': 'bench', 'model_type': 'WDSRModel', 'scale': scale, 'num_gpu': int(device == 'cuda'),
+            'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'use_amp': bf16, 'amp_bf16': True,
+            'use_channels_last': channels_last, 'use_compile': compiled, 'network_g': dict(network),
+            'path': {'pretrain_network_g': None, 'models': folder, 'training_states': folder},
+            'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.999]},
+                      'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
+                      'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+            'val': {},
+        }
+        model = build_model(opt)
+        data = {'lq': torch.rand(batch, 3, gt_size // scale, gt_size // scale),
+                'gt': torch.rand(batch, 3, gt_size, gt_size)}
+        times = []
+        for i in range(WARMUP + iters):
+            start = time.perf_counter()
+            model.feed_data(data)
+            model.optimize_parameters(i + 1)
+            if device == 'cuda':
+                torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    timed = sorted(times[WARMUP:])
+    return timed[len(timed) // 2], sum(times[:WARMUP])
 
 
-def loader_seconds_per_batch(root: str, workers, batches: int) -> float:
-    """Seconds per batch of 16 random 96 px patches from the demo LMDBs."""
+def loader_options(root: str, cached: bool, workers: int) -> dict:
+    """The demo training set: LMDB sub-images decoded per sample, or the whole images with ``cache_data``."""
+    if cached:
+        source = {'dataroot_gt': hr_dir(root, 'train'), 'dataroot_lq': lr_dir(root, 'train', 2),
+                  'filename_tmpl': '{}x2', 'io_backend': {'type': 'disk'}, 'cache_data': True}
+    else:
+        gt, lq = div2k_lmdbs(root, 'train', 2)
+        source = {'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': 'lmdb'}}
+    return dict(source, name='bench', type='CheckedPairedImageDataset', phase='train', scale=2, gt_size=96,
+                use_hflip=True, use_rot=True, num_worker_per_gpu=workers, batch_size_per_gpu=16,
+                dataset_enlarge_ratio=1000)
+
+
+def loader_seconds_per_batch(root: str, cached: bool, workers: int, batches: int) -> float:
+    """Seconds per batch of 16 random 96 px patches from the demo set, with ``workers`` loader processes."""
     if not os.path.isdir(os.path.join(root, 'DIV2K_train_HR_sub.lmdb')):
         make_demo_data(root, scales=(2, ))
-    opt = dict(
-        name='bench',
-        type='CheckedPairedImageDataset',
-        phase='train',
-        scale=2,
-        dataroot_gt=os.path.join(root, 'DIV2K_train_HR_sub.lmdb'),
-        dataroot_lq=os.path.join(root, 'DIV2K_train_LR_bicubic_X2_sub.lmdb'),
-        io_backend=dict(type='lmdb'),
-        gt_size=96,
-        use_hflip=True,
-        use_rot=True,
-        num_worker_per_gpu=workers,
-        batch_size_per_gpu=16,
-        dataset_enlarge_ratio=100)
+    opt = loader_options(root, cached, workers)
     dataset = build_dataset(opt)
     sampler = EnlargedSampler(dataset, 1, 0, opt['dataset_enlarge_ratio'])
     loader = iter(build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=sampler, seed=0))
@@ -91,23 +118,52 @@ def loader_seconds_per_batch(root: str, workers, batches: int) -> float:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--bf16', action='store_true', help='bf16 autocast.')
+    parser.add_argument('--bf16', action='store_true', help='bf16 autocast (use_amp, amp_bf16).')
     parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--no-compile', action='store_true', help='Leave out the compiled step (use_compile).')
+    parser.add_argument('--nets', nargs='+', default=list(NETS), choices=list(NETS), metavar='NET',
+                        help=f'Networks to time. Default: all ({", ".join(NETS)}).')
     parser.add_argument('--iters', type=int, default=5, help='Timed iterations per network. Default: 5.')
-    parser.add_argument('--root', default='datasets/demo', help='Demo LMDBs (built if missing).')
+    parser.add_argument('--root', default='datasets/demo', help='Demo set (built if missing).')
     parser.add_argument('--workers', type=int, default=2, help='Loader worker processes. Default: 2.')
     parser.add_argument('--batches', type=int, default=30, help='Loader batches to time. Default: 30.')
     args = parser.parse_args(argv)
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda but torch sees no CUDA GPU.')
 
-    print(f'device {args.device}, torch threads {torch.get_num_threads()}, bf16 {args.bf16}, '
-          f'channels-last {args.channels_last}; batch 16, 96 px HR, x2')
-    seconds = {}
-    for name, make in NETS.items():
-        seconds[name] = iteration_seconds(make(), args.device, args.bf16, args.channels_last, args.iters)
-        print(f'  {name}: {seconds[name] * 1000:.0f} ms per training iteration')
-    load_s = loader_seconds_per_batch(args.root, args.workers, args.batches)
-    iter_s = seconds['WDSR-B 16x32']
-    print(f'loader ({args.workers} workers): {16 / load_s:.0f} patches/s, {load_s * 1000:.1f} ms per batch of 16')
-    print(f'data wait if loading runs beside training: {max(0.0, load_s - iter_s) / iter_s * 100:.1f}% of a WDSR-B '
-          f'iteration (loading a batch takes {load_s / iter_s * 100:.1f}% of one)')
+    print(f'device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {args.bf16}, '
+          f'channels-last {args.channels_last}; WDSRModel training step, batch 16, 96 px HR, x2, Adam, L1')
+    print('| network | eager ms/iter | compiled ms/iter | speed-up | compile (first 3 iterations) s |')
+    print('|---|---:|---:|---:|---:|')
+    step = {}
+    for name in args.nets:
+        common = dict(device=args.device, bf16=args.bf16, channels_last=args.channels_last, iters=args.iters)
+        eager, _ = step_seconds(NETS[name], compiled=False, **common)
+        row = f'| {name} | {eager * 1000:.0f} |'
+        step[name] = eager
+        if args.no_compile:
+            row += ' | | |'
+        else:
+            compiled, first = step_seconds(NETS[name], compiled=True, **common)
+            step[name] = min(eager, compiled)
+            row += f' {compiled * 1000:.0f} | {eager / compiled:.2f}x | {first:.0f} |'
+        print(row, flush=True)
+    print()
+    print('| loader | patches/s, 1 process (no worker) | patches/s, '
+          f'{args.workers} workers | ms per batch of 16 ({args.workers} workers) |')
+    print('|---|---:|---:|---:|')
+    per_batch = {}
+    for cached, label in ((False, 'LMDB sub-images, PNG decoded per sample'),
+                          (True, 'cache_data (decoded once), authors\' sampling')):
+        single = loader_seconds_per_batch(args.root, cached, 0, args.batches)
+        per_batch[cached] = loader_seconds_per_batch(args.root, cached, args.workers, args.batches)
+        print(f'| {label} | {16 / single:.0f} | {16 / per_batch[cached]:.0f} | {per_batch[cached] * 1000:.1f} |',
+              flush=True)
+    if 'WDSR-B 16x32' in step:
+        iter_s = step['WDSR-B 16x32']
+        for cached, label in ((False, 'LMDB'), (True, 'cache_data')):
+            load_s = per_batch[cached]
+            print(f'{label}: loading a batch with {args.workers} workers takes {load_s / iter_s * 100:.1f}% of the '
+                  f'fastest WDSR-B step ({iter_s * 1000:.0f} ms); data wait '
+                  f'{max(0.0, load_s - iter_s) / iter_s * 100:.1f}%')
     return 0

@@ -87,6 +87,25 @@ def test_torchrun_trains_every_shipped_family(lmdb_root, tmp_path, rel, ema):
             assert (tmp_path / 'experiments' / 'family' / 'visualization' / stem / f'{stem}_2.png').exists()
 
 
+def test_torchrun_compiled_step_equals_eager(lmdb_root, tmp_path):
+    """DDP (gloo) with use_compile: the same weights as the eager DDP run after the same steps."""
+    weights = {}
+    for compiled in (False, True):
+        name = 'compiled' if compiled else 'eager'
+        opt = shipped('train_wdsr_b_x2.yml', lmdb_root, name, use_compile=compiled)
+        result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / f'{name}.yml', opt), '--launcher', 'pytorch'),
+                     tmp_path, timeout=600)
+        assert result.returncode == 0, result.stderr[-4000:]
+        log = check_trained(tmp_path, name, opt['train']['ema_decay'])
+        assert ('use_compile: the training step' in log) == compiled
+        path = tmp_path / 'experiments' / name / 'models' / 'net_g_latest.pth'
+        weights[compiled] = torch.load(path, weights_only=True)['params']
+    for key, value in weights[False].items():
+        if value.is_floating_point():
+            error = (weights[True][key].double() - value.double()).norm() / max(value.double().norm(), 1e-12)
+            assert error < 1e-4, key
+
+
 def metrics_json(results):
     return json.loads(next(results.glob('metrics_*.json')).read_text())
 

@@ -10,6 +10,7 @@ from basicsr.archs import build_network
 from basicsr.models import build_model
 from helpers import OPTIONS, TRAIN, batch, model_options, run, write_options
 from wdsr_basicsr.options import load_options
+from wdsr_basicsr.runs import shrink_options
 from wdsr_basicsr.utils.compile import toolchain_problem
 
 DEMO = OPTIONS / 'demo_wdsr_b_x2.yml'
@@ -116,3 +117,33 @@ def test_use_compile_must_be_a_boolean(tmp_path):
     opt.update(use_compile='yes')
     result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'c.yml', opt)], tmp_path)
     assert result.returncode == 1 and "use_compile='yes' must be true or false" in result.stderr, result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_auto_resume_switches_between_eager_and_compiled(lmdb_root, tmp_path):
+    """The demo file trained eager to 2, resumed compiled to 4, resumed eager to 6: same files, same keys."""
+    opt = shrink_options(load_options(DEMO), data=str(lmdb_root), name='switch', iters=6, gt_size=24, batch=2,
+                         workers=0, network={'num_feat': 8, 'num_block': 1}, enlarge=4, validations=3, checkpoints=3)
+    opt['logger']['use_tb_logger'] = False
+    opt['datasets']['train']['cache_dir'] = str(tmp_path / 'cache')
+    experiment = tmp_path / 'experiments' / 'switch'
+    for total_iter, compiled in ((2, False), (4, True), (6, False)):
+        opt['train']['total_iter'] = total_iter
+        opt['use_compile'] = compiled
+        result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 's.yml', opt), '--auto_resume'],
+                     tmp_path, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert (experiment / 'models' / f'net_g_{total_iter}.pth').exists()
+    logs = [p.read_text() for p in sorted(experiment.glob('train_*.log'))]
+    assert len(logs) == 3
+    assert ['use_compile: the training step' in log for log in logs] == [False, True, False]
+    assert 'resumed at iteration 2 with identical weights' in logs[1]
+    assert 'resumed at iteration 4 with identical weights' in logs[2]
+    expected = set(build_network(dict(opt['network_g'])).state_dict())
+    for total_iter in (2, 4, 6):
+        saved = torch.load(experiment / 'models' / f'net_g_{total_iter}.pth', weights_only=True)
+        assert set(saved['params']) == expected
+        assert all(torch.isfinite(v).all() for v in saved['params'].values())
+    states = [torch.load(experiment / 'training_states' / f'{i}.state', weights_only=True) for i in (2, 4, 6)]
+    assert [s['iter'] for s in states] == [2, 4, 6]
+    assert all(s['optimizers'][0]['param_groups'][0]['fused'] for s in states)  # one optimizer in all three

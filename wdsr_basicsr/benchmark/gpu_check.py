@@ -112,20 +112,20 @@ def training_runs(options: str, device: str, data: str, work: str, iters: int) -
 
 def training_speed(device: str, iters: int) -> list[dict]:
     """Iterations/s of the three 16-block networks: fp32 and bf16 + channels-last, eager and compiled (GPU)."""
-    variants = [('fp32', False, False), ('bf16_cl', True, False)]
-    if device == 'cuda':
-        variants += [('fp32_compiled', False, True), ('bf16_cl_compiled', True, True)]
+    compiled = (False, True) if device == 'cuda' else (False, )
     rows = []
     for name, network in NETS.items():
         row = {'network': name if device == 'cuda' else 'WDSR-B 1x8 (CPU smoke run)'}
         if device == 'cpu':  # the suite's smoke run: one tiny network is enough to exercise the code
             network = {'type': 'WDSR_B', 'upscale': 2, **CPU_NET}
-        for key, bf16, compiled in variants:
-            seconds, first = step_seconds(network, device=device, bf16=bf16, channels_last=bf16, compiled=compiled,
-                                          iters=iters, batch=SIZES[device]['batch'], gt_size=SIZES[device]['gt_size'])
-            row[key] = 1 / seconds
-            if compiled:
-                row[f'{key}_first_s'] = first
+        for precision, bf16 in (('fp32', False), ('bf16_cl', True)):
+            timed = step_seconds(network, device=device, bf16=bf16, channels_last=bf16, compiled=compiled, iters=iters,
+                                 batch=SIZES[device]['batch'], gt_size=SIZES[device]['gt_size'])
+            for (seconds, first), with_compile in zip(timed, compiled):
+                key = f'{precision}_compiled' if with_compile else precision
+                row[key] = 1 / seconds
+                if with_compile:
+                    row[f'{key}_first_s'] = first
         rows.append(row)
         if device == 'cpu':
             break

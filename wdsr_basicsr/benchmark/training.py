@@ -6,8 +6,8 @@ Measures
   Adam step) at batch 16, 96 px HR patches, x2, for the 16-block WDSR-A
   (32 features, x4 wide), WDSR-B (32 features, x6 wide) and EDSR (64
   features), on ``--device``, optionally in bf16 and channels-last, eager and
-  with ``use_compile`` (median after warm-up; the first compiled iterations,
-  which compile, are reported apart);
+  with ``use_compile`` (medians of alternating rounds after warm-up; the
+  first compiled iterations, which compile, are reported apart);
 * the training loader (CheckedPairedImageDataset, random 96 px crops, flips
   and rotations) in patches per second per worker process, decoding the demo
   LMDB sub-images (basicsr's way) and cropping from ``cache_data`` (the demo's
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 
@@ -43,48 +44,61 @@ NETS = {
 WARMUP = 3  # iterations before timing (the compiled step compiles in the first)
 
 
-def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool, compiled: bool, iters: int,
-                 batch: int = 16, gt_size: int = 96) -> tuple[float, float]:
-    """Median seconds of one ``WDSRModel`` training iteration, and the seconds of the warm-up iterations.
+def training_model(network: dict, *, device: str, bf16: bool, channels_last: bool, compiled: bool, folder: str):
+    """A ``WDSRModel`` in training mode for ``network`` (Adam, L1, no EMA), saving (if ever) under ``folder``."""
+    opt = {
+        'name': 'bench', 'model_type': 'WDSRModel', 'scale': network['upscale'], 'num_gpu': int(device == 'cuda'),
+        'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'use_amp': bf16, 'amp_bf16': True,
+        'use_channels_last': channels_last, 'use_compile': compiled, 'network_g': dict(network),
+        'path': {'pretrain_network_g': None, 'models': folder, 'training_states': folder},
+        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.999]},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'val': {},
+    }
+    return build_model(opt)
+
+
+def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool, compiled: tuple[bool, ...],
+                 iters: int, batch: int = 16, gt_size: int = 96) -> list[tuple[float, float]]:
+    """Median seconds of one ``WDSRModel`` training iteration, and the seconds of its warm-up iterations.
+
+    With several entries in ``compiled`` (eager and compiled), the models are
+    timed in alternating rounds, so a change of machine load slows them alike.
 
     Args:
         network (dict): The ``network_g`` section (``upscale`` is the scale).
         device (str): 'cpu' or 'cuda'.
         bf16 (bool): ``use_amp`` with ``amp_bf16``.
         channels_last (bool): ``use_channels_last``.
-        compiled (bool): ``use_compile``.
+        compiled (tuple[bool, ...]): ``use_compile`` of each model timed.
         iters (int): Timed iterations after :data:`WARMUP`.
         batch (int): Batch size. Default: 16.
         gt_size (int): HR patch size. Default: 96.
 
     Returns:
-        tuple[float, float]: (median seconds per iteration, seconds of the warm-up iterations).
+        list[tuple[float, float]]: Per model, (median seconds per iteration, seconds of the warm-up iterations).
     """
     scale = network['upscale']
+    data = {'lq': torch.rand(batch, 3, gt_size // scale, gt_size // scale), 'gt': torch.rand(batch, 3, gt_size, gt_size)}
+
+    def step(model, i):
+        start = time.perf_counter()
+        model.feed_data(data)
+        model.optimize_parameters(i + 1)
+        if device == 'cuda':
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
     with tempfile.TemporaryDirectory() as folder:
-        opt = {
-            'name': 'bench', 'model_type': 'WDSRModel', 'scale': scale, 'num_gpu': int(device == 'cuda'),
-            'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'use_amp': bf16, 'amp_bf16': True,
-            'use_channels_last': channels_last, 'use_compile': compiled, 'network_g': dict(network),
-            'path': {'pretrain_network_g': None, 'models': folder, 'training_states': folder},
-            'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.999]},
-                      'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
-                      'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
-            'val': {},
-        }
-        model = build_model(opt)
-        data = {'lq': torch.rand(batch, 3, gt_size // scale, gt_size // scale),
-                'gt': torch.rand(batch, 3, gt_size, gt_size)}
-        times = []
-        for i in range(WARMUP + iters):
-            start = time.perf_counter()
-            model.feed_data(data)
-            model.optimize_parameters(i + 1)
-            if device == 'cuda':
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    timed = sorted(times[WARMUP:])
-    return timed[len(timed) // 2], sum(times[:WARMUP])
+        models = [training_model(network, device=device, bf16=bf16, channels_last=channels_last, compiled=c,
+                                 folder=folder) for c in compiled]
+        warmup = [sum(step(model, i) for i in range(WARMUP)) for model in models]
+        times = [[] for _ in models]
+        for i in range(iters):
+            for model, spent in zip(models, times):
+                spent.append(step(model, WARMUP + i))
+    return [(statistics.median(spent), first) for spent, first in zip(times, warmup)]
 
 
 def loader_options(root: str, cached: bool, workers: int) -> dict:
@@ -138,14 +152,13 @@ def main(argv=None):
     step = {}
     for name in args.nets:
         common = dict(device=args.device, bf16=args.bf16, channels_last=args.channels_last, iters=args.iters)
-        eager, _ = step_seconds(NETS[name], compiled=False, **common)
+        timed = step_seconds(NETS[name], compiled=(False, ) if args.no_compile else (False, True), **common)
+        (eager, _), step[name] = timed[0], min(seconds for seconds, _ in timed)
         row = f'| {name} | {eager * 1000:.0f} |'
-        step[name] = eager
         if args.no_compile:
             row += ' | | |'
         else:
-            compiled, first = step_seconds(NETS[name], compiled=True, **common)
-            step[name] = min(eager, compiled)
+            compiled, first = timed[1]
             row += f' {compiled * 1000:.0f} | {eager / compiled:.2f}x | {first:.0f} |'
         print(row, flush=True)
     print()

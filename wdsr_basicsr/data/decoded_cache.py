@@ -85,7 +85,8 @@ class DecodedImages:
 
     def __getitem__(self, key: str) -> np.ndarray:
         if self._pixels is None:
-            self._pixels = np.memmap(osp.join(self.folder, 'images.u8'), dtype=np.uint8, mode='r')
+            # a plain array over the map: slices of a np.memmap pay for the subclass on every sample
+            self._pixels = np.memmap(osp.join(self.folder, 'images.u8'), dtype=np.uint8, mode='r').view(np.ndarray)
         offset, h, w = self.index[key]
         return self._pixels[offset:offset + h * w * CHANNELS].reshape(h, w, CHANNELS)
 

@@ -7,6 +7,7 @@ import re
 from os import path as osp
 
 import numpy as np
+import torch
 
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
@@ -103,15 +104,16 @@ class CheckedPairedImageDataset(PairedImageDataset):
         """Decode (or map) every image, and group the records by source image for ``sampling: image``."""
         if self.backend not in ('lmdb', 'disk'):
             raise ValueError(f"datasets:{name}: cache_data reads io_backend lmdb or disk, not {self.backend!r}.")
-        self.caches = {}
+        self.caches, self.cache_keys = {}, {}  # the cache key of every record, GT and LQ
         for client_key, root in (('gt', self.gt_folder), ('lq', self.lq_folder)):
             keys = [self._cache_key(p[f'{client_key}_path'], root) for p in self.paths]
+            self.cache_keys[client_key] = keys
             self.caches[client_key] = decoded_images(
                 root, keys, self._reader(root), self._source(root, keys), cache_dir=self.opt.get('cache_dir'),
                 log=get_root_logger().info)
         groups = {}
-        for record, paths in enumerate(self.paths):
-            stem = osp.splitext(osp.basename(self._cache_key(paths['gt_path'], self.gt_folder)))[0]
+        for record, key in enumerate(self.cache_keys['gt']):
+            stem = osp.splitext(osp.basename(key))[0]
             match = SUB_IMAGE_KEY.match(stem) if self.sampling == 'image' else None
             groups.setdefault(match.group('image') if match else (stem, record), []).append(record)
         self.groups = list(groups.values())
@@ -125,7 +127,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         for group in self.groups:
             weights = []
             for record in group:
-                key = self._cache_key(self.paths[record]['lq_path'], self.lq_folder)
+                key = self.cache_keys['lq'][record]
                 h, w = self.caches['lq'].shape(key)
                 if h < lq_size or w < lq_size:
                     raise ValueError(f"datasets:{name}: image {key} of dataroot_lq {self.lq_folder} is {w}x{h}, "
@@ -173,11 +175,9 @@ class CheckedPairedImageDataset(PairedImageDataset):
         train = self.opt['phase'] == 'train'
         group = self.groups[index] if train else [index]
         record = group[0] if len(group) == 1 else random.choices(group, self.weights[index])[0]
-        paths = self.paths[record]
-        gt_path, lq_path = paths['gt_path'], paths['lq_path']
-        img_gt = self.caches['gt'][self._cache_key(gt_path, self.gt_folder)]
-        img_lq = self.caches['lq'][self._cache_key(lq_path, self.lq_folder)]
-        return self._sample(img_gt, img_lq, gt_path, lq_path)
+        img_gt = self.caches['gt'][self.cache_keys['gt'][record]]
+        img_lq = self.caches['lq'][self.cache_keys['lq'][record]]
+        return self._sample(img_gt, img_lq, self.paths[record]['gt_path'], self.paths[record]['lq_path'])
 
     def _sample(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str, lq_path: str) -> dict:
         """basicsr's ``PairedImageDataset`` sample from decoded uint8 images: crop and augment, then to [0, 1].
@@ -193,13 +193,15 @@ class CheckedPairedImageDataset(PairedImageDataset):
             img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)
             img_gt, img_lq = img_gt.copy(), img_lq.copy()  # basicsr's augment flips in place; the cache is shared
             img_gt, img_lq = augment([img_gt, img_lq], self.opt['use_hflip'], self.opt['use_rot'])
-        img_gt, img_lq = (img.astype(np.float32) / 255. for img in (img_gt, img_lq))
-        if self.opt.get('color') == 'y':
-            img_gt = bgr2ycbcr(img_gt, y_only=True)[..., None]
-            img_lq = bgr2ycbcr(img_lq, y_only=True)[..., None]
         if self.opt['phase'] != 'train':
             img_gt = img_gt[0:img_lq.shape[0] * scale, 0:img_lq.shape[1] * scale, :]
-        img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+        if self.opt.get('color') == 'y':
+            img_gt, img_lq = (bgr2ycbcr(img.astype(np.float32) / 255., y_only=True)[..., None]
+                              for img in (img_gt, img_lq))
+            img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+        else:  # BGR to RGB, HWC to CHW in uint8, then to [0, 1]: the values basicsr's float32 order gives
+            img_gt, img_lq = (torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float()
+                              .div_(255.) for img in (img_gt, img_lq))
         if self.mean is not None or self.std is not None:
             normalize(img_lq, self.mean, self.std, inplace=True)
             normalize(img_gt, self.mean, self.std, inplace=True)

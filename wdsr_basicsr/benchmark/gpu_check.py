@@ -132,9 +132,11 @@ def training_speed(device: str, iters: int) -> list[dict]:
     return rows
 
 
-def loader_speed(data: str, workers: int) -> list[dict]:
-    """Patches/s of the training loader, LMDB sub-images vs ``cache_data``, with ``workers`` processes."""
-    return [{'loader': label, 'patches_s': 16 / loader_seconds_per_batch(data, cached, workers, 50)}
+def loader_speed(data: str, device: str) -> list[dict]:
+    """Patches/s of the training loader, LMDB sub-images vs ``cache_data``."""
+    sizes = SIZES[device]
+    return [{'loader': label, 'patches_s': 16 / loader_seconds_per_batch(data, cached, sizes['workers'], 50,
+                                                                        sizes['gt_size'])}
             for cached, label in ((False, 'LMDB sub-images (PNG decoded per sample)'),
                                   (True, 'cache_data (decoded once)'))]
 
@@ -186,7 +188,8 @@ def report(device: str, runs: list[dict], speed: list[dict], loader: list[dict],
             line += (f" {r['fp32_compiled']:.1f} | {r['bf16_cl_compiled']:.1f} | "
                      f"{r['fp32_compiled_first_s']:.0f} / {r['bf16_cl_compiled_first_s']:.0f} |")
         lines.append(line)
-    lines += ['', '## Training loader: patches/s, batch 16, 96 px HR patches of the demo set', '',
+    lines += ['', f"## Training loader: patches/s, batch 16, {SIZES[device]['gt_size']} px HR patches of the demo set",
+              '',
               '| loader | patches/s |', '|---|---:|']
     lines += [f"| {r['loader']} | {r['patches_s']:.0f} |" for r in loader]
     lines += ['', '## Inference: Table 1 WDSR-B, 8 blocks, 64 features, x2, weight norm folded', '',
@@ -225,7 +228,7 @@ def main(argv=None):
     for r in runs:
         print(f"{r['name']}: {'ok' if r['ok'] else 'FAILED'} ({r['wall_s']:.0f} s)", flush=True)
     speed = training_speed(args.device, 20 if args.device == 'cuda' else 2)
-    loader = loader_speed(data, SIZES[args.device]['workers'])
+    loader = loader_speed(data, args.device)
     inference = inference_speed(args.options, args.device, args.device == 'cuda')
     text = report(args.device, runs, speed, loader, inference, time.perf_counter() - start)
     with open(out, 'w') as f:

@@ -101,7 +101,7 @@ def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool,
     return [(statistics.median(spent), first) for spent, first in zip(times, warmup)]
 
 
-def loader_options(root: str, cached: bool, workers: int) -> dict:
+def loader_options(root: str, cached: bool, workers: int, gt_size: int = 96) -> dict:
     """The demo training set: LMDB sub-images decoded per sample, or the whole images with ``cache_data``."""
     if cached:
         source = {'dataroot_gt': hr_dir(root, 'train'), 'dataroot_lq': lr_dir(root, 'train', 2),
@@ -109,16 +109,16 @@ def loader_options(root: str, cached: bool, workers: int) -> dict:
     else:
         gt, lq = div2k_lmdbs(root, 'train', 2)
         source = {'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': 'lmdb'}}
-    return dict(source, name='bench', type='CheckedPairedImageDataset', phase='train', scale=2, gt_size=96,
+    return dict(source, name='bench', type='CheckedPairedImageDataset', phase='train', scale=2, gt_size=gt_size,
                 use_hflip=True, use_rot=True, num_worker_per_gpu=workers, batch_size_per_gpu=16,
                 dataset_enlarge_ratio=1000)
 
 
-def loader_seconds_per_batch(root: str, cached: bool, workers: int, batches: int) -> float:
-    """Seconds per batch of 16 random 96 px patches from the demo set, with ``workers`` loader processes."""
+def loader_seconds_per_batch(root: str, cached: bool, workers: int, batches: int, gt_size: int = 96) -> float:
+    """Seconds per batch of 16 random ``gt_size`` px patches from the demo set, with ``workers`` loader processes."""
     if not os.path.isdir(os.path.join(root, 'DIV2K_train_HR_sub.lmdb')):
         make_demo_data(root, scales=(2, ))
-    opt = loader_options(root, cached, workers)
+    opt = loader_options(root, cached, workers, gt_size)
     dataset = build_dataset(opt)
     sampler = EnlargedSampler(dataset, 1, 0, opt['dataset_enlarge_ratio'])
     loader = iter(build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=sampler, seed=0))

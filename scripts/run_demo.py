@@ -1,7 +1,7 @@
 """The README's main job: build the demo set, train the demo WDSR-B x2 on it, and say where everything is.
 
 1. scikit-image's photographs are prepared like DIV2K into datasets/demo (skipped when present);
-2. python wdsr_basicsr/train.py -opt options/demo_wdsr_b_x2.yml (about 4 minutes on 2 CPU cores);
+2. python wdsr_basicsr/train.py -opt options/demo_wdsr_b_x2.yml (about 1.5 minutes on 2 CPU cores);
 3. the validation PSNR of the trained network is printed beside MATLAB-bicubic upscaling of the same
    LR images, with the paths of the log, checkpoints and SR images.
 

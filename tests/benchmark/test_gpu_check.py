@@ -18,3 +18,7 @@ def test_check_gpu_cpu_mode(tmp_path):
     assert len(rows) == 4 and all(row.endswith('| yes |') for row in rows)
     assert '| check_resume (resumed) |' in report and '(SyncBN)' not in report  # SyncBN only on GPUs
     assert 'bf16, channels-last' in report
+    speed = next(line for line in report.splitlines() if line.startswith('| WDSR-B 1x8 (CPU smoke run) |'))
+    assert len(speed.split('|')) == 8  # eager and compiled, fp32 and bf16, and the compile times
+    loaders = [line for line in report.splitlines() if line.startswith(('| LMDB sub-images', '| cache_data'))]
+    assert len(loaders) == 2 and all(float(line.split('|')[2]) > 0 for line in loaders)

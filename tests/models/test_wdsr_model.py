@@ -26,6 +26,22 @@ def test_ema_of_weight_normed_net_is_the_exponential_average(tmp_path):
     assert all(is_weight_normed(m) for m in (model.net_g_ema.head, model.net_g_ema.tail, model.net_g_ema.skip))
 
 
+def test_ema_of_a_network_without_buffers(tmp_path):
+    """basicsr's EDSR keeps its mean as a plain attribute: no buffer to copy, the parameters still averaged."""
+    torch.manual_seed(0)
+    opt = model_options(tmp_path, ema=0.5)
+    opt['network_g'] = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'upscale': 2}
+    model = build_model(opt)
+    assert not list(model.net_g.buffers())
+    params = dict(model.net_g.named_parameters())
+    expected = {k: v.detach().clone() for k, v in params.items()}
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    expected = {k: 0.5 * e + 0.5 * params[k].detach() for k, e in expected.items()}
+    ema = dict(model.net_g_ema.named_parameters())
+    assert all(torch.allclose(ema[k], expected[k], atol=1e-6) for k in expected)
+
+
 def test_ema_copies_batchnorm_statistics(tmp_path):
     torch.manual_seed(0)
     model = build_model(model_options(tmp_path, norm='batch', ema=0.999))

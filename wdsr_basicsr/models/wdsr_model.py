@@ -117,13 +117,15 @@ class WDSRModel(SRModel):
     def model_ema(self, decay=0.999):
         """``net_g_ema = decay * net_g_ema + (1 - decay) * net_g`` over all parameters at once; buffers copied."""
         net_g = self.get_bare_model(self.net_g)
-        ema_params, params = zip(*((p_ema.data, p.data) for p_ema, p in zip(self.net_g_ema.parameters(),
-                                                                                   net_g.parameters())))
+        ema_params = [p.data for p in self.net_g_ema.parameters()]
+        params = [p.data for p in net_g.parameters()]
         if decay == 0:
             torch._foreach_copy_(ema_params, params)
         else:
             torch._foreach_lerp_(ema_params, params, 1 - decay)
-        torch._foreach_copy_([b.data for b in self.net_g_ema.buffers()], [b.data for b in net_g.buffers()])
+        ema_buffers = [b.data for b in self.net_g_ema.buffers()]
+        if ema_buffers:  # torch's foreach ops refuse empty lists (EDSR keeps no buffer)
+            torch._foreach_copy_(ema_buffers, [b.data for b in net_g.buffers()])
 
     def _forward_and_losses(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, OrderedDict]:
         """The network's output (fp32) and the losses: what ``use_compile`` compiles (its backward too)."""

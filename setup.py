@@ -50,6 +50,7 @@ setup(
         'torchvision>=0.16',
         'numpy',
         'opencv-python',
+        'pillow',
         'lmdb',
         'pyyaml',
         'scikit-image',

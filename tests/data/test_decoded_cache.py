@@ -201,3 +201,21 @@ def test_sampling_without_cache_data_is_refused(lmdb_root, tmp_path):
         build_dataset(opt)
     with pytest.raises(ValueError, match="sampling='area'; use image"):
         build_dataset(lmdb_options(lmdb_root, tmp_path, sampling='area'))
+
+
+def test_a_turned_jpeg_is_cached_as_basicsr_reads_it(tmp_path):
+    """A JPEG whose EXIF says 'rotate 90': OpenCV (so basicsr) turns it; the cache holds it turned, not refused."""
+    from PIL import Image
+    from basicsr.utils import imfrombytes
+    hr, lr = tmp_path / 'HR', tmp_path / 'LR'
+    hr.mkdir(), lr.mkdir()
+    img = photo('astronaut', 64, 48)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 clockwise to view
+    Image.fromarray(img[:, :, ::-1]).save(hr / '0001.jpg', exif=exif, quality=95)
+    turned = imfrombytes((hr / '0001.jpg').read_bytes())  # basicsr's own reading
+    assert turned.shape[:2] == (48, 64)
+    cv2.imwrite(str(lr / '0001x2.jpg'), cv2.resize(turned, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+    opt = train_options(hr, lr, io_backend={'type': 'disk'}, filename_tmpl='{}x2', phase='val')
+    cache = build_dataset(dict(opt, cache_data=True)).caches['gt']
+    assert np.array_equal(cache['0001.jpg'], turned)

@@ -189,10 +189,11 @@ def _build(folder, root, keys, read, source, log, workers):
 
     def decode(key):
         start, h, w = index[key]
-        img = cv2.imdecode(np.frombuffer(read(key), np.uint8), cv2.IMREAD_COLOR)
-        if img is None or img.shape[:2] != (h, w):
+        img = cv2.imdecode(np.frombuffer(read(key), np.uint8), cv2.IMREAD_COLOR)  # as basicsr's imfrombytes
+        if img is None or img.shape[0] * img.shape[1] != h * w:
             found = 'cannot be decoded' if img is None else f'decodes to {img.shape[1]}x{img.shape[0]}'
             raise ValueError(f'cache_data: {root}: image {key!r} {found} (its header says {w}x{h}).')
+        index[key] = [start, img.shape[0], img.shape[1]]  # OpenCV turns a JPEG as its EXIF orientation says
         pixels[start:start + h * w * CHANNELS] = img.reshape(-1)
 
     log(f'cache_data: decoding {len(keys)} images of {root} into {folder} (once; later runs reuse it).')

@@ -219,3 +219,13 @@ def test_a_turned_jpeg_is_cached_as_basicsr_reads_it(tmp_path):
     opt = train_options(hr, lr, io_backend={'type': 'disk'}, filename_tmpl='{}x2', phase='val')
     cache = build_dataset(dict(opt, cache_data=True)).caches['gt']
     assert np.array_equal(cache['0001.jpg'], turned)
+
+
+def test_gt_and_lq_together_must_fit(lmdb_root, tmp_path, monkeypatch):
+    """Each set alone fits, both together do not: refused at the LQ set, naming what is held already."""
+    cache_dir = tmp_path / 'cache'
+    gt = build_dataset(lmdb_options(lmdb_root, tmp_path)).caches['gt'].nbytes
+    shutil.rmtree(cache_dir)
+    monkeypatch.setattr(decoded_cache, 'available_memory', lambda: gt + 1000)  # GT fits, LQ (a quarter) not beside
+    with pytest.raises(MemoryError, match=r'DIV2K_train_LR_bicubic_X2_sub.lmdb need .* \(and .* GiB held already\)'):
+        build_dataset(lmdb_options(lmdb_root, tmp_path))

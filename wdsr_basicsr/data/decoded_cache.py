@@ -103,7 +103,7 @@ def cache_folder(root: str, cache_dir: str | None) -> str:
 
 def decoded_images(root: str, keys: list[str], read: Callable[[str], bytes], source: dict, *,
                    cache_dir: str | None = None, log: Callable[[str], None] = lambda message: None,
-                   workers: int | None = None) -> DecodedImages:
+                   workers: int | None = None, held: int = 0) -> DecodedImages:
     """The decoded images ``keys`` of ``root``: the cache when it holds them for this ``source``, else built.
 
     Args:
@@ -115,6 +115,8 @@ def decoded_images(root: str, keys: list[str], read: Callable[[str], bytes], sou
         cache_dir (str | None): Folder of the cache, else beside ``root``. Default: None.
         log (Callable[[str], None]): Where the memory needed and the build are reported. Default: nowhere.
         workers (int | None): Decoding threads. Default: None (the CPU count).
+        held (int): Bytes of decoded images the caller holds already (the GT of an LQ set): counted with these
+            against the memory available. Default: 0.
 
     Returns:
         DecodedImages: The images.
@@ -132,9 +134,9 @@ def decoded_images(root: str, keys: list[str], read: Callable[[str], bytes], sou
             index = _read_index(folder, source)
             if index is not None and all(key in index for key in keys):
                 images = DecodedImages(folder, {key: index[key] for key in keys})
-                _check_memory(images.nbytes, root, log, reused=True)
+                _check_memory(images.nbytes, held, root, log, reused=True)
                 return images
-            return _build(folder, root, keys, read, source, log, workers or os.cpu_count() or 1)
+            return _build(folder, root, keys, read, source, log, workers or os.cpu_count() or 1, held)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -152,18 +154,19 @@ def _read_index(folder, source):
     return index['images']
 
 
-def _check_memory(needed, root, log, reused):
+def _check_memory(needed, held, root, log, reused):
     available = available_memory()
     state = 'mapped from the cache' if reused else 'to decode'
-    log(f'cache_data: {root}: {needed / 2**30:.2f} GiB of decoded images {state}; {available / 2**30:.2f} GiB of '
-        'memory available.')
-    if needed > available:
-        raise MemoryError(f'cache_data: the decoded images of {root} need {needed / 2**30:.2f} GiB of memory and '
-                          f'{available / 2**30:.2f} GiB are available; train without cache_data (decoding each '
-                          'sample) or on a machine with more memory.')
+    beside = f' (and {held / 2**30:.2f} GiB held already)' if held else ''
+    log(f'cache_data: {root}: {needed / 2**30:.2f} GiB of decoded images {state}{beside}; '
+        f'{available / 2**30:.2f} GiB of memory available.')
+    if needed + held > available:
+        raise MemoryError(f'cache_data: the decoded images of {root} need {needed / 2**30:.2f} GiB of memory'
+                          f'{beside} and {available / 2**30:.2f} GiB are available; train without cache_data '
+                          '(decoding each sample) or on a machine with more memory.')
 
 
-def _build(folder, root, keys, read, source, log, workers):
+def _build(folder, root, keys, read, source, log, workers, held):
     def size_of(key):
         try:
             return header_size(read(key))
@@ -176,7 +179,7 @@ def _build(folder, root, keys, read, source, log, workers):
     for key, (h, w) in zip(keys, sizes):
         index[key] = [offset, h, w]
         offset += h * w * CHANNELS
-    _check_memory(offset, root, log, reused=False)
+    _check_memory(offset, held, root, log, reused=False)
     free = shutil.disk_usage(folder).free
     if offset > free:
         raise OSError(f'cache_data: the decoded images of {root} need {offset / 2**30:.2f} GiB on disk in {folder} '

@@ -110,7 +110,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
             self.cache_keys[client_key] = keys
             self.caches[client_key] = decoded_images(
                 root, keys, self._reader(root), self._source(root, keys), cache_dir=self.opt.get('cache_dir'),
-                log=get_root_logger().info)
+                log=get_root_logger().info, held=sum(cache.nbytes for cache in self.caches.values()))
         groups = {}
         for record, key in enumerate(self.cache_keys['gt']):
             stem = osp.splitext(osp.basename(key))[0]

@@ -3,6 +3,7 @@
 The option files are committed; this script is how they stay consistent. Run it
 after changing a recipe here: python scripts/make_options.py
 """
+import argparse
 import os
 from os import path as osp
 
@@ -349,7 +350,8 @@ def files():
     return out
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     for rel, text in files().items():
         path = osp.join(ROOT, rel)
         os.makedirs(osp.dirname(path), exist_ok=True)

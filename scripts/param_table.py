@@ -8,6 +8,7 @@ READMEs do. The authors' variants are built from their option files
 
 Usage: python scripts/param_table.py
 """
+import argparse
 from os import path as osp
 
 import wdsr_basicsr  # noqa: F401  (basicsr compat and registration)
@@ -15,7 +16,9 @@ from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
 from wdsr_basicsr.archs import RDN, WDSR_A, WDSR_B, count_parameters
 from wdsr_basicsr.options import load_options
-from wdsr_basicsr.reproduce import PAPER_PARAMS, PUBLISHED_RAW_PARAMS, REPO
+from wdsr_basicsr.reproduce import PAPER_PARAMS, PUBLISHED_RAW_PARAMS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def rows():
@@ -37,7 +40,8 @@ def rows():
             num_feat=64, num_block=16, num_layer=8, growth=64, upscale=scale), ''
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     print('| network | configuration | effective params | raw params | published |')
     print('|---|---|---:|---:|---:|')
     for name, config, net, published in rows():

@@ -7,6 +7,7 @@
 
 Usage: python scripts/run_demo.py
 """
+import argparse
 import os
 import sys
 from os import path as osp
@@ -20,7 +21,8 @@ NAME = 'demo_wdsr_b_x2'
 SCALE = 2
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     make_demo_data(DATA, scales=(SCALE, ))
     run_entry('train', OPTIONS, cwd=os.getcwd(), capture=False).check_returncode()
     exp = osp.join('experiments', NAME)

@@ -10,6 +10,7 @@ from basicsr.models import build_model
 from helpers import batch, model_options
 from wdsr_basicsr.archs import is_weight_normed
 from wdsr_basicsr.utils import save_atomic, sr_forward
+from wdsr_basicsr.utils.records import record_validation
 
 
 def test_ema_of_weight_normed_net_is_the_exponential_average(tmp_path):
@@ -128,7 +129,7 @@ class _Pairs(torch.utils.data.Dataset):
 
 @pytest.mark.parametrize('with_root', [False, True])
 def test_training_validation_records_its_means(tmp_path, with_root):
-    """A training run appends each validation's means to validation.jsonl (what tools read instead of the log);
+    """A training run records each validation's means in validation.jsonl (what tools read instead of the log);
     a model built in process without an experiments folder validates all the same and writes nothing."""
     from basicsr.metrics import calculate_psnr
     from basicsr.utils import tensor2img
@@ -152,5 +153,23 @@ def test_training_validation_records_its_means(tmp_path, with_root):
         return
     model.validation(loader, current_iter=9, tb_logger=None)  # basicsr's final validation counts past the end
     lines = [json.loads(line) for line in record.read_text().splitlines()]
-    assert [(r['iter'], r['dataset']) for r in lines] == [(7, 'pairs'), (7, 'pairs')]
+    assert [(r['iter'], r['dataset']) for r in lines] == [(7, 'pairs')]  # one row per iteration and set
     assert lines[0]['mean']['psnr'] == pytest.approx(expected, abs=1e-6)
+
+
+def test_resume_forgets_the_validations_it_will_redo(tmp_path):
+    """Rows at 2, 4, 6 (with a perfect image's infinite PSNR): resumed at 4, the record keeps 2 and 4, as JSON."""
+    opt = model_options(tmp_path, ema=0)
+    opt['path']['experiments_root'] = str(tmp_path)
+    record = tmp_path / 'validation.jsonl'
+    record.write_text(''.join(json.dumps({'iter': i, 'dataset': 'val', 'mean': {'psnr': 30.0 + i}}) + '\n'
+                              for i in (2, 4, 6)))
+    model = build_model(opt)
+    model.save_training_state(0, 4)
+    state = torch.load(tmp_path / 'training_states' / '4.state', weights_only=True)
+    opt['path']['resume_state'] = str(tmp_path / 'training_states' / '4.state')
+    build_model(opt).resume_training(state)
+    assert [json.loads(line)['iter'] for line in record.read_text().splitlines()] == [2, 4]
+    record_validation(str(record), {'iter': 6, 'dataset': 'val', 'mean': {'psnr': float('inf')}})
+    rows = [json.loads(line) for line in record.read_text().splitlines()]  # standard JSON: null, not Infinity
+    assert rows[-1] == {'iter': 6, 'dataset': 'val', 'mean': {'psnr': None}} and 'Infinity' not in record.read_text()

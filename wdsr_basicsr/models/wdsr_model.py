@@ -23,6 +23,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import compile_step, toolchain_problem
 from ..utils.dist import all_gather
+from ..utils.records import forget_validations_after, record_validation
 from ..utils import report
 from ..utils.tiling import sr_forward
 
@@ -63,10 +64,11 @@ class WDSRModel(SRModel):
       the figures equal a one-process run, each image is saved once. A test run
       also writes the per-image metrics to ``results/<name>/metrics_<set>.json``
       and, when it saves its images, the results page ``results/<name>/index.html``
-      (:mod:`wdsr_basicsr.utils.report`). A training run appends each
-      validation's means to ``experiments/<name>/validation.jsonl`` (one JSON
-      object per line: ``iter``, ``dataset``, ``mean``), which tools read instead
-      of the log.
+      (:mod:`wdsr_basicsr.utils.report`). A training run records each
+      validation's means in ``experiments/<name>/validation.jsonl`` (one JSON
+      object per line: ``iter``, ``dataset``, ``mean``; one row per iteration
+      and set, the rows after a resumed iteration dropped at resume), which
+      tools read instead of the log.
     * Every saved network file holds the ``network_g`` options beside
       ``params``/``params_ema``; network files and training states are written
       atomically (temporary file, then rename).
@@ -226,6 +228,9 @@ class WDSRModel(SRModel):
                 get_root_logger().warning(f'{self.opt["path"]["resume_state"]} has no GradScaler state (trained '
                                           'without fp16): the loss scale starts afresh.')
         self._check_ranks_agree(resume_state['iter'])
+        experiments_root = self.opt['path'].get('experiments_root')
+        if self.opt['rank'] == 0 and experiments_root:  # the iterations after this one are trained again
+            forget_validations_after(osp.join(experiments_root, VALIDATIONS_FILE), resume_state['iter'])
 
     def _check_ranks_agree(self, current_iter):
         """Raise unless every rank holds the same iteration and the same network (and EMA) weights."""
@@ -281,7 +286,7 @@ class WDSRModel(SRModel):
         figures (and the best-metric record) equal a one-process run's. Each
         image is saved by the rank that ran it. In a test run, rank 0 writes
         the per-image metrics to ``results/<name>/metrics_<dataset name>.json``;
-        in a training run it appends the means to :data:`VALIDATIONS_FILE`.
+        in a training run it records the means in :data:`VALIDATIONS_FILE` (one row per iteration and set).
 
         Args:
             dataloader (DataLoader): basicsr's validation loader (batch 1).
@@ -340,8 +345,8 @@ class WDSRModel(SRModel):
             # basicsr's last validation passes an iteration counted past the end (one per remaining epoch);
             # the weights are those of the last iteration, and the record says so
             iteration = min(current_iter, self.opt['train'].get('total_iter', current_iter))
-            with open(osp.join(experiments_root, VALIDATIONS_FILE), 'a') as f:
-                f.write(json.dumps({'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results}) + '\n')
+            record_validation(osp.join(experiments_root, VALIDATIONS_FILE),
+                              {'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results})
         if not self.opt['is_train'] and rank == 0:
             per_image = {name: values for _, name, values, _ in records}
             with open(osp.join(results_root, f'metrics_{dataset_name}.json'), 'w') as f:

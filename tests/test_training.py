@@ -119,6 +119,21 @@ def test_resume_state_that_is_a_network_file_is_named(lmdb_root, tmp_path):
     assert 'net_g_4.pth is not a training state' in result.stderr and 'path:pretrain_network_g' in result.stderr
 
 
+def test_resume_with_another_network_names_the_option_and_the_state(lmdb_root, tmp_path):
+    opt = tiny_options(lmdb_root, name='grown')
+    assert train(tmp_path, write_options(tmp_path / 'g.yml', opt)).returncode == 0
+    models = tmp_path / 'experiments' / 'grown' / 'models'
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    opt['network_g']['num_feat'] = 16
+    opt['train']['total_iter'] = 8
+    result = train(tmp_path, write_options(tmp_path / 'g.yml', opt), '--auto_resume')
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]  # after basicsr's log of the options: one message, no traceback
+    assert 'Traceback' not in result.stderr and 'size mismatch' not in result.stderr, result.stderr[-3000:]
+    assert last.startswith('error: resume_state ') and '4.state' in last and 'num_feat: 8 there, 16 here' in last
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before  # nothing overwritten
+
+
 def test_test_entry_writes_results_under_cwd(lmdb_root, tmp_path):
     opt = tiny_options(lmdb_root, name='first')
     assert train(tmp_path, write_options(tmp_path / 'first.yml', opt)).returncode == 0

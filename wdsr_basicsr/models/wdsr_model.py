@@ -20,6 +20,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from ..options.reading import OptionError
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import compile_step, toolchain_problem
 from ..utils.dist import all_gather
@@ -245,6 +246,7 @@ class WDSRModel(SRModel):
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
         """Load ``param_key`` (or ``params``) of a checkpoint into ``net``, read with ``weights_only=True``."""
         checkpoint = load_checkpoint(load_path, 'path:pretrain_network_g')
+        saved_network = checkpoint.get('network_g') if isinstance(checkpoint.get('network_g'), dict) else None
         if param_key is not None:
             if param_key not in checkpoint and 'params' in checkpoint:
                 get_root_logger().warning(f'{load_path} has no {param_key!r} (trained without EMA): loading its '
@@ -257,8 +259,29 @@ class WDSRModel(SRModel):
         state = strip_prefixes(checkpoint)
         bare = self.get_bare_model(net)
         get_root_logger().info(f'Loading {bare.__class__.__name__} from {load_path} [{param_key}].')
+        if strict:
+            self._refuse_other_network(bare, state, load_path, saved_network)
         self._print_different_keys_loading(bare, state, strict)
         bare.load_state_dict(state, strict=strict)
+
+    def _refuse_other_network(self, net, state, load_path, saved_network):
+        """Refuse, in one message, weights that do not fit ``net``: the ``network_g`` options that differ."""
+        own = net.state_dict()
+        misfits = sorted(set(own) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
+        if not misfits:
+            return
+        if saved_network is not None:
+            ours = self.opt['network_g']
+            differ = [f'{key}: {saved_network.get(key)!r} there, {ours.get(key)!r} here'
+                      for key in sorted(set(saved_network) | set(ours), key=str)
+                      if saved_network.get(key) != ours.get(key)]
+            why = 'network_g differs (' + '; '.join(differ) + ')' if differ else 'its tensors do not fit'
+        else:
+            why = f'{len(misfits)} tensors do not fit (e.g. {misfits[0]})'
+        resume = self.opt['path'].get('resume_state')
+        source = f'resume_state {resume}: its network {load_path}' if resume else f'path:pretrain_network_g {load_path}'
+        raise OptionError(f'{source} was trained with another network: {why}. Resume with the options it was '
+                          'trained with, or train under another name; nothing was changed.')
 
     # ------------------------------------------------------------------ evaluation
 

@@ -66,8 +66,12 @@ def shrink(options: str, opt_file: str, name: str, data: str, device: str, iters
     return opt
 
 
-def torchrun(opt: dict, work: str, *extra) -> dict:
-    """Train ``opt`` through torchrun (one process); return the run's record for the report."""
+def torchrun(opt: dict, work: str, *extra, validations: int = 2) -> dict:
+    """Train ``opt`` through torchrun (one process); return the run's record for the report.
+
+    It passed when it ended, and validated ``validations`` times at least (one row per iteration in
+    ``validation.jsonl``, the earlier half's included after a resume).
+    """
     start = time.perf_counter()
     result = run_entry('train', write_options(opt, work), cwd=work, nproc=1, extra=extra)
     wall = time.perf_counter() - start
@@ -84,7 +88,7 @@ def torchrun(opt: dict, work: str, *extra) -> dict:
         'validations': len(psnr), 'psnr': float(psnr[-1]) if psnr else None,
         'backend': (re.findall(r'torch.distributed: backend (\w+)', log) or ['?'])[0],
         'resumed': 'resumed at iteration' in log, 'syncbn': 'SyncBatchNorm' in log,
-        'ok': result.returncode == 0 and 'End of training' in log and len(psnr) >= 2,
+        'ok': result.returncode == 0 and 'End of training' in log and len(psnr) >= validations,
     }
     if not record['ok']:
         print(result.stdout[-3000:], result.stderr[-5000:], file=sys.stderr)
@@ -102,7 +106,7 @@ def training_runs(options: str, device: str, data: str, work: str, iters: int) -
     amp = {'use_amp': True, 'amp_bf16': device != 'cuda'}
     half = shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, top=amp)
     half['train']['total_iter'] = iters // 2
-    first = torchrun(half, work)
+    first = torchrun(half, work, validations=1)  # half the run: one validation
     rest = torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, top=amp), work,
                     '--auto_resume')
     rest['ok'] = rest['ok'] and first['ok'] and rest['resumed']

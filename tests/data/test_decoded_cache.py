@@ -4,6 +4,7 @@ import os
 import pickle
 import random
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from basicsr.data import build_dataset
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-from helpers import OPTIONS, photo
+from helpers import OPTIONS, TRAIN, photo, run, write_options
 from wdsr_basicsr.data import decoded_cache
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
 from wdsr_basicsr.options import load_options
@@ -229,3 +230,17 @@ def test_gt_and_lq_together_must_fit(lmdb_root, tmp_path, monkeypatch):
     monkeypatch.setattr(decoded_cache, 'available_memory', lambda: gt + 1000)  # GT fits, LQ (a quarter) not beside
     with pytest.raises(MemoryError, match=r'DIV2K_train_LR_bicubic_X2_sub.lmdb need .* \(and .* GiB held already\)'):
         build_dataset(lmdb_options(lmdb_root, tmp_path))
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'sampling': 'area'}, "datasets:train: sampling='area'; use image"),
+    ({'cache_data': False}, 'datasets:train: sampling is read with cache_data: true only'),
+    ({'io_backend': {'type': 'memcached'}}, "datasets:train: cache_data reads io_backend lmdb or disk, not 'memcached'"),
+])
+def test_bad_cache_options_stop_the_entry_before_any_work(tmp_path, change, message):
+    opt = load_options(DEMO)
+    opt['datasets']['train'].update(change)
+    result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'c.yml', opt)], tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+    assert not (tmp_path / 'experiments').exists()

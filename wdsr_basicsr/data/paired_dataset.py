@@ -27,6 +27,21 @@ SAMPLINGS = ('image', 'record')
 SUB_IMAGE_KEY = re.compile(r'^(?P<image>.+)_s\d+$')
 
 
+def cache_options_fault(opt: dict) -> str | None:
+    """What is wrong with a dataset's ``cache_data`` / ``sampling`` options, or None (the option check asks too)."""
+    cache_data = bool(opt.get('cache_data', False))
+    if 'sampling' in opt and not cache_data:
+        return ('sampling is read with cache_data: true only (without it every stored image is sampled equally '
+                'often, as basicsr does).')
+    if opt.get('sampling', 'image') not in SAMPLINGS:
+        return (f"sampling={opt['sampling']!r}; use image (each source image equally often: the authors') or "
+                "record (each stored image equally often: basicsr's).")
+    backend = (opt.get('io_backend') or {}).get('type')
+    if cache_data and backend not in ('lmdb', 'disk'):
+        return f'cache_data reads io_backend lmdb or disk, not {backend!r}.'
+    return None
+
+
 @DATASET_REGISTRY.register()
 class CheckedPairedImageDataset(PairedImageDataset):
     """basicsr's ``PairedImageDataset`` that names the option, LMDB and key at fault.
@@ -88,12 +103,9 @@ class CheckedPairedImageDataset(PairedImageDataset):
         self.backend = opt['io_backend']['type']
         self.cache_data = bool(opt.get('cache_data', False))
         self.sampling = opt.get('sampling', 'image' if self.cache_data else 'record')
-        if 'sampling' in opt and not self.cache_data:
-            raise ValueError(f'datasets:{name}: sampling is read with cache_data: true only (without it every '
-                             'stored image is sampled equally often, as basicsr does).')
-        if self.sampling not in SAMPLINGS:
-            raise ValueError(f'datasets:{name}: sampling={self.sampling!r}; use image (each source image equally '
-                             'often: the authors\') or record (each stored image equally often: basicsr\'s).')
+        fault = cache_options_fault(opt)
+        if fault:
+            raise ValueError(f'datasets:{name}: {fault}')
         if self.backend == 'lmdb':
             self._check_lmdb_pair(opt, name)
         super().__init__(opt)
@@ -102,8 +114,6 @@ class CheckedPairedImageDataset(PairedImageDataset):
 
     def _open_cache(self, name):
         """Decode (or map) every image, and group the records by source image for ``sampling: image``."""
-        if self.backend not in ('lmdb', 'disk'):
-            raise ValueError(f"datasets:{name}: cache_data reads io_backend lmdb or disk, not {self.backend!r}.")
         self.caches, self.cache_keys = {}, {}  # the cache key of every record, GT and LQ
         for client_key, root in (('gt', self.gt_folder), ('lq', self.lq_folder)):
             keys = [self._cache_key(p[f'{client_key}_path'], root) for p in self.paths]

@@ -12,6 +12,7 @@ from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
 from ..utils.dist import DIST_PARAMS
 from .reading import OptionError
 from .vocabulary import (Vocabulary, built_types, check_signature, optimizer_class, refuse_unknown,
@@ -177,12 +178,16 @@ def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
     upscale = opt.get('network_g', {}).get('upscale')
     if upscale is not None and 'scale' in opt and upscale != opt['scale']:
         raise OptionError(f'{opt_path}: network_g:upscale={upscale} differs from scale={opt["scale"]}.')
-    for phase, dataset in datasets.items():
+    for (phase, dataset), dataset_class in zip(datasets.items(), dataset_classes):
         vocabulary.check(dataset, f'datasets:{phase}:', opt_path, warnings, skip=('io_backend', ))
         if 'name' in dataset and not is_plain_name(dataset['name']):
             raise OptionError(f'{opt_path}: datasets:{phase}:name={dataset["name"]!r} must be a plain name (no path '
                               'separator, not . or ..): results go to visualization/<name>/ and '
                               'metrics_<name>.json.')
+        fault = cache_options_fault(dataset) if isinstance(dataset_class, type) and issubclass(
+            dataset_class, CheckedPairedImageDataset) else None
+        if fault:
+            raise OptionError(f'{opt_path}: datasets:{phase}: {fault}')
         if phase == 'train' and dataset.get('gt_size') and opt.get('scale') and dataset['gt_size'] % opt['scale']:
             raise OptionError(f'{opt_path}: datasets:train:gt_size={dataset["gt_size"]} is not a multiple of '
                               f'scale={opt["scale"]}.')

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 from os import path as osp
+
+from .checkpoint import atomic_path
 
 
 def _rows(path):
@@ -14,12 +16,8 @@ def _rows(path):
 
 
 def _write(path, rows):
-    temporary = f'{path}.partial'
-    with open(temporary, 'w') as f:
+    with atomic_path(path) as temporary, open(temporary, 'w') as f:
         f.writelines(json.dumps(row, allow_nan=False) + '\n' for row in rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
 
 
 def record_validation(path: str, row: dict) -> None:
@@ -27,7 +25,7 @@ def record_validation(path: str, row: dict) -> None:
 
     Non-finite means (a perfect image's PSNR) are written as null: the file stays standard JSON.
     """
-    row = dict(row, mean={k: (v if v == v and abs(v) != float('inf') else None) for k, v in row['mean'].items()})
+    row = dict(row, mean={k: v if math.isfinite(v) else None for k, v in row['mean'].items()})
     rows = [r for r in _rows(path) if (r['iter'], r['dataset']) != (row['iter'], row['dataset'])]
     _write(path, rows + [row])
 

@@ -6,6 +6,7 @@ and read here, once, for the datasets and for preparation.
 from __future__ import annotations
 
 import os
+import threading
 from os import path as osp
 
 import cv2
@@ -19,6 +20,7 @@ from basicsr.utils.file_client import LmdbBackend
 #: The LMDB environments open in this process (and inherited by its forked DataLoader workers), by data file:
 #: (st_dev, st_ino) -> ((st_mtime_ns, st_size), environment).
 _ENVIRONMENTS = {}
+_LOCK = threading.Lock()
 
 
 def shared_lmdb(path: str, readonly: bool = True, lock: bool = False, readahead: bool = False,
@@ -39,6 +41,11 @@ def shared_lmdb(path: str, readonly: bool = True, lock: bool = False, readahead:
     Returns:
         lmdb.Environment: The environment.
     """
+    with _LOCK:  # threads of one process (the cache's decoders) share the table
+        return _shared_lmdb(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+
+
+def _shared_lmdb(path, **kwargs):
     stat = os.stat(osp.join(path, 'data.mdb'))
     identity, version = (stat.st_dev, stat.st_ino), (stat.st_mtime_ns, stat.st_size)
     if identity in _ENVIRONMENTS:
@@ -52,7 +59,7 @@ def shared_lmdb(path: str, readonly: bool = True, lock: bool = False, readahead:
                 _ENVIRONMENTS[identity] = (version, env)
                 return env
             env.close()
-    env = lmdb.open(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+    env = lmdb.open(path, **kwargs)
     _ENVIRONMENTS[identity] = (version, env)
     return env
 
@@ -74,6 +81,19 @@ def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, int, int], int]
     return entries
 
 
+def read_record(lmdb_path: str, key: str) -> bytes:
+    """The bytes stored under ``key``.
+
+    Raises:
+        LookupError: If the LMDB has no such record.
+    """
+    with shared_lmdb(lmdb_path).begin(write=False) as txn:
+        content = txn.get(key.encode('ascii'))
+    if content is None:
+        raise LookupError(f'Key {key!r} is listed in {lmdb_path}/meta_info.txt but missing from the LMDB.')
+    return content
+
+
 def record_shape(lmdb_path: str, key: str) -> tuple[int, int, int]:
     """The (h, w, c) of the image stored under ``key``, decoded from the record.
 
@@ -81,10 +101,7 @@ def record_shape(lmdb_path: str, key: str) -> tuple[int, int, int]:
         LookupError: If the LMDB has no such record.
         ValueError: If the record is not a decodable image.
     """
-    with shared_lmdb(lmdb_path).begin(write=False) as txn:
-        content = txn.get(key.encode('ascii'))
-    if content is None:
-        raise LookupError(f'Key {key!r} is listed in {lmdb_path}/meta_info.txt but missing from the LMDB.')
+    content = read_record(lmdb_path, key)
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f'Record {key!r} in LMDB {lmdb_path} is not a decodable image (corrupt LMDB?).')

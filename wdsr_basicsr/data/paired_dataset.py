@@ -1,6 +1,7 @@
 """``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault."""
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -16,7 +17,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
 from .decoded_cache import decoded_images
-from .lmdb_util import check_lmdb_complete, read_meta_info, record_shape, shared_lmdb
+from .lmdb_util import check_lmdb_complete, read_meta_info, read_record, record_shape
 
 #: How many example keys a key-mismatch error lists.
 NUM_EXAMPLE_KEYS = 5
@@ -149,28 +150,19 @@ class CheckedPairedImageDataset(PairedImageDataset):
     def _cache_key(self, path, root):
         return path if self.backend == 'lmdb' else osp.relpath(path, root)
 
-    @staticmethod
-    def _reader(root):
-        if osp.isfile(osp.join(root, 'data.mdb')):
-            env = shared_lmdb(root)  # opened here, once: the decoding threads share it
-
-            def read(key):
-                with env.begin(write=False) as txn:
-                    content = txn.get(key.encode('ascii'))
-                if content is None:
-                    raise ValueError(f'key {key!r} is listed in meta_info.txt but missing from the LMDB')
-                return content
-            return read
+    def _reader(self, root):
+        """``key -> bytes`` of the images under ``root``."""
+        if self.backend == 'lmdb':
+            return functools.partial(read_record, root)
 
         def read_file(key):
             with open(osp.join(root, key), 'rb') as f:
                 return f.read()
         return read_file
 
-    @staticmethod
-    def _source(root, keys):
+    def _source(self, root, keys):
         """What identifies the contents the cache is decoded from: sizes and modification times."""
-        files = ['data.mdb', 'meta_info.txt'] if osp.isfile(osp.join(root, 'data.mdb')) else keys
+        files = ['data.mdb', 'meta_info.txt'] if self.backend == 'lmdb' else keys
         stats = {name: os.stat(osp.join(root, name)) for name in files}
         return {'root': osp.abspath(root), 'files': {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}}
 

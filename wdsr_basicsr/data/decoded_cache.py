@@ -103,7 +103,7 @@ def cache_folder(root: str, cache_dir: str | None) -> str:
 
 def decoded_images(root: str, keys: list[str], read: Callable[[str], bytes], source: dict, *,
                    cache_dir: str | None = None, log: Callable[[str], None] = lambda message: None,
-                   workers: int | None = None, held: int = 0) -> DecodedImages:
+                   held: int = 0) -> DecodedImages:
     """The decoded images ``keys`` of ``root``: the cache when it holds them for this ``source``, else built.
 
     Args:
@@ -114,7 +114,6 @@ def decoded_images(root: str, keys: list[str], read: Callable[[str], bytes], sou
             from another source is rebuilt.
         cache_dir (str | None): Folder of the cache, else beside ``root``. Default: None.
         log (Callable[[str], None]): Where the memory needed and the build are reported. Default: nowhere.
-        workers (int | None): Decoding threads. Default: None (the CPU count).
         held (int): Bytes of decoded images the caller holds already (the GT of an LQ set): counted with these
             against the memory available. Default: 0.
 
@@ -136,7 +135,7 @@ def decoded_images(root: str, keys: list[str], read: Callable[[str], bytes], sou
                 images = DecodedImages(folder, {key: index[key] for key in keys})
                 _check_memory(images.nbytes, held, root, log, reused=True)
                 return images
-            return _build(folder, root, keys, read, source, log, workers or os.cpu_count() or 1, held)
+            return _build(folder, root, keys, read, source, log, held)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -166,7 +165,8 @@ def _check_memory(needed, held, root, log, reused):
                           '(decoding each sample) or on a machine with more memory.')
 
 
-def _build(folder, root, keys, read, source, log, workers, held):
+def _build(folder, root, keys, read, source, log, held):
+    workers = os.cpu_count() or 1  # decoding threads (OpenCV and Pillow release the GIL)
     def size_of(key):
         try:
             return header_size(read(key))

@@ -173,7 +173,6 @@ class WDSRModel(SRModel):
         """
         if optim_type in ('Adam', 'AdamW', 'Adamax', 'SGD', 'ASGD', 'RMSprop', 'Rprop'):
             optimizer_class = getattr(torch.optim, optim_type)
-            params = list(params)
             if 'fused' not in kwargs and 'foreach' not in kwargs:
                 if self.device.type == 'cuda' and 'fused' in inspect.signature(optimizer_class).parameters:
                     kwargs = dict(kwargs, fused=True)

@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from os import path as osp
 
 import cv2
+import numpy as np
 
 from .utils import report
+
+#: A label: a plain name (it names the run's column and its crop files).
+PLAIN_LABEL = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*')
+#: Columns every figure has beside the runs'.
+RESERVED_LABELS = ('hr', 'bicubic')
 
 
 def spread(image: dict, metric: str) -> float:
@@ -42,8 +49,52 @@ def choose(data: dict, count: int, metric: str, picks: list[str] | None) -> list
     return sorted(entries, key=lambda e: spread(e[1], metric), reverse=True)[:count]
 
 
-def write_figure(data: dict, chosen: list[tuple[str, dict]], page_dir: str, metric: str) -> list[str]:
+def check_labels(labels: list[str], runs: list[str]) -> None:
+    """Refuse labels that are not one plain, distinct name per run, or that name the HR or bicubic column.
+
+    A label names the run's column on the page and its crop files (``crops/<set>_<image>_<label>.png``).
+
+    Raises:
+        ValueError: Naming the label at fault.
+    """
+    if len(labels) != len(runs):
+        raise ValueError(f'--labels: {len(labels)} labels for {len(runs)} runs; give one per run.')
+    for label in labels:
+        if not PLAIN_LABEL.fullmatch(label):
+            raise ValueError(f'--labels: {label!r} is not a plain name (letters, digits, ".", "_", "+", "-"; '
+                             'a name of the run\'s crop files).')
+        if label.lower() in RESERVED_LABELS:
+            raise ValueError(f'--labels: {label!r} is the name of the {label} column; choose another label.')
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f'--labels: {", ".join(repeated)} given to several runs; give one distinct label per run '
+                         '(by default a run is labelled with its folder\'s name).')
+
+
+def read_panels(page_dir: str, image: dict) -> dict[str, np.ndarray]:
+    """The decoded images of a figure row: ``'HR'``, ``'bicubic'`` and each run's label.
+
+    Raises:
+        ValueError: Naming the first image that cannot be decoded (a truncated file).
+    """
+    paths = {'HR': image['gt'], 'bicubic': image['bicubic']}
+    paths.update((m['label'], m['sr']) for m in image['models'])
+    panels = {}
+    for label, path in paths.items():
+        panels[label] = cv2.imread(osp.join(page_dir, path), cv2.IMREAD_COLOR)
+        if panels[label] is None:
+            raise ValueError(f'{osp.normpath(osp.join(page_dir, path))} cannot be decoded')
+    return panels
+
+
+def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str, metric: str) -> list[str]:
     """Draw the figure of ``chosen`` into ``page_dir/figure.{png,pdf}``; the crops go to ``page_dir/crops``.
+
+    Args:
+        data (dict): The page's data (:func:`report.page_data`).
+        chosen (list): ``(set, image entry, panels)``, the panels from :func:`read_panels`.
+        page_dir (str): The output folder.
+        metric (str): The figure the images were chosen by.
 
     Returns:
         list[str]: The files written.
@@ -58,22 +109,20 @@ def write_figure(data: dict, chosen: list[tuple[str, dict]], page_dir: str, metr
     columns = 3 + len(data['models'])
     fig, axes = plt.subplots(len(chosen), columns, figsize=(2.2 * columns, 2.8 * len(chosen)), squeeze=False)
     written = []
-    for row, (set_name, image) in enumerate(chosen):
+    for row, (set_name, image, pixels) in enumerate(chosen):
         x, y, side = image['crop']
-        panels = [('HR', image['gt'], None), ('bicubic', image['bicubic'], image['bicubic_metrics'])]
-        panels += [(m['label'], m['sr'], m['metrics']) for m in image['models']]
-        hr = cv2.imread(osp.join(page_dir, image['gt']), cv2.IMREAD_COLOR)
-        axes[row][0].imshow(hr[:, :, ::-1], interpolation='nearest')
+        panels = [('HR', None), ('bicubic', image['bicubic_metrics'])]
+        panels += [(m['label'], m['metrics']) for m in image['models']]
+        axes[row][0].imshow(pixels['HR'][:, :, ::-1], interpolation='nearest')
         axes[row][0].add_patch(Rectangle((x - .5, y - .5), side, side, fill=False, edgecolor='red', linewidth=1.5))
         axes[row][0].set_title(f'{set_name}/{image["name"]}', fontsize=8)
-        for col, (label, path, metrics) in enumerate(panels, 1):
-            crop = cv2.imread(osp.join(page_dir, path), cv2.IMREAD_COLOR)[y:y + side, x:x + side]
+        for col, (label, metrics) in enumerate(panels, 1):
+            crop = pixels[label][y:y + side, x:x + side]
             crop_path = osp.join(crops_dir, f'{set_name}_{image["name"]}_{label}.png')
             cv2.imwrite(crop_path, crop)
             written.append(crop_path)
             axes[row][col].imshow(crop[:, :, ::-1], interpolation='nearest')
-            figures = '' if metrics is None else '\n' + ' / '.join(
-                f'{metrics[k]:.2f}' if 'psnr' in k else f'{metrics[k]:.4f}' for k in sorted(metrics))
+            figures = '' if metrics is None else '\n' + ' / '.join(_figure(k, metrics[k]) for k in sorted(metrics))
             axes[row][col].set_title(label + figures, fontsize=8)
         for ax in axes[row]:
             ax.set_xticks([])
@@ -88,6 +137,13 @@ def write_figure(data: dict, chosen: list[tuple[str, dict]], page_dir: str, metr
     return written
 
 
+def _figure(name, value):
+    """A figure as the paper figure prints it (n/a for null: not a finite number)."""
+    if value is None:
+        return 'n/a'
+    return f'{value:.2f}' if 'psnr' in name else f'{value:.4f}'
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description='Compare test runs on one results page and draw the paper figure.')
     parser.add_argument('runs', nargs='+', help='Result folders of test.py runs (results/<name>).')
@@ -100,19 +156,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     labels = args.labels or [osp.basename(osp.normpath(run)) for run in args.runs]
     try:
-        if len(labels) != len(args.runs) or len(set(labels)) != len(labels):
-            raise ValueError('--labels: one distinct label per run.')
-        missing = [run for run in args.runs if not osp.isdir(run)]
-        if missing:
-            raise ValueError(f'{", ".join(missing)}: not a result folder.')
+        check_labels(labels, args.runs)
+        for run in args.runs:
+            if not osp.isdir(run) or not any(n.startswith('metrics_') and n.endswith('.json') for n in os.listdir(run)):
+                raise ValueError(f'{run}: not the result folder of a test run (no metrics_<set>.json in it).')
         if any(osp.realpath(run) == osp.realpath(args.output) for run in args.runs):
             raise ValueError(f'-o {args.output} is one of the runs; its own index.html would be replaced: choose '
                              'another folder.')
         runs = dict(zip(labels, (osp.abspath(run) for run in args.runs)))
         page, data = report.write_page(runs, args.output, 'compare: ' + ', '.join(labels))
         metric = args.metric or next((m for m in data['metrics'] if m.startswith('psnr')), None)
-        chosen = [(s, i) for s, i in choose(data, args.images, metric, args.pick)
-                  if i['crop'] and i['gt'] and i['bicubic'] and all(m['sr'] for m in i['models'])]
+        chosen = []
+        for set_name, image in choose(data, args.images, metric, args.pick):
+            if not (image['crop'] and image['gt'] and image['bicubic'] and all(m['sr'] for m in image['models'])):
+                continue
+            try:
+                chosen.append((set_name, image, read_panels(args.output, image)))
+            except ValueError as error:
+                data['left_out'].append(f'figure: {set_name}/{image["name"]}: {error}')
         figure = write_figure(data, chosen, args.output, metric) if chosen else []
     except (OSError, ValueError, KeyError) as error:
         print(f'error: {error}', file=sys.stderr)

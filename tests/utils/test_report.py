@@ -16,6 +16,7 @@ from wdsr_basicsr.prepare.benchmarks import prepare_benchmarks
 from wdsr_basicsr.utils.report import best_crop
 
 HOSTILE = '<img src=x onerror=console.error(1)>'  # an image name that must stay text
+FLAT = 'flat #1?'  # a flat image (bicubic is exact: PSNR infinite), named with URL syntax
 NETWORK_G = {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2}
 
 
@@ -39,6 +40,7 @@ def runs(tmp_path_factory):
     src.mkdir(parents=True)
     for name, spec in (('baby', ('astronaut', 48, 60)), ('bird', ('coffee', 36, 48)), (HOSTILE, ('chelsea', 36, 36))):
         cv2.imwrite(str(src / f'{name}.png'), photo(*spec))
+    cv2.imwrite(str(src / f'{FLAT}.png'), np.full((36, 48, 3), 128, np.uint8))
     prepare_benchmarks(str(root / 'in'), str(root / 'datasets'), scales=(2, ), sets=('Set5', ))
     folders = {}
     for seed, name in ((0, 'net_a'), (1, 'net_b')):
@@ -67,7 +69,7 @@ def test_a_test_run_writes_its_page(runs):
     data, text = page_data(folder / 'index.html')
     assert HOSTILE not in text  # escaped in the embedded data
     (set5, ) = data['sets']
-    assert [i['name'] for i in set5['images']] == sorted(['baby', 'bird', HOSTILE])
+    assert sorted(i['name'] for i in set5['images']) == sorted(['baby', 'bird', HOSTILE, FLAT])
     metrics = json.loads((folder / 'metrics_Set5.json').read_text())['images']
     for image in set5['images']:
         assert image['models'][0]['metrics'] == metrics[image['name']] and not image['missing']
@@ -79,8 +81,25 @@ def test_a_test_run_writes_its_page(runs):
         from basicsr.utils.matlab_functions import imresize
         bicubic = np.clip(np.round(imresize(lq / 255., 2) * 255), 0, 255).astype(np.uint8)
         assert np.array_equal(cv2.imread(str(folder / image['bicubic'])), bicubic)
-        assert image['bicubic_metrics']['psnr_y'] == pytest.approx(
-            calculate_psnr(bicubic, gt, crop_border=2, test_y_channel=True))
+        psnr = calculate_psnr(bicubic, gt, crop_border=2, test_y_channel=True)
+        assert image['bicubic_metrics']['psnr_y'] == (pytest.approx(psnr) if np.isfinite(psnr) else None)
+    assert not np.isfinite(calculate_psnr(cv2.imread(str(folder / 'report/Set5' / f'{FLAT}_bicubic.png')),
+                                          cv2.imread(str(folder / 'report/Set5' / f'{FLAT}_gt.png')), 2))
+
+
+def strict_json(path):
+    """``path`` read as standard JSON: Python's Infinity/NaN extensions refused."""
+    def refuse(constant):
+        raise ValueError(f'{path}: {constant} is not JSON')
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_every_record_of_a_test_run_is_standard_json(runs):
+    files = sorted(runs['net_a'].glob('*.json'))
+    assert [f.name for f in files] == ['metrics_Set5.json', 'report_Set5.json']
+    report = strict_json(files[1])['images']
+    assert report[FLAT]['bicubic_metrics']['psnr_y'] is None  # exact: not a finite number
+    assert strict_json(files[0])['images'][FLAT]['psnr_y'] > 0
 
 
 def test_compare_page_and_figure(runs, tmp_path, capsys):
@@ -116,7 +135,7 @@ def test_compare_names_what_it_leaves_out(runs, tmp_path, capsys):
     data, _ = page_data(tmp_path / 'c' / 'index.html')
     baby = next(i for i in data['sets'][0]['images'] if i['name'] == 'baby')
     assert baby['missing'] == [str(partial / 'visualization' / 'Set5' / 'baby_net_b.png')]
-    assert [i['name'] for i in data['sets'][0]['images']] == sorted(['baby', HOSTILE])
+    assert sorted(i['name'] for i in data['sets'][0]['images']) == sorted(['baby', HOSTILE, FLAT])
 
 
 def chromium():
@@ -157,6 +176,14 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         page.dispatch_event('input.slider', 'input')
         assert page.eval_on_selector('.pane:last-child .box .layer:nth-child(2)', 'i => i.style.clipPath') == \
             'inset(0px 0px 0px 80%)'
+        page.click('tbody tr:has-text("flat")')  # '#' and '?' in its file names: URL-encoded
+        page.wait_for_function('Array.from(document.images).every(i => i.complete)')
+        assert page.evaluate('Array.from(document.images).every(i => i.naturalWidth > 0)')
+        assert page.evaluate('Array.from(document.images).every(i => i.src.includes("flat%20%231%3F"))')
+        cells = page.eval_on_selector('tbody tr:has-text("flat")', 'r => Array.from(r.cells).map(c => c.textContent)')
+        assert cells[1] == 'n/a'  # bicubic psnr_y: infinite
+        page.click('th:has-text("bicubic psnr_y")')  # the infinite PSNR sorts above every number
+        assert page.eval_on_selector('tbody tr', 'r => r.cells[0].textContent') == FLAT
         shot = tmp_path / 'page.png'
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
@@ -170,3 +197,53 @@ def test_compare_into_a_run_is_refused(runs, capsys):
     assert compare_main([str(runs['net_a']), str(runs['net_b']), '-o', str(runs['net_a'])]) == 1
     assert 'is one of the runs' in capsys.readouterr().err
     assert (runs['net_a'] / 'index.html').read_text() == page
+
+
+@pytest.mark.parametrize('labels, fault', [
+    (['HR', 'b'], "'HR' is the name of the HR column"),
+    (['a', 'bicubic'], "'bicubic' is the name of the bicubic column"),
+    (['a/b', 'c'], "'a/b' is not a plain name"),
+    (['same', 'same'], 'same given to several runs'),
+    (['a'], '1 labels for 2 runs'),
+])
+def test_compare_refuses_labels_that_collide(runs, tmp_path, capsys, labels, fault):
+    out = tmp_path / 'c'
+    assert compare_main([str(runs['net_a']), str(runs['net_b']), '-o', str(out), '--labels', *labels]) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and fault in err and not out.exists()
+
+
+def test_compare_refuses_a_folder_without_results(runs, tmp_path, capsys):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    assert compare_main([str(runs['net_a']), str(empty), '-o', str(tmp_path / 'c')]) == 1
+    assert capsys.readouterr().err == f'error: {empty}: not the result folder of a test run (no metrics_<set>.json ' \
+        'in it).\n'
+
+
+@pytest.mark.parametrize('name, text, fault', [
+    ('metrics_Set5.json', '{"dataset": "Set5", "mean": {', 'not valid JSON'),
+    ('metrics_Set5.json', '[1, 2]', 'has no dataset, mean, images'),
+    ('report_Set5.json', '{"dataset": "Set5"}', 'has no images'),
+])
+def test_compare_names_a_malformed_file(runs, tmp_path, capsys, name, text, fault):
+    broken = tmp_path / 'broken'
+    shutil.copytree(runs['net_b'], broken)
+    (broken / name).write_text(text)
+    assert compare_main([str(runs['net_a']), str(broken), '-o', str(tmp_path / 'c')]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {broken / name}: {fault}') and err.count('\n') == 1
+
+
+def test_compare_leaves_a_truncated_image_out_of_the_figure(runs, tmp_path, capsys):
+    cut = tmp_path / 'cut'
+    shutil.copytree(runs['net_b'], cut)
+    sr = cut / 'visualization' / 'Set5' / 'baby_net_b.png'
+    sr.write_bytes(sr.read_bytes()[:200])  # the header reads, the pixels do not
+    picks = ['Set5/baby', 'Set5/bird']
+    assert compare_main([str(runs['net_a']), str(cut), '-o', str(tmp_path / 'c'), '--pick', *picks]) == 0
+    out = capsys.readouterr()
+    assert f'left out: figure: Set5/baby: {sr} cannot be decoded' in out.err.splitlines()
+    assert (tmp_path / 'c' / 'figure.png').is_file()
+    assert sorted(p.name for p in (tmp_path / 'c' / 'crops').iterdir()) == sorted(
+        f'Set5_bird_{label}.png' for label in ('HR', 'bicubic', 'net_a', 'cut'))

@@ -1,6 +1,5 @@
 """``wdsr-benchmark`` (``scripts/benchmark.py``): rows of :mod:`.measure`, tables of :mod:`.tables`."""
 import argparse
-import json
 import os
 import sys
 from os import path as osp
@@ -8,6 +7,7 @@ from os import path as osp
 import torch
 
 from ..backends import BACKENDS
+from ..utils.records import write_json
 from .measure import DTYPES, benchmark_row
 from .tables import markdown, plot
 
@@ -62,9 +62,7 @@ def main(argv=None):
         return 1
     print(table)
     if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=2)
+        write_json(args.json, rows, indent=2)
     if args.markdown:
         os.makedirs(osp.dirname(osp.abspath(args.markdown)), exist_ok=True)
         with open(args.markdown, 'w') as f:

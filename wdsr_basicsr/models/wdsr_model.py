@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 from collections import OrderedDict
 from os import path as osp
@@ -24,7 +23,7 @@ from ..options.reading import OptionError
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import compile_step, toolchain_problem
 from ..utils.dist import all_gather
-from ..utils.records import forget_validations_after, record_validation
+from ..utils.records import forget_validations_after, record_validation, write_json
 from ..utils import report
 from ..utils.tiling import sr_forward
 
@@ -371,8 +370,8 @@ class WDSRModel(SRModel):
                               {'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results})
         if not self.opt['is_train'] and rank == 0:
             per_image = {name: values for _, name, values, _ in records}
-            with open(osp.join(results_root, f'metrics_{dataset_name}.json'), 'w') as f:
-                json.dump({'dataset': dataset_name, 'mean': self.metric_results, 'images': per_image}, f, indent=1)
+            write_json(osp.join(results_root, f'metrics_{dataset_name}.json'),
+                       {'dataset': dataset_name, 'mean': self.metric_results, 'images': per_image})
             if reporting:
                 report.write_set_report(results_root, dataset_name, {name: e for _, name, _, e in records if e})
                 report.write_page({self.opt['name']: results_root}, results_root, self.opt['name'])

@@ -1,4 +1,8 @@
-"""``validation.jsonl``: one JSON row per (iteration, dataset), rewritten atomically."""
+"""The JSON records of runs: standard JSON only, written atomically; ``validation.jsonl`` one row per evaluation.
+
+A non-finite figure (the PSNR of an image reproduced exactly is infinite) is written as ``null``: Python's
+``json`` would write ``Infinity``, which browsers and most JSON readers refuse.
+"""
 from __future__ import annotations
 
 import json
@@ -6,6 +10,23 @@ import math
 from os import path as osp
 
 from .checkpoint import atomic_path
+
+
+def finite(value):
+    """``value`` with every non-finite float (at any depth of dicts, lists and tuples) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def write_json(path: str, value, indent: int | None = 1) -> None:
+    """Write ``value`` to ``path`` as standard JSON (non-finite numbers as null), replacing the file atomically."""
+    with atomic_path(path) as temporary, open(temporary, 'w') as f:
+        json.dump(finite(value), f, indent=indent, allow_nan=False)
 
 
 def _rows(path):
@@ -17,15 +38,14 @@ def _rows(path):
 
 def _write(path, rows):
     with atomic_path(path) as temporary, open(temporary, 'w') as f:
-        f.writelines(json.dumps(row, allow_nan=False) + '\n' for row in rows)
+        f.writelines(json.dumps(finite(row), allow_nan=False) + '\n' for row in rows)
 
 
 def record_validation(path: str, row: dict) -> None:
     """Put ``row`` (``iter``, ``dataset``, ``mean``) into the record, replacing a row of the same iteration and set.
 
-    Non-finite means (a perfect image's PSNR) are written as null: the file stays standard JSON.
+    Non-finite means (a perfect image's PSNR) are written as null.
     """
-    row = dict(row, mean={k: v if math.isfinite(v) else None for k, v in row['mean'].items()})
     rows = [r for r in _rows(path) if (r['iter'], r['dataset']) != (row['iter'], row['dataset'])]
     _write(path, rows + [row])
 

@@ -18,6 +18,7 @@ from os import path as osp
 import cv2
 import numpy as np
 
+from .records import finite, write_json
 from .resize import matlab_resize
 
 #: Side of the pre-selected crop, in HR pixels (at most half the image's shorter side).
@@ -62,8 +63,7 @@ def save_references(folder: str, img_name: str, sr: np.ndarray, gt: np.ndarray, 
 
 def write_set_report(results_root: str, dataset_name: str, entries: dict) -> None:
     """Write ``report_<set>.json``: per image its SR file, crop and bicubic metrics (paths relative to the run)."""
-    with open(osp.join(results_root, f'report_{dataset_name}.json'), 'w') as f:
-        json.dump({'dataset': dataset_name, 'images': entries}, f, indent=1)
+    write_json(osp.join(results_root, f'report_{dataset_name}.json'), {'dataset': dataset_name, 'images': entries})
 
 
 def read_run(results_root: str) -> dict:
@@ -72,16 +72,25 @@ def read_run(results_root: str) -> dict:
     for name in sorted(os.listdir(results_root)):
         if not (name.startswith('metrics_') and name.endswith('.json')):
             continue
-        with open(osp.join(results_root, name)) as f:
-            metrics = json.load(f)
+        metrics = _read_json(osp.join(results_root, name), ('dataset', 'mean', 'images'))
         report_path = osp.join(results_root, f'report_{metrics["dataset"]}.json')
-        report = {}
-        if osp.isfile(report_path):
-            with open(report_path) as f:
-                report = json.load(f)['images']
+        report = _read_json(report_path, ('images', ))['images'] if osp.isfile(report_path) else {}
         sets[metrics['dataset']] = {'metrics': list(metrics['mean']), 'images': {
             img: dict(report.get(img, {}), metrics=values) for img, values in metrics['images'].items()}}
     return sets
+
+
+def _read_json(path, keys):
+    """The mapping in ``path``, which must hold ``keys``; a file that is not such JSON raises a ValueError naming it."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            value = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f'{path}: not valid JSON ({error}).') from None
+    missing = [key for key in keys if not isinstance(value, dict) or key not in value]
+    if missing:
+        raise ValueError(f'{path}: has no {", ".join(missing)} (not written by a test run of this package?).')
+    return value
 
 
 def page_data(runs: dict[str, str], page_dir: str) -> dict:
@@ -139,7 +148,7 @@ def write_page(runs: dict[str, str], page_dir: str, title: str) -> tuple[str, di
         tuple[str, dict]: The page's path and what it shows (:func:`page_data`).
     """
     data = page_data(runs, page_dir)
-    text = json.dumps(data).replace('&', '\\u0026').replace('<', '\\u003c').replace('>', '\\u003e')
+    text = json.dumps(finite(data), allow_nan=False).replace('&', '\\u0026').replace('<', '\\u003c').replace('>', '\\u003e')
     os.makedirs(page_dir, exist_ok=True)
     path = osp.join(page_dir, 'index.html')
     with open(path, 'w', encoding='utf-8') as f:
@@ -181,7 +190,10 @@ function el(tag, attrs, text) {
   if (text !== undefined) e.textContent = text;
   return e;
 }
-function fmt(v) { return typeof v === 'number' ? v.toFixed(4) : ''; }
+// null: a figure that is not a finite number (the PSNR of an exact image is infinite)
+function fmt(v) { return typeof v === 'number' ? v.toFixed(4) : v === null ? 'n/a' : ''; }
+// file paths (relative, '/'-separated) as URLs: a name with '#', '?' or '%' is a file, not a fragment or query
+function url(path) { return path.split('/').map(encodeURIComponent).join('/'); }
 function applyView(root) {
   for (const img of root.querySelectorAll('.box img')) {
     img.style.transform = `translate(${view.x}px,${view.y}px) scale(${view.scale})`;
@@ -204,7 +216,7 @@ function interact(box, root) {
 }
 function pane(root, label, srcs) {
   const p = el('div', {class: 'pane'}), box = el('div', {class: 'box'});
-  for (const src of srcs) box.appendChild(el('div', {class: 'layer'})).appendChild(el('img', {src: src, alt: label}));
+  for (const src of srcs) box.appendChild(el('div', {class: 'layer'})).appendChild(el('img', {src: url(src), alt: label}));
   p.appendChild(box); p.appendChild(el('div', {class: 'label'}, label));
   interact(box, root);
   return p;
@@ -229,13 +241,15 @@ function show(root, item) {
   for (const path of item.missing) root.appendChild(el('div', {class: 'missing'}, 'missing or unreadable: ' + path));
   applyView(root);
 }
+// a figure cell's sort value: n/a (null) above every number, as an infinite PSNR is; a missing one below
+function value(v) { return v === 'null' ? Infinity : v === '' ? -Infinity : Number(v); }
 function sortBy(tbody, col, th) {
   const rows = Array.from(tbody.rows);
   const desc = th.dataset.order !== 'desc';
   th.dataset.order = desc ? 'desc' : 'asc';
   rows.sort((a, b) => {
     const x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-    const r = (isNaN(x) || isNaN(y)) ? String(x).localeCompare(String(y)) : Number(x) - Number(y);
+    const r = col === 0 ? String(x).localeCompare(String(y)) : Math.sign(value(x) - value(y)) || 0;
     return desc ? -r : r;
   });
   for (const r of rows) tbody.appendChild(r);
@@ -258,8 +272,8 @@ for (const set of DATA.sets) {
   for (const item of set.images) {
     const tr = el('tr', {class: 'row'});
     for (const [, get] of cols) {
-      const v = get(item), td = el('td', {}, typeof v === 'number' ? fmt(v) : v);
-      td.dataset.v = v === undefined ? '' : v; tr.appendChild(td);
+      const v = get(item), td = el('td', {}, typeof v === 'string' ? v : fmt(v));
+      td.dataset.v = v === undefined ? '' : String(v); tr.appendChild(td);
     }
     tr.addEventListener('click', () => {
       for (const r of tbody.rows) r.classList.toggle('selected', r === tr);

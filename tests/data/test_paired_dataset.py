@@ -98,13 +98,13 @@ def test_missing_record_named(lmdb_root, tmp_path):
     rewrite_lmdb(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, drop={'0002_s001'})
     with open(lq / 'meta_info.txt', 'a') as f:  # listed, but not stored
         f.write('0002_s001.png (24,24,3) 1\n')
-    ours = build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
-    with pytest.raises(LookupError, match=r"'0002_s001' is listed in .*lq\.lmdb"):
-        ours[16]
+    with pytest.raises(LookupError, match=r"lq\.lmdb/meta_info\.txt lists 1 keys that the LMDB does not hold "
+                       r"\(e\.g\. \['0002_s001'\]\)"):  # before any sample is read
+        build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
 
 
 def test_scale_mismatch_named(lmdb_root):
-    with pytest.raises(ValueError, match=r'scale 3 does not match the data: record 0001_s001 is 48x48.*24x24'):
+    with pytest.raises(ValueError, match=r'scale 3 does not match the data: 0001_s001 is 48x48.*24x24'):
         build_dataset(train_opt(lmdb_root, scale=3, gt_size=36, dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb')))
 
 
@@ -151,7 +151,7 @@ def test_lmdb_cut_short_is_refused_at_open(lmdb_root, tmp_path):
         next(iter(loader))
 
 
-def basicsr_style_pair(tmp_path, scale=4):
+def basicsr_style_pair(tmp_path, scale=4, names=('baboon', 'comic')):
     """GT and LQ LMDBs made by basicsr's make_lmdb_from_imgs, as BasicSR's tests/data/gt.lmdb and lq.lmdb are."""
     import cv2
     from basicsr.utils.lmdb_util import make_lmdb_from_imgs
@@ -160,11 +160,11 @@ def basicsr_style_pair(tmp_path, scale=4):
     for kind, factor in (('gt', 1), ('lq', scale)):
         folder = tmp_path / kind
         folder.mkdir()
-        for name, (h, w) in (('baboon', (96, 100)), ('comic', (72, 48))):
-            img = photo('astronaut' if name == 'baboon' else 'coffee', h, w)
+        for name, (photo_name, h, w) in zip(names, (('astronaut', 96, 100), ('coffee', 72, 48))):
+            img = photo(photo_name, h, w)
             cv2.imwrite(str(folder / f'{name}.png'), cv2.resize(img, (w // factor, h // factor), cv2.INTER_AREA))
-        make_lmdb_from_imgs(str(folder), str(tmp_path / f'{kind}.lmdb'), ['baboon.png', 'comic.png'],
-                            ['baboon', 'comic'], map_size=1 << 24)
+        make_lmdb_from_imgs(str(folder), str(tmp_path / f'{kind}.lmdb'), [f'{name}.png' for name in names],
+                            list(names), map_size=1 << 24)
         roots[kind] = tmp_path / f'{kind}.lmdb'
     return roots
 
@@ -201,7 +201,7 @@ def test_meta_info_with_a_wrong_size_is_read_from_the_records(tmp_path, monkeypa
     cv2.imwrite(str(bad / 'comic.png'), np.zeros((20, 12, 3), np.uint8))
     make_lmdb_from_imgs(str(bad), str(tmp_path / 'bad.lmdb'), ['baboon.png', 'comic.png'], ['baboon', 'comic'],
                         map_size=1 << 24)
-    with pytest.raises(ValueError, match=r'scale 4 does not match the data: record comic is 48x72 in dataroot_gt .* and '
+    with pytest.raises(ValueError, match=r'scale 4 does not match the data: comic is 48x72 in dataroot_gt .* and '
                                          r'12x20 in dataroot_lq .*bad\.lmdb \(expected 12x18\)'):
         build_dataset(pair_opt(dict(roots, lq=tmp_path / 'bad.lmdb')))
 
@@ -215,3 +215,14 @@ def test_two_datasets_over_one_lmdb_share_it(tmp_path):
     assert train[0]['gt'].shape == (3, 16, 16)  # a second dataset over it
     loader = torch.utils.data.DataLoader(val, num_workers=1)  # a worker forked from a process that has it open
     assert [tuple(batch['lq'].shape) for batch in loader] == [(1, 3, 24, 25), (1, 3, 18, 12)]
+
+
+def test_keys_with_spaces_are_read_as_basicsr_reads_them(tmp_path):
+    """basicsr's make_lmdb_from_imgs writes 'my img.png (96,100,3) 1'; its PairedImageDataset trains on it."""
+    roots = basicsr_style_pair(tmp_path, names=('my img', 'comic'))
+    assert (roots['gt'] / 'meta_info.txt').read_text().splitlines()[0] == 'my img.png (96,100,3) 1'
+    theirs, ours = PairedImageDataset(pair_opt(roots)), build_dataset(pair_opt(roots))
+    assert [p['gt_path'] for p in ours.paths] == [p['gt_path'] for p in theirs.paths] == ['comic', 'my img']
+    for index in range(2):
+        a, b = sample(theirs, index, seed=index), sample(ours, index, seed=index)
+        assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq'])

@@ -43,19 +43,34 @@ def available_memory() -> int:
     return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
 
 
-def header_size(content: bytes) -> tuple[int, int]:
+#: The EXIF tag of an image's orientation (values 5-8 turn it by a quarter).
+EXIF_ORIENTATION = 0x0112
+
+
+def header_size(image: bytes | str) -> tuple[int, int]:
     """(height, width) of an encoded image from its header, without decoding the pixels.
 
+    The size is the one OpenCV decodes (and basicsr reads): a JPEG's EXIF orientation that turns the image
+    by a quarter swaps its sides.
+
+    Args:
+        image (bytes | str): The encoded bytes, or the path of an image file (only its header is read).
+
     Raises:
-        ValueError: If the bytes are not an image Pillow can identify.
+        ValueError: If it is not an image Pillow can identify.
+        OSError: If the file cannot be read.
     """
-    if content[:8] == b'\x89PNG\r\n\x1a\n' and content[12:16] == b'IHDR':
-        return int.from_bytes(content[20:24], 'big'), int.from_bytes(content[16:20], 'big')
-    try:
-        with Image.open(io.BytesIO(content)) as img:
-            return img.height, img.width
-    except Exception as error:  # noqa: BLE001  (Pillow raises several kinds for bytes that are no image)
-        raise ValueError(f'not an image ({error})') from None
+    with (io.BytesIO(image) if isinstance(image, bytes) else open(image, 'rb')) as stream:
+        head = stream.read(24)
+        if head[:8] == b'\x89PNG\r\n\x1a\n' and head[12:16] == b'IHDR':
+            return int.from_bytes(head[20:24], 'big'), int.from_bytes(head[16:20], 'big')
+        stream.seek(0)
+        try:
+            with Image.open(stream) as img:
+                turned = img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+                return (img.width, img.height) if turned else (img.height, img.width)
+        except Exception as error:  # noqa: BLE001  (Pillow raises several kinds for bytes that are no image)
+            raise ValueError(f'not an image ({error})') from None
 
 
 class DecodedImages:
@@ -203,7 +218,7 @@ def _build(folder, root, keys, read, source, log, held):
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(decode, keys))
     pixels.flush()
-    del pixels
+    pixels = None  # unmapped before the file is renamed
     if offset == 0:
         os.truncate(temporary, 0)
     os.replace(temporary, osp.join(folder, 'images.u8'))

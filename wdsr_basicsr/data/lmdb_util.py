@@ -64,21 +64,42 @@ def _shared_lmdb(path, **kwargs):
     return env
 
 
-def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, int, int], int]]:
+def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, int, int] | None, int]]:
     """Keys, (h, w, c) shapes and line numbers of an LMDB's meta_info.txt, in file order.
 
-    basicsr takes the key as the image name up to the first dot.
+    A line is ``<name>.<ext> (<h>,<w>,<c>) <compression>``, as basicsr's ``LmdbMaker`` writes it. The key is
+    the line up to its first dot, as basicsr's ``paired_paths_from_lmdb`` takes it (so a name may hold
+    spaces); the shape is read between the line's last parentheses (None where the line has none).
 
     Returns:
-        dict[str, tuple[tuple[int, int, int], int]]: key -> (shape, line number).
+        dict[str, tuple[tuple[int, int, int] | None, int]]: key -> (shape, line number).
+
+    Raises:
+        ValueError: If a line's shape is not three integers, naming the file and line.
     """
+    path = osp.join(lmdb_path, 'meta_info.txt')
     entries = {}
-    with open(osp.join(lmdb_path, 'meta_info.txt')) as f:
+    with open(path) as f:
         for number, line in enumerate(f, 1):
-            if line.strip():
-                name, shape = line.split()[:2]
-                entries[name.split('.')[0]] = (tuple(int(v) for v in shape.strip('()').split(',')), number)
+            if not line.strip():
+                continue
+            start, end = line.rfind('('), line.rfind(')')
+            shape = None
+            if 0 <= start < end:
+                try:
+                    shape = tuple(int(v) for v in line[start + 1:end].split(','))
+                except ValueError:
+                    shape = ()
+                if len(shape) != 3:
+                    raise ValueError(f'{path}, line {number}: {line[start:end + 1]} is not a shape (h,w,c).')
+            entries[line.split('.')[0]] = (shape, number)
     return entries
+
+
+def lmdb_keys(lmdb_path: str) -> set[str]:
+    """Every key stored in the LMDB (read from its B-tree, not from meta_info.txt)."""
+    with shared_lmdb(lmdb_path).begin(write=False) as txn:
+        return {key.decode('ascii', 'replace') for key in txn.cursor().iternext(keys=True, values=False)}
 
 
 def read_record(lmdb_path: str, key: str) -> bytes:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import random
 import re
@@ -10,14 +11,15 @@ from os import path as osp
 import numpy as np
 import torch
 
+from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_meta_info_file
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
-from .decoded_cache import decoded_images
-from .lmdb_util import check_lmdb_complete, read_meta_info, read_record, record_shape
+from .decoded_cache import decoded_images, header_size
+from .lmdb_util import check_lmdb_complete, lmdb_keys, read_meta_info, read_record, record_shape
 
 #: How many example keys a key-mismatch error lists.
 NUM_EXAMPLE_KEYS = 5
@@ -48,21 +50,24 @@ class CheckedPairedImageDataset(PairedImageDataset):
     """basicsr's ``PairedImageDataset`` that names the option, LMDB and key at fault.
 
     It reads exactly what ``PairedImageDataset`` reads (same options, same
-    crops and augmentation). On top, before any sample is read:
+    crops and augmentation). On top, before any sample is read
+    (:meth:`check_data`, which the entries also call before the run starts):
 
     * ``dataroot_gt`` / ``dataroot_lq`` must exist, and with the ``lmdb``
-      backend hold a ``meta_info.txt``;
-    * with ``lmdb``, LQ and GT must list the same keys: the error gives a few
-      keys found on one side only;
-    * with ``lmdb``, every LQ shape must be the GT shape divided by ``scale``
-      (rounded down), so a scale that differs between the options and the
-      data is caught with one key as example. Shapes are taken from
-      ``meta_info.txt``; where its two shapes disagree, the records themselves
-      are decoded: when they agree, a warning names the meta_info line that is
-      wrong and training goes on, otherwise the error gives the records' sizes.
-
-    * with ``lmdb``, each ``data.mdb`` must hold all its pages
-      (:func:`check_lmdb_complete`).
+      backend hold a ``meta_info.txt`` whose every key is in the LMDB, and a
+      complete ``data.mdb`` (:func:`check_lmdb_complete`);
+    * LQ and GT must list the same keys (files): the error gives a few keys
+      found on one side only;
+    * every LQ size must be the GT size divided by ``scale`` (rounded down;
+      exactly, for a training set that basicsr crops), so a scale that differs
+      between the options and the data is caught with one image as example.
+      Sizes come from ``meta_info.txt`` or the image files' headers; where an
+      LMDB's two shapes disagree, the records themselves are decoded: when they
+      agree, a warning names the meta_info line that is wrong and training
+      goes on, otherwise the error gives the records' sizes;
+    * a training set's every LQ image must hold the LQ patch
+      (``gt_size / scale``), and an epoch must give each process at least one
+      full batch.
 
     While reading, a record that is missing or cannot be decoded raises an
     error naming the LMDB and the key (:func:`raise_if_bad_record`, which
@@ -93,27 +98,52 @@ class CheckedPairedImageDataset(PairedImageDataset):
     """
 
     def __init__(self, opt: dict):
+        self.check_data(opt)
+        self.backend = opt['io_backend']['type']
+        self.cache_data = bool(opt.get('cache_data', False))
+        self.sampling = opt.get('sampling', 'image' if self.cache_data else 'record')
+        super().__init__(opt)
+        if self.cache_data:
+            self._open_cache()
+
+    @classmethod
+    def check_data(cls, opt: dict, world_size: int | None = None) -> None:
+        """Refuse data this dataset cannot read, before any sample is: each fault one line naming the file.
+
+        Reads ``meta_info.txt`` and the LMDBs' keys, or the image files' headers: no image is decoded (but
+        where an LMDB's meta_info.txt contradicts itself, see the class). The entries call it before the run
+        starts (with the number of processes); the constructor calls it too.
+
+        Args:
+            opt (dict): The dataset's options, with ``phase`` and ``scale``.
+            world_size (int | None): Processes that share the training set: with it, an epoch must give each
+                at least one full batch. Default: None (not checked).
+
+        Raises:
+            ValueError: A missing option, a scale that does not fit the data, an image smaller than the
+                patch, a key missing from an LMDB, fewer samples than a batch.
+            OSError: A missing root or meta_info.txt, an LMDB cut short.
+        """
         name = opt.get('name', opt.get('phase', 'dataset'))
         for key in ('dataroot_gt', 'dataroot_lq'):
             if not opt.get(key):
                 raise ValueError(f'datasets:{name}: option {key} is missing.')
             if not osp.exists(opt[key]):
                 raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} does not exist.')
-        if opt['phase'] == 'train' and opt['gt_size'] % opt['scale']:
+        train = opt['phase'] == 'train'
+        if train and opt['gt_size'] % opt['scale']:
             raise ValueError(f"datasets:{name}: gt_size {opt['gt_size']} is not a multiple of scale {opt['scale']}.")
-        self.backend = opt['io_backend']['type']
-        self.cache_data = bool(opt.get('cache_data', False))
-        self.sampling = opt.get('sampling', 'image' if self.cache_data else 'record')
         fault = cache_options_fault(opt)
         if fault:
             raise ValueError(f'datasets:{name}: {fault}')
-        if self.backend == 'lmdb':
-            self._check_lmdb_pair(opt, name)
-        super().__init__(opt)
-        if self.cache_data:
-            self._open_cache(name)
+        lmdb = opt['io_backend']['type'] == 'lmdb'
+        sizes = lmdb_pair_sizes(opt, name) if lmdb else folder_pair_sizes(opt, name)
+        _check_sizes(opt, name, sizes, exact=train and not opt.get('cache_data'))
+        if train and world_size:
+            by_image = opt.get('cache_data') and opt.get('sampling', 'image') == 'image'
+            _check_batch(opt, name, len(image_groups(list(sizes), by_image)), world_size)
 
-    def _open_cache(self, name):
+    def _open_cache(self):
         """Decode (or map) every image, and group the records by source image for ``sampling: image``."""
         self.caches, self.cache_keys = {}, {}  # the cache key of every record, GT and LQ
         for client_key, root in (('gt', self.gt_folder), ('lq', self.lq_folder)):
@@ -122,30 +152,12 @@ class CheckedPairedImageDataset(PairedImageDataset):
             self.caches[client_key] = decoded_images(
                 root, keys, self._reader(root), self._source(root, keys), cache_dir=self.opt.get('cache_dir'),
                 log=get_root_logger().info, held=sum(cache.nbytes for cache in self.caches.values()))
-        groups = {}
-        for record, key in enumerate(self.cache_keys['gt']):
-            stem = osp.splitext(osp.basename(key))[0]
-            match = SUB_IMAGE_KEY.match(stem) if self.sampling == 'image' else None
-            groups.setdefault(match.group('image') if match else (stem, record), []).append(record)
-        self.groups = list(groups.values())
-        if self.opt['phase'] == 'train':
-            self._check_patch_fits(name)
-
-    def _check_patch_fits(self, name):
-        """Refuse images smaller than the patch; weigh each record of a group by its crop positions."""
-        lq_size = self.opt['gt_size'] // self.opt['scale']
-        self.weights = []
-        for group in self.groups:
-            weights = []
-            for record in group:
-                key = self.cache_keys['lq'][record]
-                h, w = self.caches['lq'].shape(key)
-                if h < lq_size or w < lq_size:
-                    raise ValueError(f"datasets:{name}: image {key} of dataroot_lq {self.lq_folder} is {w}x{h}, "
-                                     f"smaller than the LQ patch ({lq_size} px: gt_size {self.opt['gt_size']} / "
-                                     f"scale {self.opt['scale']}).")
-                weights.append((h - lq_size + 1) * (w - lq_size + 1))
-            self.weights.append(weights)
+        self.groups = image_groups(self.cache_keys['gt'], self.sampling == 'image')
+        if self.opt['phase'] == 'train':  # a record of a group is picked in proportion to its crop positions
+            lq_size = self.opt['gt_size'] // self.opt['scale']
+            self.weights = [[(h - lq_size + 1) * (w - lq_size + 1) for h, w in
+                             (self.caches['lq'].shape(self.cache_keys['lq'][record]) for record in group)]
+                            for group in self.groups]
 
     def _cache_key(self, path, root):
         return path if self.backend == 'lmdb' else osp.relpath(path, root)
@@ -209,36 +221,117 @@ class CheckedPairedImageDataset(PairedImageDataset):
             normalize(img_gt, self.mean, self.std, inplace=True)
         return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
 
-    @staticmethod
-    def _check_lmdb_pair(opt, name):
-        metas = {}
-        for key in ('dataroot_gt', 'dataroot_lq'):
-            meta = osp.join(opt[key], 'meta_info.txt')
-            if not osp.isfile(meta):
-                raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} has no meta_info.txt; is it an LMDB '
-                                        'made by scripts/prepare_div2k.py or basicsr?')
-            check_lmdb_complete(opt[key])
-            metas[key] = read_meta_info(opt[key])
-        gt, lq = metas['dataroot_gt'], metas['dataroot_lq']
-        if gt.keys() != lq.keys():
-            only_gt = sorted(gt.keys() - lq.keys())[:NUM_EXAMPLE_KEYS]
-            only_lq = sorted(lq.keys() - gt.keys())[:NUM_EXAMPLE_KEYS]
-            raise ValueError(f'datasets:{name}: the LMDBs list different keys: {len(gt.keys() - lq.keys())} only in '
-                             f'dataroot_gt {opt["dataroot_gt"]} (e.g. {only_gt}), {len(lq.keys() - gt.keys())} only '
-                             f'in dataroot_lq {opt["dataroot_lq"]} (e.g. {only_lq}).')
-        scale = opt['scale']
-        for key, (gt_meta, gt_line) in gt.items():
-            lq_meta, lq_line = lq[key]
-            if tuple(lq_meta[:2]) == (gt_meta[0] // scale, gt_meta[1] // scale):
-                continue
-            (h, w), (lq_h, lq_w) = (record_shape(opt[root], key)[:2] for root in ('dataroot_gt', 'dataroot_lq'))
-            if (lq_h, lq_w) != (h // scale, w // scale):
-                raise ValueError(f'datasets:{name}: scale {scale} does not match the data: record {key} is {w}x{h} '
-                                 f'in dataroot_gt {opt["dataroot_gt"]} and {lq_w}x{lq_h} in dataroot_lq '
-                                 f'{opt["dataroot_lq"]} (expected {w // scale}x{h // scale}).')
-            for root, meta, line, real in (('dataroot_gt', gt_meta, gt_line, (h, w)),
-                                           ('dataroot_lq', lq_meta, lq_line, (lq_h, lq_w))):
-                if tuple(meta[:2]) != real:
-                    get_root_logger().warning(
-                        f'datasets:{name}: {osp.join(opt[root], "meta_info.txt")}, line {line}: records {key} as '
-                        f'{meta[1]}x{meta[0]}, but the image stored is {real[1]}x{real[0]}; the record is used.')
+
+def image_groups(keys: list[str], by_image: bool) -> list[list[int]]:
+    """The records (indices into ``keys``) grouped by source image, or one group per record.
+
+    Args:
+        keys (list[str]): The records' keys or file names; sub-images are ``<image>_s<n>``.
+        by_image (bool): Group the sub-images of one image (``sampling: image``).
+    """
+    groups = {}
+    for record, key in enumerate(keys):
+        stem = osp.splitext(osp.basename(key))[0]
+        match = SUB_IMAGE_KEY.match(stem) if by_image else None
+        groups.setdefault(match.group('image') if match else (stem, record), []).append(record)
+    return list(groups.values())
+
+
+def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+    """Per key of a GT and an LQ LMDB: the GT's and the LQ's (h, w), from meta_info.txt.
+
+    The two LMDBs must list the same keys, each present in its LMDB, and be complete. Where the two
+    meta_info.txt shapes do not fit the scale, the records are decoded: if they fit, a warning names the
+    meta_info line that is wrong.
+    """
+    metas = {}
+    for key in ('dataroot_gt', 'dataroot_lq'):
+        meta = osp.join(opt[key], 'meta_info.txt')
+        if not osp.isfile(meta):
+            raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} has no meta_info.txt; is it an LMDB '
+                                    'made by scripts/prepare_div2k.py or basicsr?')
+        check_lmdb_complete(opt[key])
+        metas[key] = read_meta_info(opt[key])
+        absent = sorted(metas[key].keys() - lmdb_keys(opt[key]))
+        if absent:
+            raise LookupError(f'datasets:{name}: {meta} lists {len(absent)} keys that the LMDB does not hold '
+                              f'(e.g. {absent[:NUM_EXAMPLE_KEYS]}); prepare it again.')
+    gt, lq = metas['dataroot_gt'], metas['dataroot_lq']
+    if gt.keys() != lq.keys():
+        only_gt = sorted(gt.keys() - lq.keys())[:NUM_EXAMPLE_KEYS]
+        only_lq = sorted(lq.keys() - gt.keys())[:NUM_EXAMPLE_KEYS]
+        raise ValueError(f'datasets:{name}: the LMDBs list different keys: {len(gt.keys() - lq.keys())} only in '
+                         f'dataroot_gt {opt["dataroot_gt"]} (e.g. {only_gt}), {len(lq.keys() - gt.keys())} only '
+                         f'in dataroot_lq {opt["dataroot_lq"]} (e.g. {only_lq}).')
+    sizes = {}
+    for key in sorted(gt):  # basicsr's order
+        (gt_shape, gt_line), (lq_shape, lq_line) = gt[key], lq[key]
+        if gt_shape and lq_shape and fits(gt_shape[:2], lq_shape[:2], opt['scale']):
+            sizes[key] = (gt_shape[:2], lq_shape[:2])
+            continue
+        real = tuple(record_shape(opt[root], key)[:2] for root in ('dataroot_gt', 'dataroot_lq'))
+        for root, shape, line, stored in (('dataroot_gt', gt_shape, gt_line, real[0]),
+                                          ('dataroot_lq', lq_shape, lq_line, real[1])):
+            if shape and tuple(shape[:2]) != stored and fits(*real, opt['scale']):
+                get_root_logger().warning(
+                    f'datasets:{name}: {osp.join(opt[root], "meta_info.txt")}, line {line}: records {key} as '
+                    f'{shape[1]}x{shape[0]}, but the image stored is {stored[1]}x{stored[0]}; the record is used.')
+        sizes[key] = real
+    return sizes
+
+
+def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+    """Per GT file (relative to ``dataroot_gt``) of paired folders: the GT's and the LQ's (h, w), from headers.
+
+    The pairs are basicsr's (``filename_tmpl``, ``meta_info_file``).
+    """
+    folders = [opt['dataroot_lq'], opt['dataroot_gt']]
+    try:
+        if opt.get('meta_info_file') is not None:
+            paths = paired_paths_from_meta_info_file(folders, ['lq', 'gt'], opt['meta_info_file'],
+                                                     opt.get('filename_tmpl', '{}'))
+        else:
+            paths = paired_paths_from_folder(folders, ['lq', 'gt'], opt.get('filename_tmpl', '{}'))
+    except (AssertionError, ValueError) as error:  # basicsr asserts that the folders pair up
+        raise ValueError(f'datasets:{name}: {error}') from None
+    sizes = {}
+    for pair in paths:
+        try:
+            sizes[osp.relpath(pair['gt_path'], opt['dataroot_gt'])] = (header_size(pair['gt_path']),
+                                                                       header_size(pair['lq_path']))
+        except (OSError, ValueError) as error:
+            raise ValueError(f'datasets:{name}: {pair["gt_path"]} or {pair["lq_path"]}: {error}') from None
+    return sizes
+
+
+def fits(gt: tuple[int, int], lq: tuple[int, int], scale: int) -> bool:
+    """Whether an LQ image of size ``lq`` is a GT of size ``gt`` downscaled by ``scale`` (sizes rounded down)."""
+    return tuple(lq) == (gt[0] // scale, gt[1] // scale)
+
+
+def _check_sizes(opt, name, sizes, exact):
+    """Each pair fits the scale (exactly, for basicsr's crop of a training sample), each LQ holds the patch."""
+    scale = opt['scale']
+    lq_size = opt['gt_size'] // scale if opt['phase'] == 'train' else 0
+    for key, ((h, w), (lq_h, lq_w)) in sizes.items():
+        if not fits((h, w), (lq_h, lq_w), scale) or (exact and (h, w) != (lq_h * scale, lq_w * scale)):
+            why = (' (basicsr crops a training sample from exact multiples: crop the GT, or use cache_data: '
+                   'true, which drops the rows no LQ pixel covers)') if fits((h, w), (lq_h, lq_w), scale) else ''
+            raise ValueError(f'datasets:{name}: scale {scale} does not match the data: {key} is {w}x{h} in '
+                             f'dataroot_gt {opt["dataroot_gt"]} and {lq_w}x{lq_h} in dataroot_lq '
+                             f'{opt["dataroot_lq"]} (expected {w // scale}x{h // scale}){why}.')
+        if lq_h < lq_size or lq_w < lq_size:
+            raise ValueError(f'datasets:{name}: image {key} of dataroot_lq {opt["dataroot_lq"]} is {lq_w}x{lq_h}, '
+                             f'smaller than the LQ patch ({lq_size} px: gt_size {opt["gt_size"]} / scale {scale}).')
+
+
+def _check_batch(opt, name, samples, world_size):
+    """An epoch gives each process at least one full batch (basicsr drops the last, partial one)."""
+    ratio = opt.get('dataset_enlarge_ratio', 1)
+    per_process = math.ceil(samples * ratio / world_size)  # basicsr's EnlargedSampler
+    batch = opt['batch_size_per_gpu']
+    if per_process < batch:
+        needed = math.ceil(batch * world_size / samples)
+        raise ValueError(f'datasets:{name}: {samples} samples x dataset_enlarge_ratio {ratio} give {per_process} per '
+                         f'epoch to each of {world_size} processes, fewer than batch_size_per_gpu {batch}: no '
+                         f'iteration would run; set dataset_enlarge_ratio to at least {needed}.')

@@ -14,7 +14,9 @@ import torch
 
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.registry import DATASET_REGISTRY
 
+from ..data.paired_dataset import CheckedPairedImageDataset
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
 from .check import check_name, check_options
 from .reading import OptionError, apply_force_yml, load_options
@@ -81,7 +83,23 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
     if args.debug and not opt['name'].startswith('debug'):
         opt['name'] = 'debug_' + opt['name']
     derive_options(opt, root_path, is_train)
+    try:
+        check_data(opt)
+    except (ValueError, OSError, LookupError) as error:  # the data is at fault: still before any work
+        raise OptionError(str(error)) from error
     return opt, args
+
+
+def check_data(opt: dict) -> None:
+    """Check each dataset whose class can (:meth:`CheckedPairedImageDataset.check_data`) against its data.
+
+    Args:
+        opt (dict): Options after :func:`derive_options` (phases, scales) and with ``world_size``.
+    """
+    for dataset_opt in opt['datasets'].values():
+        dataset_class = DATASET_REGISTRY.get(dataset_opt['type'])
+        if issubclass(dataset_class, CheckedPairedImageDataset):
+            dataset_class.check_data(dataset_opt, opt['world_size'])
 
 
 def is_site_directory(path: str) -> bool:

@@ -1,10 +1,12 @@
 """Training through BasicSR: entry, checkpoints, resume on CPU, torchrun/gloo, bad input, crash safety."""
+import json
 import sys
 
 import pytest
 import torch
 
 from helpers import REPO, TRAIN, run, write_options
+from wdsr_basicsr.runs import read_validations
 
 pytestmark = pytest.mark.slow  # every test runs the training or test entry end to end
 
@@ -169,3 +171,20 @@ def test_bad_input_stops_before_training(lmdb_root, tmp_path, change, message):
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
     assert 'Start training' not in result.stdout + result.stderr
+
+
+def test_a_run_stopped_between_save_and_validation_validates_on_resume(lmdb_root, tmp_path):
+    """basicsr saves iteration 4, then validates it: stopped in between, the resumed run records that row first."""
+    opt = tiny_options(lmdb_root, name='stopped')
+    assert train(tmp_path, write_options(tmp_path / 's.yml', opt)).returncode == 0
+    exp = tmp_path / 'experiments' / 'stopped'
+    rows = read_validations(str(exp))
+    assert [r['iter'] for r in rows] == [2, 4]
+    (exp / 'validation.jsonl').write_text(json.dumps(rows[0]) + '\n')  # as it was when the run stopped
+    opt['train']['total_iter'] = 6
+    result = train(tmp_path, write_options(tmp_path / 's.yml', opt), '--auto_resume')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'Validating fixture_valid at iteration 4: the run stopped after saving' in result.stdout + result.stderr
+    resumed = read_validations(str(exp))
+    assert [r['iter'] for r in resumed] == [2, 4, 6]
+    assert resumed[1]['mean']['psnr'] == pytest.approx(rows[1]['mean']['psnr'], abs=1e-9)  # the same weights

@@ -13,6 +13,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from basicsr.data import build_dataloader, build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
@@ -23,7 +24,7 @@ from ..options.reading import OptionError
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import compile_step, toolchain_problem
 from ..utils.dist import all_gather
-from ..utils.records import forget_validations_after, record_validation, write_json
+from ..utils.records import forget_validations_after, record_validation, recorded_datasets, write_json
 from ..utils import report
 from ..utils.tiling import sr_forward
 
@@ -228,8 +229,31 @@ class WDSRModel(SRModel):
                                           'without fp16): the loss scale starts afresh.')
         self._check_ranks_agree(resume_state['iter'])
         experiments_root = self.opt['path'].get('experiments_root')
-        if self.opt['rank'] == 0 and experiments_root:  # the iterations after this one are trained again
-            forget_validations_after(osp.join(experiments_root, VALIDATIONS_FILE), resume_state['iter'])
+        if experiments_root:
+            record = osp.join(experiments_root, VALIDATIONS_FILE)
+            if self.opt['rank'] == 0:  # the iterations after this one are trained again
+                forget_validations_after(record, resume_state['iter'])
+            self._validate_missed(resume_state['iter'], record)
+
+    def _validate_missed(self, current_iter: int, record: str) -> None:
+        """Validate at the resumed iteration the sets it has no row for (a run stopped between save and validation).
+
+        basicsr saves a training state, then validates: a run stopped between the two resumes after that
+        iteration, whose validation would never be recorded. The weights are the saved ones, so the row is the
+        one the run would have written.
+        """
+        val = self.opt.get('val') or {}
+        if not val.get('val_freq') or current_iter % val['val_freq']:
+            return
+        done = recorded_datasets(record, current_iter)
+        missed = [dataset_opt for phase, dataset_opt in self.opt['datasets'].items()
+                  if phase.split('_')[0] == 'val' and dataset_opt['name'] not in done]
+        for dataset_opt in all_gather(missed)[0]:  # rank 0 read the record: every rank validates alike
+            get_root_logger().info(f'Validating {dataset_opt["name"]} at iteration {current_iter}: the run stopped '
+                                   'after saving this iteration, before validating it.')
+            loader = build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=self.opt['num_gpu'],
+                                      dist=self.opt['dist'], sampler=None, seed=self.opt['manual_seed'])
+            self.validation(loader, current_iter, None, val.get('save_img', False))
 
     def _check_ranks_agree(self, current_iter):
         """Raise unless every rank holds the same iteration and the same network (and EMA) weights."""

@@ -50,6 +50,11 @@ def record_validation(path: str, row: dict) -> None:
     _write(path, rows + [row])
 
 
+def recorded_datasets(path: str, iteration: int) -> set[str]:
+    """The datasets the record holds a row of ``iteration`` for."""
+    return {row['dataset'] for row in _rows(path) if row['iter'] == iteration}
+
+
 def forget_validations_after(path: str, iteration: int) -> None:
     """Drop the rows of iterations after ``iteration`` (a run resumed from there will validate them again)."""
     rows = _rows(path)

@@ -127,12 +127,17 @@ def test_bad_option_named(change, message):
     assert message in str(error.value) and str(error.value).startswith('train_wdsr_b_x2.yml: ')
 
 
-def test_numbers_written_as_strings_are_read_as_numbers():
-    opt = shipped()
-    opt['train']['optim_g']['lr'] = '1e-3'  # YAML 1.1 reads 1e-3 without a dot as a string
-    opt['train']['total_iter'] = '6e5'
-    opt['val']['val_freq'] = 5e3
+def test_numbers_in_exponent_form_are_numbers(tmp_path):
+    text = (OPTIONS / 'train_wdsr_b_x2.yml').read_text()
+    for old, new in (('lr: !!float 0.001', 'lr: 1e-3'), ('total_iter: 600000', 'total_iter: 6e5'),
+                     ('val_freq: !!float 5000', 'val_freq: 5.0e+3'),
+                     ('milestones: [200000, 400000]', 'milestones: [2e5, 4e5]')):
+        assert old in text
+        text = text.replace(old, new)  # YAML 1.1 (PyYAML) reads 1e-3 and 6e5, without a dot, as strings
+    (tmp_path / 'x.yml').write_text(text)
+    opt = load_options(tmp_path / 'x.yml')
     check_options(opt, 'x.yml', True)
+    assert opt['train']['scheduler']['milestones'] == [200000, 400000]
     assert opt['train']['optim_g']['lr'] == 1e-3 and isinstance(opt['train']['optim_g']['lr'], float)
     assert opt['train']['total_iter'] == 600000 and isinstance(opt['train']['total_iter'], int)
     assert opt['val']['val_freq'] == 5000 and isinstance(opt['val']['val_freq'], int)

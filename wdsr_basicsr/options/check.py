@@ -1,6 +1,16 @@
-"""The check of an option file before any work: every key against the vocabulary, values, names."""
+"""The check of an option file before any work: each key where it stands, each value by what it must be.
+
+* Keys: a key of a section that the file's classes read elsewhere is refused with where it belongs; a typo of
+  a key of its own section is refused with that key; a key that nothing reads is a warning
+  (:class:`~.vocabulary.Vocabulary`). The keywords of what is built by ``type`` (networks, losses, metrics,
+  optimizers, schedulers) are judged by the factory's signature.
+* Values: the table of :mod:`.rules` for what basicsr's pipeline and this package read; the signatures'
+  defaults and annotations for keywords; optimizers and schedulers are built once on a dummy parameter, so
+  their own checks speak (``betas``, ``milestones``).
+"""
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import math
 from os import path as osp
@@ -15,283 +25,320 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
 from ..utils.dist import DIST_PARAMS
 from .reading import OptionError
-from .vocabulary import (Vocabulary, built_types, check_signature, optimizer_class, refuse_unknown,
-                         require_registered, scheduler_class)
+from .rules import KEYED_SECTIONS, RULES, Rule
+from .vocabulary import (Vocabulary, built_types, misspelt, optimizer_class, parameters, pattern, require_registered,
+                         scheduler_class)
 
-
-#: Numbers basicsr computes with: a string such as '1e-3' (YAML 1.1 reads it so) is read as a number.
-NUMBERS = {
-    ('scale', ): (int, 1), ('manual_seed', ): (int, 0), ('datasets', '*', 'gt_size'): (int, 1),
-    ('datasets', '*', 'num_worker_per_gpu'): (int, 0), ('datasets', '*', 'batch_size_per_gpu'): (int, 1),
-    ('datasets', '*', 'dataset_enlarge_ratio'): (int, 1), ('train', 'ema_decay'): (float, 0),
-    ('train', 'total_iter'): (int, 1), ('train', 'warmup_iter'): (int, -1), ('train', 'optim_g', 'lr'): (float, 0),
-    ('train', 'optim_g', 'weight_decay'): (float, 0), ('train', 'optim_g', 'eps'): (float, 0),
-    ('train', 'scheduler', 'gamma'): (float, 0), ('val', 'val_freq'): (int, 1), ('val', 'tile'): (int, 0),
-    ('val', 'tile_pad'): (int, 0), ('logger', 'print_freq'): (int, 1), ('logger', 'save_checkpoint_freq'): (int, 1),
-    ('dist_params', 'timeout_min'): (float, 0),
-}
-#: Of those, the ones whose null means something (a random seed, torch's default timeout); any other is refused.
-NULLABLE = (('manual_seed', ), ('dist_params', 'timeout_min'))
-#: Switches basicsr tests for truth: a string such as "no" would be true. Null is allowed (false).
-BOOLEANS = (('datasets', '*', 'use_hflip'), ('datasets', '*', 'use_rot'), ('datasets', '*', 'pin_memory'),
-            ('datasets', '*', 'persistent_workers'), ('val', 'save_img'), ('val', 'pbar'), ('val', 'self_ensemble'),
-            ('logger', 'use_tb_logger'), ('find_unused_parameters', ), ('use_compile', ),
-            ('datasets', '*', 'cache_data'))
-
-
-def _parents(opt, keys):
-    """The sections (with their key paths) that ``keys[:-1]`` names, ``*`` matching every key."""
-    parents = [((), opt)]
-    for key in keys[:-1]:
-        parents = [(where + (k, ), v) for where, p in parents for k, v in (p.items() if isinstance(p, dict) else ())
-                   if (key == '*' or k == key) and isinstance(v, dict)]
-    return parents
-
-
-def _number(opt, keys, kind, minimum, opt_path):
-    """Read ``opt[keys...]`` as a finite number of ``kind`` >= ``minimum`` (a numeric string is converted).
-
-    Null is refused, but for :data:`NULLABLE` keys.
-    """
-    for where, parent in _parents(opt, keys):
-        if keys[-1] not in parent:
-            continue
-        value = parent[keys[-1]]
-        name = ':'.join(where + keys[-1:])
-        kind_name = 'an integer' if kind is int else 'a number'
-        if value is None:
-            if keys in NULLABLE:
-                continue
-            raise OptionError(f'{opt_path}: {name} is null; it must be {kind_name}.')
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be {kind_name}.') from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be {kind_name}.')
-        if not math.isfinite(value) or (kind is int and value != int(value)):
-            raise OptionError(f'{opt_path}: {name}={parent[keys[-1]]!r} must be {kind_name}.')
-        if value < minimum:
-            raise OptionError(f'{opt_path}: {name}={value!r} must be at least {minimum}.')
-        parent[keys[-1]] = kind(value)
-
-
-def _check_values(value, where, opt_path):
-    """Refuse a NaN or infinite number anywhere in the options (no option of basicsr means one)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_values(item, f'{where}{key}:', opt_path)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_values(item, f'{where[:-1]}[{index}]:', opt_path)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise OptionError(f'{opt_path}: {where[:-1]}={value!r} must be a finite number.')
-
-
-def _boolean(opt, keys, opt_path):
-    """Refuse a switch of :data:`BOOLEANS` that is neither true, false nor null."""
-    for where, parent in _parents(opt, keys):
-        value = parent.get(keys[-1])
-        if value is not None and not isinstance(value, bool):
-            raise OptionError(f'{opt_path}: {":".join(where + keys[-1:])}={value!r} must be true or false '
-                              '(unquoted).')
-
-
-
-def _section(opt, key, opt_path, allow_none=False):
-    value = opt.get(key)
-    if value is None and allow_none:
-        return {}
-    if not isinstance(value, dict):
-        raise OptionError(f'{opt_path}: option {key} must be a section of key: value lines, not {value!r}.')
-    return value
+#: Options every file needs, and those a training file needs besides (basicsr reads them unguarded).
+REQUIRED = ((), 'name'), ((), 'model_type'), ((), 'num_gpu'), ((), 'datasets'), ((), 'path')
+REQUIRED_TO_TRAIN = (((), 'train'), ((), 'logger'), (('train', ), 'total_iter'), (('logger', ), 'print_freq'),
+                     (('logger', ), 'save_checkpoint_freq'), (('datasets', 'train'), 'batch_size_per_gpu'),
+                     (('datasets', 'train'), 'num_worker_per_gpu'))
+#: The names a section of ``datasets`` may have (basicsr reads the phase before the first ``_``).
+PHASES = ('train', 'val', 'test')
+_KINDS = {'int': 'an integer', 'number': 'a number', 'bool': 'true or false (unquoted)', 'str': 'a string',
+          'list': 'a list [a, b, ...]', 'section': 'a section of key: value lines',
+          'typed': 'a section of key: value lines with a type'}
 
 
 def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
-    """Check an option file before any work: types registered, keys that something reads, numbers and ranges.
+    """Check an option file before any work: its sections, keys where they stand, values, registered types.
 
-    The vocabulary is read off what the file names: the keywords of its
-    network, loss and metric types (their signatures), the optimizers and
-    schedulers its model builds (``get_optimizer``, ``setup_schedulers``), and
-    the option keys that its model and dataset classes (with their bases) and
-    basicsr's pipeline read. So a class registered by any plugin brings its
-    keys along. A key that nothing reads and is close to one that something
-    reads is refused with the closest one; any other key nothing reads is
-    returned as a warning. Numbers written as strings are read as numbers
-    (in place); sizes and frequencies are positive, ``gt_size`` is a multiple
-    of ``scale`` and a network's ``upscale`` equals ``scale``.
+    Numbers are made the type their reader computes with (``6e5`` iterations: 600000), in place.
 
     Args:
         opt (dict): The options.
-        opt_path (str): The option file, named in the errors.
+        opt_path (str): The option file, named in every message.
         is_train (bool): Training (``train``, ``logger``, ``datasets:train`` required) or testing (``val``).
 
     Returns:
-        list[str]: Warnings, one per key that nothing registered reads.
+        list[str]: Warnings: keys that nothing reads where they stand, weights that basicsr will download.
 
     Raises:
-        OptionError: Naming the file, the key and, for a misspelt key or type, the closest known one.
+        OptionError: One line naming the file, the key with its section, and what it must be.
     """
-    for key in ('name', 'model_type', 'num_gpu', 'datasets', 'path') + (('train', 'logger') if is_train else ()):
-        if key not in opt:
-            raise OptionError(f'{opt_path}: option {key} is missing.')
-    if not is_train and not isinstance((opt.get('val') or {}).get('save_img'), bool):
-        raise OptionError(f'{opt_path}: option val:save_img (true or false) is missing: basicsr\'s test pipeline '
-                          'reads it (a top-level save_img or suffix is not read; they go under val).')
-    datasets, paths = _section(opt, 'datasets', opt_path), _section(opt, 'path', opt_path)
-    train, val = _section(opt, 'train', opt_path, not is_train), _section(opt, 'val', opt_path, True)
-    logger, dist_params = _section(opt, 'logger', opt_path, not is_train), _section(opt, 'dist_params', opt_path, True)
-    for key in ('use_amp', 'amp_bf16', 'use_channels_last'):
-        if key in opt and not isinstance(opt[key], bool):
-            raise OptionError(f'{opt_path}: {key}={opt[key]!r} must be true or false.')
-    model = require_registered(MODEL_REGISTRY, opt['model_type'], 'model_', 'model', opt_path)
-    dataset_classes = []
-    for phase, dataset in datasets.items():
-        if not isinstance(dataset, dict):
-            raise OptionError(f'{opt_path}: datasets:{phase} must be a section of key: value lines.')
-        if phase != 'train' and phase.split('_')[0] not in ('val', 'test'):
-            raise OptionError(f'{opt_path}: datasets:{phase} must be train, val, val_<n> or test_<n>.')
-        dataset_classes.append(require_registered(DATASET_REGISTRY, dataset.get('type'), f'datasets:{phase}:',
-                                                   'dataset', opt_path))
-    if is_train and 'train' not in datasets:
-        raise OptionError(f'{opt_path}: datasets has no train set.')
-    _check_values(opt, '', opt_path)
-    for keys, (kind, minimum) in NUMBERS.items():
-        _number(opt, keys, kind, minimum, opt_path)
-    for keys in BOOLEANS + tuple(('path', key) for key in paths if str(key).startswith('strict_load_')):
-        _boolean(opt, keys, opt_path)
-    if is_train:
-        for section, key in (('train', 'total_iter'), ('datasets:train', 'batch_size_per_gpu'),
-                             ('datasets:train', 'num_worker_per_gpu')):
-            if key not in (train if section == 'train' else datasets['train']):
-                raise OptionError(f'{opt_path}: option {section}:{key} is missing.')
+    try:
+        _require(opt, is_train)
+        _check_finite(opt, ())
+        for (section, key), rule in RULES.items():
+            for where, parent in _sections(opt, section):
+                for name in [k for k in parent if fnmatch.fnmatchcase(str(k), key)]:
+                    parent[name] = checked(parent[name], rule, where + (name, ))
+        model, datasets = _registered_classes(opt)
+        vocabulary = Vocabulary(model, list(datasets.values()))
+        warnings = _check_keys(opt, vocabulary)
+        warnings += _check_built(opt, model, vocabulary)
+        _check_relations(opt, datasets)
+    except OptionError as error:
+        raise OptionError(f'{opt_path}: {error}') from None
+    return [f'{opt_path}: {warning}' for warning in warnings]
 
-    vocabulary = Vocabulary([model] + dataset_classes)
+
+def name(where: tuple) -> str:
+    """How a message names an option: ``train:optim_g:lr``."""
+    return ':'.join(map(str, where))
+
+
+def _require(opt, is_train):
+    for section, key in REQUIRED + (REQUIRED_TO_TRAIN if is_train else ()):
+        parent = opt
+        for part in section:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and key not in parent:
+            raise OptionError(f'option {name(section + (key, ))} is missing.')
+    if is_train and isinstance(opt['datasets'], dict) and 'train' not in opt['datasets']:
+        raise OptionError('datasets has no train set.')
+    if is_train and isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val']:
+        raise OptionError('option val:val_freq is missing (or remove val to train without it).')
+    if not is_train and not isinstance((opt.get('val') or {}).get('save_img'), bool):
+        raise OptionError("option val:save_img (true or false) is missing: basicsr's test pipeline reads it (a "
+                          'top-level save_img or suffix is not read; they go under val).')
+
+
+def _check_finite(value, where):
+    """Refuse a NaN or infinite number anywhere (no option of basicsr means one)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, where + (key, ))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, where[:-1] + (f'{where[-1]}[{index}]', ))
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise OptionError(f'{name(where)}={value!r} must be a finite number.')
+
+
+def _sections(opt, section):
+    """The mappings (with their key paths) that ``section`` names in ``opt``, ``'*'`` matching every key."""
+    found = [((), opt)]
+    for part in section:
+        found = [(where + (k, ), v) for where, p in found for k, v in p.items()
+                 if (part == '*' or k == part) and isinstance(v, dict)]
+    return found
+
+
+def checked(value, rule: Rule, where: tuple):
+    """``value`` if it is what ``rule`` says (an integral number made an int), else an OptionError."""
+    must = f'{name(where)}={value!r} must be {_KINDS[rule.kind]}'
+    if value is None:
+        if rule.null or rule.kind == 'bool':  # basicsr tests switches for truth: null is false
+            return value
+        raise OptionError(f'{name(where)} is null; it must be {_KINDS[rule.kind]}.')
+    if isinstance(value, str) and value in rule.words:
+        return value
+    if rule.kind in ('section', 'typed'):
+        if not isinstance(value, dict):
+            raise OptionError(f'option {name(where)} must be {_KINDS[rule.kind]}, not {value!r}.')
+        if rule.kind == 'typed' and value.get('type') is None:
+            raise OptionError(f'option {name(where)} has no type: it names what is built.')
+    elif rule.kind == 'list':
+        if not isinstance(value, list):
+            raise OptionError(f'{must}.')
+        if rule.item is None:
+            return value
+        return [checked(v, rule.item, where[:-1] + (f'{where[-1]}[{i}]', )) for i, v in enumerate(value)]
+    elif rule.kind in ('bool', 'str'):
+        if not isinstance(value, bool if rule.kind == 'bool' else str):
+            raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
+        if rule.kind == 'str' and rule.words:
+            raise OptionError(f'{name(where)}={value!r} must be one of {", ".join(rule.words)}.')
+    else:
+        return _number(value, rule, where, must)
+    return value
+
+
+def _number(value, rule, where, must):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
+    if rule.kind == 'int':
+        if value != int(value):
+            raise OptionError(f'{must}.')
+        value = int(value)
+    if rule.low is not None and value < rule.low:
+        raise OptionError(f'{name(where)}={value!r} must be at least {rule.low}.')
+    if rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high):
+        bound = f'in [{rule.low}, {rule.high})' if rule.high_open else f'at most {rule.high}'
+        raise OptionError(f'{name(where)}={value!r} must be {bound}.')
+    return value
+
+
+def _registered_classes(opt):
+    """The model class and the dataset class of each phase (registered names refused with the closest)."""
+    model = require_registered(MODEL_REGISTRY, opt['model_type'], 'model_', 'model')
+    datasets = {}
+    for phase, dataset in opt['datasets'].items():
+        if phase != 'train' and str(phase).split('_')[0] not in PHASES[1:]:
+            raise OptionError(f'datasets:{phase} must be train, val, val_<n> or test_<n>.')
+        datasets[phase] = require_registered(DATASET_REGISTRY, dataset.get('type'), f'datasets:{phase}:', 'dataset')
+    return model, datasets
+
+
+def _check_keys(opt, vocabulary):
+    """Judge every key of the sections that the file's classes read by key (:data:`.rules.KEYED_SECTIONS`)."""
     warnings = []
-    networks = [key for key, value in opt.items() if key.startswith('network_') and isinstance(value, dict)]
-    vocabulary.check(opt, '', opt_path, warnings)
-    for key in networks:
-        network = opt[key]
-        arch = require_registered(ARCH_REGISTRY, network.get('type'), f'{key}:', 'architecture', opt_path)
-        check_signature(network, arch, f'{key}:', opt_path)
-    upscale = opt.get('network_g', {}).get('upscale')
-    if upscale is not None and 'scale' in opt and upscale != opt['scale']:
-        raise OptionError(f'{opt_path}: network_g:upscale={upscale} differs from scale={opt["scale"]}.')
-    for (phase, dataset), dataset_class in zip(datasets.items(), dataset_classes):
-        vocabulary.check(dataset, f'datasets:{phase}:', opt_path, warnings, skip=('io_backend', ))
-        if 'name' in dataset and not is_plain_name(dataset['name']):
-            raise OptionError(f'{opt_path}: datasets:{phase}:name={dataset["name"]!r} must be a plain name (no path '
-                              'separator, not . or ..): results go to visualization/<name>/ and '
-                              'metrics_<name>.json.')
-        fault = cache_options_fault(dataset) if isinstance(dataset_class, type) and issubclass(
-            dataset_class, CheckedPairedImageDataset) else None
-        if fault:
-            raise OptionError(f'{opt_path}: datasets:{phase}: {fault}')
-        if phase == 'train' and dataset.get('gt_size') and opt.get('scale') and dataset['gt_size'] % opt['scale']:
-            raise OptionError(f'{opt_path}: datasets:train:gt_size={dataset["gt_size"]} is not a multiple of '
-                              f'scale={opt["scale"]}.')
-    vocabulary.check(paths, 'path:', opt_path, warnings)
-    if is_train:
-        _check_train(train, model, vocabulary, opt_path, warnings)
-        vocabulary.check(logger, 'logger:', opt_path, warnings)
-        if isinstance(logger.get('wandb'), dict):
-            vocabulary.check(logger['wandb'], 'logger:wandb:', opt_path, warnings)
-        for key in ('print_freq', 'save_checkpoint_freq'):
-            if key not in logger:
-                raise OptionError(f'{opt_path}: option logger:{key} is missing.')
-    if val:
-        vocabulary.check(val, 'val:', opt_path, warnings, skip=('metrics', ))
-        if is_train and 'val_freq' not in val:
-            raise OptionError(f'{opt_path}: option val:val_freq is missing (or remove val to train without it).')
-        for name, metric in (val.get('metrics') or {}).items():
-            where = f'val:metrics:{name}:'
-            if not isinstance(metric, dict):
-                raise OptionError(f'{opt_path}: {where[:-1]} must be a section with a type.')
-            function = require_registered(METRIC_REGISTRY, metric.get('type'), where, 'metric', opt_path)
-            check_signature(metric, function, where, opt_path, ('img', 'img2'))
-    refuse_unknown(dist_params, DIST_PARAMS, 'dist_params:', opt_path)
+    for section in KEYED_SECTIONS:
+        for where, parent in _sections(opt, section):
+            for key in parent:
+                warning = vocabulary.judge(opt, where, str(key), KEYED_SECTIONS)
+                if warning:
+                    warnings.append(warning)
+    dist_params = opt.get('dist_params') or {}
+    warnings += _check_keywords(dist_params, dict.fromkeys(DIST_PARAMS), False, ('dist_params', ), 'init_dist')
     return warnings
 
 
-def _check_train(train, model, vocabulary, opt_path, warnings):
-    """``train``: its keys, the optimizers and scheduler the model builds, the losses; ``ema_decay`` in [0, 1)."""
-    typed = [key for key, value in train.items() if isinstance(value, dict) and 'type' in value]
-    vocabulary.check(train, 'train:', opt_path, warnings, skip=typed)
-    optimizers = built_types(model, 'get_optimizer', optimizer_class)
-    schedulers = built_types(model, 'setup_schedulers', scheduler_class)
-    for key in typed:
-        section, where = train[key], f'train:{key}:'
-        if key.startswith('optim_'):
-            _check_built(section, optimizers, optimizer_class, model, 'get_optimizer', where=where, opt_path=opt_path,
-                         warnings=warnings, skip=('params', ))
-        elif key == 'scheduler':
-            _check_built(section, schedulers, scheduler_class, model, 'setup_schedulers', where=where,
-                         opt_path=opt_path, warnings=warnings, skip=('optimizer', 'last_epoch'))
+def _check_keywords(section, named, takes_more, where, taker, extra=()):
+    """Refuse a keyword the factory does not take (a typo of one it takes: with it); returns warnings."""
+    warnings = []
+    for key in section:
+        if key == 'type' or key in named or key in extra:
+            continue
+        close = misspelt(key, list(named))
+        if close or not takes_more:
+            hint = f' (did you mean {close}?)' if close else f'; {taker} takes {", ".join(["type", *named])}'
+            raise OptionError(f'unknown option {name(where + (key, ))}{hint}')
+        warnings.append(f'option {name(where + (key, ))}: {taker} does not name it (it takes **kwargs); check that '
+                        'it is read.')
+    return warnings
+
+
+def _check_factory(section, factory, where, skip=(), extra=()):
+    """Keywords and their values against ``factory``'s signature: a default's or annotation's type."""
+    signature = parameters(factory, ('type', ) + tuple(skip))
+    if signature is None:
+        return []
+    named, takes_more = signature
+    warnings = _check_keywords(section, named, takes_more, where, getattr(factory, '__name__', 'it'), extra)
+    for key, parameter in named.items():
+        rule = signature_rule(parameter)
+        if key in section and rule is not None and (pattern_rule(where, key) is None):
+            section[key] = checked(section[key], rule, where + (key, ))
+    return warnings
+
+
+def pattern_rule(where, key):
+    """The :data:`.rules.RULES` rule of a key, if any (its value was checked by it)."""
+    return next((rule for (section, k), rule in RULES.items()
+                 if section == pattern(where) and fnmatch.fnmatchcase(key, k)), None)
+
+
+def signature_rule(parameter: inspect.Parameter) -> Rule | None:
+    """What a keyword must be by its annotation (``int``, ``float``, ``bool``, ``str``) or its default's type.
+
+    An int default takes any number (basicsr's ``res_scale=1`` is given 0.1); a None default anything.
+    """
+    annotation = parameter.annotation
+    kind = {'int': int, 'float': float, 'bool': bool, 'str': str}.get(annotation) if isinstance(annotation, str) \
+        else annotation
+    if kind not in (int, float, bool, str) and parameter.default is not inspect.Parameter.empty:
+        kind = type(parameter.default)
+    return {bool: Rule('bool'), int: Rule('number'), float: Rule('number'), str: Rule('str'), list: Rule('list'),
+            tuple: Rule('list')}.get(kind)
+
+
+def _check_built(opt, model, vocabulary):
+    """What is built by type: networks, the losses, optimizers and scheduler of ``train``, the metrics."""
+    warnings = []
+    for key, network in opt.items():
+        if str(key).startswith('network_') and isinstance(network, dict):
+            arch = require_registered(ARCH_REGISTRY, network['type'], f'{key}:', 'architecture')
+            warnings += _check_factory(network, arch, (key, ))
+    train = opt.get('train') or {}
+    for key, section in train.items():
+        if not (isinstance(section, dict) and fnmatch.fnmatchcase(key, '*_opt')):
+            continue
+        loss = require_registered(LOSS_REGISTRY, section['type'], f'train:{key}:', 'loss')
+        warnings += _check_factory(section, loss, ('train', key))
+        if inspect.isclass(loss) and issubclass(loss, PerceptualLoss):
+            warnings += _vgg_weights(section, f'train:{key}')
+    for key, section in train.items():
+        if isinstance(section, dict) and (key == 'scheduler' or key.startswith('optim_')):
+            warnings += _check_optimizer_or_scheduler(key, section, model)
+    for key, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
+        function = require_registered(METRIC_REGISTRY, metric['type'], f'val:metrics:{key}:', 'metric')
+        warnings += _check_factory(metric, function, ('val', 'metrics', key), ('img', 'img2'),
+                                   vocabulary.known(('val', 'metrics', key)))
+    return warnings
+
+
+def _check_optimizer_or_scheduler(key, section, model):
+    """A type that the model builds, with its keywords; then built once (torch's own checks of the values)."""
+    method, fallback = ('setup_schedulers', scheduler_class) if key == 'scheduler' else ('get_optimizer',
+                                                                                          optimizer_class)
+    built = built_types(model, method, fallback)
+    where = ('train', key)
+    if built is not None and section['type'] not in built:
+        raise OptionError(f'{name(where)}:type={section["type"]!r} is not built by {model.__name__}.{method} '
+                          f'(it builds {", ".join(sorted(built))}).')
+    factory = built[section['type']] if built is not None else fallback(section['type'])
+    if factory is None:
+        return [f'{name(where)}:type={section["type"]!r}: cannot tell whether {model.__name__}.{method} builds '
+                'it.']
+    warnings = _check_factory(section, factory, where, ('params', 'optimizer', 'last_epoch'))
+    keywords = {k: v for k, v in section.items() if k != 'type'}
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    try:
+        if key == 'scheduler':
+            factory(torch.optim.SGD([parameter], lr=1.), **keywords)
         else:
-            loss = require_registered(LOSS_REGISTRY, section['type'], where, 'loss', opt_path)
-            check_signature(section, loss, where, opt_path)
-            if inspect.isclass(loss) and issubclass(loss, PerceptualLoss):
-                _check_vgg_weights(section, where, opt_path)
-    if not 0 <= train.get('ema_decay', 0) < 1:
-        raise OptionError(f'{opt_path}: train:ema_decay={train["ema_decay"]} must be in [0, 1).')
+            factory([parameter], **keywords)
+    except (TypeError, ValueError, AssertionError, KeyError) as error:
+        raise OptionError(f'{name(where)}: {factory.__name__} refuses these values: {error}') from None
+    return warnings
 
 
-def _check_vgg_weights(section, where, opt_path):
-    """Refuse a perceptual loss whose VGG weights are not on disk (torchvision would download them mid-start).
+def _vgg_weights(section, where):
+    """A warning when a perceptual loss's VGG weights are not on disk: basicsr downloads them at start.
 
     basicsr's ``VGGFeatureExtractor`` loads ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` (under the
-    current directory) when it exists, else asks torchvision for the ImageNet weights, which come from torch
-    hub's cache or are downloaded.
+    current directory) when it exists, else asks torchvision for the ImageNet weights (torch hub's cache, or
+    a download).
     """
     vgg_type = section.get('vgg_type', 'vgg19')
     weights = getattr(torchvision.models, f'{str(vgg_type).upper()}_Weights', None)
-    url = weights.IMAGENET1K_V1.url if weights is not None else f'<the ImageNet weights of torchvision\'s {vgg_type}>'
+    url = weights.IMAGENET1K_V1.url if weights is not None else f"<the ImageNet weights of torchvision's {vgg_type}>"
     cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))
-    if not osp.isfile(VGG_PRETRAIN_PATH) and not osp.isfile(cached):
-        raise OptionError(f'{opt_path}: {where[:-1]} needs the VGG weights, and they are not on disk (nothing is '
-                          f'downloaded at start): put {osp.basename(url)} from {url} at {osp.abspath(VGG_PRETRAIN_PATH)} '
-                          f'or {cached}, or remove {where[:-1]}.')
+    if osp.isfile(VGG_PRETRAIN_PATH) or osp.isfile(cached):
+        return []
+    return [f'{where} needs the VGG weights and they are not on disk: basicsr will download {url} at start (offline, '
+            f'put the file at {osp.abspath(VGG_PRETRAIN_PATH)} or {cached}).']
 
 
-def _check_built(section, built, fallback, model, method, *, where, opt_path, warnings, skip):
-    """An optimizer or scheduler section: a type that ``model.<method>`` builds, with its keywords."""
-    name = section['type']
-    if built is None:  # the method's branches could not be read: judge by the class of that name, if any
-        factory = fallback(name) if isinstance(name, str) else None
-        if factory is None:
-            warnings.append(f'{opt_path}: {where}type={name!r}: cannot tell whether {model.__name__}.{method} '
-                            'builds it.')
-            return
-    elif name not in built:
-        raise OptionError(f'{opt_path}: {where}type={name!r} is not built by {model.__name__}.{method} '
-                          f'(it builds {", ".join(sorted(built))}).')
-    else:
-        factory = built[name]
-    if factory is not None:
-        check_signature(section, factory, where, opt_path, skip)
+def _check_relations(opt, datasets):
+    """What one value means for another: patch and scale, network and scale, dataset names, cache options."""
+    scale = opt.get('scale')
+    upscale = (opt.get('network_g') or {}).get('upscale')
+    if upscale is not None and scale is not None and upscale != scale:
+        raise OptionError(f'network_g:upscale={upscale} differs from scale={scale}.')
+    for phase, dataset in opt['datasets'].items():
+        if 'name' in dataset and not is_plain_name(dataset['name']):
+            raise OptionError(f'datasets:{phase}:name={dataset["name"]!r} must be a plain name (no path separator, '
+                              'not . or ..): results go to visualization/<name>/ and metrics_<name>.json.')
+        if phase == 'train' and dataset.get('gt_size') and scale and dataset['gt_size'] % scale:
+            raise OptionError(f'datasets:train:gt_size={dataset["gt_size"]} is not a multiple of scale={scale}.')
+        if inspect.isclass(datasets[phase]) and issubclass(datasets[phase], CheckedPairedImageDataset):
+            fault = cache_options_fault(dataset)
+            if fault:
+                raise OptionError(f'datasets:{phase}: {fault}')
 
 
-def is_plain_name(name: object) -> bool:
-    """Whether ``name`` can be one file or folder name: a non-empty string, no separator, not ``.`` or ``..``."""
-    return isinstance(name, str) and name not in ('', '.', '..') and not any(c in name for c in '/\\\0')
+def is_plain_name(value: object) -> bool:
+    """Whether ``value`` can be one file or folder name: a non-empty string, no separator, not ``.`` or ``..``."""
+    return isinstance(value, str) and value not in ('', '.', '..') and not any(c in value for c in '/\\\0')
 
 
-def check_name(name: object, opt_path: str) -> None:
+def check_name(value: object, opt_path: str) -> None:
     """Refuse an experiment name that is not a plain directory name, before anything on disk moves.
 
     basicsr archives whatever ``experiments/<name>`` or ``results/<name>`` points
     at; a name with a separator, ``..`` or an absolute path would point outside.
 
     Args:
-        name: The ``name`` option.
+        value: The ``name`` option.
         opt_path (str): The option file, named in the error.
 
     Raises:
         ValueError: Naming the file and the name.
     """
-    if not is_plain_name(name):
-        raise ValueError(f'{opt_path}: name={name!r} must be a plain directory name (not empty, no path separator, '
+    if not is_plain_name(value):
+        raise ValueError(f'{opt_path}: name={value!r} must be a plain directory name (not empty, no path separator, '
                          'not . or ..): it becomes experiments/<name> and results/<name>.')
-
-

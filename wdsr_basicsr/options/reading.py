@@ -1,6 +1,7 @@
 """Option files read safely: plain YAML values only, no key written twice, ``--force_yml`` as YAML."""
 from __future__ import annotations
 
+import re
 
 import yaml
 
@@ -11,8 +12,14 @@ class DuplicateKeyError(yaml.YAMLError):
     """A key written twice in one mapping of an option file."""
 
 
+#: A number in exponent form without a dot (``1e-3``, ``2E5``): YAML 1.2 reads it as a float, PyYAML (YAML 1.1)
+#: as a string, which basicsr then passes on (an lr of '1e-3', a milestone that is never reached).
+EXPONENT_NUMBER = re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$')
+
+
 class _SafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses a key written twice in one mapping (YAML would keep the last silently).
+    """PyYAML's safe loader that refuses a key written twice in one mapping (YAML would keep the last silently),
+    and reads numbers in exponent form without a dot as numbers (:data:`EXPONENT_NUMBER`), everywhere.
 
     basicsr's ``!!float`` is a standard tag and works; merge keys (``<<: *base``)
     may be overridden, as YAML means them to be.
@@ -31,6 +38,9 @@ class _SafeLoader(yaml.SafeLoader):
                                             f'{lines[key]} and {line}); YAML would keep the second silently.')
                 lines.setdefault(key, line)
         return super().construct_mapping(node, deep)
+
+
+_SafeLoader.add_implicit_resolver('tag:yaml.org,2002:float', EXPONENT_NUMBER, list('-+0123456789.'))
 
 
 def load_options(path: str) -> dict:

@@ -9,6 +9,7 @@ without it. What can live in this package's own classes lives there
 :mod:`wdsr_basicsr.options`.
 """
 import functools
+import sys
 
 import torch
 
@@ -17,6 +18,7 @@ from wdsr_basicsr_startup import alias_torchvision_functional_tensor
 # Without it `import basicsr` fails: torchvision 0.17 removed a module basicsr imports (a no-op when it exists).
 alias_torchvision_functional_tensor()
 
+import basicsr  # noqa: E402
 import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
 import basicsr.utils.options  # noqa: E402
@@ -24,7 +26,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils.file_client import LmdbBackend  # noqa: E402
 from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record, shared_lmdb  # noqa: E402
-from wdsr_basicsr.options import parse_options  # noqa: E402
+from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
 from wdsr_basicsr.utils.resume import load_resume_state  # noqa: E402
 
 
@@ -73,10 +75,26 @@ def paired_getitem(self, index):
         raise
 
 
+_excepthook = sys.excepthook
+
+
+def report_option_error(kind, error, traceback):
+    """``sys.excepthook``: an :class:`OptionError` that ends basicsr's own entries is one line, as ours print it."""
+    if issubclass(kind, OptionError):
+        sys.stderr.write(f'error: {error}\n')  # the interpreter then exits with status 1
+    else:
+        _excepthook(kind, error, traceback)
+
+
 # Without it an option file can run code (PyYAML's full loader, `eval` of --force_yml), distributed runs need NCCL
 # and CUDA, and `python -m basicsr.train` writes experiments/ into site-packages. The module's own name is patched
 # too: `python -m basicsr.train` and a BasicSR clone's `basicsr/train.py` import it from there.
 basicsr.utils.options.parse_options = basicsr.train.parse_options = basicsr.test.parse_options = parse_options
+# Without it `from basicsr import parse_options` (basicsr re-exports its train module's names) is the loader above.
+basicsr.parse_options = parse_options
+# Without it `python -m basicsr.train` and a clone's `basicsr/train.py` end a refused option file in a traceback of
+# basicsr's pipeline (their module is __main__, which no patch reaches) instead of the one line of our entries.
+sys.excepthook = report_option_error
 # Without it DDP on the CPU fails (basicsr passes CUDA device ids), and every forward broadcasts constant buffers.
 BaseModel.model_to_device = model_to_device
 # Without it a cut-short data.mdb kills a DataLoader worker with SIGBUS, and a second dataset (or a forked worker)

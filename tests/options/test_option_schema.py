@@ -91,7 +91,7 @@ def shipped():
     (lambda o: o['train']['pixel_opt'].update(weight=1), 'unknown option train:pixel_opt:weight'),
     (lambda o: o['datasets']['train'].update(use_flip=True), 'datasets:train:use_flip (did you mean use_hflip?)'),
     (lambda o: o['logger'].update(save_checkpoint_frq=5), 'logger:save_checkpoint_frq (did you mean save_checkpoint_freq'),
-    (lambda o: o['dist_params'].update(timeout=5), 'dist_params:timeout (did you mean timeout_min?)'),
+    (lambda o: o['dist_params'].update(timeout=5), 'unknown option dist_params:timeout; it takes backend, port, timeout_min'),
     (lambda o: o['logger'].update(save_checkpoint_freq=0), 'logger:save_checkpoint_freq=0 must be at least 1'),
     (lambda o: o['val'].update(val_freq=0), 'val:val_freq=0 must be at least 1'),
     (lambda o: o['train'].update(total_iter='many'), "train:total_iter='many' must be an integer"),

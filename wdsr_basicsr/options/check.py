@@ -149,15 +149,15 @@ def checked(value, rule: Rule, where: tuple):
 def _number(value, rule, where, must):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
-    if rule.kind == 'int':
-        if value != int(value):
-            raise OptionError(f'{must}.')
-        value = int(value)
     if rule.low is not None and value < rule.low:
         raise OptionError(f'{name(where)}={value!r} must be at least {rule.low}.')
     if rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high):
         bound = f'in [{rule.low}, {rule.high})' if rule.high_open else f'at most {rule.high}'
         raise OptionError(f'{name(where)}={value!r} must be {bound}.')
+    if rule.kind == 'int':
+        if value != int(value):
+            raise OptionError(f'{must}.')
+        value = int(value)
     return value
 
 
@@ -182,19 +182,19 @@ def _check_keys(opt, vocabulary):
                 if warning:
                     warnings.append(warning)
     dist_params = opt.get('dist_params') or {}
-    warnings += _check_keywords(dist_params, dict.fromkeys(DIST_PARAMS), False, ('dist_params', ), 'init_dist')
+    warnings += _check_keywords(dist_params, dict.fromkeys(DIST_PARAMS), False, ('dist_params', ), 'it', typed=False)
     return warnings
 
 
-def _check_keywords(section, named, takes_more, where, taker, extra=()):
+def _check_keywords(section, named, takes_more, where, taker, extra=(), typed=True):
     """Refuse a keyword the factory does not take (a typo of one it takes: with it); returns warnings."""
     warnings = []
     for key in section:
-        if key == 'type' or key in named or key in extra:
+        if (typed and key == 'type') or key in named or key in extra:
             continue
         close = misspelt(key, list(named))
         if close or not takes_more:
-            hint = f' (did you mean {close}?)' if close else f'; {taker} takes {", ".join(["type", *named])}'
+            hint = f' (did you mean {close}?)' if close else f'; {taker} takes {", ".join(["type"] * typed + [*named])}'
             raise OptionError(f'unknown option {name(where + (key, ))}{hint}')
         warnings.append(f'option {name(where + (key, ))}: {taker} does not name it (it takes **kwargs); check that '
                         'it is read.')

@@ -54,17 +54,13 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def misspelt(key: object, known) -> str | None:
-    """The known key that ``key`` is a typo of, or None: 1 edit away (2 for keys longer than 6), or the known
-    key with a word more or less at its end (``timeout`` for ``timeout_min``).
+    """The known key that ``key`` is a typo of (1 edit away, 2 for keys longer than 6), or None.
 
     The one "did you mean" of the option check: keys, types, keywords.
     """
     key = str(key)
-    candidates = [str(k) for k in known if str(k) != key]
-    best = min(((edit_distance(key, k), k) for k in candidates), default=None)
-    if best and best[0] <= (1 if len(key) <= 6 else 2):
-        return best[1]
-    return next((k for k in sorted(candidates) if k.startswith(key + '_') or key.startswith(k + '_')), None)
+    best = min(((edit_distance(key, str(k)), str(k)) for k in known if str(k) != key), default=None)
+    return best[1] if best and best[0] <= (1 if len(key) <= 6 else 2) else None
 
 
 def pattern(section: Section) -> Section:

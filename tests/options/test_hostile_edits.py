@@ -107,3 +107,19 @@ def test_every_entry_refuses_in_one_line(tmp_path, entry):
                                                 'CheckedPairedImageDataset and basicsr read it there; where it stands '
                                                 'nothing does).'], result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ['d.yml']
+
+
+def test_an_integral_number_for_an_integer_keyword_is_made_an_integer():
+    """``num_feat: 1.6e1`` is 16.0 in YAML; WDSR_B's num_feat is an int (nn.Conv2d refuses 16.0)."""
+    opt = edit(load_options(DEMO), ('network_g', 'num_feat'), 1.6e1)
+    check_options(opt, 'demo.yml', True)
+    assert type(opt['network_g']['num_feat']) is int and opt['network_g']['num_feat'] == 16
+    opt = edit(load_options(DEMO), ('network_g', 'res_scale'), 0.1)  # a float stays a float
+    check_options(opt, 'demo.yml', True)
+    assert opt['network_g']['res_scale'] == 0.1
+
+
+def test_basicsr_package_level_parse_options_is_ours():
+    import basicsr
+    from wdsr_basicsr.options import parse_options
+    assert basicsr.parse_options is parse_options

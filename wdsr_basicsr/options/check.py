@@ -36,7 +36,7 @@ REQUIRED_TO_TRAIN = (((), 'train'), ((), 'logger'), (('train', ), 'total_iter'),
                      (('datasets', 'train'), 'num_worker_per_gpu'))
 #: The names a section of ``datasets`` may have (basicsr reads the phase before the first ``_``).
 PHASES = ('train', 'val', 'test')
-_KINDS = {'int': 'an integer', 'number': 'a number', 'bool': 'true or false (unquoted)', 'str': 'a string',
+_KINDS = {'int': 'an integer', 'number': 'a number', 'count': 'a number', 'bool': 'true or false (unquoted)', 'str': 'a string',
           'list': 'a list [a, b, ...]', 'section': 'a section of key: value lines',
           'typed': 'a section of key: value lines with a type'}
 
@@ -154,11 +154,9 @@ def _number(value, rule, where, must):
     if rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high):
         bound = f'in [{rule.low}, {rule.high})' if rule.high_open else f'at most {rule.high}'
         raise OptionError(f'{name(where)}={value!r} must be {bound}.')
-    if rule.kind == 'int':
-        if value != int(value):
-            raise OptionError(f'{must}.')
-        value = int(value)
-    return value
+    if rule.kind == 'int' and value != int(value):
+        raise OptionError(f'{must}.')
+    return int(value) if rule.kind in ('int', 'count') and value == int(value) else value
 
 
 def _registered_classes(opt):
@@ -224,14 +222,15 @@ def pattern_rule(where, key):
 def signature_rule(parameter: inspect.Parameter) -> Rule | None:
     """What a keyword must be by its annotation (``int``, ``float``, ``bool``, ``str``) or its default's type.
 
-    An int default takes any number (basicsr's ``res_scale=1`` is given 0.1); a None default anything.
+    An int default takes any number (basicsr's ``res_scale=1`` is given 0.1; ``64.0`` is made 64); a None
+    default anything.
     """
     annotation = parameter.annotation
     kind = {'int': int, 'float': float, 'bool': bool, 'str': str}.get(annotation) if isinstance(annotation, str) \
         else annotation
     if kind not in (int, float, bool, str) and parameter.default is not inspect.Parameter.empty:
         kind = type(parameter.default)
-    return {bool: Rule('bool'), int: Rule('number'), float: Rule('number'), str: Rule('str'), list: Rule('list'),
+    return {bool: Rule('bool'), int: Rule('count'), float: Rule('number'), str: Rule('str'), list: Rule('list'),
             tuple: Rule('list')}.get(kind)
 
 

@@ -42,16 +42,7 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
         entries (``dist``, ``rank``, ``world_size``, dataset phases, paths), and
         the parsed arguments.
     """
-    parser = argparse.ArgumentParser()
-    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
-    parser.add_argument('--auto_resume', action='store_true')
-    parser.add_argument('--debug', action='store_true')
-    parser.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=None,
-                        help='set by python -m torch.distributed.launch; torchrun sets $LOCAL_RANK instead')
-    parser.add_argument('--force_yml', nargs='+', default=None, help='e.g. train:ema_decay=0.999')
-    args = parser.parse_args()
-
+    args = _arguments()
     local_rank = local_rank_from_env(args.launcher, args.local_rank)
     try:
         opt = Options(load_options(args.opt))
@@ -100,6 +91,19 @@ def check_data(opt: dict) -> None:
         dataset_class = DATASET_REGISTRY.get(dataset_opt['type'])
         if issubclass(dataset_class, CheckedPairedImageDataset):
             dataset_class.check_data(dataset_opt, opt['world_size'])
+
+
+def _arguments():
+    """basicsr's command line (``--local-rank`` as ``torch.distributed.launch`` spells it, too)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('-opt', type=str, required=True, help='Path to option YAML file.')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=None,
+                        help='set by python -m torch.distributed.launch; torchrun sets $LOCAL_RANK instead')
+    parser.add_argument('--force_yml', nargs='+', default=None, help='e.g. train:ema_decay=0.999')
+    return parser.parse_args()
 
 
 def is_site_directory(path: str) -> bool:

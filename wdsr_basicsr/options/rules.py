@@ -19,7 +19,7 @@ class Rule(NamedTuple):
     """What one option must be.
 
     Attributes:
-        kind (str): ``'int'``, ``'number'``, ``'bool'``, ``'str'``, ``'list'`` (of ``item``), ``'section'`` (a
+        kind (str): ``'int'``, ``'number'``, ``'count'`` (a number; an integral one made an int), ``'bool'``, ``'str'``, ``'list'`` (of ``item``), ``'section'`` (a
             mapping) or ``'typed'`` (a mapping with a ``type``, built by a registry or a model).
         low, high (float | None): The range, both ends included (``high_open``: ``high`` excluded).
         null (bool): Whether null means something (a random seed, no loss, torch's default timeout).
@@ -87,7 +87,6 @@ RULES: dict[tuple[tuple[str, ...], str], Rule] = {
     **_bools(('logger', ), 'use_tb_logger'),
     (('logger', ), 'wandb'): Rule('section', null=True),
     **_bools(('path', ), 'strict_load_*'),
-    (('dist_params', ), 'backend'): Rule('str', words=('nccl', 'gloo', 'auto')),
     (('dist_params', ), 'port'): Rule('int', 1, 65535),
     (('dist_params', ), 'timeout_min'): Rule('number', 0, None, null=True),
 }

@@ -131,7 +131,7 @@ def test_sample_pixels_come_from_the_records(lmdb_root):
 
 def test_gt_size_not_multiple_of_scale_named(lmdb_root):
     # basicsr would silently return GT patches of varying size (e.g. 32x30 at x3)
-    with pytest.raises(ValueError, match='gt_size 32 is not a multiple of scale 3'):
+    with pytest.raises(ValueError, match='gt_size=32 is not a multiple of scale=3'):
         build_dataset(train_opt(lmdb_root, scale=3, gt_size=32))
 
 

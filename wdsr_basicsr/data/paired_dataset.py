@@ -30,6 +30,13 @@ SAMPLINGS = ('image', 'record')
 SUB_IMAGE_KEY = re.compile(r'^(?P<image>.+)_s\d+$')
 
 
+def patch_fault(gt_size: int, scale: int) -> str | None:
+    """What is wrong with a training set's ``gt_size`` for ``scale``, or None (the option check asks too)."""
+    if gt_size % scale:
+        return f'gt_size={gt_size} is not a multiple of scale={scale} (the LQ patch is gt_size / scale pixels).'
+    return None
+
+
 def cache_options_fault(opt: dict) -> str | None:
     """What is wrong with a dataset's ``cache_data`` / ``sampling`` options, or None (the option check asks too)."""
     cache_data = bool(opt.get('cache_data', False))
@@ -131,9 +138,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
             if not osp.exists(opt[key]):
                 raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} does not exist.')
         train = opt['phase'] == 'train'
-        if train and opt['gt_size'] % opt['scale']:
-            raise ValueError(f"datasets:{name}: gt_size {opt['gt_size']} is not a multiple of scale {opt['scale']}.")
-        fault = cache_options_fault(opt)
+        fault = (patch_fault(opt['gt_size'], opt['scale']) if train else None) or cache_options_fault(opt)
         if fault:
             raise ValueError(f'datasets:{name}: {fault}')
         lmdb = opt['io_backend']['type'] == 'lmdb'

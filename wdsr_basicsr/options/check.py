@@ -22,7 +22,7 @@ from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
+from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault, patch_fault
 from ..utils.dist import DIST_PARAMS
 from .reading import OptionError
 from .rules import KEYED_SECTIONS, RULES, Rule
@@ -312,12 +312,12 @@ def _check_relations(opt, datasets):
         if 'name' in dataset and not is_plain_name(dataset['name']):
             raise OptionError(f'datasets:{phase}:name={dataset["name"]!r} must be a plain name (no path separator, '
                               'not . or ..): results go to visualization/<name>/ and metrics_<name>.json.')
-        if phase == 'train' and dataset.get('gt_size') and scale and dataset['gt_size'] % scale:
-            raise OptionError(f'datasets:train:gt_size={dataset["gt_size"]} is not a multiple of scale={scale}.')
+        fault = patch_fault(dataset['gt_size'], scale) if phase == 'train' and dataset.get('gt_size') and scale \
+            else None
         if inspect.isclass(datasets[phase]) and issubclass(datasets[phase], CheckedPairedImageDataset):
-            fault = cache_options_fault(dataset)
-            if fault:
-                raise OptionError(f'datasets:{phase}: {fault}')
+            fault = fault or cache_options_fault(dataset)
+        if fault:
+            raise OptionError(f'datasets:{phase}: {fault}')
 
 
 def is_plain_name(value: object) -> bool:

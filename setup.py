@@ -42,7 +42,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['wdsr_basicsr', 'wdsr_basicsr.*']),
-    py_modules=['wdsr_basicsr_startup'],
+    py_modules=['wdsr_basicsr_startup', 'wdsr_basicsr_shim'],
     cmdclass={'build_pth': build_pth},
     install_requires=[
         'basicsr==1.4.2',

@@ -7,7 +7,7 @@
 ``python basicsr/train.py`` in a BasicSR clone, a sibling plugin's entry), the
 finder wraps basicsr's loader once:
 
-1. before basicsr's ``__init__`` runs: :func:`alias_torchvision_functional_tensor`
+1. before basicsr's ``__init__`` runs: :func:`wdsr_basicsr_shim.alias_torchvision_functional_tensor`
    (basicsr 1.4.2 imports a torchvision module that no longer exists);
 2. after it ran: ``import wdsr_basicsr`` (its patches of basicsr and the
    registration of WDSR_A, WDSR_B, RDN, WDSRModel, ...).
@@ -17,35 +17,18 @@ is; a start-up without basicsr is not affected at all. Set
 ``WDSR_BASICSR_NO_HOOK=1`` to turn the hook off.
 
 This module is imported by site.py, so it imports nothing but the standard
-library's start-up modules.
+library's start-up modules (and the shim, standard library only too).
 """
 import os
 import sys
 
+import wdsr_basicsr_shim
+
 DISABLE_VARIABLE = 'WDSR_BASICSR_NO_HOOK'
-_OLD_FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
-_NEW_FUNCTIONAL_TENSOR = 'torchvision.transforms._functional_tensor'
 
 
 def _say(message):
     sys.stderr.write(f'wdsr-basicsr: {message}\n')
-
-
-def alias_torchvision_functional_tensor():
-    """Make ``torchvision.transforms.functional_tensor`` importable again.
-
-    torchvision 0.17 removed it; basicsr 1.4.2 imports ``rgb_to_grayscale``
-    from it at import time (``basicsr/data/degradations.py``), so ``import
-    basicsr`` fails without this. The module still exists under its private
-    name, registered here under the old one. Nothing is done when the old name
-    still imports.
-    """
-    import importlib
-    import importlib.util
-
-    if _OLD_FUNCTIONAL_TENSOR in sys.modules or importlib.util.find_spec(_OLD_FUNCTIONAL_TENSOR) is not None:
-        return
-    sys.modules[_OLD_FUNCTIONAL_TENSOR] = importlib.import_module(_NEW_FUNCTIONAL_TENSOR)
 
 
 class _RegisteringLoader:
@@ -62,7 +45,7 @@ class _RegisteringLoader:
 
     def exec_module(self, module):
         try:
-            alias_torchvision_functional_tensor()
+            wdsr_basicsr_shim.alias_torchvision_functional_tensor()
         except Exception as error:  # noqa: BLE001  (a start-up hook must never break basicsr's own import)
             _say(f'torchvision shim not applied ({type(error).__name__}: {error}).')
         self._loader.exec_module(module)

@@ -1,5 +1,6 @@
 """The package's layers: no module imports one of a higher layer, no import cycle, no import inside a function."""
 import ast
+import sys
 
 from helpers import REPO
 
@@ -72,8 +73,40 @@ def test_no_module_imports_a_higher_layer_or_inside_a_function():
     assert faults == []
 
 
+#: The top-level modules installed beside the package: the start-up hook and the shim it shares with compat.
+BESIDE = ('wdsr_basicsr_startup', 'wdsr_basicsr_shim')
+
+
+def beside_imports(path, top_only=False):
+    """The modules of :data:`BESIDE` that ``path`` imports, and the package (as ``__init__``) when ``path`` is one
+    of them: anywhere in it (a function's import is an edge too), or at its top level only."""
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in tree.body if top_only else ast.walk(tree):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and not node.level else []
+        found |= {n for n in names if n in BESIDE}
+        if path.stem in BESIDE:
+            found |= {'__init__' for n in names if n.split('.')[0] == 'wdsr_basicsr'}
+    return found
+
+
+def test_the_start_up_modules_import_the_standard_library_only():
+    """site.py imports them: nothing heavy. (The hook imports the package when basicsr is imported: its job.)"""
+    for name in BESIDE:
+        imported = set()
+        for node in ast.parse((REPO / f'{name}.py').read_text()).body:
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split('.')[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split('.')[0])
+        assert imported - set(sys.stdlib_module_names) - set(BESIDE) == set(), name
+
+
 def test_no_import_cycle():
-    graph = {module_name(p): {t for _, t, _ in package_imports(p)} for p in modules()}
+    """None in the package, through an ``__init__`` or through the start-up modules beside it."""
+    graph = {module_name(p): {t for _, t, _ in package_imports(p)} | beside_imports(p) for p in modules()}
+    graph.update({name: beside_imports(REPO / f'{name}.py') for name in BESIDE})
     known = set(graph)
 
     def resolve(target):  # a package import means its __init__
@@ -85,7 +118,7 @@ def test_no_import_cycle():
     def visit(name, stack):
         state[name] = 'open'
         for target in graph[name]:
-            if state.get(target) == 'open' and not (name.endswith('__init__') or target.endswith('__init__')):
+            if state.get(target) == 'open':
                 cycles.append(stack[stack.index(target):] + [target])
             elif target not in state:
                 visit(target, stack + [target])

@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from wdsr_basicsr_startup import alias_torchvision_functional_tensor
+from wdsr_basicsr_shim import alias_torchvision_functional_tensor
 
 # Without it `import basicsr` fails: torchvision 0.17 removed a module basicsr imports (a no-op when it exists).
 alias_torchvision_functional_tensor()

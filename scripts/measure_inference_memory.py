@@ -24,8 +24,9 @@ from skimage import data as skimage_data
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import wdsr_basicsr  # noqa: E402,F401  (compat first, then basicsr imports)
 from basicsr.archs import build_network  # noqa: E402
+
+import wdsr_basicsr  # noqa: E402,F401  (compat first, then basicsr imports)
 from wdsr_basicsr.options import load_options  # noqa: E402
 
 

@@ -11,9 +11,10 @@ Usage: python scripts/param_table.py
 import argparse
 from os import path as osp
 
-import wdsr_basicsr  # noqa: F401  (basicsr compat and registration)
 from basicsr.archs import build_network
 from basicsr.archs.edsr_arch import EDSR
+
+import wdsr_basicsr  # noqa: F401  (basicsr compat and registration)
 from wdsr_basicsr.archs import RDN, WDSR_A, WDSR_B, count_parameters
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.reproduce import PAPER_PARAMS, PUBLISHED_RAW_PARAMS

@@ -14,12 +14,13 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import wdsr_basicsr  # noqa: E402,F401  (compat first)
 from basicsr.archs import build_network  # noqa: E402
+
+import wdsr_basicsr  # noqa: E402,F401  (compat first)
 from wdsr_basicsr.archs import fold_weight_norm  # noqa: E402
 from wdsr_basicsr.backends import BACKENDS, installed, make_runner  # noqa: E402
-from wdsr_basicsr.utils.timing import interleaved_median_ms  # noqa: E402
 from wdsr_basicsr.options import load_options  # noqa: E402
+from wdsr_basicsr.utils.timing import interleaved_median_ms  # noqa: E402
 
 
 def main(argv=None):

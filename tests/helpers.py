@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 
 import cv2
+import torch
+import torch.nn.functional as F
 import yaml
 from skimage import data as skimage_data
 
 import wdsr_basicsr  # noqa: F401  (compat first: basicsr is importable in every test module)
 from wdsr_basicsr.prepare.div2k import prepare
-import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parent.parent
 OPTIONS = REPO / 'options'

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import basicsr
+
 from helpers import REPO
 
 

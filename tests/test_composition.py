@@ -9,15 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import basicsr
 import basicsr.test
+import pytest
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
 from basicsr.models.base_model import BaseModel
 from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
+
 from helpers import OPTIONS, REPO, run, torchrun, write_options
 from wdsr_basicsr.options import OptionError, check_options, load_options, parse_options
 from wdsr_basicsr.runs import read_validations, shrink_options

@@ -5,8 +5,8 @@ taken from this package.
 """
 import pytest
 import torch
-
 from basicsr.archs import build_network
+
 from official import forward_2018, forward_2019, official_2018, official_2019
 from wdsr_basicsr.convert import main as convert_main
 from wdsr_basicsr.loading import network_from_checkpoint

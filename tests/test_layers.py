@@ -142,3 +142,35 @@ def test_the_checks_see_a_violation(tmp_path, monkeypatch):
     imports = package_imports(fake / 'utils' / 'bad.py')
     assert imports == [(1, 'options', True), (5, 'runs', False)]
     assert layer('options') > layer('utils.bad')
+
+
+#: The entries: they speak on the console. Elsewhere only a function named main may print (a module's CLI).
+ENTRY_MODULES = ('train', 'test', 'inference', 'export', 'convert', 'compare', 'reproduce', 'benchmark.cli',
+                 'benchmark.gpu_check', 'benchmark.training', 'prepare.__init__')
+
+
+def prints_outside_entries(package):
+    """``module:line`` of each ``print(`` of the library (outside the entries and ``main`` functions)."""
+    found = []
+    for path in sorted(package.rglob('*.py')):
+        name = '.'.join(path.relative_to(package).with_suffix('').parts)
+        if name in ENTRY_MODULES:
+            continue
+
+        def visit(node, function):
+            for child in ast.iter_child_nodes(node):
+                inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+                if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id == 'print' \
+                        and function != 'main':
+                    found.append(f'{name}:{child.lineno}')
+                visit(child, inner)
+        visit(ast.parse(path.read_text()), None)
+    return found
+
+
+def test_the_library_never_prints(tmp_path):
+    """Library functions log (wdsr_basicsr/utils/messages.py) or raise; the entries print."""
+    assert prints_outside_entries(PACKAGE) == []
+    (tmp_path / 'utils').mkdir()
+    (tmp_path / 'utils' / 'x.py').write_text('def f():\n    print(1)\n\n\ndef main():\n    print(2)\n')
+    assert prints_outside_entries(tmp_path) == ['utils.x:2']  # the check sees one

@@ -2,10 +2,10 @@
 the safetensors export, and the loaded model computes what the original network (or the official formula) does."""
 import pytest
 import torch
+from spandrel import MAIN_REGISTRY, ModelLoader
 
 import wdsr_basicsr.spandrel  # noqa: F401  (registers WDSR and RDN with spandrel)
 from official import forward_2019, official_2019
-from spandrel import MAIN_REGISTRY, ModelLoader
 from wdsr_basicsr.archs import RDN, WDSR_A, WDSR_B
 from wdsr_basicsr.convert import main as convert_main
 from wdsr_basicsr.export import export

@@ -7,6 +7,7 @@ Each backend runs the same network, weight norm folded; ONNX Runtime and OpenVIN
 from __future__ import annotations
 
 import inspect
+import logging
 import tempfile
 from collections.abc import Callable
 from os import path as osp
@@ -16,6 +17,8 @@ import torch
 from torch import nn
 
 from .utils.timing import interleaved_median_ms
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ('torch', 'onnxruntime', 'openvino')
 #: What to install for each optional backend.
@@ -171,5 +174,5 @@ def choose_backend(net: nn.Module, backend: str, num_in_ch: int = 3, device: str
     if backend != 'auto':
         return make_runner(net, backend, num_in_ch), backend
     best, runner, times = fastest_backend(net, num_in_ch)
-    print('backend auto: ' + ', '.join(f'{b} {ms:.1f} ms' for b, ms in times.items()) + f' -> {best}')
+    logger.info('backend auto: ' + ', '.join(f'{b} {ms:.1f} ms' for b, ms in times.items()) + f' -> {best}')
     return (net if best == 'torch' else runner), best

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .utils import report
+from .utils.messages import show_messages
 
 #: A label: a plain name (it names the run's column and its crop files).
 PLAIN_LABEL = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*')
@@ -145,6 +146,7 @@ def _figure(name, value):
 
 
 def main(argv=None):
+    show_messages()
     parser = argparse.ArgumentParser(description='Compare test runs on one results page and draw the paper figure.')
     parser.add_argument('runs', nargs='+', help='Result folders of test.py runs (results/<name>).')
     parser.add_argument('-o', '--output', required=True, help='Folder for index.html, figure.png/pdf and crops/.')

@@ -25,6 +25,7 @@ import basicsr.utils.options  # noqa: E402
 from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils.file_client import LmdbBackend  # noqa: E402
+
 from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record, shared_lmdb  # noqa: E402
 from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
 from wdsr_basicsr.utils.resume import load_resume_state  # noqa: E402

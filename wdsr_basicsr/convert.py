@@ -32,10 +32,11 @@ from os import path as osp
 import torch
 
 from .archs.arch_util import DIV2K_RGB_MEAN
-from .archs.wdsr_arch import WDSR_IMG_RANGE
 from .archs.describe import describe_wdsr
+from .archs.wdsr_arch import WDSR_IMG_RANGE
 from .loading import build_described
 from .utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
+from .utils.messages import show_messages
 
 #: What ``--release`` may say, and what each is.
 RELEASES = {
@@ -227,6 +228,7 @@ def check_destination(src: str, dst: str) -> None:
 
 
 def main(argv=None):
+    show_messages()
     parser = argparse.ArgumentParser(description='Convert an official WDSR checkpoint (2018 or 2019) to ours.')
     parser.add_argument('src', help='Official checkpoint.')
     parser.add_argument('dst', help='Output checkpoint.')

@@ -21,6 +21,7 @@ from . import backends
 from .archs.describe import describe
 from .loading import network_from_checkpoint
 from .utils.checkpoint import atomic_path
+from .utils.messages import show_messages
 
 #: Largest difference from PyTorch accepted for the exported model, on outputs in [0, 1].
 TOLERANCE = 1e-4
@@ -109,6 +110,7 @@ def export(model_path: str, fmt: str, output: str, opt_path: str | None = None, 
 
 
 def main(argv=None):
+    show_messages()
     parser = argparse.ArgumentParser(description='Export a checkpoint to ONNX, TorchScript or safetensors (weight norm '
                                      'folded).')
     parser.add_argument('--model_path', required=True, help='Checkpoint (params_ema is preferred over params).')

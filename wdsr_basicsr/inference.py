@@ -35,6 +35,7 @@ from .backends import BACKENDS, choose_backend, runtime_errors
 from .loading import network_from_checkpoint
 from .outputs import list_inputs, output_path, plan_outputs
 from .utils.image_io import read_image, write_image
+from .utils.messages import show_messages
 from .utils.tiling import sr_forward, tile_boxes
 
 
@@ -166,6 +167,7 @@ def network_settings(network_opt: dict, source: str) -> tuple[int, int]:
 
 
 def main(argv=None):
+    show_messages()
     args = parse_args(argv)
     try:
         check_arguments(args)

@@ -4,9 +4,8 @@ the benchmark build a network from what a file says.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from basicsr.archs import build_network
+from torch import nn
 
 from .archs import fold_weight_norm
 from .archs.describe import describe

@@ -27,6 +27,7 @@ from .loading import build_described
 from .options import load_options
 from .prepare.demo import make_demo_data
 from .runs import read_log, read_validations, run_entry, shrink_options, write_options
+from .utils.messages import show_messages
 
 DEMO_DATA = 'datasets/demo'
 
@@ -152,6 +153,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    show_messages()
     args = parse_args(argv)
     if args.data == DEMO_DATA:
         make_demo_data(DEMO_DATA, scales=(2, ))

@@ -15,7 +15,7 @@ and 255 for RDN, residual scale 1). Needs the optional ``spandrel`` package (``p
 """
 from __future__ import annotations
 
-from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport, Architecture, ImageModelDescriptor
+from spandrel import MAIN_REGISTRY, Architecture, ArchRegistry, ArchSupport, ImageModelDescriptor
 
 from .archs.describe import describe_rdn, describe_wdsr
 from .loading import build_described

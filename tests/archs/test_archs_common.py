@@ -4,10 +4,10 @@ import sys
 
 import pytest
 import torch
-
-import wdsr_basicsr  # noqa: F401  (registers the architectures)
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
+
+import wdsr_basicsr  # noqa: F401  (registers the architectures)
 
 TINY = {
     'WDSR_A': dict(num_feat=8, num_block=2, expansion=2),

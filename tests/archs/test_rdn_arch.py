@@ -2,9 +2,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from basicsr.archs import build_network
 
 import wdsr_basicsr  # noqa: F401  (registers the architectures)
-from basicsr.archs import build_network
 from wdsr_basicsr.archs import RDN, count_parameters
 
 

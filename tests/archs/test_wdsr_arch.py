@@ -4,11 +4,11 @@ import copy
 
 import pytest
 import torch
+from basicsr.archs import build_network
+from basicsr.archs.edsr_arch import EDSR
 from torch import nn
 
 import wdsr_basicsr  # noqa: F401  (registers the architectures)
-from basicsr.archs import build_network
-from basicsr.archs.edsr_arch import EDSR
 from helpers import OPTIONS, reference_forward
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, count_parameters, fold_weight_norm, is_weight_normed
 from wdsr_basicsr.options import load_options

@@ -2,9 +2,9 @@
 PyTorch's private fused kernel and with its public fallback; autograd, autocast and memory layouts."""
 import pytest
 import torch
+from basicsr.archs import build_network
 
 import wdsr_basicsr  # noqa: F401  (registers the architectures)
-from basicsr.archs import build_network
 from helpers import reference_forward
 from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.archs.arch_util import DIV2K_RGB_MEAN as DIV2K_MEAN

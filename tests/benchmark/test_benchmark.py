@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
+
 from helpers import OPTIONS
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, fold_weight_norm
 from wdsr_basicsr.benchmark.cli import main as benchmark_main

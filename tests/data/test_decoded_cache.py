@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from basicsr.data import build_dataset
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
 from helpers import OPTIONS, TRAIN, photo, run, write_options
 from wdsr_basicsr.data import decoded_cache
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
@@ -206,8 +206,8 @@ def test_sampling_without_cache_data_is_refused(lmdb_root, tmp_path):
 
 def test_a_turned_jpeg_is_cached_as_basicsr_reads_it(tmp_path):
     """A JPEG whose EXIF says 'rotate 90': OpenCV (so basicsr) turns it; the cache holds it turned, not refused."""
-    from PIL import Image
     from basicsr.utils import imfrombytes
+    from PIL import Image
     hr, lr = tmp_path / 'HR', tmp_path / 'LR'
     hr.mkdir(), lr.mkdir()
     img = photo('astronaut', 64, 48)

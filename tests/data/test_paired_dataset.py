@@ -5,10 +5,10 @@ import random
 import numpy as np
 import pytest
 import torch
-
 from basicsr.data import build_dataset
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import LmdbMaker
+
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
 
 
@@ -155,6 +155,7 @@ def basicsr_style_pair(tmp_path, scale=4, names=('baboon', 'comic')):
     """GT and LQ LMDBs made by basicsr's make_lmdb_from_imgs, as BasicSR's tests/data/gt.lmdb and lq.lmdb are."""
     import cv2
     from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
     from helpers import photo
     roots = {}
     for kind, factor in (('gt', 1), ('lq', scale)):

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 import torch
-
 from basicsr.models import build_model
+
 from helpers import OPTIONS, TRAIN, batch, model_options, run, write_options
 from wdsr_basicsr.options import load_options
 

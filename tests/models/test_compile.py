@@ -4,10 +4,10 @@ import sys
 
 import pytest
 import torch
-from torch import nn
-
 from basicsr.archs import build_network
 from basicsr.models import build_model
+from torch import nn
+
 from helpers import OPTIONS, TRAIN, batch, model_options, run, write_options
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.runs import shrink_options

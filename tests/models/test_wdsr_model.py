@@ -5,8 +5,8 @@ import os
 
 import pytest
 import torch
-
 from basicsr.models import build_model
+
 from helpers import batch, model_options
 from wdsr_basicsr.archs import is_weight_normed
 from wdsr_basicsr.utils import save_atomic, sr_forward

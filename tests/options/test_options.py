@@ -4,10 +4,10 @@ import copy
 import pytest
 import torch
 import yaml
-
 from basicsr.archs import build_network
 from basicsr.data import build_dataset
 from basicsr.utils.options import ordered_yaml
+
 from helpers import OPTIONS
 
 ALL = sorted(OPTIONS.rglob('*.yml'))

@@ -9,7 +9,6 @@ from wdsr_basicsr.options import apply_force_yml, check_name, load_options
 
 def test_shipped_files_read_the_same_as_basicsr_reads_them():
     import yaml
-
     from basicsr.utils.options import ordered_yaml
     for path in sorted(OPTIONS.rglob('*.yml')):
         with open(path) as f:

@@ -5,8 +5,8 @@ import zipfile
 
 import cv2
 import numpy as np
-
 from basicsr.utils.matlab_functions import imresize
+
 from helpers import photo
 from wdsr_basicsr.prepare.benchmarks import main
 
@@ -73,11 +73,11 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
     import sys
 
     import torch
-
     from basicsr.archs import build_network
+
     from helpers import OPTIONS, TEST, make_lmdbs, run, write_options
-    from wdsr_basicsr.prepare.benchmarks import SETS
     from wdsr_basicsr.options import load_options
+    from wdsr_basicsr.prepare.benchmarks import SETS
 
     src = tmp_path / 'in'
     for name in SETS:

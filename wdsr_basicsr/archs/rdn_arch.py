@@ -8,10 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn as nn
-
 from basicsr.archs.arch_util import Upsample
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn as nn
 
 from .arch_util import DIV2K_RGB_MEAN, SettingsInStateDict, normalisation
 

@@ -14,9 +14,8 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import nn as nn
-
 from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn as nn
 
 from .arch_util import DIV2K_RGB_MEAN, SettingsInStateDict, check_norm, make_conv, normalisation
 from .wdsr_fast import block_b_inference, takes_fast_path

@@ -7,9 +7,11 @@ from os import path as osp
 import torch
 
 from ..backends import BACKENDS
+from ..utils.messages import show_messages
 from ..utils.records import write_json
 from .measure import DTYPES, benchmark_row
 from .tables import markdown, plot
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Parameters, MACs, speed and PSNR/SSIM of networks from option files.')
@@ -42,6 +44,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    show_messages(information_to_stderr=True)  # stdout is the table
     args = parse_args(argv)
     torch.backends.cudnn.benchmark = True
     h, w = args.lr_size

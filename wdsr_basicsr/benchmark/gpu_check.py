@@ -30,9 +30,9 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import logging
 import os
 import re
-import sys
 import time
 from os import path as osp
 
@@ -43,9 +43,12 @@ from ..loading import build_described
 from ..options import load_options
 from ..prepare.demo import make_demo_data
 from ..runs import read_log, read_validations, run_entry, shrink_options, write_options
+from ..utils.messages import show_messages
 from ..utils.timing import interleaved_median_ms
 from .measure import prepare_for_timing
 from .training import NETS, loader_seconds_per_batch, step_seconds
+
+logger = logging.getLogger(__name__)
 
 # What the CPU mode shrinks (sizes only; the GPU mode keeps the shipped networks and patches).
 CPU_NET = {'num_feat': 8, 'num_block': 1}
@@ -91,7 +94,7 @@ def torchrun(opt: dict, work: str, *extra, validations: int = 2) -> dict:
         'ok': result.returncode == 0 and 'End of training' in log and len(psnr) >= validations,
     }
     if not record['ok']:
-        print(result.stdout[-3000:], result.stderr[-5000:], file=sys.stderr)
+        logger.error('%s\n%s', result.stdout[-3000:], result.stderr[-5000:])
     return record
 
 
@@ -198,6 +201,7 @@ def report(device: str, runs: list[dict], speed: list[dict], loader: list[dict],
 
 
 def main(argv=None):
+    show_messages()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
     parser.add_argument('--iters', type=int, default=None, help='Training iterations per run. Default: 300 on '

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import copy
-import sys
+import logging
 from collections.abc import Callable
 from os import path as osp
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
-
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
 from basicsr.utils import mkdir_and_rename
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..archs import count_parameters, fold_weight_norm
 from ..backends import make_runner
@@ -20,6 +19,8 @@ from ..loading import build_described
 from ..models.wdsr_model import WDSRModel
 from ..options import check_name, check_options, derive_options, load_options
 from ..utils.timing import interleaved_median_ms
+
+logger = logging.getLogger(__name__)
 
 DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
@@ -124,7 +125,7 @@ def score(opt: dict) -> tuple[WDSRModel, dict]:
     results = {}
     for ds_opt in opt['datasets'].values():
         loader = build_dataloader(build_dataset(ds_opt), ds_opt, num_gpu=opt['num_gpu'], dist=False)
-        print(f"{opt['name']}: {ds_opt['name']} ({len(loader.dataset)} images)", file=sys.stderr)
+        logger.info(f"{opt['name']}: {ds_opt['name']} ({len(loader.dataset)} images)")
         # images saved as the file says; a test file's (save_img: true) gets the results page, as test.py's does
         model.validation(loader, current_iter=opt['name'], tb_logger=None,
                          save_img=opt['val'].get('save_img', False))

@@ -5,6 +5,7 @@ import os
 import statistics
 from os import path as osp
 
+
 def markdown(rows: list[dict]) -> str:
     """The table a user pastes into a paper."""
     lines = ['| name | arch | scale | params (effective) | params (raw) | GMACs | latency ms (folded / unfolded) '

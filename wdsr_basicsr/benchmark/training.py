@@ -26,7 +26,6 @@ import tempfile
 import time
 
 import torch
-
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
@@ -34,6 +33,7 @@ from basicsr.models import build_model
 from ..prepare.demo import make_demo_data
 from ..prepare.layout import hr_dir, lr_dir
 from ..runs import div2k_lmdbs
+from ..utils.messages import show_messages
 
 #: The 16-block networks of the recipes, as ``network_g`` sections.
 NETS = {
@@ -130,6 +130,7 @@ def loader_seconds_per_batch(root: str, cached: bool, workers: int, batches: int
 
 
 def main(argv=None):
+    show_messages(information_to_stderr=True)  # stdout is the table
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--bf16', action='store_true', help='bf16 autocast (use_amp, amp_bf16).')

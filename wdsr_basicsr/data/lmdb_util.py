@@ -12,10 +12,8 @@ from os import path as osp
 import cv2
 import lmdb
 import numpy as np
-
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.file_client import LmdbBackend
-
 
 #: The LMDB environments open in this process (and inherited by its forked DataLoader workers), by data file:
 #: (st_dev, st_ino) -> ((st_mtime_ns, st_size), environment).

@@ -10,7 +10,6 @@ from os import path as osp
 
 import numpy as np
 import torch
-
 from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_meta_info_file
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop

@@ -8,24 +8,23 @@ from collections import OrderedDict
 from os import path as osp
 
 import torch
-from torch import nn
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
-
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
 
 from ..options.reading import OptionError
+from ..utils import report
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import compile_step, toolchain_problem
 from ..utils.dist import all_gather
 from ..utils.records import forget_validations_after, record_validation, recorded_datasets, write_json
-from ..utils import report
 from ..utils.tiling import sr_forward
 
 AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16

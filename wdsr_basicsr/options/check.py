@@ -17,7 +17,6 @@ from os import path as osp
 
 import torch
 import torchvision
-
 from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
@@ -26,8 +25,16 @@ from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
 from ..utils.dist import DIST_PARAMS
 from .reading import OptionError
 from .rules import KEYED_SECTIONS, RULES, Rule
-from .vocabulary import (Vocabulary, built_types, misspelt, optimizer_class, parameters, pattern, require_registered,
-                         scheduler_class)
+from .vocabulary import (
+    Vocabulary,
+    built_types,
+    misspelt,
+    optimizer_class,
+    parameters,
+    pattern,
+    require_registered,
+    scheduler_class,
+)
 
 #: Options every file needs, and those a training file needs besides (basicsr reads them unguarded).
 REQUIRED = ((), 'name'), ((), 'model_type'), ((), 'num_gpu'), ((), 'datasets'), ((), 'path')

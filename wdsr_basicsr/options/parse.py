@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import site
@@ -11,15 +12,17 @@ from collections.abc import Callable
 from os import path as osp
 
 import torch
-
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..data.paired_dataset import CheckedPairedImageDataset
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
+from ..utils.messages import show_messages
 from .check import check_name, check_options
 from .reading import OptionError, apply_force_yml, load_options
+
+logger = logging.getLogger(__name__)
 
 
 def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argparse.Namespace]:
@@ -59,11 +62,11 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
             dist_params['backend'] = 'nccl' if uses_gpu else 'gloo'
         init_dist(args.launcher, local_rank, **dist_params)
     else:
-        print('Disable distributed.', flush=True)
+        logger.info('Disable distributed.')
     opt['rank'], opt['world_size'] = get_dist_info()
     if opt['rank'] == 0:
         for warning in warnings:
-            print(f'Warning: {warning}', file=sys.stderr, flush=True)
+            logger.warning(f'Warning: {warning}')
 
     seed = opt.get('manual_seed')
     if seed is None:
@@ -187,6 +190,7 @@ def run_pipeline(pipeline: Callable) -> None:
     Args:
         pipeline (callable): ``pipeline(root_path)``.
     """
+    show_messages()
     try:
         run_reporting_rank(pipeline, os.getcwd())
     except OptionError as error:

@@ -6,8 +6,6 @@ import re
 import yaml
 
 
-
-
 class DuplicateKeyError(yaml.YAMLError):
     """A key written twice in one mapping of an option file."""
 

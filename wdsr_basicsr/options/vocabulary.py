@@ -18,7 +18,6 @@ import textwrap
 from collections.abc import Callable
 
 import torch
-
 from basicsr.models import lr_scheduler
 from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY, Registry
 

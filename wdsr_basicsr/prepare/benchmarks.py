@@ -25,6 +25,7 @@ MD5) into INPUT. Manga109's licence forbids redistribution: download it from man
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -37,9 +38,12 @@ import cv2
 from tqdm import tqdm
 
 from ..utils.image_io import IMAGE_EXTENSIONS, frames
+from ..utils.messages import show_messages
 from ..utils.resize import bicubic_downscale, mod_crop
 from . import PreparationError
 from .fetch import download, extract, md5sum
+
+logger = logging.getLogger(__name__)
 
 #: The sets and their image counts; folder names others use for them.
 SETS = {'Set5': 5, 'Set14': 14, 'B100': 100, 'Urban100': 100, 'Manga109': 109}
@@ -174,12 +178,12 @@ def remove_temporaries(output: str) -> None:
     for entry in os.listdir(output):
         path = osp.join(output, entry)
         if entry.startswith('.extract_') or entry in {f'.{name}.tmp' for name in SETS}:
-            print(f'Removing {path}, left by an interrupted run.')
+            logger.info(f'Removing {path}, left by an interrupted run.')
             shutil.rmtree(path, ignore_errors=True)
         elif entry in SETS and osp.isdir(path):
             for sub in os.listdir(path):
                 if sub.startswith('.LRbicx') and sub.endswith('.tmp'):
-                    print(f'Removing {osp.join(path, sub)}, left by an interrupted run.')
+                    logger.info(f'Removing {osp.join(path, sub)}, left by an interrupted run.')
                     shutil.rmtree(osp.join(path, sub), ignore_errors=True)
 
 
@@ -227,8 +231,8 @@ def prepare_benchmarks(input_dir: str, output: str, scales: tuple[int, ...] = (2
                                     'prepared: move it away.')
                     continue
                 added = add_scales(name, output, scales)
-                print(f'{name}: {existing} exists; ' + (f'added LRbicx{", LRbicx".join(map(str, added))}.' if added
-                                                         else 'kept.'))
+                logger.info(f'{name}: {existing} exists; ' + (f'added LRbicx{", LRbicx".join(map(str, added))}.'
+                                                              if added else 'kept.'))
                 if added:
                     written.append(existing)
                 continue
@@ -249,6 +253,7 @@ def prepare_benchmarks(input_dir: str, output: str, scales: tuple[int, ...] = (2
 
 
 def main(argv=None):
+    show_messages()
     parser = argparse.ArgumentParser(description='Prepare Set5, Set14, B100, Urban100 and Manga109 in BasicSR\'s '
                                      'layout (GTmod12, LRbicx2/3/4) from folders or archives of HR images.')
     parser.add_argument('--input', required=True, help='Folder holding Set5/, Set14/, B100/, Urban100/, Manga109/ '

@@ -16,10 +16,10 @@ from os import path as osp
 
 import cv2
 import numpy as np
+from basicsr.metrics import calculate_psnr
 from skimage import data as skimage_data
 
-from basicsr.metrics import calculate_psnr
-
+from ..utils.messages import show_messages
 from ..utils.resize import matlab_resize
 from . import read_bgr, run_and_report
 from .div2k import prepare
@@ -76,6 +76,7 @@ def make_demo_data(root: str, scales: tuple[int, ...] = (2, 3, 4), workers: int 
 
 
 def main(argv=None):
+    show_messages()
     parser = argparse.ArgumentParser(description='Build the demo set: scikit-image photographs as DIV2K LMDBs.')
     parser.add_argument('--root', default='datasets/demo', help='Output folder. Default: datasets/demo.')
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='LR scales. Default: 2 3 4.')

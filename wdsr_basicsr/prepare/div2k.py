@@ -36,6 +36,7 @@ that exist and builds the missing ones (with the same keys).
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
 import os
 import shutil
@@ -47,11 +48,14 @@ import cv2
 import torch
 from tqdm import tqdm
 
+from ..utils.messages import show_messages
 from ..utils.resize import bicubic_downscale
 from . import PreparationError, read_bgr, run_and_report
 from .fetch import download, unpack
 from .layout import SPLITS, hr_dir, list_hr_stems, lmdb_names, lr_dir, lr_path
 from .lmdb import build_split_lmdbs, check_keys_agree
+
+logger = logging.getLogger(__name__)
 
 DIV2K_URL = 'http://data.vision.ee.ethz.ch/cvl/DIV2K/'
 
@@ -155,7 +159,7 @@ def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), *, crop_size: int = 
     written = []
     todo = [s for s in splits if not all(osp.isdir(osp.join(root, n)) for n in lmdb_names(s, scales).values())]
     for split in set(splits) - set(todo):
-        print(f'{split}: all LMDBs exist, skipped.')
+        logger.info(f'{split}: all LMDBs exist, skipped.')
     if todo:
         with make_pool(workers) as pool:
             for split in todo:
@@ -182,6 +186,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    show_messages()
     args = parse_args(argv)
 
     def job():

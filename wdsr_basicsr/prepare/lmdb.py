@@ -5,6 +5,7 @@ keys (checked after).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -14,14 +15,15 @@ from os import path as osp
 
 import cv2
 import numpy as np
-from tqdm import tqdm
-
 from basicsr.utils.lmdb_util import LmdbMaker
+from tqdm import tqdm
 
 from ..data.lmdb_util import read_meta_info
 from ..utils.resize import mod_crop
 from . import PreparationError, read_bgr
 from .layout import hr_dir, lmdb_names, lr_path
+
+logger = logging.getLogger(__name__)
 
 PNG_COMPRESSION = 1  # BasicSR's LMDB default: fast to decode, about 2x smaller than raw
 
@@ -105,9 +107,9 @@ def build_split_lmdbs(root: str, split: str, scales: tuple[int, ...], stems: lis
     if too_small:
         shown = ', '.join(osp.join(hr_dir(root, split), f'{stem}.png') for stem in too_small[:10])
         more = f' and {len(too_small) - 10} more' if len(too_small) > 10 else ''
-        print(f'Warning: {len(too_small)} {split} HR image(s) give no {crop_size} px sub-image (smaller than '
-              f'--crop-size once cropped to a multiple of {math.lcm(*ALIGN_SCALES, *scales)}) and are left out: '
-              f'{shown}{more}', flush=True)
+        logger.warning(f'Warning: {len(too_small)} {split} HR image(s) give no {crop_size} px sub-image (smaller '
+                       f'than --crop-size once cropped to a multiple of {math.lcm(*ALIGN_SCALES, *scales)}) and are '
+                       f'left out: {shown}{more}')
     if count == 0:
         raise PreparationError(f'No {split} record: every HR image is smaller than --crop-size {crop_size}.')
     written = []

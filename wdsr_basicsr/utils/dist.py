@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import logging
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
 
 from .compile import toolchain_problem
+
+logger = logging.getLogger(__name__)
 
 DIST_PARAMS = ('backend', 'port', 'timeout_min')
 BACKENDS = ('nccl', 'gloo')
@@ -159,7 +161,6 @@ def run_reporting_rank(pipeline: Callable, root_path: str) -> None:
             if isinstance(error, dist.DistError) or 'timed out' in str(error).lower():
                 hint = (' A collective failed or timed out: another rank died or stalled (the wait is bounded by '
                         'dist_params:timeout_min); the launcher lists the ranks that exited.')
-            print(f'[rank {dist.get_rank()} of {dist.get_world_size()}] {type(error).__name__}: {error}.{hint}',
-                  file=sys.stderr, flush=True)
+            logger.error(f'[rank {dist.get_rank()} of {dist.get_world_size()}] {type(error).__name__}: {error}.{hint}')
         raise
     destroy_process_group()

@@ -7,17 +7,19 @@ state file whatever its network files hold.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections import Counter
 from os import path as osp
 
 import torch
-
 from basicsr.utils.misc import check_resume
 
 from .checkpoint import load_checkpoint
 from .dist import all_gather
+
+logger = logging.getLogger(__name__)
 
 # MultiStepRestartLR keeps its milestones in a Counter: allow it in weights_only loads.
 torch.serialization.add_safe_globals([Counter])
@@ -74,8 +76,8 @@ def find_resume_state(opt: dict) -> dict | None:
         names = sorted(os.listdir(state_dir))
         for name in names:
             if not STATE_NAME.fullmatch(name) and not (name.startswith('.') and name.endswith('.tmp')):
-                print(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); ignored.',
-                      flush=True)
+                logger.warning(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); '
+                               'ignored.')
         candidates = [osp.join(state_dir, n) for n in sorted(
             (n for n in names if STATE_NAME.fullmatch(n)), key=lambda n: int(n.split('.')[0]), reverse=True)]
         if not candidates:
@@ -92,7 +94,7 @@ def find_resume_state(opt: dict) -> dict | None:
         except (RuntimeError, ValueError, FileNotFoundError) as error:
             if not opt['auto_resume']:
                 raise RuntimeError(str(error)) from error
-            print(f'Skipping {path}: {error}', flush=True)
+            logger.warning(f'Skipping {path}: {error}')
             reasons.append(f'{path}: {error}')
             continue
         opt['path']['resume_state'] = path
@@ -127,5 +129,5 @@ def remove_temporaries(experiments_root: str) -> None:
             continue
         for name in os.listdir(folder):
             if name.startswith('.') and name.endswith('.tmp'):
-                print(f'Removing {osp.join(folder, name)}, left by an interrupted save.', flush=True)
+                logger.warning(f'Removing {osp.join(folder, name)}, left by an interrupted save.')
                 os.remove(osp.join(folder, name))

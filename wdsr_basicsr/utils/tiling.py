@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 

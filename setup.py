@@ -1,4 +1,5 @@
 """Install wdsr-basicsr: WDSR super-resolution networks as a BasicSR plugin."""
+
 from os import path as osp
 
 from setuptools import Command, find_packages, setup
@@ -43,6 +44,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['wdsr_basicsr', 'wdsr_basicsr.*']),
     py_modules=['wdsr_basicsr_startup', 'wdsr_basicsr_shim'],
+    package_data={'wdsr_basicsr': ['utils/page/*.html', 'utils/page/*.css', 'utils/page/*.js']},
     cmdclass={'build_pth': build_pth},
     install_requires=[
         'basicsr==1.4.2',
@@ -61,8 +63,17 @@ setup(
         'export': ['onnx', 'onnxscript', 'onnxruntime', 'safetensors'],
         'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'openvino'],
         'spandrel': ['spandrel>=0.4'],
-        'test': ['pytest>=7', 'onnx', 'onnxscript', 'onnxruntime', 'openvino', 'safetensors', 'spandrel>=0.4',
-                 'matplotlib', 'playwright'],
+        'test': [
+            'pytest>=7',
+            'onnx',
+            'onnxscript',
+            'onnxruntime',
+            'openvino',
+            'safetensors',
+            'spandrel>=0.4',
+            'matplotlib',
+            'playwright',
+        ],
     },
     entry_points={
         'console_scripts': [

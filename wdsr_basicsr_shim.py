@@ -3,6 +3,7 @@
 Its one home, shared by the start-up hook (:mod:`wdsr_basicsr_startup`, before basicsr's ``__init__`` runs) and
 :mod:`wdsr_basicsr.compat` (when the hook is off).
 """
+
 import importlib
 import importlib.util
 import sys

@@ -19,6 +19,7 @@ is; a start-up without basicsr is not affected at all. Set
 This module is imported by site.py, so it imports nothing but the standard
 library's start-up modules (and the shim, standard library only too).
 """
+
 import os
 import sys
 
@@ -52,8 +53,10 @@ class _RegisteringLoader:
         try:
             import wdsr_basicsr  # noqa: F401  (patches and registrations)
         except Exception as error:  # noqa: BLE001
-            _say(f'not registered with basicsr ({type(error).__name__}: {error}); '
-                 f'{DISABLE_VARIABLE}=1 turns this hook off.')
+            _say(
+                f'not registered with basicsr ({type(error).__name__}: {error}); '
+                f'{DISABLE_VARIABLE}=1 turns this hook off.'
+            )
 
 
 class BasicsrFinder:

@@ -2,6 +2,7 @@
 
 Usage: python scripts/check_gpu.py [--device cuda|cpu] [--iters 300] [--data datasets/demo] [--out docs/gpu_check.md]
 """
+
 import sys
 
 from wdsr_basicsr.benchmark.gpu_check import main

@@ -1,4 +1,5 @@
 """Convert an official WDSR checkpoint (2018 or 2019 code) to ours; see wdsr_basicsr/convert.py."""
+
 import sys
 
 from wdsr_basicsr.convert import main

@@ -1,4 +1,5 @@
 """Export a checkpoint to ONNX or TorchScript; see wdsr_basicsr/export.py."""
+
 import sys
 
 from wdsr_basicsr.export import main

@@ -3,6 +3,7 @@
 The option files are committed; this script is how they stay consistent. Run it
 after changing a recipe here: python scripts/make_options.py
 """
+
 import argparse
 import os
 from os import path as osp
@@ -18,33 +19,51 @@ LR_PATCH = {'WDSR_A': 48, 'WDSR_B': 48, 'EDSR': 48, 'RDN': 32}
 
 
 def paper_comment(scale, start='from scratch (options/finetune/ starts x3/x4 from the x2 weights instead)'):
-    return ('# Recipe: Yu et al., "Wide Activation for Efficient and Accurate Image Super-Resolution"\n'
-            '# (arXiv 1808.08718), Sec. 4: DIV2K 800 training images, batch 16, random flips and\n'
-            '# rotations, Adam (0.9, 0.999, 1e-8), lr 1e-3 with weight norm, halved every 2e5 iterations.\n'
-            f'# LR patches of 48 px (HR {48 * scale}), as the official code trains at every scale (ychfan/wdsr\n'
-            '# datasets/_isr.py --lr_patch_size 48; JiahuiYu/wdsr_ntire2018 --patch_size 48 x scale).\n'
-            '# Our choices: 6e5 iterations in all (the paper gives no length: three lr stages), training\n'
-            f'# {start}.\n')
+    return (
+        '# Recipe: Yu et al., "Wide Activation for Efficient and Accurate Image Super-Resolution"\n'
+        '# (arXiv 1808.08718), Sec. 4: DIV2K 800 training images, batch 16, random flips and\n'
+        '# rotations, Adam (0.9, 0.999, 1e-8), lr 1e-3 with weight norm, halved every 2e5 iterations.\n'
+        f'# LR patches of 48 px (HR {48 * scale}), as the official code trains at every scale (ychfan/wdsr\n'
+        '# datasets/_isr.py --lr_patch_size 48; JiahuiYu/wdsr_ntire2018 --patch_size 48 x scale).\n'
+        '# Our choices: 6e5 iterations in all (the paper gives no length: three lr stages), training\n'
+        f'# {start}.\n'
+    )
 
 
 def baseline_comment(kind, scale):
     patch = LR_PATCH[kind]
-    source = ('the RDN paper\n# (Zhang et al., CVPR 2018, Sec. 5.1: 16 LR patches of 32x32, Adam, lr 1e-4)'
-              if kind == 'RDN' else 'the EDSR paper\n# and BasicSR options/train/EDSR (48 px LR, lr 1e-4)')
-    return (f'# {kind} baseline: LR patches of {patch} px (HR {patch * scale}) and lr 1e-4 as in {source};\n'
-            '# data, batch 16, Adam betas and the schedule (halved every 2e5, 6e5 in all) are the WDSR recipe\n'
-            '# here (our choice), so that the comparison differs only in the network.\n')
+    source = (
+        'the RDN paper\n# (Zhang et al., CVPR 2018, Sec. 5.1: 16 LR patches of 32x32, Adam, lr 1e-4)'
+        if kind == 'RDN'
+        else 'the EDSR paper\n# and BasicSR options/train/EDSR (48 px LR, lr 1e-4)'
+    )
+    return (
+        f'# {kind} baseline: LR patches of {patch} px (HR {patch * scale}) and lr 1e-4 as in {source};\n'
+        '# data, batch 16, Adam betas and the schedule (halved every 2e5, 6e5 in all) are the WDSR recipe\n'
+        '# here (our choice), so that the comparison differs only in the network.\n'
+    )
 
 
 def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=None, reloaded=False):
     if kind == 'WDSR_A':
         lines = [f'num_feat: {num_feat or 32}', f'num_block: {num_block}', f'expansion: {expansion or 4}']
     elif kind == 'WDSR_B':
-        lines = [f'num_feat: {num_feat or 32}', f'num_block: {num_block}', f'expansion: {expansion or 6}',
-                 'low_rank_ratio: 0.8']
+        lines = [
+            f'num_feat: {num_feat or 32}',
+            f'num_block: {num_block}',
+            f'expansion: {expansion or 6}',
+            'low_rank_ratio: 0.8',
+        ]
     elif kind == 'EDSR':
-        lines = ['num_in_ch: 3', 'num_out_ch: 3', f'num_feat: {num_feat or 64}', f'num_block: {num_block}',
-                 'res_scale: 1', 'img_range: 255.', f'rgb_mean: {DIV2K_MEAN}']
+        lines = [
+            'num_in_ch: 3',
+            'num_out_ch: 3',
+            f'num_feat: {num_feat or 64}',
+            f'num_block: {num_block}',
+            'res_scale: 1',
+            'img_range: 255.',
+            f'rgb_mean: {DIV2K_MEAN}',
+        ]
     else:  # RDN
         lines = ['num_feat: 64', 'num_block: 16', 'num_layer: 8', 'growth: 64']
     if reloaded:  # ychfan/wdsr models/wdsr.py: inputs in [0, 1] minus a scalar 0.5, its weight-norm init
@@ -57,12 +76,16 @@ def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=N
 
 #: How each shipped training file samples (its ``datasets: train`` section says which, in a comment).
 SAMPLING_COMMENTS = {
-    'authors': ("    # Sampling: the authors' (ychfan/wdsr, EDSR-PyTorch): whole images decoded once (cache_data),\n"
-                '    # each image equally often at a uniform position (sampling: image); needs the decoded set in\n'
-                '    # memory (DIV2K train x{scale}: HR and LR folders as unpacked by prepare_div2k.py).\n'),
-    'basicsr': ("    # Sampling: basicsr's: each 480 px LMDB sub-image equally often (images weighted by their area),\n"
-                '    # a PNG decoded per sample. The authors\' sampling: cache_data on the whole images, as\n'
-                '    # options/authors/ and options/paper/ do.\n'),
+    'authors': (
+        "    # Sampling: the authors' (ychfan/wdsr, EDSR-PyTorch): whole images decoded once (cache_data),\n"
+        '    # each image equally often at a uniform position (sampling: image); needs the decoded set in\n'
+        '    # memory (DIV2K train x{scale}: HR and LR folders as unpacked by prepare_div2k.py).\n'
+    ),
+    'basicsr': (
+        "    # Sampling: basicsr's: each 480 px LMDB sub-image equally often (images weighted by their area),\n"
+        "    # a PNG decoded per sample. The authors' sampling: cache_data on the whole images, as\n"
+        '    # options/authors/ and options/paper/ do.\n'
+    ),
 }
 
 
@@ -106,11 +129,15 @@ def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enla
 def metrics(scale, rgb=True, official=False):
     """PSNR/SSIM on Y with border = scale (as papers report), RGB PSNR for validation during training, and
     (``official``) the official WDSR code's RGB PSNR with a border of scale + 6."""
-    rgb_psnr = f"""    psnr:
+    rgb_psnr = (
+        f"""    psnr:
       type: calculate_psnr
       crop_border: {scale}
       test_y_channel: false
-""" if rgb else ''
+"""
+        if rgb
+        else ''
+    )
     if official:
         rgb_psnr += f"""    psnr_official:  # the official WDSR code's PSNR: RGB, border scale + 6
       type: calculate_psnr
@@ -129,13 +156,33 @@ def metrics(scale, rgb=True, official=False):
 """
 
 
-EMA_OFF = ('no EMA: the paper trains without one, and so does this recipe (BasicSR-lineage recipes use\n'
-           '  # 0.999: validation then runs the EMA copy; the test files read params_ema, else params)')
+EMA_OFF = (
+    'no EMA: the paper trains without one, and so does this recipe (BasicSR-lineage recipes use\n'
+    '  # 0.999: validation then runs the EMA copy; the test files read params_ema, else params)'
+)
 
 
-def train_file(name, scale, net, comment, lr=1e-3, total_iter=600000, milestones=(200000, 400000), gamma=0.5,
-               num_gpu='auto', dist='', data=None, val_freq=5000, save_freq=5000, print_freq=100, ema=0,
-               save_img=False, pretrain=None, official_metric=False, compile_step=False):
+def train_file(
+    name,
+    scale,
+    net,
+    comment,
+    lr=1e-3,
+    total_iter=600000,
+    milestones=(200000, 400000),
+    gamma=0.5,
+    num_gpu='auto',
+    dist='',
+    data=None,
+    val_freq=5000,
+    save_freq=5000,
+    print_freq=100,
+    ema=0,
+    save_img=False,
+    pretrain=None,
+    official_metric=False,
+    compile_step=False,
+):
     data = data or datasets(scale)
     stones = ', '.join(str(m) for m in milestones)
     return f"""{comment}
@@ -200,20 +247,25 @@ BENCHMARK_SETS = ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')
 
 
 def test_file(name, scale, net, train_name, official_metric=False):
-    sets = ''.join(f"""  test_{i}:
+    sets = ''.join(
+        f"""  test_{i}:
     name: {bench}
     type: CheckedPairedImageDataset
     dataroot_gt: datasets/{bench}/GTmod12
     dataroot_lq: datasets/{bench}/LRbicx{scale}
     io_backend:
       type: disk
-""" for i, bench in enumerate(BENCHMARK_SETS, 1))
-    official_note = ('# psnr_official is the official WDSR code\'s figure (RGB, border scale + 6), to compare with its\n'
-                     '# README; converted official weights (scripts/convert_checkpoint.py) go in pretrain_network_g.\n'
-                     if official_metric else
-                     '# The official WDSR code reports RGB PSNR with a border of scale + 6; to compare with its numbers add\n'
-                     f'#     psnr_official: {{type: calculate_psnr, crop_border: {scale + 6}, test_y_channel: false}}\n'
-                     '# under val:metrics.\n')
+"""
+        for i, bench in enumerate(BENCHMARK_SETS, 1)
+    )
+    official_note = (
+        "# psnr_official is the official WDSR code's figure (RGB, border scale + 6), to compare with its\n"
+        '# README; converted official weights (scripts/convert_checkpoint.py) go in pretrain_network_g.\n'
+        if official_metric
+        else '# The official WDSR code reports RGB PSNR with a border of scale + 6; to compare with its numbers add\n'
+        f'#     psnr_official: {{type: calculate_psnr, crop_border: {scale + 6}, test_y_channel: false}}\n'
+        '# under val:metrics.\n'
+    )
     return f"""# Evaluate {train_name} (net_g_latest.pth, EMA weights when present) on the five SR benchmarks
 # (scripts/prepare_benchmarks.py writes datasets/<Set>/GTmod12 and LRbicx{scale}) and on DIV2K validation.
 # PSNR and SSIM on Y (ITU-R BT.601), border {scale} px (= scale) cropped, as SR papers report them.
@@ -262,91 +314,174 @@ def files():
     for kind, short in (('WDSR_A', 'a'), ('WDSR_B', 'b')):
         for s in (2, 3, 4):
             name = f'train_wdsr_{short}_x{s}'
-            out[f'{name}.yml'] = train_file(name, s, network(kind, s), paper_comment(s),
-                                            data=datasets(s, gt_size=LR_PATCH[kind] * s))
+            out[f'{name}.yml'] = train_file(
+                name, s, network(kind, s), paper_comment(s), data=datasets(s, gt_size=LR_PATCH[kind] * s)
+            )
             out[f'test_wdsr_{short}_x{s}.yml'] = test_file(f'test_wdsr_{short}_x{s}', s, network(kind, s), name)
         for gpus in (4, 8):
             name = f'train_wdsr_{short}_x2_{gpus}gpu'
             out[f'dist/{name}.yml'] = train_file(
-                name, 2, network(kind, 2), paper_comment(2), num_gpu=gpus, dist=dist_block(gpus),
-                data=datasets(2, batch=16 // gpus, workers=4))
+                name,
+                2,
+                network(kind, 2),
+                paper_comment(2),
+                num_gpu=gpus,
+                dist=dist_block(gpus),
+                data=datasets(2, batch=16 // gpus, workers=4),
+            )
     for s in (2, 3, 4):
         for kind, short in (('EDSR', 'edsr'), ('RDN', 'rdn')):
-            out[f'train_{short}_x{s}.yml'] = train_file(f'train_{short}_x{s}', s, network(kind, s),
-                                                       baseline_comment(kind, s), lr=1e-4,
-                                                       data=datasets(s, gt_size=LR_PATCH[kind] * s))
+            out[f'train_{short}_x{s}.yml'] = train_file(
+                f'train_{short}_x{s}',
+                s,
+                network(kind, s),
+                baseline_comment(kind, s),
+                lr=1e-4,
+                data=datasets(s, gt_size=LR_PATCH[kind] * s),
+            )
             out[f'test_{short}_x{s}.yml'] = test_file(f'test_{short}_x{s}', s, network(kind, s), f'train_{short}_x{s}')
-    finetune = ('# Variant (EDSR\'s practice): x{s} {kind} started from the x2 weights of {x2} (train that first).\n'
-                '# The body and head load; the tail and skip (or upsampler), whose shapes depend on the scale, start\n'
-                '# afresh (strict_load_g: false). Everything else as {base}.\n')
+    finetune = (
+        "# Variant (EDSR's practice): x{s} {kind} started from the x2 weights of {x2} (train that first).\n"
+        '# The body and head load; the tail and skip (or upsampler), whose shapes depend on the scale, start\n'
+        '# afresh (strict_load_g: false). Everything else as {base}.\n'
+    )
     for kind, short, lr in (('WDSR_A', 'wdsr_a', 1e-3), ('WDSR_B', 'wdsr_b', 1e-3), ('EDSR', 'edsr', 1e-4)):
         for s in (3, 4):
             x2, base = f'train_{short}_x2', f'train_{short}_x{s}.yml'
             comment = finetune.format(s=s, kind=kind, x2=x2, base=base) + (
-                paper_comment(s, start='from the x2 weights (above)') if kind.startswith('WDSR') else
-                baseline_comment(kind, s))
+                paper_comment(s, start='from the x2 weights (above)')
+                if kind.startswith('WDSR')
+                else baseline_comment(kind, s)
+            )
             name = f'finetune_{short}_x{s}_from_x2'
             out[f'finetune/{name}.yml'] = train_file(
-                name, s, network(kind, s), comment, lr=lr, data=datasets(s, gt_size=LR_PATCH[kind] * s),
-                pretrain=f'experiments/{x2}/models/net_g_latest.pth')
-    table1 = ('# Paper Table 1 sweep (x2): {what} with {b} block(s), the paper\'s widths; same data and\n'
-              '# schedule for every row. 3e5 iterations (the paper gives no length for this table).\n')
+                name,
+                s,
+                network(kind, s),
+                comment,
+                lr=lr,
+                data=datasets(s, gt_size=LR_PATCH[kind] * s),
+                pretrain=f'experiments/{x2}/models/net_g_latest.pth',
+            )
+    table1 = (
+        "# Paper Table 1 sweep (x2): {what} with {b} block(s), the paper's widths; same data and\n"
+        '# schedule for every row. 3e5 iterations (the paper gives no length for this table).\n'
+    )
     for b in (1, 3, 5, 8):
-        for kind, short, feat, lr in (('EDSR', 'edsr', 64, 1e-4), ('WDSR_A', 'wdsr_a', 32, 1e-3),
-                                      ('WDSR_B', 'wdsr_b', 64, 1e-3)):
+        for kind, short, feat, lr in (
+            ('EDSR', 'edsr', 64, 1e-4),
+            ('WDSR_A', 'wdsr_a', 32, 1e-3),
+            ('WDSR_B', 'wdsr_b', 64, 1e-3),
+        ):
             name = f'table1_{short}_b{b}_x2'
             out[f'paper/{name}.yml'] = train_file(
-                name, 2, network(kind, 2, num_block=b, num_feat=feat), table1.format(what=kind, b=b), lr=lr,
-                total_iter=300000, milestones=(200000, ), data=datasets(2, sampling='authors'))
-    ablation = ('# Normalisation ablation (paper Sec. 3.3, Fig. 3 and 4): WDSR-A, 16 blocks, 32 features, x2,\n'
-                '# norm={norm} at lr {lr:g}; everything else as train_wdsr_a_x2.yml. Fig. 4 compares batch norm\n'
-                '# at lower learning rates; weight norm trains at 1e-3.\n')
+                name,
+                2,
+                network(kind, 2, num_block=b, num_feat=feat),
+                table1.format(what=kind, b=b),
+                lr=lr,
+                total_iter=300000,
+                milestones=(200000,),
+                data=datasets(2, sampling='authors'),
+            )
+    ablation = (
+        '# Normalisation ablation (paper Sec. 3.3, Fig. 3 and 4): WDSR-A, 16 blocks, 32 features, x2,\n'
+        '# norm={norm} at lr {lr:g}; everything else as train_wdsr_a_x2.yml. Fig. 4 compares batch norm\n'
+        '# at lower learning rates; weight norm trains at 1e-3.\n'
+    )
     for norm, lr in (('weight', 1e-3), ('batch', 1e-3), ('none', 1e-3), ('batch', 1e-4), ('batch', 1e-5)):
         name = f'norm_{norm}_lr{lr:.0e}_x2'.replace('-0', '-')
         out[f'paper/{name}.yml'] = train_file(
-            name, 2, network('WDSR_A', 2, norm=norm), ablation.format(norm=norm, lr=lr), lr=lr, total_iter=300000,
-            milestones=(200000, ), val_freq=2000, data=datasets(2, sampling='authors'))
-    ntire = ('# The authors\' NTIRE 2018 code (JiahuiYu/wdsr_ntire2018, wdsr_a.py inside EDSR-PyTorch @95f0571): the\n'
-             '# "WDSR baseline" of its README, WDSR-A with 16 blocks, n_feats 32, block_feats 128 (x4 wide), x2, published\n'
-             '# at 1,190,100 parameters (raw: weight norm\'s g and v and the biases) and 34.77 dB (DIV2K 801-900, RGB).\n'
-             '# "Identical settings to the EDSR baseline" (EDSR-PyTorch src/demo.sh and option.py at that commit):\n'
-             '# HR patches 96 (LR 48), batch 16, Adam lr 1e-4 halved every 200 epochs of 1000 iterations, 300 epochs.\n'
-             '# The paper\'s own recipe (lr 1e-3 with weight norm) is options/train_wdsr_a_x2.yml.\n')
+            name,
+            2,
+            network('WDSR_A', 2, norm=norm),
+            ablation.format(norm=norm, lr=lr),
+            lr=lr,
+            total_iter=300000,
+            milestones=(200000,),
+            val_freq=2000,
+            data=datasets(2, sampling='authors'),
+        )
+    ntire = (
+        "# The authors' NTIRE 2018 code (JiahuiYu/wdsr_ntire2018, wdsr_a.py inside EDSR-PyTorch @95f0571): the\n"
+        '# "WDSR baseline" of its README, WDSR-A with 16 blocks, n_feats 32, block_feats 128 (x4 wide), x2, published\n'
+        "# at 1,190,100 parameters (raw: weight norm's g and v and the biases) and 34.77 dB (DIV2K 801-900, RGB).\n"
+        '# "Identical settings to the EDSR baseline" (EDSR-PyTorch src/demo.sh and option.py at that commit):\n'
+        '# HR patches 96 (LR 48), batch 16, Adam lr 1e-4 halved every 200 epochs of 1000 iterations, 300 epochs.\n'
+        "# The paper's own recipe (lr 1e-3 with weight norm) is options/train_wdsr_a_x2.yml.\n"
+    )
     name = 'train_ntire2018_wdsr_baseline_x2'
-    out[f'authors/{name}.yml'] = train_file(name, 2, network('WDSR_A', 2), ntire, lr=1e-4, total_iter=300000,
-                                            milestones=(200000, ),
-                                            data=datasets(2, gt_size=96, enlarge=20, sampling='authors'))
-    out['authors/test_ntire2018_wdsr_baseline_x2.yml'] = test_file('test_ntire2018_wdsr_baseline_x2', 2,
-                                                                   network('WDSR_A', 2), name, official_metric=True)
-    reloaded = ('# The authors\' 2019 "WDSR reloaded" (ychfan/wdsr, BMVC 2019), {size} model: WDSR-A blocks, {blocks} blocks\n'
-                '# of {feat} features, x4 wide; published at {params} parameters (raw: g, v and biases) for x{s}.\n'
-                '# Recipe of its trainer.py, models/wdsr.py and datasets/div2k.py, _isr.py: DIV2K 800 images, 1000\n'
-                '# random 48 px LR patches (HR {hr}) per image and epoch = 50,000 iterations of batch 16; 30 epochs\n'
-                '# (1.5e6 iterations); Adam lr 1e-3, x0.2 after epochs 20 and 25; L1; flips and transposes; inputs\n'
-                '# minus 0.5; its weight-norm initialisation (init: reloaded). Validation adds its RGB PSNR (border\n'
-                '# scale + 6). Our choice: validation and checkpoints every 5e4 iterations (one of its epochs).\n')
-    published = {(16, 2): '1,190,100', (16, 3): '1,195,605', (16, 4): '1,203,312',
-                 (32, 2): '37,808,180', (32, 3): '37,826,645', (32, 4): '37,852,496'}
+    out[f'authors/{name}.yml'] = train_file(
+        name,
+        2,
+        network('WDSR_A', 2),
+        ntire,
+        lr=1e-4,
+        total_iter=300000,
+        milestones=(200000,),
+        data=datasets(2, gt_size=96, enlarge=20, sampling='authors'),
+    )
+    out['authors/test_ntire2018_wdsr_baseline_x2.yml'] = test_file(
+        'test_ntire2018_wdsr_baseline_x2', 2, network('WDSR_A', 2), name, official_metric=True
+    )
+    reloaded = (
+        '# The authors\' 2019 "WDSR reloaded" (ychfan/wdsr, BMVC 2019), {size} model: WDSR-A blocks, {blocks} blocks\n'
+        '# of {feat} features, x4 wide; published at {params} parameters (raw: g, v and biases) for x{s}.\n'
+        '# Recipe of its trainer.py, models/wdsr.py and datasets/div2k.py, _isr.py: DIV2K 800 images, 1000\n'
+        '# random 48 px LR patches (HR {hr}) per image and epoch = 50,000 iterations of batch 16; 30 epochs\n'
+        '# (1.5e6 iterations); Adam lr 1e-3, x0.2 after epochs 20 and 25; L1; flips and transposes; inputs\n'
+        '# minus 0.5; its weight-norm initialisation (init: reloaded). Validation adds its RGB PSNR (border\n'
+        '# scale + 6). Our choice: validation and checkpoints every 5e4 iterations (one of its epochs).\n'
+    )
+    published = {
+        (16, 2): '1,190,100',
+        (16, 3): '1,195,605',
+        (16, 4): '1,203,312',
+        (32, 2): '37,808,180',
+        (32, 3): '37,826,645',
+        (32, 4): '37,852,496',
+    }
     for size, blocks, feat, stem in (('small', 16, 32, 'reloaded_wdsr'), ('large', 32, 128, 'reloaded_wdsr_large')):
         for s in (2, 3, 4):
             name = f'train_{stem}_x{s}'
             net = network('WDSR_A', s, num_block=blocks, num_feat=feat, reloaded=True)
             comment = reloaded.format(size=size, blocks=blocks, feat=feat, params=published[blocks, s], s=s, hr=48 * s)
             out[f'authors/{name}.yml'] = train_file(
-                name, s, net, comment, total_iter=1500000, milestones=(1000000, 1250000), gamma=0.2,
-                data=datasets(s, gt_size=48 * s, enlarge=1000, sampling='authors'), val_freq=50000, save_freq=50000,
-                official_metric=True)
+                name,
+                s,
+                net,
+                comment,
+                total_iter=1500000,
+                milestones=(1000000, 1250000),
+                gamma=0.2,
+                data=datasets(s, gt_size=48 * s, enlarge=1000, sampling='authors'),
+                val_freq=50000,
+                save_freq=50000,
+                official_metric=True,
+            )
             out[f'authors/test_{stem}_x{s}.yml'] = test_file(f'test_{stem}_x{s}', s, net, name, official_metric=True)
-    demo = ('# The README\'s main job: a small WDSR-B (16 features, 4 blocks, x6 wide) trained on the demo set\n'
-            '# (scikit-image photographs prepared like DIV2K by scripts/make_demo_data.py) for 2000\n'
-            '# iterations on CPU, validated on the two held-out photographs. 64 px HR patches, batch 16,\n'
-            '# Adam lr 1e-3 halved at 1500, as the paper\'s recipe at a smaller budget. The step is compiled\n'
-            '# (use_compile): on 2 CPU cores the whole run, compile time counted, ends sooner than eager.\n')
+    demo = (
+        "# The README's main job: a small WDSR-B (16 features, 4 blocks, x6 wide) trained on the demo set\n"
+        '# (scikit-image photographs prepared like DIV2K by scripts/make_demo_data.py) for 2000\n'
+        '# iterations on CPU, validated on the two held-out photographs. 64 px HR patches, batch 16,\n'
+        "# Adam lr 1e-3 halved at 1500, as the paper's recipe at a smaller budget. The step is compiled\n"
+        '# (use_compile): on 2 CPU cores the whole run, compile time counted, ends sooner than eager.\n'
+    )
     out['demo_wdsr_b_x2.yml'] = train_file(
-        'demo_wdsr_b_x2', 2, network('WDSR_B', 2, num_block=4, num_feat=16), demo, total_iter=2000,
-        milestones=(1500, ), num_gpu=0,
+        'demo_wdsr_b_x2',
+        2,
+        network('WDSR_B', 2, num_block=4, num_feat=16),
+        demo,
+        total_iter=2000,
+        milestones=(1500,),
+        num_gpu=0,
         data=datasets(2, root='datasets/demo', gt_size=64, workers=1, enlarge=400, sampling='authors'),
-        val_freq=500, save_freq=500, print_freq=100, save_img=True, compile_step=True)
+        val_freq=500,
+        save_freq=500,
+        print_freq=100,
+        save_img=True,
+        compile_step=True,
+    )
     return out
 
 

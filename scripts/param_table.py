@@ -8,6 +8,7 @@ READMEs do. The authors' variants are built from their option files
 
 Usage: python scripts/param_table.py
 """
+
 import argparse
 from os import path as osp
 
@@ -25,20 +26,42 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 def rows():
     """Yield (network, configuration, net, published figure as printed, or '')."""
     for blocks in (1, 3, 5, 8):
-        yield 'EDSR', f'x2, 64 feat, {blocks} blocks', EDSR(
-            num_in_ch=3, num_out_ch=3, num_feat=64, num_block=blocks, upscale=2), f"{PAPER_PARAMS['edsr'][blocks]:.2f} M"
-        yield 'WDSR-A', f'x2, 32 feat, x4 wide, {blocks} blocks', WDSR_A(
-            num_feat=32, expansion=4, num_block=blocks, upscale=2), f"{PAPER_PARAMS['wdsr_a'][blocks]:.2f} M"
-        yield 'WDSR-B', f'x2, 64 feat, x6 wide, 0.8 low rank, {blocks} blocks', WDSR_B(
-            num_feat=64, expansion=6, low_rank_ratio=0.8, num_block=blocks,
-            upscale=2), f"{PAPER_PARAMS['wdsr_b'][blocks]:.2f} M"
+        yield (
+            'EDSR',
+            f'x2, 64 feat, {blocks} blocks',
+            EDSR(num_in_ch=3, num_out_ch=3, num_feat=64, num_block=blocks, upscale=2),
+            f'{PAPER_PARAMS["edsr"][blocks]:.2f} M',
+        )
+        yield (
+            'WDSR-A',
+            f'x2, 32 feat, x4 wide, {blocks} blocks',
+            WDSR_A(num_feat=32, expansion=4, num_block=blocks, upscale=2),
+            f'{PAPER_PARAMS["wdsr_a"][blocks]:.2f} M',
+        )
+        yield (
+            'WDSR-B',
+            f'x2, 64 feat, x6 wide, 0.8 low rank, {blocks} blocks',
+            WDSR_B(num_feat=64, expansion=6, low_rank_ratio=0.8, num_block=blocks, upscale=2),
+            f'{PAPER_PARAMS["wdsr_b"][blocks]:.2f} M',
+        )
     for name, published in PUBLISHED_RAW_PARAMS.items():
         net_opt = load_options(osp.join(REPO, 'options', 'authors', f'{name}.yml'))['network_g']
-        yield name, (f"x{net_opt['upscale']}, {net_opt['num_feat']} feat, x{net_opt['expansion']} wide, "
-                     f"{net_opt['num_block']} blocks"), build_network(dict(net_opt)), f'{published:,} (raw)'
+        yield (
+            name,
+            (
+                f'x{net_opt["upscale"]}, {net_opt["num_feat"]} feat, x{net_opt["expansion"]} wide, '
+                f'{net_opt["num_block"]} blocks'
+            ),
+            build_network(dict(net_opt)),
+            f'{published:,} (raw)',
+        )
     for scale in (2, 3, 4):
-        yield 'RDN', f'x{scale}, D=16, C=8, G=64', RDN(
-            num_feat=64, num_block=16, num_layer=8, growth=64, upscale=scale), ''
+        yield (
+            'RDN',
+            f'x{scale}, D=16, C=8, G=64',
+            RDN(num_feat=64, num_block=16, num_layer=8, growth=64, upscale=scale),
+            '',
+        )
 
 
 def main(argv=None):

@@ -6,6 +6,7 @@ Prints (markdown) the operators of one forward of the option file's network (wei
 autograd) by self CPU time (torch.profiler), then one 3x3 convolution of that network's block widths, timed in
 PyTorch (oneDNN), ONNX Runtime (MLAS) and OpenVINO in interleaved rounds, with its GFLOP/s.
 """
+
 import argparse
 import sys
 from os import path as osp
@@ -39,7 +40,7 @@ def main(argv=None):
             net(x)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
-    print(f"{args.opt} ({network_g['type']}), LR {h}x{w}, one forward: {total / 1000:.0f} ms self CPU time\n")
+    print(f'{args.opt} ({network_g["type"]}), LR {h}x{w}, one forward: {total / 1000:.0f} ms self CPU time\n')
     print('| operator | calls | self CPU ms | share |\n|---|---:|---:|---:|')
     for e in events[:6]:
         print(f'| {e.key} | {e.count} | {e.self_cpu_time_total / 1000:.1f} | {e.self_cpu_time_total / total:.0%} |')
@@ -55,7 +56,9 @@ def main(argv=None):
     calls = [(lambda t: conv_cl(t), layout)] + [(run, xc) for run in runners[1:]]
     times = interleaved_median_ms(calls, 'cpu', runs=args.rounds)
     gflop = 2 * feat * wide * 9 * h * w / 1e9
-    print(f'\nOne 3x3 conv {feat}->{wide} on {h}x{w} ({gflop:.2f} GFLOP), medians of {args.rounds} interleaved rounds:\n')
+    print(
+        f'\nOne 3x3 conv {feat}->{wide} on {h}x{w} ({gflop:.2f} GFLOP), medians of {args.rounds} interleaved rounds:\n'
+    )
     print('| runtime | ms | GFLOP/s |\n|---|---:|---:|')
     for name, ms in zip(names, times):
         print(f'| {name} | {ms:.1f} | {gflop / (ms / 1000):.0f} |')

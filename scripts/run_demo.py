@@ -7,6 +7,7 @@
 
 Usage: python scripts/run_demo.py
 """
+
 import argparse
 import os
 import sys
@@ -23,18 +24,20 @@ SCALE = 2
 
 def main(argv=None):
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
-    make_demo_data(DATA, scales=(SCALE, ))
+    make_demo_data(DATA, scales=(SCALE,))
     run_entry('train', OPTIONS, cwd=os.getcwd(), capture=False).check_returncode()
     exp = osp.join('experiments', NAME)
     last = read_validations(exp)[-1]['mean']
     bic, bic_y = bicubic_baseline(DATA, SCALE)
     print()
     print(f'Validation on the held-out photographs (x{SCALE}, border {SCALE}):')
-    print(f"  WDSR-B demo: PSNR {last['psnr']:.2f} dB (RGB), {last['psnr_y']:.2f} dB (Y)")
+    print(f'  WDSR-B demo: PSNR {last["psnr"]:.2f} dB (RGB), {last["psnr_y"]:.2f} dB (Y)')
     print(f'  bicubic:     PSNR {bic:.2f} dB (RGB), {bic_y:.2f} dB (Y)')
-    print(f"Log:         {exp}/train_{NAME}_<time>.log; validations: {osp.join(exp, 'validation.jsonl')}")
-    print(f'Checkpoints: {osp.join(exp, "models")} (net_g_latest.pth holds params, network_g, and params_ema when '
-          'train:ema_decay > 0)')
+    print(f'Log:         {exp}/train_{NAME}_<time>.log; validations: {osp.join(exp, "validation.jsonl")}')
+    print(
+        f'Checkpoints: {osp.join(exp, "models")} (net_g_latest.pth holds params, network_g, and params_ema when '
+        'train:ema_decay > 0)'
+    )
     print(f'SR images:   {osp.join(exp, "visualization")}/<image>/<image>_<iter>.png')
     print(f'TensorBoard: tensorboard --logdir {osp.join("tb_logger", NAME)}')
     return 0 if last['psnr'] > bic else 1

@@ -8,6 +8,7 @@ path-like strings replaced by ``'x'``.
 Usage (from a checkout of XPixelGroup/BasicSR or xinntao/Real-ESRGAN):
     python scripts/sample_option_files.py BasicSR/options --output tests/assets/basicsr_options.json
 """
+
 import argparse
 import json
 import os
@@ -33,8 +34,9 @@ def main(argv=None):
     parser.add_argument('root', help='a folder of option files (searched recursively for *.yml)')
     parser.add_argument('--output', required=True, help='the JSON file to write')
     args = parser.parse_args(argv)
-    files = sorted(osp.join(folder, name) for folder, _, names in os.walk(args.root) for name in names
-                   if name.endswith('.yml'))
+    files = sorted(
+        osp.join(folder, name) for folder, _, names in os.walk(args.root) for name in names if name.endswith('.yml')
+    )
     if not files:
         sys.exit(f'{args.root}: no .yml files.')
     samples = {osp.relpath(path, args.root): sample(load_options(path)) for path in files}

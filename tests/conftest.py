@@ -1,4 +1,5 @@
 """Shared fixtures: small DIV2K-shaped folders and LMDBs made from scikit-image's photographs, a small checkpoint."""
+
 import pytest
 import torch
 

@@ -2,6 +2,7 @@
 
 Fixtures built from them live in ``conftest.py``; test files import from here, never from each other.
 """
+
 import os
 import subprocess
 import sys
@@ -100,14 +101,28 @@ def model_options(tmp_path, norm='weight', ema=0.5, val=None):
     models.mkdir(exist_ok=True)
     states.mkdir(exist_ok=True)
     return {
-        'name': 'unit', 'model_type': 'WDSRModel', 'scale': 2, 'num_gpu': 0, 'is_train': True, 'dist': False,
-        'rank': 0, 'world_size': 1,
+        'name': 'unit',
+        'model_type': 'WDSRModel',
+        'scale': 2,
+        'num_gpu': 0,
+        'is_train': True,
+        'dist': False,
+        'rank': 0,
+        'world_size': 1,
         'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2, 'norm': norm},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'models': str(models),
-                 'training_states': str(states), 'visualization': str(tmp_path / 'vis')},
-        'train': {'ema_decay': ema, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'path': {
+            'pretrain_network_g': None,
+            'strict_load_g': True,
+            'models': str(models),
+            'training_states': str(states),
+            'visualization': str(tmp_path / 'vis'),
+        },
+        'train': {
+            'ema_decay': ema,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+        },
         'val': val or {},
     }
 

@@ -3,6 +3,7 @@
 The layouts are the official code's state dicts with random weights; the forwards are re-implemented here from
 their formulas (F.conv2d with g * v / ||v||), not taken from this package.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -10,15 +11,20 @@ DIV2K_MEAN = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
 
 
 def wn_conv(cin, cout, k, gen):
-    return {'weight_g': torch.rand(cout, 1, 1, 1, generator=gen) + 0.5,
-            'weight_v': torch.randn(cout, cin, k, k, generator=gen),
-            'bias': torch.randn(cout, generator=gen) * 0.1}
+    return {
+        'weight_g': torch.rand(cout, 1, 1, 1, generator=gen) + 0.5,
+        'weight_v': torch.randn(cout, cin, k, k, generator=gen),
+        'bias': torch.randn(cout, generator=gen) * 0.1,
+    }
 
 
 def official_2018(kind, num_feat, num_block, wide, scale, low=None, prefix=''):
     gen = torch.Generator().manual_seed(1)
-    convs = {'head.0': wn_conv(3, num_feat, 3, gen), 'tail.0': wn_conv(num_feat, 3 * scale**2, 3, gen),
-             'skip.0': wn_conv(3, 3 * scale**2, 5, gen)}
+    convs = {
+        'head.0': wn_conv(3, num_feat, 3, gen),
+        'tail.0': wn_conv(num_feat, 3 * scale**2, 3, gen),
+        'skip.0': wn_conv(3, 3 * scale**2, 5, gen),
+    }
     for i in range(num_block):
         if kind == 'A':
             convs[f'body.{i}.body.0'] = wn_conv(num_feat, wide, 3, gen)
@@ -32,8 +38,11 @@ def official_2018(kind, num_feat, num_block, wide, scale, low=None, prefix=''):
 
 def official_2019(num_feat, num_block, wide, scale):
     gen = torch.Generator().manual_seed(2)
-    convs = {'body.0': wn_conv(3, num_feat, 3, gen), f'body.{num_block + 1}': wn_conv(num_feat, 3 * scale**2, 3, gen),
-             'skip.0': wn_conv(3, 3 * scale**2, 5, gen)}
+    convs = {
+        'body.0': wn_conv(3, num_feat, 3, gen),
+        f'body.{num_block + 1}': wn_conv(num_feat, 3 * scale**2, 3, gen),
+        'skip.0': wn_conv(3, 3 * scale**2, 5, gen),
+    }
     for i in range(1, num_block + 1):
         convs[f'body.{i}.body.0'] = wn_conv(num_feat, wide, 3, gen)
         convs[f'body.{i}.body.2'] = wn_conv(wide, num_feat, 3, gen)
@@ -58,8 +67,9 @@ def forward_2018(state, x01, kind, num_block, scale, res_scale, prefix='', mean=
         if kind == 'B':
             r = conv(state, f'{p}.3', r, prefix)
         s = r * res_scale + s
-    y = F.pixel_shuffle(conv(state, 'tail.0', s, prefix), scale) + F.pixel_shuffle(conv(state, 'skip.0', x, prefix),
-                                                                                   scale)
+    y = F.pixel_shuffle(conv(state, 'tail.0', s, prefix), scale) + F.pixel_shuffle(
+        conv(state, 'skip.0', x, prefix), scale
+    )
     return (y * 127.5 + mean * 255) / 255
 
 

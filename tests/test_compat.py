@@ -1,4 +1,5 @@
 """The compat layer: basicsr 1.4.2 importable beside today's torchvision, its files untouched, each patch explained."""
+
 import ast
 import hashlib
 import os
@@ -18,27 +19,44 @@ def test_basicsr_files_are_untouched(tmp_path):
     root = Path(basicsr.__file__).parent
 
     def snapshot():
-        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*'))
-                if p.is_file() and '__pycache__' not in p.parts}
+        return {
+            p: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob('*'))
+            if p.is_file() and '__pycache__' not in p.parts
+        }
 
     before = snapshot()
-    script = ('import wdsr_basicsr, torch; from basicsr.archs import build_network; '
-              'import basicsr.data.degradations; import basicsr.train, basicsr.test; '
-              'print(build_network({"type": "WDSR_B", "num_feat": 4, "num_block": 1})(torch.rand(1, 3, 8, 8)).shape)')
-    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, cwd=tmp_path,
-                            env=dict(os.environ, WDSR_BASICSR_NO_HOOK='1'))
+    script = (
+        'import wdsr_basicsr, torch; from basicsr.archs import build_network; '
+        'import basicsr.data.degradations; import basicsr.train, basicsr.test; '
+        'print(build_network({"type": "WDSR_B", "num_feat": 4, "num_block": 1})(torch.rand(1, 3, 8, 8)).shape)'
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, WDSR_BASICSR_NO_HOOK='1'),
+    )
     assert result.returncode == 0 and 'torch.Size([1, 3, 16, 16])' in result.stdout, result.stderr
     assert snapshot() == before
-    assert 'from torchvision.transforms.functional_tensor import rgb_to_grayscale' in \
-        (root / 'data' / 'degradations.py').read_text()
+    assert (
+        'from torchvision.transforms.functional_tensor import rgb_to_grayscale'
+        in (root / 'data' / 'degradations.py').read_text()
+    )
 
 
 def test_every_patch_says_what_breaks_without_it():
     source = (REPO / 'wdsr_basicsr' / 'compat.py').read_text()
     lines = source.splitlines()
-    patches = [node for node in ast.parse(source).body
-               if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute)
-               or isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)]
+    patches = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Attribute)
+        or isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+    ]
     # the torchvision alias, parse_options (basicsr's modules, its package name), the one-line refusal, DDP, LMDB
     # open, LMDB records, resume
     assert len(patches) == 8

@@ -1,4 +1,5 @@
 """A plugin that composes: the start-up hook, other projects' option files, classes registered by anyone."""
+
 import copy
 import inspect
 import json
@@ -24,9 +25,11 @@ from wdsr_basicsr.runs import read_validations, shrink_options
 
 DATA = Path(__file__).resolve().parent / 'assets'
 # Made by scripts/sample_option_files.py from XPixelGroup/BasicSR@8d56e3a options/ and xinntao/Real-ESRGAN options/.
-SAMPLES = {f'{project}/{name}': opt for project, file in (('BasicSR', 'basicsr_options.json'),
-                                                          ('Real-ESRGAN', 'realesrgan_options.json'))
-           for name, opt in json.loads((DATA / file).read_text()).items()}
+SAMPLES = {
+    f'{project}/{name}': opt
+    for project, file in (('BasicSR', 'basicsr_options.json'), ('Real-ESRGAN', 'realesrgan_options.json'))
+    for name, opt in json.loads((DATA / file).read_text()).items()
+}
 # Files that basicsr itself cannot run (checked below with basicsr's own functions): refused, with the reason.
 BROKEN = {
     'BasicSR/train/EDVR/train_EDVR_L_x4_SR_REDS.yml': 'unknown option network_g:ema_decay; EDVR takes type, num_in_ch',
@@ -83,20 +86,52 @@ def test_the_refused_files_fail_in_basicsr_too():
     assert "opt['val']['save_img']" in inspect.getsource(basicsr.test.test_pipeline)
 
 
-@pytest.mark.parametrize('name, change, message', [
-    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o['val'].update(val_frq=5), 'unknown option val:val_frq (did you mean val_freq?)'),
-    ('train/BasicVSR/train_BasicVSR_Vimeo90K_BIx4.yml', lambda o: o['datasets']['train'].update(num_fram=7),
-     'datasets:train:num_fram (did you mean num_frame?)'),
-    ('train/ESRGAN/train_ESRGAN_x4.yml', lambda o: o['train'].update(net_d_iter=1), 'train:net_d_iter (did you mean net_d_iters?)'),
-    ('train/ESRGAN/train_ESRGAN_x4.yml', lambda o: o.update(network_dd=o.pop('network_d')), 'network_dd (did you mean network_d?)'),
-    ('train/RealESRGAN/train_realesrgan_x4plus.yml', lambda o: o.update(jpeg_rang=[30, 95]), 'jpeg_rang (did you mean jpeg_range?)'),
-    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o.update(model_type='HATModel'), "model_type='HATModel' is not registered"),
-    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o['train']['optim_g'].update(type='AdamW'),
-     "train:optim_g:type='AdamW' is not built by SRModel.get_optimizer (it builds Adam)"),
-    ('train/EDSR/train_EDSR_Mx2.yml', lambda o: o['train']['scheduler'].update(type='CosineAnnealingLR'),
-     "type='CosineAnnealingLR' is not built by SRModel.setup_schedulers (it builds CosineAnnealingRestartLR, "
-     'MultiStepLR, MultiStepRestartLR)'),
-])
+@pytest.mark.parametrize(
+    'name, change, message',
+    [
+        (
+            'train/EDSR/train_EDSR_Mx2.yml',
+            lambda o: o['val'].update(val_frq=5),
+            'unknown option val:val_frq (did you mean val_freq?)',
+        ),
+        (
+            'train/BasicVSR/train_BasicVSR_Vimeo90K_BIx4.yml',
+            lambda o: o['datasets']['train'].update(num_fram=7),
+            'datasets:train:num_fram (did you mean num_frame?)',
+        ),
+        (
+            'train/ESRGAN/train_ESRGAN_x4.yml',
+            lambda o: o['train'].update(net_d_iter=1),
+            'train:net_d_iter (did you mean net_d_iters?)',
+        ),
+        (
+            'train/ESRGAN/train_ESRGAN_x4.yml',
+            lambda o: o.update(network_dd=o.pop('network_d')),
+            'network_dd (did you mean network_d?)',
+        ),
+        (
+            'train/RealESRGAN/train_realesrgan_x4plus.yml',
+            lambda o: o.update(jpeg_rang=[30, 95]),
+            'jpeg_rang (did you mean jpeg_range?)',
+        ),
+        (
+            'train/EDSR/train_EDSR_Mx2.yml',
+            lambda o: o.update(model_type='HATModel'),
+            "model_type='HATModel' is not registered",
+        ),
+        (
+            'train/EDSR/train_EDSR_Mx2.yml',
+            lambda o: o['train']['optim_g'].update(type='AdamW'),
+            "train:optim_g:type='AdamW' is not built by SRModel.get_optimizer (it builds Adam)",
+        ),
+        (
+            'train/EDSR/train_EDSR_Mx2.yml',
+            lambda o: o['train']['scheduler'].update(type='CosineAnnealingLR'),
+            "type='CosineAnnealingLR' is not built by SRModel.setup_schedulers (it builds CosineAnnealingRestartLR, "
+            'MultiStepLR, MultiStepRestartLR)',
+        ),
+    ],
+)
 def test_typos_in_other_projects_files_are_still_refused(name, change, message, vgg_on_disk):
     opt = copy.deepcopy(SAMPLES[f'BasicSR/{name}'])
     change(opt)
@@ -135,7 +170,8 @@ def test_a_class_registered_by_anyone_brings_its_keys():
         "x.yml: option sibling_strength has no effect: SRModel, PairedImageDataset and basicsr's pipeline do not read "
         'it there (other registered classes do).',
         "x.yml: option train:sibling_warmup has no effect: SRModel, PairedImageDataset and basicsr's pipeline do not "
-        'read it there (other registered classes do).']
+        'read it there (other registered classes do).',
+    ]
     opt['model_type'] = 'SiblingTestModel'
     assert check_options(copy.deepcopy(opt), 'x.yml', True) == []
     opt = dict(opt, sibling_strenght=opt.pop('sibling_strength'))  # (a subscript here would count as a read)
@@ -149,9 +185,12 @@ def test_perceptual_loss_without_its_weights_on_disk_is_a_warning(tmp_path, monk
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     opt = copy.deepcopy(SAMPLES['BasicSR/train/ESRGAN/train_ESRGAN_x4.yml'])
     url = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
-    assert f'x.yml: train:perceptual_opt needs the VGG weights and they are not on disk: basicsr will download {url} ' \
-        f'at start (offline, put the file at {tmp_path}/experiments/pretrained_models/vgg19-dcbb9e9d.pth or ' \
-        f'{tmp_path}/torch_home/hub/checkpoints/vgg19-dcbb9e9d.pth).' in check_options(copy.deepcopy(opt), 'x.yml', True)
+    assert (
+        f'x.yml: train:perceptual_opt needs the VGG weights and they are not on disk: basicsr will download {url} '
+        f'at start (offline, put the file at {tmp_path}/experiments/pretrained_models/vgg19-dcbb9e9d.pth or '
+        f'{tmp_path}/torch_home/hub/checkpoints/vgg19-dcbb9e9d.pth).'
+        in check_options(copy.deepcopy(opt), 'x.yml', True)
+    )
     cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'vgg19-dcbb9e9d.pth'
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b'')
@@ -160,17 +199,21 @@ def test_perceptual_loss_without_its_weights_on_disk_is_a_warning(tmp_path, monk
 
 # ---------------------------------------------------------------- the start-up hook
 
+
 def python(code, env=None, cwd=None):
-    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=cwd,
-                          env=dict(os.environ, **(env or {})))
+    return subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, cwd=cwd, env=dict(os.environ, **(env or {}))
+    )
 
 
 @pytest.mark.slow
 def test_installed_means_registered():
-    result = python('import basicsr, basicsr.utils.options as o\n'
-                    'from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY\n'
-                    'print(all(n in ARCH_REGISTRY for n in ("WDSR_A", "WDSR_B", "RDN")), "WDSRModel" in MODEL_REGISTRY,'
-                    ' "CheckedPairedImageDataset" in DATASET_REGISTRY, o.parse_options.__module__)')
+    result = python(
+        'import basicsr, basicsr.utils.options as o\n'
+        'from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY\n'
+        'print(all(n in ARCH_REGISTRY for n in ("WDSR_A", "WDSR_B", "RDN")), "WDSRModel" in MODEL_REGISTRY,'
+        ' "CheckedPairedImageDataset" in DATASET_REGISTRY, o.parse_options.__module__)'
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ['True', 'True', 'True', 'wdsr_basicsr.options.parse']
 
@@ -197,7 +240,8 @@ def test_a_broken_install_costs_one_line(tmp_path):
     assert result.returncode == 0 and result.stdout == 'ran\n'
     assert result.stderr.splitlines() == [
         'wdsr-basicsr: not registered with basicsr (ImportError: half-installed); WDSR_BASICSR_NO_HOOK=1 turns this '
-        'hook off.']
+        'hook off.'
+    ]
     (broken / 'wdsr_basicsr_startup.py').write_text('raise RuntimeError("damaged")\n')
     result = python('print("ran")', env={'PYTHONPATH': str(broken)}, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout == 'ran\n'
@@ -217,8 +261,16 @@ def shrunk(path, root):
     """A shipped option file with its data roots on the fixture, sizes and lengths shrunk."""
     opt = load_options(path)
     opt['datasets'] = {k: v for k, v in opt['datasets'].items() if k in ('train', 'val') or k.endswith('_6')}
-    opt = shrink_options(opt, data=str(root), iters=2 if 'train' in opt else None, gt_size=24, batch=2, workers=0,
-                         network={'num_feat': 8, 'num_block': 1}, validations=1)
+    opt = shrink_options(
+        opt,
+        data=str(root),
+        iters=2 if 'train' in opt else None,
+        gt_size=24,
+        batch=2,
+        workers=0,
+        network={'num_feat': 8, 'num_block': 1},
+        validations=1,
+    )
     opt['num_gpu'] = 0
     for dataset in opt['datasets'].values():
         dataset['type'] = 'CheckedPairedImageDataset'
@@ -244,8 +296,13 @@ def test_basicsr_own_entries_train_and_test(lmdb_root, tmp_path):
     assert [r['mean']['psnr'] for r in recorded] == pytest.approx(logged[-1:], abs=1e-4)
 
     test = shrunk(OPTIONS / 'test_wdsr_b_x2.yml', root)
-    test['datasets'] = {'test_1': dict(test['datasets']['test_6'], dataroot_gt=str(root / 'DIV2K_valid_HR.lmdb'),
-                                       dataroot_lq=str(root / 'DIV2K_valid_LR_bicubic_X2.lmdb'))}
+    test['datasets'] = {
+        'test_1': dict(
+            test['datasets']['test_6'],
+            dataroot_gt=str(root / 'DIV2K_valid_HR.lmdb'),
+            dataroot_lq=str(root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
+        )
+    }
     test['path']['pretrain_network_g'] = str(experiment / 'models' / 'net_g_latest.pth')
     result = run([sys.executable, '-m', 'basicsr.test', '-opt', write_options(tmp_path / 'test.yml', test)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -279,19 +336,27 @@ def test_wdsr_as_esrgan_generator(lmdb_root, tmp_path):
     root = lmdb_root
     opt = copy.deepcopy(SAMPLES['BasicSR/train/ESRGAN/train_ESRGAN_x4.yml'])
     del opt['train']['perceptual_opt']  # VGG weights cannot be downloaded here
-    opt.update(scale=2, num_gpu=0, network_g={'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2},
-               network_d={'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 8})
+    opt.update(
+        scale=2,
+        num_gpu=0,
+        network_g={'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2},
+        network_d={'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 8},
+    )
     for phase, kind, sub in (('train', 'train', '_sub'), ('val', 'valid', '')):
-        opt['datasets'][phase].update(dataroot_gt=str(root / f'DIV2K_{kind}_HR{sub}.lmdb'),
-                                      dataroot_lq=str(root / f'DIV2K_{kind}_LR_bicubic_X2{sub}.lmdb'),
-                                      io_backend={'type': 'lmdb'})
+        opt['datasets'][phase].update(
+            dataroot_gt=str(root / f'DIV2K_{kind}_HR{sub}.lmdb'),
+            dataroot_lq=str(root / f'DIV2K_{kind}_LR_bicubic_X2{sub}.lmdb'),
+            io_backend={'type': 'lmdb'},
+        )
     opt['datasets']['train'].update(gt_size=32, batch_size_per_gpu=2, num_worker_per_gpu=0)
     opt['path']['pretrain_network_g'] = None
     opt['train'].update(total_iter=2)
     opt['val'].update(val_freq=2, metrics={'psnr': dict(opt['val']['metrics']['psnr'], crop_border=2)})
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
-    result = run([sys.executable, str(REPO / 'wdsr_basicsr' / 'train.py'), '-opt',
-                  write_options(tmp_path / 'esrgan.yml', opt)], tmp_path)
+    result = run(
+        [sys.executable, str(REPO / 'wdsr_basicsr' / 'train.py'), '-opt', write_options(tmp_path / 'esrgan.yml', opt)],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log = next((tmp_path / 'experiments' / opt['name']).glob('train_*.log')).read_text()
     assert 'l_g_gan: ' in log and 'l_d_real: ' in log and '# psnr: ' in log
@@ -303,26 +368,63 @@ def test_wdsr_as_esrgan_generator(lmdb_root, tmp_path):
 def test_wheel_install_and_uninstall(tmp_path):
     """A wheel (not editable) carries the hook; pip uninstall removes it."""
     source = tmp_path / 'source'  # pip builds in the tree it is given: a copy keeps build/ out of the checkout
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns('.venv', '.git', 'build', '*.egg-info', '__pycache__',
-                                                                'experiments', 'results', 'tb_logger', 'datasets'))
-    built = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w',
-                            str(tmp_path / 'dist'), str(source)], capture_output=True, text=True, cwd=tmp_path)
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            '.venv', '.git', 'build', '*.egg-info', '__pycache__', 'experiments', 'results', 'tb_logger', 'datasets'
+        ),
+    )
+    built = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pip',
+            'wheel',
+            '--no-deps',
+            '--no-build-isolation',
+            '-q',
+            '-w',
+            str(tmp_path / 'dist'),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp_path / 'dist').glob('wdsr_basicsr-*.whl'))
     subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(tmp_path / 'venv')], check=True)
     venv_python = tmp_path / 'venv' / 'bin' / 'python'
-    site_dir = Path(subprocess.run([str(venv_python), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
-                                   capture_output=True, text=True, check=True).stdout.strip())
-    (site_dir / 'deps.pth').write_text(f'{SITE_PACKAGES}\n')  # torch, basicsr, ...: a path entry (its .pth files unread)
+    site_dir = Path(
+        subprocess.run(
+            [str(venv_python), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    (site_dir / 'deps.pth').write_text(
+        f'{SITE_PACKAGES}\n'
+    )  # torch, basicsr, ...: a path entry (its .pth files unread)
     pip = [sys.executable, '-m', 'pip', '--python', str(venv_python)]
-    installed = subprocess.run(pip + ['install', '--no-deps', '--no-index', '-q', str(wheel)], capture_output=True,
-                               text=True)
+    installed = subprocess.run(
+        pip + ['install', '--no-deps', '--no-index', '-q', str(wheel)], capture_output=True, text=True
+    )
     assert installed.returncode == 0, installed.stderr[-2000:]
     assert (site_dir / 'wdsr_basicsr.pth').is_file() and (site_dir / 'wdsr_basicsr_startup.py').is_file()
-    result = subprocess.run([str(venv_python), '-c', 'import basicsr, wdsr_basicsr\n'
-                             'from basicsr.utils.registry import ARCH_REGISTRY\n'
-                             'print("WDSR_B" in ARCH_REGISTRY, wdsr_basicsr.__file__)'],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            str(venv_python),
+            '-c',
+            'import basicsr, wdsr_basicsr\n'
+            'from basicsr.utils.registry import ARCH_REGISTRY\n'
+            'print("WDSR_B" in ARCH_REGISTRY, wdsr_basicsr.__file__)',
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ['True', str(site_dir / 'wdsr_basicsr' / '__init__.py')]
     removed = subprocess.run(pip + ['uninstall', '-y', '-q', 'wdsr-basicsr'], capture_output=True, text=True)

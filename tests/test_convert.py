@@ -3,6 +3,7 @@
 The original forwards are re-implemented here from their formulas (F.conv2d with g * v / ||v||), not
 taken from this package.
 """
+
 import pytest
 import torch
 from basicsr.archs import build_network
@@ -48,8 +49,14 @@ def test_2018_wdsr_b_paper_widths(tmp_path):
 def test_2019_layout(tmp_path, scale):
     official = official_2019(8, 3, 32, scale)
     net, network_g = run_convert(tmp_path, official)
-    assert (network_g['type'], network_g['num_feat'], network_g['num_block'], network_g['expansion'],
-            network_g['img_range'], network_g['rgb_mean']) == ('WDSR_A', 8, 3, 4, 1.0, [0.5, 0.5, 0.5])
+    assert (
+        network_g['type'],
+        network_g['num_feat'],
+        network_g['num_block'],
+        network_g['expansion'],
+        network_g['img_range'],
+        network_g['rgb_mean'],
+    ) == ('WDSR_A', 8, 3, 4, 1.0, [0.5, 0.5, 0.5])
     x = torch.rand(2, 3, 10, 7)
     with torch.no_grad():
         assert (net(x) - forward_2019(official, x, 3, scale)).abs().max() < 1e-4
@@ -84,11 +91,14 @@ def test_rgb_mean_flag(tmp_path):
         assert (net(x) - forward_2019(official, x, 2, 3, image_mean=0.3)).abs().max() < 1e-4
 
 
-@pytest.mark.parametrize('release, says', [
-    (None, ['--release 2018-11', '--release 2018-08']),
-    ('2018-08', ['August 2018', 'without padding', 'different function near every border']),
-    ('2019', ['--release 2019 was given, but the file has the 2018 layout']),
-])
+@pytest.mark.parametrize(
+    'release, says',
+    [
+        (None, ['--release 2018-11', '--release 2018-08']),
+        ('2018-08', ['August 2018', 'without padding', 'different function near every border']),
+        ('2019', ['--release 2019 was given, but the file has the 2018 layout']),
+    ],
+)
 def test_2018_release_must_be_said_and_august_is_refused(tmp_path, capsys, release, says):
     src = tmp_path / 'official.pt'
     torch.save(official_2018('B', 4, 1, 24, 2, low=3), src)
@@ -106,12 +116,15 @@ def test_2019_file_with_a_2018_release_is_refused(tmp_path, capsys):
     assert 'the file has the 2019 layout' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('name, content', [
-    ('model.ckpt-30000.index', b'\x00' * 16),
-    ('model.ckpt-30000.data-00000-of-00001', b'\x00' * 16),
-    ('saved', None),  # a SavedModel folder
-    ('weights.h5', b'\x89HDF\r\n\x1a\n' + b'\x00' * 8),
-])
+@pytest.mark.parametrize(
+    'name, content',
+    [
+        ('model.ckpt-30000.index', b'\x00' * 16),
+        ('model.ckpt-30000.data-00000-of-00001', b'\x00' * 16),
+        ('saved', None),  # a SavedModel folder
+        ('weights.h5', b'\x89HDF\r\n\x1a\n' + b'\x00' * 8),
+    ],
+)
 def test_tensorflow_and_keras_checkpoints_are_refused(tmp_path, capsys, name, content):
     src = tmp_path / name
     if content is None:
@@ -131,6 +144,7 @@ def test_official_2019_release_fits_the_shipped_reloaded_files(tmp_path, scale):
     # options/authors/test_reloaded_wdsr_x{scale}.yml, whose settings are the ones the converter infers
     from helpers import OPTIONS
     from wdsr_basicsr.options import load_options
+
     net, network_g = run_convert(tmp_path, official_2019(32, 16, 128, scale))
     shipped = load_options(OPTIONS / 'authors' / f'test_reloaded_wdsr_x{scale}.yml')['network_g']
     for key in ('type', 'num_feat', 'num_block', 'expansion', 'upscale', 'res_scale', 'img_range', 'rgb_mean'):
@@ -138,11 +152,14 @@ def test_official_2019_release_fits_the_shipped_reloaded_files(tmp_path, scale):
     build_network(dict(shipped)).load_state_dict(torch.load(tmp_path / 'ours.pth', weights_only=True)['params'])
 
 
-@pytest.mark.parametrize('damage, says', [
-    (lambda s: s.update({'tail.0.weight_v': s['tail.0.weight_v'][:5]}), 'do not have the shapes of a WDSR network'),
-    (lambda s: s.update({'tail.0.weight_g': 'cut'}), "maps 'tail.0.weight_g' to a str"),
-    (lambda s: s.update({7: s.pop('skip.0.bias')}), 'maps 7 to a Tensor'),
-])
+@pytest.mark.parametrize(
+    'damage, says',
+    [
+        (lambda s: s.update({'tail.0.weight_v': s['tail.0.weight_v'][:5]}), 'do not have the shapes of a WDSR network'),
+        (lambda s: s.update({'tail.0.weight_g': 'cut'}), "maps 'tail.0.weight_g' to a str"),
+        (lambda s: s.update({7: s.pop('skip.0.bias')}), 'maps 7 to a Tensor'),
+    ],
+)
 def test_damaged_2018_file_is_named(tmp_path, capsys, damage, says):
     official = official_2018('A', 8, 2, 16, 2)
     damage(official)

@@ -1,5 +1,6 @@
 """Distributed training on 2 CPU processes (gloo), from the shipped option files with only paths, sizes and
 lengths shrunk: every launcher users have, validation split across ranks, kill and resume, stalled ranks."""
+
 import json
 import os
 import re
@@ -21,9 +22,17 @@ pytestmark = pytest.mark.slow  # every test starts several processes
 VALID = {'0801': ('chelsea', 101, 97), '0802': ('coffee', 90, 110), '0803': ('astronaut', 77, 83)}
 
 # one file per shipped training family
-FAMILIES = ['train_wdsr_a_x3.yml', 'train_wdsr_b_x2.yml', 'train_edsr_x4.yml', 'train_rdn_x2.yml',
-            'paper/table1_wdsr_b_b1_x2.yml', 'paper/norm_batch_lr1e-4_x2.yml', 'dist/train_wdsr_b_x2_4gpu.yml',
-            'authors/train_reloaded_wdsr_x2.yml', 'demo_wdsr_b_x2.yml']
+FAMILIES = [
+    'train_wdsr_a_x3.yml',
+    'train_wdsr_b_x2.yml',
+    'train_edsr_x4.yml',
+    'train_rdn_x2.yml',
+    'paper/table1_wdsr_b_b1_x2.yml',
+    'paper/norm_batch_lr1e-4_x2.yml',
+    'dist/train_wdsr_b_x2_4gpu.yml',
+    'authors/train_reloaded_wdsr_x2.yml',
+    'demo_wdsr_b_x2.yml',
+]
 SMALL_NETS = {
     'WDSR_A': {'num_feat': 8, 'num_block': 1},
     'WDSR_B': {'num_feat': 8, 'num_block': 1},
@@ -41,9 +50,19 @@ def valid3_root(tmp_path_factory):
 def shipped(rel, root, name, total_iter=4, **top):
     """A shipped option file with only paths, sizes and lengths shrunk (and num_gpu 0: CI has no GPU)."""
     shipped_opt = load_options(OPTIONS / rel)
-    opt = shrink_options(shipped_opt, data=str(root), name=name, iters=total_iter, gt_size=24, batch=2, workers=0,
-                         network=SMALL_NETS[shipped_opt['network_g']['type']], enlarge=4,
-                         validations=total_iter // 2, checkpoints=total_iter // 2)
+    opt = shrink_options(
+        shipped_opt,
+        data=str(root),
+        name=name,
+        iters=total_iter,
+        gt_size=24,
+        batch=2,
+        workers=0,
+        network=SMALL_NETS[shipped_opt['network_g']['type']],
+        enlarge=4,
+        validations=total_iter // 2,
+        checkpoints=total_iter // 2,
+    )
     opt.update(num_gpu=0, **top)
     return opt
 
@@ -75,8 +94,9 @@ def test_torchrun_trains_every_shipped_family(lmdb_root, tmp_path, rel, ema):
     opt = shipped(rel, lmdb_root, 'family')
     if ema is not None:
         opt['train']['ema_decay'] = ema
-    result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / 'o.yml', opt), '--launcher', 'pytorch'), tmp_path,
-                 timeout=180)  # a collective on one rank only hangs until this
+    result = run(
+        torchrun(TRAIN, '-opt', write_options(tmp_path / 'o.yml', opt), '--launcher', 'pytorch'), tmp_path, timeout=180
+    )  # a collective on one rank only hangs until this
     assert result.returncode == 0, result.stderr[-4000:]
     log = check_trained(tmp_path, 'family', opt['train']['ema_decay'])
     # constant buffers (WDSR's mean) are never broadcast; BatchNorm statistics on the CPU are
@@ -93,8 +113,11 @@ def test_torchrun_compiled_step_equals_eager(lmdb_root, tmp_path):
     for compiled in (False, True):
         name = 'compiled' if compiled else 'eager'
         opt = shipped('train_wdsr_b_x2.yml', lmdb_root, name, use_compile=compiled)
-        result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / f'{name}.yml', opt), '--launcher', 'pytorch'),
-                     tmp_path, timeout=600)
+        result = run(
+            torchrun(TRAIN, '-opt', write_options(tmp_path / f'{name}.yml', opt), '--launcher', 'pytorch'),
+            tmp_path,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-4000:]
         log = check_trained(tmp_path, name, opt['train']['ema_decay'])
         assert ('use_compile: the training step' in log) == compiled
@@ -119,16 +142,22 @@ def test_distributed_validation_equals_one_process(valid3_root, tmp_path):
     test_opt = load_options(OPTIONS / 'test_wdsr_b_x2.yml')  # asks for params_ema
     test_opt['num_gpu'] = 0
     div2k = next(d for d in test_opt['datasets'].values() if d['name'] == 'DIV2K_valid')  # its DIV2K set only
-    test_opt['datasets'] = {'test_1': dict(div2k, dataroot_gt=opt['datasets']['val']['dataroot_gt'],
-                                           dataroot_lq=opt['datasets']['val']['dataroot_lq'])}
+    test_opt['datasets'] = {
+        'test_1': dict(
+            div2k, dataroot_gt=opt['datasets']['val']['dataroot_gt'], dataroot_lq=opt['datasets']['val']['dataroot_lq']
+        )
+    }
     test_opt['network_g'] = opt['network_g']
     test_opt['path']['pretrain_network_g'] = 'experiments/trained/models/net_g_latest.pth'
     figures = {}
     for launch, name in ((['python'], 'single'), (['torchrun'], 'dist')):
         test_opt['name'] = name
         opt_file = write_options(tmp_path / f'{name}.yml', test_opt)
-        args = [sys.executable, TEST, '-opt', opt_file] if name == 'single' else torchrun(
-            TEST, '-opt', opt_file, '--launcher', 'pytorch')
+        args = (
+            [sys.executable, TEST, '-opt', opt_file]
+            if name == 'single'
+            else torchrun(TEST, '-opt', opt_file, '--launcher', 'pytorch')
+        )
         result = run(args, tmp_path)
         assert result.returncode == 0, result.stderr[-4000:]
         log = next((tmp_path / 'results' / name).glob('test_*.log')).read_text()
@@ -186,13 +215,17 @@ def test_kill_one_rank_then_both_resume_alike(valid3_root, tmp_path):
     assert proc.returncode != 0
     newest = max(int(p.stem) for p in states.glob('*.state'))
     opt['train']['total_iter'] = newest + 2
-    result = run(torchrun(TRAIN, '-opt', write_options(tmp_path / 'k.yml', opt), '--launcher', 'pytorch',
-                          '--auto_resume'), tmp_path)
+    result = run(
+        torchrun(TRAIN, '-opt', write_options(tmp_path / 'k.yml', opt), '--launcher', 'pytorch', '--auto_resume'),
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     log = logs(tmp_path, 'killed')
     assert f'All 2 rank(s) resumed at iteration {newest} with identical weights.' in log
-    assert 'Resuming training from epoch' in log and (tmp_path / 'experiments' / 'killed' / 'models' /
-                                                         f'net_g_{newest + 2}.pth').exists()
+    assert (
+        'Resuming training from epoch' in log
+        and (tmp_path / 'experiments' / 'killed' / 'models' / f'net_g_{newest + 2}.pth').exists()
+    )
 
 
 def test_two_nodes_on_one_machine(valid3_root, tmp_path):
@@ -201,9 +234,25 @@ def test_two_nodes_on_one_machine(valid3_root, tmp_path):
     opt_file = write_options(tmp_path / 'n.yml', opt)
     port = free_port()
     nodes = [
-        popen([sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={rank}',
-               '--nproc_per_node=1', '--master_addr=127.0.0.1', f'--master_port={port}', TRAIN, '-opt', opt_file,
-               '--launcher', 'pytorch'], tmp_path) for rank in (0, 1)
+        popen(
+            [
+                sys.executable,
+                '-m',
+                'torch.distributed.run',
+                '--nnodes=2',
+                f'--node_rank={rank}',
+                '--nproc_per_node=1',
+                '--master_addr=127.0.0.1',
+                f'--master_port={port}',
+                TRAIN,
+                '-opt',
+                opt_file,
+                '--launcher',
+                'pytorch',
+            ],
+            tmp_path,
+        )
+        for rank in (0, 1)
     ]
     outputs = [node.communicate(timeout=300) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
@@ -212,8 +261,20 @@ def test_two_nodes_on_one_machine(valid3_root, tmp_path):
 
 def test_torch_distributed_launch_passes_local_rank(valid3_root, tmp_path):
     opt_file = write_options(tmp_path / 'l.yml', shipped('train_wdsr_a_x2.yml', valid3_root, 'launch'))
-    result = run([sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2', TRAIN, '-opt', opt_file,
-                  '--launcher', 'pytorch'], tmp_path)
+    result = run(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.launch',
+            '--nproc_per_node=2',
+            TRAIN,
+            '-opt',
+            opt_file,
+            '--launcher',
+            'pytorch',
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     check_trained(tmp_path, 'launch', 0)
 
@@ -227,9 +288,18 @@ def test_slurm_launcher(valid3_root, tmp_path):
     opt['dist_params']['port'] = free_port()
     opt_file = write_options(tmp_path / 's.yml', opt)
     procs = [
-        popen([sys.executable, TRAIN, '-opt', opt_file, '--launcher', 'slurm'], tmp_path, env={
-            'PATH': f'{bin_dir}:{os.environ["PATH"]}', 'SLURM_PROCID': str(rank), 'SLURM_NTASKS': '2',
-            'SLURM_LOCALID': str(rank), 'SLURM_NODELIST': 'node[1-2]'}) for rank in (0, 1)
+        popen(
+            [sys.executable, TRAIN, '-opt', opt_file, '--launcher', 'slurm'],
+            tmp_path,
+            env={
+                'PATH': f'{bin_dir}:{os.environ["PATH"]}',
+                'SLURM_PROCID': str(rank),
+                'SLURM_NTASKS': '2',
+                'SLURM_LOCALID': str(rank),
+                'SLURM_NODELIST': 'node[1-2]',
+            },
+        )
+        for rank in (0, 1)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
@@ -245,8 +315,10 @@ def test_stalled_rank_ends_the_run_on_every_rank(valid3_root, tmp_path):
         wait_for(lambda: any(states.glob('*.state')) or proc.poll() is not None)
         rank0, rank1 = rank_pid(proc.pid, 0), rank_pid(proc.pid, 1)
         os.kill(rank1, signal.SIGSTOP)
-        wait_for(lambda: not os.path.exists(f'/proc/{rank0}') or open(f'/proc/{rank0}/stat').read().split()[2] == 'Z',
-                 timeout=90)
+        wait_for(
+            lambda: not os.path.exists(f'/proc/{rank0}') or open(f'/proc/{rank0}/stat').read().split()[2] == 'Z',
+            timeout=90,
+        )
         os.kill(rank1, signal.SIGCONT)  # let the launcher's SIGTERM reach it
         _, stderr = proc.communicate(timeout=120)
     finally:

@@ -1,4 +1,5 @@
 """Export (ONNX, TorchScript, safetensors): parity with PyTorch, atomic writes, refused inputs."""
+
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
     assert output.exists() and diff < 1e-4
     if fmt == 'onnx':  # dynamic batch, height and width, checked by an independent runtime
         import onnxruntime
+
         session = onnxruntime.InferenceSession(str(output), providers=['CPUExecutionProvider'])
         x = np.random.rand(3, 3, 13, 21).astype(np.float32)
         net, _ = network_from_checkpoint(checkpoint)
@@ -27,9 +29,8 @@ def test_export_matches_pytorch(checkpoint, tmp_path, fmt):
 def test_export_refuses_code_running_pickle(tmp_path):
 
     class Evil:
-
         def __reduce__(self):
-            return (os.system, (f'touch {tmp_path / "pwned"}', ))
+            return (os.system, (f'touch {tmp_path / "pwned"}',))
 
     torch.save({'params': Evil(), 'network_g': SMALL_WDSR_B}, tmp_path / 'evil.pth')
     with pytest.raises(RuntimeError, match='refused'):
@@ -40,6 +41,7 @@ def test_export_refuses_code_running_pickle(tmp_path):
 @pytest.mark.parametrize('fmt', ['safetensors', 'onnx', 'torchscript'])
 def test_a_failed_export_leaves_the_existing_file(checkpoint, tmp_path, monkeypatch, fmt):
     from wdsr_basicsr import export as export_module
+
     output = tmp_path / f'good.{fmt}'
     output.write_bytes(b'the good export from yesterday')
     monkeypatch.setattr(export_module, 'TOLERANCE', -1.0)  # every check fails
@@ -52,8 +54,10 @@ def test_a_failed_export_leaves_the_existing_file(checkpoint, tmp_path, monkeypa
 @pytest.mark.parametrize('channels', [1, 4])
 def test_export_feeds_the_network_its_own_channels(tmp_path, channels):
     from basicsr.archs import build_network
-    network_g = dict(SMALL_WDSR_B, num_in_ch=channels, num_out_ch=channels, **({'rgb_mean': [0.5] * 4} if channels == 4
-                                                                             else {}))
+
+    network_g = dict(
+        SMALL_WDSR_B, num_in_ch=channels, num_out_ch=channels, **({'rgb_mean': [0.5] * 4} if channels == 4 else {})
+    )
     net = build_network(network_g)
     torch.save({'params': net.state_dict(), 'network_g': network_g}, tmp_path / 'net.pth')
     for fmt in ('onnx', 'torchscript', 'safetensors'):

@@ -1,4 +1,5 @@
 """Inference CLI: what the input is, is what comes out; outputs planned before any work; failures per image."""
+
 import os
 
 import cv2
@@ -94,7 +95,9 @@ def test_existing_outputs_need_overwrite(checkpoint, tmp_path, capsys):
     out.mkdir()
     (out / 'a.png').write_bytes(b'an earlier result')
     assert infer(checkpoint, src, out) == 2
-    assert '1 output(s) exist already' in capsys.readouterr().err and (out / 'a.png').read_bytes() == b'an earlier result'
+    assert (
+        '1 output(s) exist already' in capsys.readouterr().err and (out / 'a.png').read_bytes() == b'an earlier result'
+    )
     assert infer(checkpoint, src, out, '--overwrite') == 0
     assert cv2.imread(str(out / 'a.png')).shape == (24, 20, 3)
 
@@ -145,13 +148,16 @@ def test_checkpoint_without_network_needs_opt(tmp_path, capsys):
     assert infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o') == 2
     assert 'pass the option file it was trained with as --opt' in capsys.readouterr().err
     (tmp_path / 'opt.yml').write_text('network_g:\n  type: WDSR_B\n  num_feat: 8\n  num_block: 2\n  upscale: 2\n')
-    assert infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o', '--opt', str(tmp_path / 'opt.yml')) == 0
+    assert (
+        infer(str(tmp_path / 'bare.pth'), tmp_path / 'a.png', tmp_path / 'o', '--opt', str(tmp_path / 'opt.yml')) == 0
+    )
 
 
 def test_tiled_upscale_holds_no_whole_image_in_floats(checkpoint):
     import tracemalloc
 
     from wdsr_basicsr.inference import upscale_image
+
     net, _ = network_from_checkpoint(checkpoint)
     img = photo('astronaut', 96, 80)
     tracemalloc.start()
@@ -169,6 +175,7 @@ def test_tiled_upscale_holds_no_whole_image_in_floats(checkpoint):
 
 def test_a_failing_image_is_skipped_and_summarised(checkpoint, tmp_path, monkeypatch, capsys):
     import wdsr_basicsr.inference as inference
+
     src = tmp_path / 'in'
     src.mkdir()
     cv2.imwrite(str(src / 'a.png'), photo('coffee', 20, 24))
@@ -185,7 +192,7 @@ def test_a_failing_image_is_skipped_and_summarised(checkpoint, tmp_path, monkeyp
     assert os.listdir(tmp_path / 'out') == ['a.png']
     captured = capsys.readouterr()
     assert '1 of 2 images written' in captured.out
-    assert f"1 failed:\n  {src / 'huge.png'}: CUDA out of memory" in captured.err and '--tile' in captured.err
+    assert f'1 failed:\n  {src / "huge.png"}: CUDA out of memory' in captured.err and '--tile' in captured.err
 
 
 def test_tile_smaller_than_the_receptive_field_is_refused(checkpoint, tmp_path, capsys):
@@ -201,18 +208,24 @@ def test_tile_smaller_than_the_receptive_field_is_refused(checkpoint, tmp_path, 
 
 # ---------------------------------------------------------------- hostile input: a message, the rest done
 
+
 def write_png_16bit_gray_alpha(path, h=6, w=5):
     """A 16-bit gray + alpha PNG, written byte by byte (colour type 4), as other tools write them."""
     import struct
     import zlib
+
     row = np.stack([np.full(w, 1000, '>u2'), np.full(w, 65535, '>u2')], 1).tobytes()
     raw = b''.join(b'\x00' + row for _ in range(h))
 
     def chunk(kind, data):
-        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, 4, 0, 0, 0)) +
-                     chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+    path.write_bytes(
+        b'\x89PNG\r\n\x1a\n'
+        + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, 4, 0, 0, 0))
+        + chunk(b'IDAT', zlib.compress(raw))
+        + chunk(b'IEND', b'')
+    )
 
 
 def test_frames_and_bit_depths_that_cannot_be_kept_are_refused_by_name(checkpoint, tmp_path, capsys):
@@ -244,6 +257,7 @@ def test_an_onnxruntime_failure_skips_the_image_only(checkpoint, tmp_path, capsy
     from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
 
     from wdsr_basicsr import inference
+
     real = inference.upscale_image
 
     def upscale(img, *args, **kwargs):
@@ -263,6 +277,7 @@ def test_an_onnxruntime_failure_skips_the_image_only(checkpoint, tmp_path, capsy
 
 def test_a_write_failure_skips_the_image_only(checkpoint, tmp_path, capsys, monkeypatch):
     from wdsr_basicsr import inference
+
     real = inference.write_image
 
     def write(path, img):
@@ -281,10 +296,13 @@ def test_a_write_failure_skips_the_image_only(checkpoint, tmp_path, capsys, monk
     assert os.listdir(tmp_path / 'out') == ['rgb.png']
 
 
-@pytest.mark.parametrize('extra, message', [
-    (('--tile_pad', '-1'), '--tile_pad -1: the context around a tile is 0 or more pixels'),
-    (('--tile', '-8'), '--tile -8: a tile size is 0'),
-])
+@pytest.mark.parametrize(
+    'extra, message',
+    [
+        (('--tile_pad', '-1'), '--tile_pad -1: the context around a tile is 0 or more pixels'),
+        (('--tile', '-8'), '--tile -8: a tile size is 0'),
+    ],
+)
 def test_bad_flags_named_before_the_model_loads(checkpoint, tmp_path, capsys, extra, message):
     cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 12, 10))
     assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'out', *extra) == 2
@@ -299,17 +317,43 @@ def test_output_that_is_a_file_is_named(checkpoint, tmp_path, capsys):
         assert f'{tmp_path / "taken"} is a file; -o names a folder' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('network_g, message', [
-    ({'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 2},
-     None),
-    ({'type': 'WDSR_B', 'num_in_ch': 4, 'num_out_ch': 4, 'num_feat': 8, 'num_block': 1, 'upscale': 2,
-      'rgb_mean': [0.5] * 4}, 'the network takes 4 and gives 4 channels; images are upscaled by networks of gray (1) '
-                              'or colour (3) channels'),
-    (dict(SMALL_WDSR_B, num_feats=8), "does not fit WDSR_B: WDSR_B.__init__() got an unexpected keyword argument "
-                                   "'num_feats'"),
-])
+@pytest.mark.parametrize(
+    'network_g, message',
+    [
+        (
+            {
+                'type': 'RRDBNet',
+                'num_in_ch': 3,
+                'num_out_ch': 3,
+                'num_feat': 8,
+                'num_block': 1,
+                'num_grow_ch': 4,
+                'scale': 2,
+            },
+            None,
+        ),
+        (
+            {
+                'type': 'WDSR_B',
+                'num_in_ch': 4,
+                'num_out_ch': 4,
+                'num_feat': 8,
+                'num_block': 1,
+                'upscale': 2,
+                'rgb_mean': [0.5] * 4,
+            },
+            'the network takes 4 and gives 4 channels; images are upscaled by networks of gray (1) '
+            'or colour (3) channels',
+        ),
+        (
+            dict(SMALL_WDSR_B, num_feats=8),
+            "does not fit WDSR_B: WDSR_B.__init__() got an unexpected keyword argument 'num_feats'",
+        ),
+    ],
+)
 def test_networks_inference_cannot_run_are_named(tmp_path, capsys, network_g, message):
     from basicsr.archs import build_network
+
     net = build_network(dict(network_g, num_feat=8) if 'num_feats' not in network_g else SMALL_WDSR_B)
     torch.save({'params': net.state_dict(), 'network_g': network_g}, tmp_path / 'net.pth')
     cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 12, 10))

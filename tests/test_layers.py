@@ -1,4 +1,5 @@
 """The package's layers: no module imports one of a higher layer, no import cycle, no import inside a function."""
+
 import ast
 import sys
 
@@ -10,11 +11,27 @@ PACKAGE = REPO / 'wdsr_basicsr'
 #: import modules of its own layer or below. compat is the package's first import (it patches basicsr with
 #: options, data and resume), so it sits with the entries.
 LAYERS = {
-    'archs': 0, 'data': 0,
+    'archs': 0,
+    'data': 0,
     'utils': 1,
-    'options': 2, 'models': 2, 'loading': 2, 'backends': 2, 'outputs': 2, 'prepare': 2,
-    'runs': 3, 'inference': 3, 'export': 3, 'convert': 3, 'spandrel': 3, 'benchmark': 3, 'compare': 3,
-    'reproduce': 3, 'train': 3, 'test': 3, 'compat': 3, '__init__': 4,
+    'options': 2,
+    'models': 2,
+    'loading': 2,
+    'backends': 2,
+    'outputs': 2,
+    'prepare': 2,
+    'runs': 3,
+    'inference': 3,
+    'export': 3,
+    'convert': 3,
+    'spandrel': 3,
+    'benchmark': 3,
+    'compare': 3,
+    'reproduce': 3,
+    'train': 3,
+    'test': 3,
+    'compat': 3,
+    '__init__': 4,
 }
 
 
@@ -37,18 +54,22 @@ def package_imports(path):
         targets = []
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                base = package[: len(package) - node.level + 1] if node.level > 1 else package
                 prefix = '.'.join(base + ([node.module] if node.module else []))
             elif node.module == 'wdsr_basicsr' or (node.module or '').startswith('wdsr_basicsr.'):
-                prefix = node.module[len('wdsr_basicsr.'):] if node.module != 'wdsr_basicsr' else ''
+                prefix = node.module[len('wdsr_basicsr.') :] if node.module != 'wdsr_basicsr' else ''
             else:
                 continue
             for alias in node.names:
                 candidate = f'{prefix}.{alias.name}' if prefix else alias.name
-                targets.append(candidate if (PACKAGE / (candidate.replace('.', '/') + '.py')).exists()
-                               or (PACKAGE / candidate.replace('.', '/')).is_dir() else prefix)
+                targets.append(
+                    candidate
+                    if (PACKAGE / (candidate.replace('.', '/') + '.py')).exists()
+                    or (PACKAGE / candidate.replace('.', '/')).is_dir()
+                    else prefix
+                )
         elif isinstance(node, ast.Import):
-            targets = [a.name[len('wdsr_basicsr.'):] for a in node.names if a.name.startswith('wdsr_basicsr.')]
+            targets = [a.name[len('wdsr_basicsr.') :] for a in node.names if a.name.startswith('wdsr_basicsr.')]
         found += [(node.lineno, t, id(node) in top) for t in targets if t]
     return found
 
@@ -83,8 +104,13 @@ def beside_imports(path, top_only=False):
     tree = ast.parse(path.read_text())
     found = set()
     for node in tree.body if top_only else ast.walk(tree):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-            [node.module] if isinstance(node, ast.ImportFrom) and not node.level else []
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
         found |= {n for n in names if n in BESIDE}
         if path.stem in BESIDE:
             found |= {'__init__' for n in names if n.split('.')[0] == 'wdsr_basicsr'}
@@ -119,7 +145,7 @@ def test_no_import_cycle():
         state[name] = 'open'
         for target in graph[name]:
             if state.get(target) == 'open':
-                cycles.append(stack[stack.index(target):] + [target])
+                cycles.append(stack[stack.index(target) :] + [target])
             elif target not in state:
                 visit(target, stack + [target])
         state[name] = 'done'
@@ -136,7 +162,9 @@ def test_the_checks_see_a_violation(tmp_path, monkeypatch):
     (fake / 'utils').mkdir(parents=True)
     (fake / 'options').mkdir()
     (fake / 'options' / '__init__.py').write_text('')
-    (fake / 'utils' / 'bad.py').write_text('from ..options import load_options\n\n\ndef f():\n    from .. import runs\n')
+    (fake / 'utils' / 'bad.py').write_text(
+        'from ..options import load_options\n\n\ndef f():\n    from .. import runs\n'
+    )
     (fake / 'runs.py').write_text('')
     monkeypatch.setattr(__import__(__name__), 'PACKAGE', fake)
     imports = package_imports(fake / 'utils' / 'bad.py')
@@ -145,8 +173,19 @@ def test_the_checks_see_a_violation(tmp_path, monkeypatch):
 
 
 #: The entries: they speak on the console. Elsewhere only a function named main may print (a module's CLI).
-ENTRY_MODULES = ('train', 'test', 'inference', 'export', 'convert', 'compare', 'reproduce', 'benchmark.cli',
-                 'benchmark.gpu_check', 'benchmark.training', 'prepare.__init__')
+ENTRY_MODULES = (
+    'train',
+    'test',
+    'inference',
+    'export',
+    'convert',
+    'compare',
+    'reproduce',
+    'benchmark.cli',
+    'benchmark.gpu_check',
+    'benchmark.training',
+    'prepare.__init__',
+)
 
 
 def prints_outside_entries(package):
@@ -160,10 +199,15 @@ def prints_outside_entries(package):
         def visit(node, function):
             for child in ast.iter_child_nodes(node):
                 inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
-                if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id == 'print' \
-                        and function != 'main':
+                if (
+                    isinstance(child, ast.Call)
+                    and isinstance(child.func, ast.Name)
+                    and child.func.id == 'print'
+                    and function != 'main'
+                ):
                     found.append(f'{name}:{child.lineno}')
                 visit(child, inner)
+
         visit(ast.parse(path.read_text()), None)
     return found
 

@@ -1,4 +1,5 @@
 """Every script under scripts/ answers --help and does nothing else; the parameter table runs."""
+
 import sys
 
 import pytest

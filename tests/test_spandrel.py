@@ -1,5 +1,6 @@
 """spandrel (chaiNNer's and ComfyUI's loader) loads this package's checkpoints, converted official ones and
 the safetensors export, and the loaded model computes what the original network (or the official formula) does."""
+
 import pytest
 import torch
 from spandrel import MAIN_REGISTRY, ModelLoader
@@ -11,8 +12,10 @@ from wdsr_basicsr.convert import main as convert_main
 from wdsr_basicsr.export import export
 
 NETWORKS = {
-    'wdsr_a_reloaded': (WDSR_A, dict(num_feat=8, num_block=2, upscale=3, img_range=1.0, rgb_mean=[0.5] * 3,
-                                     init='reloaded')),
+    'wdsr_a_reloaded': (
+        WDSR_A,
+        dict(num_feat=8, num_block=2, upscale=3, img_range=1.0, rgb_mean=[0.5] * 3, init='reloaded'),
+    ),
     'wdsr_b_res_scale': (WDSR_B, dict(num_feat=8, num_block=2, expansion=6, upscale=2, res_scale=0.5)),
     'wdsr_b_batch_norm': (WDSR_B, dict(num_feat=8, num_block=1, upscale=4, norm='batch')),
     'wdsr_a_plain_x1': (WDSR_A, dict(num_feat=8, num_block=1, upscale=1, norm='none', expansion=2.5)),
@@ -93,17 +96,33 @@ def test_registration_is_idempotent_and_leaves_other_architectures_alone():
     assert [a.architecture.id for a in MAIN_REGISTRY.architectures('detection') if a.detect(state)] == ['WDSR']
 
 
-@pytest.mark.parametrize('state', [
-    {'head.weight': torch.zeros(3), 'tail.weight': torch.zeros(3), 'skip.weight': torch.zeros(3)},  # not convs
-    {'head.weight': torch.zeros(8, 3, 3, 3), 'tail.weight': torch.zeros(10, 8, 3, 3),  # 10 is no 3 * s * s
-     'skip.weight': torch.zeros(10, 3, 5, 5)},
-    {'head.weight': torch.zeros(8, 3, 3, 3), 'tail.weight': torch.zeros(12, 8, 3, 3),  # a block without its convs
-     'skip.weight': torch.zeros(12, 3, 5, 5), 'body.0.body.x': torch.zeros(1)},
-    {'conv_first.weight': torch.zeros(8), 'conv_second.weight': torch.zeros(8), 'blocks.0.layers.0.0.weight':
-     torch.zeros(8), 'global_fusion.0.weight': torch.zeros(8), 'upsample.0.weight': torch.zeros(8),
-     'conv_last.weight': torch.zeros(8)},
-])
+@pytest.mark.parametrize(
+    'state',
+    [
+        {'head.weight': torch.zeros(3), 'tail.weight': torch.zeros(3), 'skip.weight': torch.zeros(3)},  # not convs
+        {
+            'head.weight': torch.zeros(8, 3, 3, 3),
+            'tail.weight': torch.zeros(10, 8, 3, 3),  # 10 is no 3 * s * s
+            'skip.weight': torch.zeros(10, 3, 5, 5),
+        },
+        {
+            'head.weight': torch.zeros(8, 3, 3, 3),
+            'tail.weight': torch.zeros(12, 8, 3, 3),  # a block without its convs
+            'skip.weight': torch.zeros(12, 3, 5, 5),
+            'body.0.body.x': torch.zeros(1),
+        },
+        {
+            'conv_first.weight': torch.zeros(8),
+            'conv_second.weight': torch.zeros(8),
+            'blocks.0.layers.0.0.weight': torch.zeros(8),
+            'global_fusion.0.weight': torch.zeros(8),
+            'upsample.0.weight': torch.zeros(8),
+            'conv_last.weight': torch.zeros(8),
+        },
+    ],
+)
 def test_odd_state_dicts_are_not_claimed(state):
     from spandrel import UnsupportedModelError
+
     with pytest.raises(UnsupportedModelError):  # our detectors say no; they do not crash spandrel's search
         MAIN_REGISTRY.load(state)

@@ -1,4 +1,5 @@
 """Training through BasicSR: entry, checkpoints, resume on CPU, torchrun/gloo, bad input, crash safety."""
+
 import json
 import sys
 
@@ -20,31 +21,41 @@ def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **netw
         'manual_seed': 0,
         'datasets': {
             'train': {
-                'name': 'fixture', 'type': 'CheckedPairedImageDataset',
+                'name': 'fixture',
+                'type': 'CheckedPairedImageDataset',
                 'dataroot_gt': str(root / 'DIV2K_train_HR_sub.lmdb'),
                 'dataroot_lq': str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
-                'io_backend': {'type': 'lmdb'}, 'gt_size': 24, 'use_hflip': True, 'use_rot': True,
-                'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1,
+                'io_backend': {'type': 'lmdb'},
+                'gt_size': 24,
+                'use_hflip': True,
+                'use_rot': True,
+                'num_worker_per_gpu': 0,
+                'batch_size_per_gpu': 2,
+                'dataset_enlarge_ratio': 1,
             },
             'val': {
-                'name': 'fixture_valid', 'type': 'CheckedPairedImageDataset',
+                'name': 'fixture_valid',
+                'type': 'CheckedPairedImageDataset',
                 'dataroot_gt': str(root / 'DIV2K_valid_HR.lmdb'),
                 'dataroot_lq': str(root / f'DIV2K_valid_LR_bicubic_X{scale}.lmdb'),
                 'io_backend': {'type': 'lmdb'},
             },
         },
-        'network_g': dict({'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': scale, 'norm': norm},
-                          **network),
+        'network_g': dict({'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': scale, 'norm': norm}, **network),
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
         'train': {
             'ema_decay': 0.9,
             'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.999]},
             'scheduler': {'type': 'MultiStepLR', 'milestones': [1000], 'gamma': 0.5},
-            'total_iter': total_iter, 'warmup_iter': -1,
+            'total_iter': total_iter,
+            'warmup_iter': -1,
             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
         },
-        'val': {'val_freq': 2, 'save_img': False,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': False}}},
+        'val': {
+            'val_freq': 2,
+            'save_img': False,
+            'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': scale, 'test_y_channel': False}},
+        },
         'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
     }
 
@@ -62,8 +73,7 @@ def test_train_resume_and_checkpoints(lmdb_root, tmp_path):
     assert models == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
     assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state', '4.state']
     checkpoint = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
-    assert checkpoint['network_g'] == {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2,
-                                       'norm': 'weight'}
+    assert checkpoint['network_g'] == {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'norm': 'weight'}
     assert set(checkpoint) == {'network_g', 'params', 'params_ema'}
     assert any('parametrizations.weight.original1' in k for k in checkpoint['params_ema'])
     log = next(exp.glob('train_tiny_*.log')).read_text()
@@ -75,7 +85,10 @@ def test_train_resume_and_checkpoints(lmdb_root, tmp_path):
     (exp / 'training_states' / '6.state').write_bytes(b'truncated')
     result = train(tmp_path, opt_file, '--auto_resume')
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f'Skipping {tmp_path}/experiments/tiny/training_states/6.state: path:resume_state' in result.stdout + result.stderr
+    assert (
+        f'Skipping {tmp_path}/experiments/tiny/training_states/6.state: path:resume_state'
+        in result.stdout + result.stderr
+    )
     log = sorted(exp.glob('train_tiny_*.log'))[-1].read_text()
     assert 'Resuming training from epoch' in log and 'iter: 4.' in log
     assert (exp / 'models' / 'net_g_8.pth').exists()
@@ -95,7 +108,10 @@ def test_auto_resume_takes_the_newest_consistent_state(lmdb_root, tmp_path):
     result = train(tmp_path, write_options(tmp_path / 'r.yml', opt), '--auto_resume')
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
-    assert f'Skipping {tmp_path}/experiments/trust/training_states/4.state: the network file of' in out and 'net_g_4.pth' in out
+    assert (
+        f'Skipping {tmp_path}/experiments/trust/training_states/4.state: the network file of' in out
+        and 'net_g_4.pth' in out
+    )
     assert 'notes.state is not a training state (<iter>.state); ignored' in out
     assert f'Removing {tmp_path}/experiments/trust/models/.net_g_6.pth.k3j2.tmp, left by an interrupted save' in out
     assert 'iter: 2.' in sorted(exp.glob('train_trust_*.log'))[-1].read_text()  # resumed from 2, not 4
@@ -107,9 +123,15 @@ def test_auto_resume_takes_the_newest_consistent_state(lmdb_root, tmp_path):
     opt['train']['total_iter'] = 8
     result = train(tmp_path, write_options(tmp_path / 'r.yml', opt), '--auto_resume')
     assert result.returncode != 0
-    assert (f"--auto_resume: none of the 3 training state(s) in {tmp_path}/experiments/trust/training_states can be "
-            "resumed") in \
-        result.stderr and '6.state' in result.stderr and 'Start training' not in result.stdout + result.stderr
+    assert (
+        (
+            f'--auto_resume: none of the 3 training state(s) in {tmp_path}/experiments/trust/training_states can be '
+            'resumed'
+        )
+        in result.stderr
+        and '6.state' in result.stderr
+        and 'Start training' not in result.stdout + result.stderr
+    )
 
 
 def test_resume_state_that_is_a_network_file_is_named(lmdb_root, tmp_path):
@@ -140,27 +162,43 @@ def test_test_entry_writes_results_under_cwd(lmdb_root, tmp_path):
     opt = tiny_options(lmdb_root, name='first')
     assert train(tmp_path, write_options(tmp_path / 'first.yml', opt)).returncode == 0
     test_opt = {
-        'name': 'tiny_test', 'model_type': 'WDSRModel', 'scale': 2, 'num_gpu': 0,
+        'name': 'tiny_test',
+        'model_type': 'WDSRModel',
+        'scale': 2,
+        'num_gpu': 0,
         'datasets': {'test_1': dict(opt['datasets']['val'])},
         'network_g': opt['network_g'],
-        'path': {'pretrain_network_g': 'experiments/first/models/net_g_latest.pth', 'param_key_g': 'params_ema',
-                 'strict_load_g': True},
+        'path': {
+            'pretrain_network_g': 'experiments/first/models/net_g_latest.pth',
+            'param_key_g': 'params_ema',
+            'strict_load_g': True,
+        },
         'val': {'save_img': True, 'suffix': None, 'tile': 16, 'tile_pad': 4, 'metrics': opt['val']['metrics']},
     }
-    result = run([sys.executable, str(REPO / 'wdsr_basicsr' / 'test.py'), '-opt',
-                  write_options(tmp_path / 'test.yml', test_opt)], tmp_path)
+    result = run(
+        [
+            sys.executable,
+            str(REPO / 'wdsr_basicsr' / 'test.py'),
+            '-opt',
+            write_options(tmp_path / 'test.yml', test_opt),
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / 'results' / 'tiny_test' / 'visualization' / 'fixture_valid' / '0801_tiny_test.png').exists()
 
 
-@pytest.mark.parametrize('change, message', [
-    (lambda o: o['network_g'].update(num_feats=8), 'num_feats'),
-    (lambda o: o['network_g'].update(norm='layer'), "norm='layer'"),
-    (lambda o: o['datasets']['train'].update(dataroot_gt='/nowhere/x.lmdb'), 'dataroot_gt /nowhere/x.lmdb'),
-    (lambda o: o.update(scale=3) or o['network_g'].update(upscale=3), 'scale 3 does not match the data'),
-    (lambda o: o['path'].update(pretrain_network_g='bad.pth'), 'path:pretrain_network_g bad.pth cannot be loaded'),
-    (lambda o: o['path'].update(resume_state='bad.pth'), 'path:resume_state bad.pth cannot be loaded'),
-])
+@pytest.mark.parametrize(
+    'change, message',
+    [
+        (lambda o: o['network_g'].update(num_feats=8), 'num_feats'),
+        (lambda o: o['network_g'].update(norm='layer'), "norm='layer'"),
+        (lambda o: o['datasets']['train'].update(dataroot_gt='/nowhere/x.lmdb'), 'dataroot_gt /nowhere/x.lmdb'),
+        (lambda o: o.update(scale=3) or o['network_g'].update(upscale=3), 'scale 3 does not match the data'),
+        (lambda o: o['path'].update(pretrain_network_g='bad.pth'), 'path:pretrain_network_g bad.pth cannot be loaded'),
+        (lambda o: o['path'].update(resume_state='bad.pth'), 'path:resume_state bad.pth cannot be loaded'),
+    ],
+)
 def test_bad_input_stops_before_training(lmdb_root, tmp_path, change, message):
     (tmp_path / 'bad.pth').write_bytes(b'PK\x03\x04 truncated')
     opt = tiny_options(lmdb_root, name='bad')

@@ -4,6 +4,7 @@ Each backend runs the same network, weight norm folded; ONNX Runtime and OpenVIN
 17, dynamic batch, height and width), exported once to a temporary file. They are optional extras
 (``pip install "wdsr-basicsr[deploy]"``); asking for one that is not installed names the extra.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -62,15 +63,22 @@ def runtime_errors(backend: str) -> tuple[type, ...]:
     if backend != 'onnxruntime':
         return ()
     from onnxruntime.capi import onnxruntime_pybind11_state as state
+
     return tuple(obj for obj in vars(state).values() if inspect.isclass(obj) and issubclass(obj, Exception))
 
 
 def export_onnx(net: nn.Module, path: str, num_in_ch: int = 3, opset: int = 17) -> None:
     """Export ``net`` (eval mode, CPU) to ONNX at ``path``, dynamic batch, height and width, input ``lq``."""
     torch.onnx.export(
-        net, (torch.rand(1, num_in_ch, 16, 16), ), path, input_names=['lq'], output_names=['sr'], opset_version=opset,
-        dynamo=False, dynamic_axes={'lq': {0: 'batch', 2: 'height', 3: 'width'},
-                                    'sr': {0: 'batch', 2: 'height', 3: 'width'}})
+        net,
+        (torch.rand(1, num_in_ch, 16, 16),),
+        path,
+        input_names=['lq'],
+        output_names=['sr'],
+        opset_version=opset,
+        dynamo=False,
+        dynamic_axes={'lq': {0: 'batch', 2: 'height', 3: 'width'}, 'sr': {0: 'batch', 2: 'height', 3: 'width'}},
+    )
 
 
 def make_runner(net: nn.Module, backend: str, num_in_ch: int = 3) -> Callable:
@@ -86,6 +94,7 @@ def make_runner(net: nn.Module, backend: str, num_in_ch: int = 3) -> Callable:
     """
     check_backend(backend)
     if backend == 'torch':
+
         def run_torch(x):
             with torch.no_grad():
                 return net(x)
@@ -112,13 +121,16 @@ def onnx_runner(onnx_path: str, backend: str) -> Callable:
     check_backend(backend)
     if backend == 'onnxruntime':
         import onnxruntime
+
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = onnxruntime.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
         return lambda x: torch.from_numpy(session.run(None, {'lq': np.ascontiguousarray(x.numpy())})[0])
     import openvino
-    compiled = openvino.Core().compile_model(onnx_path, 'CPU', {'PERFORMANCE_HINT': 'LATENCY',
-                                                                 'INFERENCE_PRECISION_HINT': 'f32'})
+
+    compiled = openvino.Core().compile_model(
+        onnx_path, 'CPU', {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'}
+    )
     request = compiled.create_infer_request()
 
     def run_openvino(x):
@@ -127,8 +139,9 @@ def onnx_runner(onnx_path: str, backend: str) -> Callable:
     return run_openvino
 
 
-def fastest_backend(net: nn.Module, num_in_ch: int = 3, size: int = 96, rounds: int = 3) -> tuple[str, Callable,
-                    dict[str, float]]:
+def fastest_backend(
+    net: nn.Module, num_in_ch: int = 3, size: int = 96, rounds: int = 3
+) -> tuple[str, Callable, dict[str, float]]:
     """The installed backend that runs ``net`` fastest on a ``size`` x ``size`` input here, and its runner.
 
     Each installed backend is timed on the same input in alternating rounds (median); the first call of each
@@ -139,15 +152,16 @@ def fastest_backend(net: nn.Module, num_in_ch: int = 3, size: int = 96, rounds: 
     """
     runners = {b: make_runner(net, b, num_in_ch) for b in BACKENDS if installed(b)}
     x = torch.rand(1, num_in_ch, size, size)
-    medians = dict(zip(runners, interleaved_median_ms([(run, x) for run in runners.values()], 'cpu', warmup=1,
-                                                      runs=rounds)))
+    medians = dict(
+        zip(runners, interleaved_median_ms([(run, x) for run in runners.values()], 'cpu', warmup=1, runs=rounds))
+    )
     best = min(medians, key=medians.get)
     return best, runners[best], medians
 
 
-
-def choose_backend(net: nn.Module, backend: str, num_in_ch: int = 3, device: str = 'cpu',
-                   amp_dtype: torch.dtype | None = None) -> tuple[Callable, str]:
+def choose_backend(
+    net: nn.Module, backend: str, num_in_ch: int = 3, device: str = 'cpu', amp_dtype: torch.dtype | None = None
+) -> tuple[Callable, str]:
     """The network as ``backend`` runs it: the module on ``device``, or a runner of another runtime.
 
     Args:
@@ -167,8 +181,10 @@ def choose_backend(net: nn.Module, backend: str, num_in_ch: int = 3, device: str
     """
     torch_only = device != 'cpu' or amp_dtype is not None
     if backend in ('onnxruntime', 'openvino') and torch_only:
-        raise ValueError(f'--backend {backend} runs on the CPU in fp32: drop --device cuda, --half and --bf16, '
-                         'or use --backend torch.')
+        raise ValueError(
+            f'--backend {backend} runs on the CPU in fp32: drop --device cuda, --half and --bf16, '
+            'or use --backend torch.'
+        )
     if backend == 'torch' or (backend == 'auto' and torch_only):
         return net.to(device), 'torch'
     if backend != 'auto':

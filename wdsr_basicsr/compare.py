@@ -12,6 +12,7 @@ The result folders are those of ``test.py`` runs that saved their images (``val:
   spread most), the whole HR with the crop's box, then the crop in HR, bicubic and each run, labelled
   with their figures; the crops are also written as PNGs (``compare/crops/``), pixel for pixel.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ RESERVED_LABELS = ('hr', 'bicubic')
 def spread(image: dict, metric: str) -> float:
     """How far apart the runs' ``metric`` values are on one page entry (0 when one run lacks it)."""
     values = [m['metrics'].get(metric) for m in image['models']]
-    return 0. if None in values else max(values) - min(values)
+    return 0.0 if None in values else max(values) - min(values)
 
 
 def choose(data: dict, count: int, metric: str, picks: list[str] | None) -> list[tuple[str, dict]]:
@@ -62,14 +63,18 @@ def check_labels(labels: list[str], runs: list[str]) -> None:
         raise ValueError(f'--labels: {len(labels)} labels for {len(runs)} runs; give one per run.')
     for label in labels:
         if not PLAIN_LABEL.fullmatch(label):
-            raise ValueError(f'--labels: {label!r} is not a plain name (letters, digits, ".", "_", "+", "-"; '
-                             'a name of the run\'s crop files).')
+            raise ValueError(
+                f'--labels: {label!r} is not a plain name (letters, digits, ".", "_", "+", "-"; '
+                "a name of the run's crop files)."
+            )
         if label.lower() in RESERVED_LABELS:
             raise ValueError(f'--labels: {label!r} is the name of the {label} column; choose another label.')
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
-        raise ValueError(f'--labels: {", ".join(repeated)} given to several runs; give one distinct label per run '
-                         '(by default a run is labelled with its folder\'s name).')
+        raise ValueError(
+            f'--labels: {", ".join(repeated)} given to several runs; give one distinct label per run '
+            "(by default a run is labelled with its folder's name)."
+        )
 
 
 def read_panels(page_dir: str, image: dict) -> dict[str, np.ndarray]:
@@ -101,6 +106,7 @@ def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str
         list[str]: The files written.
     """
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -115,10 +121,10 @@ def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str
         panels = [('HR', None), ('bicubic', image['bicubic_metrics'])]
         panels += [(m['label'], m['metrics']) for m in image['models']]
         axes[row][0].imshow(pixels['HR'][:, :, ::-1], interpolation='nearest')
-        axes[row][0].add_patch(Rectangle((x - .5, y - .5), side, side, fill=False, edgecolor='red', linewidth=1.5))
+        axes[row][0].add_patch(Rectangle((x - 0.5, y - 0.5), side, side, fill=False, edgecolor='red', linewidth=1.5))
         axes[row][0].set_title(f'{set_name}/{image["name"]}', fontsize=8)
         for col, (label, metrics) in enumerate(panels, 1):
-            crop = pixels[label][y:y + side, x:x + side]
+            crop = pixels[label][y : y + side, x : x + side]
             crop_path = osp.join(crops_dir, f'{set_name}_{image["name"]}_{label}.png')
             cv2.imwrite(crop_path, crop)
             written.append(crop_path)
@@ -153,8 +159,11 @@ def main(argv=None):
     parser.add_argument('--labels', nargs='+', default=None, help='A label per run. Default: the folder names.')
     parser.add_argument('--images', type=int, default=2, help='Images in the figure. Default: 2.')
     parser.add_argument('--pick', nargs='+', default=None, metavar='SET/IMAGE', help='Images for the figure.')
-    parser.add_argument('--metric', default=None, help='Figure by which the spread is measured. Default: the '
-                        'first PSNR the runs report.')
+    parser.add_argument(
+        '--metric',
+        default=None,
+        help='Figure by which the spread is measured. Default: the first PSNR the runs report.',
+    )
     args = parser.parse_args(argv)
     labels = args.labels or [osp.basename(osp.normpath(run)) for run in args.runs]
     try:
@@ -163,8 +172,9 @@ def main(argv=None):
             if not osp.isdir(run) or not any(n.startswith('metrics_') and n.endswith('.json') for n in os.listdir(run)):
                 raise ValueError(f'{run}: not the result folder of a test run (no metrics_<set>.json in it).')
         if any(osp.realpath(run) == osp.realpath(args.output) for run in args.runs):
-            raise ValueError(f'-o {args.output} is one of the runs; its own index.html would be replaced: choose '
-                             'another folder.')
+            raise ValueError(
+                f'-o {args.output} is one of the runs; its own index.html would be replaced: choose another folder.'
+            )
         runs = dict(zip(labels, (osp.abspath(run) for run in args.runs)))
         page, data = report.write_page(runs, args.output, 'compare: ' + ', '.join(labels))
         metric = args.metric or next((m for m in data['metrics'] if m.startswith('psnr')), None)

@@ -8,6 +8,7 @@ without it. What can live in this package's own classes lives there
 :mod:`wdsr_basicsr.utils.resume`, the option loader in
 :mod:`wdsr_basicsr.options`.
 """
+
 import functools
 import sys
 
@@ -42,10 +43,14 @@ def model_to_device(self, net):
             device_ids = None
         local_statistics = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(m, torch.nn.SyncBatchNorm)
-            for m in net.modules())
+            for m in net.modules()
+        )
         net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=device_ids, broadcast_buffers=local_statistics,
-            find_unused_parameters=self.opt.get('find_unused_parameters', False))
+            net,
+            device_ids=device_ids,
+            broadcast_buffers=local_statistics,
+            find_unused_parameters=self.opt.get('find_unused_parameters', False),
+        )
     elif self.opt['num_gpu'] > 1:
         net = torch.nn.DataParallel(net)
     return net
@@ -59,8 +64,10 @@ def lmdb_backend_init(self, db_paths, client_keys='default', readonly=True, lock
         raise ValueError(f'io_backend: client_keys {client_keys} and db_paths {self.db_paths} differ in length.')
     for path in self.db_paths:
         check_lmdb_complete(path)
-    self._client = {client: shared_lmdb(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
-                    for client, path in zip(client_keys, self.db_paths)}
+    self._client = {
+        client: shared_lmdb(path, readonly=readonly, lock=lock, readahead=readahead, **kwargs)
+        for client, path in zip(client_keys, self.db_paths)
+    }
 
 
 _paired_getitem = PairedImageDataset.__getitem__

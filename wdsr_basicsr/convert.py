@@ -21,6 +21,7 @@ Keras checkpoints (ychfan/tf_estimator_barebone, krasserm/wdsr) are refused with
 
 DST is ``{'params': ..., 'network_g': {...}}`` with the hyper-parameters inferred from the tensor shapes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,20 +45,29 @@ RELEASES = {
     '2018-08': 'JiahuiYu/wdsr_ntire2018 of August 2018: head, tail and skip convs unpadded, input replication-padded',
     '2019': 'ychfan/wdsr (WDSR reloaded, 2020 release)',
 }
-AUGUST_2018 = ('the August 2018 code runs its head, tail and skip convs without padding on an input padded by 2 px '
-               'of replicated border (at test time only), while this package zero-pads every conv, as the code has '
-               'since 25 Nov 2018. The tensors have the same shapes, but in this network they would compute a '
-               'different function near every border, so the checkpoint is not converted. Fine-tune it in the '
-               'later code (or with this package) and convert that.')
-TENSORFLOW = ('a {kind}: this tool reads the PyTorch checkpoints of the authors\' PyTorch code only. The TensorFlow '
-              'and Keras WDSR (ychfan/tf_estimator_barebone, krasserm/wdsr) store their variables under their own '
-              'names, in HWIO kernel layout, and need TensorFlow to read; use the 2019 PyTorch release\'s weights '
-              '(ychfan/wdsr), which this tool converts.')
+AUGUST_2018 = (
+    'the August 2018 code runs its head, tail and skip convs without padding on an input padded by 2 px '
+    'of replicated border (at test time only), while this package zero-pads every conv, as the code has '
+    'since 25 Nov 2018. The tensors have the same shapes, but in this network they would compute a '
+    'different function near every border, so the checkpoint is not converted. Fine-tune it in the '
+    'later code (or with this package) and convert that.'
+)
+TENSORFLOW = (
+    "a {kind}: this tool reads the PyTorch checkpoints of the authors' PyTorch code only. The TensorFlow "
+    'and Keras WDSR (ychfan/tf_estimator_barebone, krasserm/wdsr) store their variables under their own '
+    "names, in HWIO kernel layout, and need TensorFlow to read; use the 2019 PyTorch release's weights "
+    '(ychfan/wdsr), which this tool converts.'
+)
 
-LAYOUTS = ('2018 NTIRE code (head.0 / body.i.body.j / tail.0 / skip.0, weight_g and weight_v)',
-           "2019 reloaded trainer ({'model_state_dict': ...} with body.0 ... body.N+1 and skip.0)")
-WN_SUFFIXES = {'weight_g': 'parametrizations.weight.original0', 'weight_v': 'parametrizations.weight.original1',
-               'bias': 'bias'}
+LAYOUTS = (
+    '2018 NTIRE code (head.0 / body.i.body.j / tail.0 / skip.0, weight_g and weight_v)',
+    "2019 reloaded trainer ({'model_state_dict': ...} with body.0 ... body.N+1 and skip.0)",
+)
+WN_SUFFIXES = {
+    'weight_g': 'parametrizations.weight.original0',
+    'weight_v': 'parametrizations.weight.original1',
+    'bias': 'bias',
+}
 
 
 class ConversionError(ValueError):
@@ -71,8 +81,13 @@ class RefusedError(ValueError):
 def refuse_tensorflow(path: str) -> None:
     """Raise :class:`RefusedError` if ``path`` is a TensorFlow or Keras checkpoint (by name, or HDF5 magic)."""
     names = os.listdir(path) if osp.isdir(path) else [osp.basename(path)]
-    if any(n == 'saved_model.pb' or n == 'checkpoint' or n.endswith(('.index', '.meta'))
-           or re.search(r'\.data-\d+-of-\d+$', n) for n in names):
+    if any(
+        n == 'saved_model.pb'
+        or n == 'checkpoint'
+        or n.endswith(('.index', '.meta'))
+        or re.search(r'\.data-\d+-of-\d+$', n)
+        for n in names
+    ):
         raise RefusedError(TENSORFLOW.format(kind='TensorFlow checkpoint'))
     if osp.isfile(path):
         with open(path, 'rb') as f:
@@ -85,8 +100,9 @@ def _strip_prefixes(state):
         raise ConversionError(f'its state dict is a {type(state).__name__}, not a mapping of names to tensors')
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise ConversionError(f'its state dict maps {key!r} to a {type(value).__name__}; a state dict maps names '
-                                  'to tensors')
+            raise ConversionError(
+                f'its state dict maps {key!r} to a {type(value).__name__}; a state dict maps names to tensors'
+            )
     return strip_prefixes(state, ('module.', 'model.'))
 
 
@@ -111,7 +127,7 @@ def _map_2018(groups):
     kind = 'B' if '3' in inner else 'A'
     mapping = {'head.0': 'head', 'tail.0': 'tail', 'skip.0': 'skip'}
     for i in blocks:
-        for j in (('0', '2', '3') if kind == 'B' else ('0', '2')):
+        for j in ('0', '2', '3') if kind == 'B' else ('0', '2'):
             mapping[f'body.{i}.body.{j}'] = f'body.{i}.body.{j}'
     return mapping
 
@@ -158,16 +174,21 @@ def check_release(layout: str, release: str | None) -> None:
             raise RefusedError(f'--release {release} was given, but the file has the 2019 layout ({RELEASES["2019"]}).')
         return
     if release is None:
-        raise RefusedError('2018 layout: its two code revisions store the same tensors, so say which trained it: '
-                           f'--release 2018-11 ({RELEASES["2018-11"]}) or --release 2018-08 ({RELEASES["2018-08"]}).')
+        raise RefusedError(
+            '2018 layout: its two code revisions store the same tensors, so say which trained it: '
+            f'--release 2018-11 ({RELEASES["2018-11"]}) or --release 2018-08 ({RELEASES["2018-08"]}).'
+        )
     if release == '2019':
-        raise RefusedError('--release 2019 was given, but the file has the 2018 layout (head.0, body.i.body.j, tail.0).')
+        raise RefusedError(
+            '--release 2019 was given, but the file has the 2018 layout (head.0, body.i.body.j, tail.0).'
+        )
     if release == '2018-08':
         raise RefusedError(AUGUST_2018)
 
 
-def convert(checkpoint: dict, res_scale: float = 1.0, rgb_mean: list[float] | None = None,
-            release: str | None = None) -> dict:
+def convert(
+    checkpoint: dict, res_scale: float = 1.0, rgb_mean: list[float] | None = None, release: str | None = None
+) -> dict:
     """Convert a loaded official checkpoint.
 
     Args:
@@ -193,24 +214,34 @@ def convert(checkpoint: dict, res_scale: float = 1.0, rgb_mean: list[float] | No
     groups = _conv_groups(state)
     mapping = _map_2018(groups) if layout == '2018' else _map_2019(groups)
     if set(mapping) != set(groups):
-        raise ConversionError(f'unexpected convs {sorted(set(groups) - set(mapping))[:5]} or missing '
-                              f'{sorted(set(mapping) - set(groups))[:5]}')
-    params = {f'{ours}.{WN_SUFFIXES[leaf]}': tensor for theirs, ours in mapping.items()
-              for leaf, tensor in groups[theirs].items()}
+        raise ConversionError(
+            f'unexpected convs {sorted(set(groups) - set(mapping))[:5]} or missing '
+            f'{sorted(set(mapping) - set(groups))[:5]}'
+        )
+    params = {
+        f'{ours}.{WN_SUFFIXES[leaf]}': tensor
+        for theirs, ours in mapping.items()
+        for leaf, tensor in groups[theirs].items()
+    }
     network = describe_wdsr(params)
     if network is None:
         raise ConversionError('its convs do not have the shapes of a WDSR network (a damaged or cut file?)')
     network.update(
         res_scale=res_scale if layout == '2018' else 1.0,
         img_range=WDSR_IMG_RANGE if layout == '2018' else 1.0,
-        rgb_mean=[float(m) for m in rgb_mean] if rgb_mean is not None else
-        list(DIV2K_RGB_MEAN) if layout == '2018' else [0.5] * network['num_in_ch'])
+        rgb_mean=[float(m) for m in rgb_mean]
+        if rgb_mean is not None
+        else list(DIV2K_RGB_MEAN)
+        if layout == '2018'
+        else [0.5] * network['num_in_ch'],
+    )
     net = build_described(network)
     try:
         net.load_state_dict(params, strict=True)  # shapes and names must fit the inferred network
     except RuntimeError as error:
-        raise ConversionError(f'its tensors do not fit the {network["type"]} their shapes describe '
-                              f'({" ".join(str(error).split())[:300]})') from None
+        raise ConversionError(
+            f'its tensors do not fit the {network["type"]} their shapes describe ({" ".join(str(error).split())[:300]})'
+        ) from None
     return {'params': net.state_dict(), 'network_g': network}
 
 
@@ -223,8 +254,7 @@ def check_destination(src: str, dst: str) -> None:
     if osp.isdir(dst):
         raise ValueError(f'DST {dst} is a folder; it names the file to write.')
     if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
-        raise ValueError(f'DST {dst} is SRC itself; the official checkpoint is never written over: choose another '
-                         'DST.')
+        raise ValueError(f'DST {dst} is SRC itself; the official checkpoint is never written over: choose another DST.')
 
 
 def main(argv=None):
@@ -232,13 +262,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description='Convert an official WDSR checkpoint (2018 or 2019) to ours.')
     parser.add_argument('src', help='Official checkpoint.')
     parser.add_argument('dst', help='Output checkpoint.')
-    parser.add_argument('--release', choices=sorted(RELEASES), default=None,
-                        help='Which code trained SRC; required for the 2018 layout (2018-08 is refused). '
-                        + '; '.join(f'{k}: {v}' for k, v in RELEASES.items()))
+    parser.add_argument(
+        '--release',
+        choices=sorted(RELEASES),
+        default=None,
+        help='Which code trained SRC; required for the 2018 layout (2018-08 is refused). '
+        + '; '.join(f'{k}: {v}' for k, v in RELEASES.items()),
+    )
     parser.add_argument('--res_scale', type=float, default=1.0, help='Residual scale of the 2018 code. Default: 1.')
-    parser.add_argument('--rgb_mean', type=float, nargs='+', default=None, metavar='MEAN',
-                        help='Per-channel mean in [0, 1] the code ran with (2018: --r_mean --g_mean --b_mean; '
-                        '2019: image_mean, once per channel). Default: DIV2K mean (2018), 0.5 (2019).')
+    parser.add_argument(
+        '--rgb_mean',
+        type=float,
+        nargs='+',
+        default=None,
+        metavar='MEAN',
+        help='Per-channel mean in [0, 1] the code ran with (2018: --r_mean --g_mean --b_mean; '
+        '2019: image_mean, once per channel). Default: DIV2K mean (2018), 0.5 (2019).',
+    )
     args = parser.parse_args(argv)
     try:
         check_destination(args.src, args.dst)
@@ -248,8 +288,11 @@ def main(argv=None):
         print(f'error: {args.src} is not converted: {error}', file=sys.stderr)
         return 1
     except ConversionError as error:
-        print(f'error: {args.src} is not a WDSR checkpoint this tool understands ({error}). Understood layouts: '
-              f'{"; ".join(LAYOUTS)}.', file=sys.stderr)
+        print(
+            f'error: {args.src} is not a WDSR checkpoint this tool understands ({error}). Understood layouts: '
+            f'{"; ".join(LAYOUTS)}.',
+            file=sys.stderr,
+        )
         return 1
     except (OSError, RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)

@@ -6,6 +6,7 @@ safetensors holds the folded state dict (settings buffers included) and its ``ne
 no pickle, loadable by spandrel (``import wdsr_basicsr.spandrel``) and by this package's inference. The
 exported model is run on a random input and compared with PyTorch before success is reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,19 +101,22 @@ def export(model_path: str, fmt: str, output: str, opt_path: str | None = None, 
         with torch.no_grad():
             expected, got = net(x).numpy(), np.asarray(run(x))
         if got.shape != expected.shape:
-            raise RuntimeError(f'{output}: output shape {got.shape} differs from PyTorch {expected.shape}; nothing '
-                               'was written.')
+            raise RuntimeError(
+                f'{output}: output shape {got.shape} differs from PyTorch {expected.shape}; nothing was written.'
+            )
         diff = float(abs(got - expected).max())
         if diff > TOLERANCE:
-            raise RuntimeError(f'{output}: the export differs from PyTorch by {diff:.2e} (> {TOLERANCE}); nothing '
-                               'was written.')
+            raise RuntimeError(
+                f'{output}: the export differs from PyTorch by {diff:.2e} (> {TOLERANCE}); nothing was written.'
+            )
     return diff
 
 
 def main(argv=None):
     show_messages()
-    parser = argparse.ArgumentParser(description='Export a checkpoint to ONNX, TorchScript or safetensors (weight norm '
-                                     'folded).')
+    parser = argparse.ArgumentParser(
+        description='Export a checkpoint to ONNX, TorchScript or safetensors (weight norm folded).'
+    )
     parser.add_argument('--model_path', required=True, help='Checkpoint (params_ema is preferred over params).')
     parser.add_argument('--opt', default=None, help='Option file, for checkpoints without a network_g entry.')
     parser.add_argument('--format', required=True, choices=['onnx', 'torchscript', 'safetensors'])

@@ -17,6 +17,7 @@ give the same output, an output that would replace an input (``-o`` the input fo
 ``--suffix`` that keeps the names apart), or an existing output without ``--overwrite`` stop the run
 with the names at fault.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,18 @@ def _from_network(out, gray, max_value, dtype):
     return out.permute(1, 2, 0).cpu().numpy().astype(dtype)
 
 
-def upscale_image(img: np.ndarray, net: Callable, scale: int, *, num_in_ch: int = 3, tile: int = 0, tile_pad: int = 0,
-                  ensemble: bool = False, amp_dtype: torch.dtype | None = None, device: str = 'cpu') -> np.ndarray:
+def upscale_image(
+    img: np.ndarray,
+    net: Callable,
+    scale: int,
+    *,
+    num_in_ch: int = 3,
+    tile: int = 0,
+    tile_pad: int = 0,
+    ensemble: bool = False,
+    amp_dtype: torch.dtype | None = None,
+    device: str = 'cpu',
+) -> np.ndarray:
     """Super-resolve one image, keeping its sample type, its channels and its alpha.
 
     The result is written tile by tile into one array of the image's own dtype
@@ -80,7 +91,7 @@ def upscale_image(img: np.ndarray, net: Callable, scale: int, *, num_in_ch: int 
     Returns:
         np.ndarray: The upscaled image, same dtype and channel layout.
     """
-    max_value = 65535. if img.dtype == np.uint16 else 255.
+    max_value = 65535.0 if img.dtype == np.uint16 else 255.0
     h, w = img.shape[:2]
     has_alpha = img.ndim == 3 and img.shape[2] in (2, 4)
     gray = img.ndim == 2 or img.shape[2] == 2
@@ -90,11 +101,13 @@ def upscale_image(img: np.ndarray, net: Callable, scale: int, *, num_in_ch: int 
         patch = img[y0:y1, x0:x1]
         if img.ndim == 3:
             patch = patch[:, :, 0] if gray else patch[:, :, :3]
-        result = sr_forward(net, _to_network(patch, num_in_ch, max_value, device), scale, ensemble=ensemble,
-                            amp_dtype=amp_dtype)
-        result = result[:, :, (top - y0) * scale:(bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
-        colour_out[top * scale:bottom * scale, left * scale:right * scale] = _from_network(
-            result, gray, max_value, img.dtype)
+        result = sr_forward(
+            net, _to_network(patch, num_in_ch, max_value, device), scale, ensemble=ensemble, amp_dtype=amp_dtype
+        )
+        result = result[:, :, (top - y0) * scale : (bottom - y0) * scale, (left - x0) * scale : (right - x0) * scale]
+        colour_out[top * scale : bottom * scale, left * scale : right * scale] = _from_network(
+            result, gray, max_value, img.dtype
+        )
     if has_alpha:
         out[:, :, -1] = cv2.resize(img[:, :, -1], (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
     return out
@@ -105,29 +118,55 @@ def parse_args(argv=None):
     parser.add_argument('-i', '--input', required=True, help='Image file or folder.')
     parser.add_argument('-o', '--output', required=True, help='Output folder (created).')
     parser.add_argument('--model_path', required=True, help='Checkpoint (params_ema is preferred over params).')
-    parser.add_argument('--opt', default=None, help='Option file whose network_g describes the checkpoint; needed '
-                        'only for checkpoints without a network_g entry.')
-    parser.add_argument('--tile', type=int, default=0, help='Tile size in input pixels for large images; 0 (default) '
-                        "runs whole images. Tiles bound the memory: each tile's result goes into one output array of "
-                        "the image's own 8 or 16 bit samples. At least the network's receptive field.")
-    parser.add_argument('--tile_pad', type=int, default=None, help='Context around each tile, in input pixels. A pad '
-                        "at least the network's receptive-field radius gives the whole-image result (within one grey "
-                        'level): 2 * num_block + 4 for WDSR-A, num_block + 4 for WDSR-B. Default: that radius, '
-                        'computed from the network.')
+    parser.add_argument(
+        '--opt',
+        default=None,
+        help='Option file whose network_g describes the checkpoint; needed '
+        'only for checkpoints without a network_g entry.',
+    )
+    parser.add_argument(
+        '--tile',
+        type=int,
+        default=0,
+        help='Tile size in input pixels for large images; 0 (default) '
+        "runs whole images. Tiles bound the memory: each tile's result goes into one output array of "
+        "the image's own 8 or 16 bit samples. At least the network's receptive field.",
+    )
+    parser.add_argument(
+        '--tile_pad',
+        type=int,
+        default=None,
+        help='Context around each tile, in input pixels. A pad '
+        "at least the network's receptive-field radius gives the whole-image result (within one grey "
+        'level): 2 * num_block + 4 for WDSR-A, num_block + 4 for WDSR-B. Default: that radius, '
+        'computed from the network.',
+    )
     parser.add_argument('--ensemble', action='store_true', help='x8 flip/rotate self-ensemble.')
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument('--half', action='store_true', help='fp16 autocast.')
     precision.add_argument('--bf16', action='store_true', help='bf16 autocast.')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--backend', choices=('auto', ) + BACKENDS, default='auto',
-                        help='Runtime: auto (default) picks the fastest installed one on the CPU in fp32 (PyTorch on '
-                        'a GPU or with --half/--bf16); onnxruntime and openvino are optional extras, CPU and fp32.')
+    parser.add_argument(
+        '--backend',
+        choices=('auto',) + BACKENDS,
+        default='auto',
+        help='Runtime: auto (default) picks the fastest installed one on the CPU in fp32 (PyTorch on '
+        'a GPU or with --half/--bf16); onnxruntime and openvino are optional extras, CPU and fp32.',
+    )
     parser.add_argument('--suffix', default='', help='Appended to each output stem as _SUFFIX. Default: none.')
-    parser.add_argument('--ext', choices=['auto', 'png', 'jpg'], default='auto',
-                        help='Output format; auto keeps the input format (PNG where JPEG cannot hold alpha or 16 bit, '
-                        'and for gray + alpha).')
-    parser.add_argument('--overwrite', action='store_true', help='Replace outputs that exist already (inputs are '
-                        'never replaced). Without it, existing outputs stop the run before any work.')
+    parser.add_argument(
+        '--ext',
+        choices=['auto', 'png', 'jpg'],
+        default='auto',
+        help='Output format; auto keeps the input format (PNG where JPEG cannot hold alpha or 16 bit, '
+        'and for gray + alpha).',
+    )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='Replace outputs that exist already (inputs are '
+        'never replaced). Without it, existing outputs stop the run before any work.',
+    )
     return parser.parse_args(argv)
 
 
@@ -161,8 +200,10 @@ def network_settings(network_opt: dict, source: str) -> tuple[int, int]:
         raise ValueError(f'{source}: network_g {network_opt} says no upscaling factor (upscale or scale).')
     channels = {key: network_opt.get(key, 3) for key in ('num_in_ch', 'num_out_ch')}
     if any(n not in (1, 3) for n in channels.values()):
-        raise ValueError(f'{source}: the network takes {channels["num_in_ch"]} and gives {channels["num_out_ch"]} '
-                         'channels; images are upscaled by networks of gray (1) or colour (3) channels.')
+        raise ValueError(
+            f'{source}: the network takes {channels["num_in_ch"]} and gives {channels["num_out_ch"]} '
+            'channels; images are upscaled by networks of gray (1) or colour (3) channels.'
+        )
     return scale, channels['num_in_ch']
 
 
@@ -186,14 +227,20 @@ def main(argv=None):
         print(f'error: {error}', file=sys.stderr)
         return 2
     if args.tile and args.tile < 2 * radius + 1:
-        print(f'error: --tile {args.tile} is smaller than the receptive field of this network ({2 * radius + 1} px '
-              f'across: a tile would be mostly context); the smallest tile that works is --tile {2 * radius + 1} '
-              '(256 or more runs faster).', file=sys.stderr)
+        print(
+            f'error: --tile {args.tile} is smaller than the receptive field of this network ({2 * radius + 1} px '
+            f'across: a tile would be mostly context); the smallest tile that works is --tile {2 * radius + 1} '
+            '(256 or more runs faster).',
+            file=sys.stderr,
+        )
         return 2
     tile_pad = radius if args.tile_pad is None else args.tile_pad
     if args.tile and tile_pad < radius:
-        print(f'warning: --tile_pad {tile_pad} is below the receptive-field radius ({radius} px): pixels near the '
-              'tile seams will differ from the whole-image result.', file=sys.stderr)
+        print(
+            f'warning: --tile_pad {tile_pad} is below the receptive-field radius ({radius} px): pixels near the '
+            'tile seams will differ from the whole-image result.',
+            file=sys.stderr,
+        )
     try:
         os.makedirs(args.output, exist_ok=True)
     except OSError as error:
@@ -205,12 +252,23 @@ def main(argv=None):
     for path in tqdm(inputs, unit='image'):
         try:
             img = read_image(path)
-            out = upscale_image(img, net, scale, num_in_ch=num_in_ch, tile=args.tile, tile_pad=tile_pad,
-                                ensemble=args.ensemble, amp_dtype=amp_dtype, device=args.device)
+            out = upscale_image(
+                img,
+                net,
+                scale,
+                num_in_ch=num_in_ch,
+                tile=args.tile,
+                tile_pad=tile_pad,
+                ensemble=args.ensemble,
+                amp_dtype=amp_dtype,
+                device=args.device,
+            )
             target = output_path(path, args.output, args.suffix, args.ext, out)
             if planned.get(osp.realpath(target)) != path:
-                raise ValueError(f'needs a PNG for its alpha or 16-bit samples, and {target} is the result of '
-                                 f'{planned[osp.realpath(target)]}; choose --ext png or a --suffix')
+                raise ValueError(
+                    f'needs a PNG for its alpha or 16-bit samples, and {target} is the result of '
+                    f'{planned[osp.realpath(target)]}; choose --ext png or a --suffix'
+                )
             if not write_image(target, out):
                 raise ValueError(f'could not be written to {target}')
         except errors as error:  # out of memory is a RuntimeError in PyTorch, a runtime's own type elsewhere

@@ -1,6 +1,7 @@
 """Checkpoints and descriptions to runnable networks: the one place inference, export, conversion, spandrel and
 the benchmark build a network from what a file says.
 """
+
 from __future__ import annotations
 
 import torch
@@ -35,8 +36,18 @@ def build_described(network_opt: dict, source: str = 'network_g') -> nn.Module:
 #: The networks a checkpoint's (or an option file's) ``network_g`` may build for inference: this package's and
 #: basicsr's plain single-image SR networks. Others (video, face, GAN parts) may read or download files when
 #: constructed, and are refused.
-INFERENCE_NETWORKS = ('WDSR_A', 'WDSR_B', 'RDN', 'EDSR', 'RCAN', 'MSRResNet', 'RRDBNet', 'SRVGGNetCompact_basicsr', 'SwinIR',
-                      'ECBSR')
+INFERENCE_NETWORKS = (
+    'WDSR_A',
+    'WDSR_B',
+    'RDN',
+    'EDSR',
+    'RCAN',
+    'MSRResNet',
+    'RRDBNet',
+    'SRVGGNetCompact_basicsr',
+    'SwinIR',
+    'ECBSR',
+)
 
 
 def _state_of(checkpoint):
@@ -59,7 +70,7 @@ def _described(state):
     run with guessed settings.
     """
     network_opt = describe(state)
-    needed = ('mean', 'img_range') + (('res_scale', ) if network_opt and network_opt['type'] != 'RDN' else ())
+    needed = ('mean', 'img_range') + (('res_scale',) if network_opt and network_opt['type'] != 'RDN' else ())
     return network_opt if network_opt and all(k in state for k in needed) else None
 
 
@@ -95,34 +106,48 @@ def network_from_checkpoint(path: str, opt_path: str | None = None, fold: bool =
         if not network_opt:
             raise ValueError(f'--opt {opt_path} has no network_g section.')
     else:
-        network_opt, source = checkpoint.get('network_g') if isinstance(checkpoint, dict) else None, \
-            f'--model_path {path}'
+        network_opt, source = (
+            checkpoint.get('network_g') if isinstance(checkpoint, dict) else None,
+            f'--model_path {path}',
+        )
         if not network_opt and state is not None:
             network_opt = _described(state)
         if not network_opt:
-            raise ValueError(f'--model_path {path} does not say which network it holds (no network_g entry, and '
-                             'not a state dict of this package that holds its settings): pass the option file it '
-                             'was trained with as --opt.')
+            raise ValueError(
+                f'--model_path {path} does not say which network it holds (no network_g entry, and '
+                'not a state dict of this package that holds its settings): pass the option file it '
+                'was trained with as --opt.'
+            )
     if not isinstance(network_opt, dict) or network_opt.get('type') not in INFERENCE_NETWORKS:
         kind = network_opt.get('type') if isinstance(network_opt, dict) else network_opt
-        raise ValueError(f'{source}: network_g type {kind!r} is refused: only {", ".join(INFERENCE_NETWORKS)} are '
-                         'built from a checkpoint or option file for inference.')
+        raise ValueError(
+            f'{source}: network_g type {kind!r} is refused: only {", ".join(INFERENCE_NETWORKS)} are '
+            'built from a checkpoint or option file for inference.'
+        )
     if state is None:
         raise ValueError(f'--model_path {path} has neither params_ema nor params, and is not a state dict.')
     if not all(isinstance(key, str) for key in state):
-        raise ValueError(f'--model_path {path}: its state dict has keys that are not names, e.g. '
-                         f'{next(k for k in state if not isinstance(k, str))!r}.')
-    bad = [key for key, value in state.items()
-           if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+        raise ValueError(
+            f'--model_path {path}: its state dict has keys that are not names, e.g. '
+            f'{next(k for k in state if not isinstance(k, str))!r}.'
+        )
+    bad = [
+        key
+        for key, value in state.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()
+    ]
     if bad:
-        raise ValueError(f'--model_path {path}: {", ".join(bad[:5])} hold NaN or infinite values; the network would '
-                         'write black or meaningless images.')
+        raise ValueError(
+            f'--model_path {path}: {", ".join(bad[:5])} hold NaN or infinite values; the network would '
+            'write black or meaningless images.'
+        )
     net = build_described(network_opt, source)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as error:
         first = str(error).strip().splitlines()
-        raise ValueError(f'--model_path {path} does not fit network_g {network_opt}: '
-                         f'{" ".join(line.strip() for line in first[:3])}') from None
+        raise ValueError(
+            f'--model_path {path} does not fit network_g {network_opt}: {" ".join(line.strip() for line in first[:3])}'
+        ) from None
     net.eval()
     return (fold_weight_norm(net) if fold else net), dict(network_opt)

@@ -3,6 +3,7 @@
 The inputs of a folder (without the results of an earlier run beside them), each output's name, and a plan
 in which no output replaces an input, another output or (unless asked) an existing file.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,8 @@ def output_path(in_path: str, out_dir: str, suffix: str, ext: str, img: np.ndarr
     candidates = output_candidates(in_path, out_dir, suffix, ext)
     alpha = img.ndim == 3 and img.shape[2] in (2, 4)
     needs_png = (img.ndim == 3 and img.shape[2] == 2) or (
-        candidates[0].lower().endswith(('.jpg', '.jpeg')) and (img.dtype == np.uint16 or alpha))
+        candidates[0].lower().endswith(('.jpg', '.jpeg')) and (img.dtype == np.uint16 or alpha)
+    )
     return candidates[-1] if needs_png else candidates[0]
 
 
@@ -58,13 +60,17 @@ def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str, overwri
             target = candidates[rank]
             real = osp.realpath(target)
             if real in real_inputs:
-                raise ValueError(f'{target} would replace the input {real_inputs[real]}: inputs are never written '
-                                 'over; choose another -o folder or a --suffix.')
+                raise ValueError(
+                    f'{target} would replace the input {real_inputs[real]}: inputs are never written '
+                    'over; choose another -o folder or a --suffix.'
+                )
             if real in owners and owners[real] != path:
                 if rank == 1:
                     continue
-                raise ValueError(f'{owners[real]} and {path} would both be written to {target}; choose --ext or '
-                                 '--suffix so that their names differ, or upscale them into separate folders.')
+                raise ValueError(
+                    f'{owners[real]} and {path} would both be written to {target}; choose --ext or '
+                    '--suffix so that their names differ, or upscale them into separate folders.'
+                )
             owners[real] = path
     existing = sorted(t for t in owners if osp.exists(t))
     if existing and not overwrite:
@@ -87,6 +93,9 @@ def list_inputs(path: str, out_dir: str = None, suffix: str = '') -> list[str]:
     names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
     if suffix and out_dir is not None and osp.isdir(out_dir) and osp.samefile(path, out_dir):
         stems = {osp.splitext(n)[0] for n in names}
-        names = [n for n in names if not (osp.splitext(n)[0].endswith(f'_{suffix}')
-                                          and osp.splitext(n)[0][:-len(suffix) - 1] in stems)]
+        names = [
+            n
+            for n in names
+            if not (osp.splitext(n)[0].endswith(f'_{suffix}') and osp.splitext(n)[0][: -len(suffix) - 1] in stems)
+        ]
     return [osp.join(path, n) for n in names]

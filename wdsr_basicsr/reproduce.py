@@ -15,6 +15,7 @@ Writes ``table1.md`` (parameters: paper and counted; PSNR: the paper's on DIV2K,
 validation set) and, for the ablation,
 ``norm.md`` and ``norm_curves.png`` (training loss and validation PSNR against iterations).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,9 +61,17 @@ NORM_RUNS = ('norm_weight_lr1e-3_x2', 'norm_batch_lr1e-3_x2', 'norm_none_lr1e-3_
 
 def budget_options(stem: str, args: argparse.Namespace, val_points: int):
     """The paper option file ``stem`` with the reduced budget and data of ``args``."""
-    opt = shrink_options(load_options(osp.join(args.options, f'{stem}.yml')), data=args.data, name=f'repro_{stem}',
-                         iters=args.iters, gt_size=args.patch, batch=args.batch, workers=args.workers, enlarge=10,
-                         validations=val_points)
+    opt = shrink_options(
+        load_options(osp.join(args.options, f'{stem}.yml')),
+        data=args.data,
+        name=f'repro_{stem}',
+        iters=args.iters,
+        gt_size=args.patch,
+        batch=args.batch,
+        workers=args.workers,
+        enlarge=10,
+        validations=val_points,
+    )
     opt['num_gpu'] = 'auto'
     opt['logger']['use_tb_logger'] = False
     return opt
@@ -72,7 +81,7 @@ def train(opt: dict, work: str):
     """Train ``opt`` with the training entry in the current directory; return its experiment folder."""
     result = run_entry('train', write_options(opt, work), cwd=os.getcwd())
     if result.returncode:
-        raise RuntimeError(f"training {opt['name']} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f'training {opt["name"]} failed:\n{result.stderr[-3000:]}')
     return osp.join('experiments', opt['name'])
 
 
@@ -88,22 +97,28 @@ def psnr_points(experiment: str):
 
 
 def run_table1(args: argparse.Namespace):
-    rows = ['| network | blocks | params (paper) | params (counted, effective) | PSNR paper (DIV2K val, RGB) '
-            '| PSNR here (RGB) | PSNR here (Y) |', '|---|---:|---:|---:|---:|---:|---:|']
+    rows = [
+        '| network | blocks | params (paper) | params (counted, effective) | PSNR paper (DIV2K val, RGB) '
+        '| PSNR here (RGB) | PSNR here (Y) |',
+        '|---|---:|---:|---:|---:|---:|---:|',
+    ]
     for net in args.nets:
         for blocks in args.blocks:
             stem = f'table1_{net}_b{blocks}_x2'
             opt = budget_options(stem, args, val_points=1)
             params = count_parameters(build_described(opt['network_g']), 'effective')
             vals = psnr_points(train(opt, args.work))
-            rows.append(f'| {net} | {blocks} | {PAPER_PARAMS[net][blocks]:.2f} M | {params / 1e6:.3f} M | '
-                        f'{PAPER_PSNR[net][blocks]:.3f} | {vals[-1][1]:.2f} | {vals[-1][2]:.2f} |')
+            rows.append(
+                f'| {net} | {blocks} | {PAPER_PARAMS[net][blocks]:.2f} M | {params / 1e6:.3f} M | '
+                f'{PAPER_PSNR[net][blocks]:.3f} | {vals[-1][1]:.2f} | {vals[-1][2]:.2f} |'
+            )
             print(rows[-1], flush=True)
     return rows
 
 
 def run_norm(args: argparse.Namespace):
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
@@ -132,23 +147,28 @@ def run_norm(args: argparse.Namespace):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Train and evaluate the paper's Table 1 sweep and norm ablation.")
     parser.add_argument('--mode', nargs='+', choices=['table1', 'norm'], default=['table1', 'norm'])
-    parser.add_argument('--options', default='options/paper', help='Folder of the paper option files. Default: '
-                        'options/paper (run from the repository).')
-    parser.add_argument('--data', default=DEMO_DATA, help=f'Folder of the DIV2K x2 LMDBs. Default: {DEMO_DATA} '
-                        '(built when missing).')
+    parser.add_argument(
+        '--options',
+        default='options/paper',
+        help='Folder of the paper option files. Default: options/paper (run from the repository).',
+    )
+    parser.add_argument(
+        '--data', default=DEMO_DATA, help=f'Folder of the DIV2K x2 LMDBs. Default: {DEMO_DATA} (built when missing).'
+    )
     parser.add_argument('--iters', type=int, default=1000, help='Iterations per run. Default: 1000.')
     parser.add_argument('--patch', type=int, default=64, help='HR patch size. Default: 64.')
     parser.add_argument('--batch', type=int, default=16, help='Batch size. Default: 16.')
     parser.add_argument('--workers', type=int, default=1, help='Loader workers per run. Default: 1.')
     parser.add_argument('--blocks', type=int, nargs='+', default=[1, 3, 5, 8], choices=[1, 3, 5, 8])
-    parser.add_argument('--nets', nargs='+', default=['edsr', 'wdsr_a', 'wdsr_b'], choices=['edsr', 'wdsr_a',
-                                                                                           'wdsr_b'])
+    parser.add_argument('--nets', nargs='+', default=['edsr', 'wdsr_a', 'wdsr_b'], choices=['edsr', 'wdsr_a', 'wdsr_b'])
     parser.add_argument('--out', default='docs/reproduce', help='Folder for the tables and plot.')
     parser.add_argument('--work', default='experiments/repro_options', help='Folder for the derived option files.')
     args = parser.parse_args(argv)
     if not osp.isdir(args.options):
-        parser.error(f'--options {args.options} is not a folder: run from the repository (its options/paper) or '
-                     'pass the folder of the paper option files.')
+        parser.error(
+            f'--options {args.options} is not a folder: run from the repository (its options/paper) or '
+            'pass the folder of the paper option files.'
+        )
     return args
 
 
@@ -156,7 +176,7 @@ def main(argv=None):
     show_messages()
     args = parse_args(argv)
     if args.data == DEMO_DATA:
-        make_demo_data(DEMO_DATA, scales=(2, ))
+        make_demo_data(DEMO_DATA, scales=(2,))
     os.makedirs(args.out, exist_ok=True)
     budget = f'{args.iters} iterations, {args.patch} px patches, batch {args.batch}, data {args.data}'
     if 'table1' in args.mode:

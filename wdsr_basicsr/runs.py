@@ -5,6 +5,7 @@ the tests run the option files users run through this module, with only data pat
 changed (:func:`shrink_options`). Validation figures are read from the run's ``validation.jsonl``
 (:data:`wdsr_basicsr.models.wdsr_model.VALIDATIONS_FILE`), not scraped from its log.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,14 +26,24 @@ ENTRIES = {name: osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py') for 
 
 def div2k_lmdbs(data: str, split: str, scale: int) -> tuple[str, str]:
     """The (GT, LQ) LMDB paths of DIV2K's ``split`` (``'train'``: sub-images; ``'valid'``) at ``scale`` in ``data``."""
-    names = lmdb_names(split, (scale, ))
+    names = lmdb_names(split, (scale,))
     return osp.join(data, names['hr']), osp.join(data, names[scale])
 
 
-def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int | None = None,
-                   gt_size: int | None = None, batch: int | None = None, workers: int | None = None,
-                   network: dict | None = None, enlarge: int | None = None, validations: int = 2,
-                   checkpoints: int = 1) -> dict:
+def shrink_options(
+    opt: dict,
+    *,
+    data: str,
+    name: str | None = None,
+    iters: int | None = None,
+    gt_size: int | None = None,
+    batch: int | None = None,
+    workers: int | None = None,
+    network: dict | None = None,
+    enlarge: int | None = None,
+    validations: int = 2,
+    checkpoints: int = 1,
+) -> dict:
     """A copy of ``opt`` (a shipped option file's) with only its data, sizes and lengths changed.
 
     Every dataset reads the DIV2K LMDBs under ``data`` at the file's scale (``train``: the sub-images; every
@@ -69,8 +80,12 @@ def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int 
             dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
         dataset.pop('meta_info_file', None)
         if phase == 'train':
-            sizes = {'gt_size': gt_size, 'batch_size_per_gpu': batch, 'num_worker_per_gpu': workers,
-                     'dataset_enlarge_ratio': enlarge}
+            sizes = {
+                'gt_size': gt_size,
+                'batch_size_per_gpu': batch,
+                'num_worker_per_gpu': workers,
+                'dataset_enlarge_ratio': enlarge,
+            }
             dataset.update({key: value for key, value in sizes.items() if value is not None})
     opt['network_g'].update(network or {})
     train = opt.get('train')
@@ -87,7 +102,7 @@ def shrink_options(opt: dict, *, data: str, name: str | None = None, iters: int 
 def write_options(opt: dict, folder: str) -> str:
     """Write ``opt`` as ``folder/<name>.yml`` (plain YAML); return the path."""
     os.makedirs(folder, exist_ok=True)
-    path = osp.join(folder, f"{opt['name']}.yml")
+    path = osp.join(folder, f'{opt["name"]}.yml')
     with open(path, 'w') as f:
         yaml.safe_dump(dict(opt), f, sort_keys=False)
     return path
@@ -107,20 +122,45 @@ def entry_command(entry: str, opt_path: str, nproc: int | None = None, extra: tu
     """
     if nproc is None:
         return [sys.executable, ENTRIES[entry], '-opt', opt_path, *extra]
-    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', ENTRIES[entry],
-            '-opt', opt_path, '--launcher', 'pytorch', *extra]
+    return [
+        sys.executable,
+        '-m',
+        'torch.distributed.run',
+        '--standalone',
+        f'--nproc_per_node={nproc}',
+        ENTRIES[entry],
+        '-opt',
+        opt_path,
+        '--launcher',
+        'pytorch',
+        *extra,
+    ]
 
 
-def run_entry(entry: str, opt_path: str, cwd: str, *, nproc: int | None = None, extra: tuple[str, ...] = (),
-              capture: bool = True, env: dict | None = None,
-              timeout: float | None = None) -> subprocess.CompletedProcess:
+def run_entry(
+    entry: str,
+    opt_path: str,
+    cwd: str,
+    *,
+    nproc: int | None = None,
+    extra: tuple[str, ...] = (),
+    capture: bool = True,
+    env: dict | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess:
     """Run :func:`entry_command` in ``cwd`` (where ``experiments/`` and ``results/`` go).
 
     Returns:
         subprocess.CompletedProcess: With ``stdout`` and ``stderr`` as text when ``capture``.
     """
-    return subprocess.run(entry_command(entry, opt_path, nproc, extra), cwd=cwd, capture_output=capture, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        entry_command(entry, opt_path, nproc, extra),
+        cwd=cwd,
+        capture_output=capture,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def read_validations(experiment: str) -> list[dict]:

@@ -13,6 +13,7 @@ scale) from the buffers this package's networks keep in their state dicts (:mod:
 State dicts saved before those buffers were kept load with the paper's settings (DIV2K mean, range 2 for WDSR
 and 255 for RDN, residual scale 1). Needs the optional ``spandrel`` package (``pip install wdsr-basicsr[spandrel]``).
 """
+
 from __future__ import annotations
 
 from spandrel import MAIN_REGISTRY, Architecture, ArchRegistry, ArchSupport, ImageModelDescriptor
@@ -38,12 +39,13 @@ class _Arch(Architecture):
             state_dict,
             architecture=self,
             purpose='SR' if scale > 1 else 'Restoration',
-            tags=[kind, f"{options['num_feat']}nf", f"{options['num_block']}nb"],
+            tags=[kind, f'{options["num_feat"]}nf', f'{options["num_block"]}nb'],
             supports_half=True,
             supports_bfloat16=True,
             scale=scale,
             input_channels=options['num_in_ch'],
-            output_channels=options['num_out_ch'])
+            output_channels=options['num_out_ch'],
+        )
 
 
 ARCHITECTURES = (_Arch('WDSR', 'WDSR', describe_wdsr), _Arch('RDN', 'RDN', describe_rdn))

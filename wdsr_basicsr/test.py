@@ -3,6 +3,7 @@
 Usage: python wdsr_basicsr/test.py -opt FILE [--force_yml key:sub=value ...]. Results go under the current
 working directory.
 """
+
 import wdsr_basicsr  # noqa: F401  (compat and registration, before basicsr's pipeline)
 from basicsr.test import test_pipeline
 from wdsr_basicsr.options import run_pipeline

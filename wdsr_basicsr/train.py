@@ -3,6 +3,7 @@
 Usage: python wdsr_basicsr/train.py -opt FILE [--launcher none|pytorch|slurm] [--auto_resume] [--debug]
 [--force_yml key:sub=value ...]. Experiments and tb_logger go under the current working directory.
 """
+
 import wdsr_basicsr  # noqa: F401  (compat and registration, before basicsr's pipeline)
 from basicsr.train import train_pipeline
 from wdsr_basicsr.options import run_pipeline

@@ -1,4 +1,5 @@
 """Checks every architecture this package registers: registry, forward/backward, state dict round trip."""
+
 import subprocess
 import sys
 
@@ -25,14 +26,18 @@ def test_registered_beside_basicsr_archs():
 
 @pytest.mark.slow
 def test_import_registers_in_a_fresh_interpreter():
-    code = ('import wdsr_basicsr\n'
-            'from basicsr.utils.registry import ARCH_REGISTRY\n'
-            'print(sorted(n for n in ARCH_REGISTRY.keys() if n in ("WDSR_A", "WDSR_B", "RDN")))')
+    code = (
+        'import wdsr_basicsr\n'
+        'from basicsr.utils.registry import ARCH_REGISTRY\n'
+        'print(sorted(n for n in ARCH_REGISTRY.keys() if n in ("WDSR_A", "WDSR_B", "RDN")))'
+    )
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['RDN', 'WDSR_A', 'WDSR_B']"
 
 
-VARIANTS = [('RDN', {})] + [(name, {'norm': norm}) for name in ('WDSR_A', 'WDSR_B') for norm in ('weight', 'batch', 'none')]
+VARIANTS = [('RDN', {})] + [
+    (name, {'norm': norm}) for name in ('WDSR_A', 'WDSR_B') for norm in ('weight', 'batch', 'none')
+]
 
 
 @pytest.mark.parametrize('name, extra', VARIANTS)

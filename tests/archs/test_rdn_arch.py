@@ -1,4 +1,5 @@
 """RDN: parameter counts by hand, data flow against the paper's equations, shapes."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,7 @@ def test_rdn_d16_c8_g64_counts(scale, expected):
 def test_rdn_data_flow():
     """Dense connections, local fusion + residual, global fusion, global residual from F_-1."""
     torch.manual_seed(0)
-    net = RDN(num_feat=6, num_block=2, num_layer=3, growth=4, upscale=2, img_range=255., rgb_mean=(0.4, 0.5, 0.6))
+    net = RDN(num_feat=6, num_block=2, num_layer=3, growth=4, upscale=2, img_range=255.0, rgb_mean=(0.4, 0.5, 0.6))
     net.eval()
     p = dict(net.named_parameters())
 
@@ -47,7 +48,7 @@ def test_rdn_data_flow():
 
     x = torch.rand(1, 3, 7, 9)
     mean = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1)
-    t = (x - mean) * 255.
+    t = (x - mean) * 255.0
     f_minus1 = conv('conv_first', t)
     f = conv('conv_second', f_minus1)
     outs = []
@@ -59,7 +60,7 @@ def test_rdn_data_flow():
         outs.append(f)
     f_df = conv('global_fusion.1', conv('global_fusion.0', torch.cat(outs, 1))) + f_minus1
     up = F.pixel_shuffle(conv('upsample.0', f_df), 2)
-    expected = conv('conv_last', up) / 255. + mean
+    expected = conv('conv_last', up) / 255.0 + mean
     with torch.no_grad():
         assert torch.allclose(net(x), expected, atol=1e-4)
 

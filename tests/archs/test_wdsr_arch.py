@@ -1,5 +1,6 @@
 """WDSR-A / WDSR-B: parameter counts against the paper and hand counts, the
 structure against an independent functional forward, norm variants, folding."""
+
 import copy
 
 import pytest
@@ -27,10 +28,17 @@ def wdsr_count(kind, *, num_feat, num_block, expansion, scale, low_rank_ratio=0.
         block = conv_count(num_feat, wide, 3, weight_norm) + conv_count(wide, num_feat, 3, weight_norm)
     else:
         low = int(num_feat * low_rank_ratio)
-        block = (conv_count(num_feat, wide, 1, weight_norm) + conv_count(wide, low, 1, weight_norm) +
-                 conv_count(low, num_feat, 3, weight_norm))
-    return (conv_count(ch, num_feat, 3, weight_norm) + num_block * block + conv_count(num_feat, out, 3, weight_norm) +
-            conv_count(ch, out, 5, weight_norm))
+        block = (
+            conv_count(num_feat, wide, 1, weight_norm)
+            + conv_count(wide, low, 1, weight_norm)
+            + conv_count(low, num_feat, 3, weight_norm)
+        )
+    return (
+        conv_count(ch, num_feat, 3, weight_norm)
+        + num_block * block
+        + conv_count(num_feat, out, 3, weight_norm)
+        + conv_count(ch, out, 5, weight_norm)
+    )
 
 
 # Paper Table 1 (x2, parameters in millions). WDSR-B at 5 blocks is printed as
@@ -84,7 +92,7 @@ def test_authors_variants_match_published_counts(name):
     opt = load_options(OPTIONS / 'authors' / f'{name}.yml')
     net = build_network(dict(opt['network_g']))
     assert count_parameters(net, 'raw') == PUBLISHED[name]
-    test_opt = load_options(OPTIONS / 'authors' / f"{name.replace('train_', 'test_', 1)}.yml")
+    test_opt = load_options(OPTIONS / 'authors' / f'{name.replace("train_", "test_", 1)}.yml')
     assert test_opt['network_g'] == opt['network_g']
 
 
@@ -102,7 +110,7 @@ def test_edsr_baseline_published_count_explained():
 def test_reloaded_init(cls):
     # ychfan/wdsr models/wdsr.py: biases 0; g = 1 (head, tail, skip), 2 (first conv of a block),
     # 1 / sqrt(blocks) (last conv of a block). g is the norm of each output filter of the folded conv.
-    net = fold_weight_norm(cls(num_feat=8, num_block=4, init='reloaded', img_range=1.0, rgb_mean=(0.5, ) * 3))
+    net = fold_weight_norm(cls(num_feat=8, num_block=4, init='reloaded', img_range=1.0, rgb_mean=(0.5,) * 3))
     expected = [('head', 1.0), ('tail', 1.0), ('skip', 1.0)]
     for i, block in enumerate(net.body):
         convs = [n for n, m in block.body.named_children() if isinstance(m, nn.Conv2d)]
@@ -150,8 +158,11 @@ def test_forward_matches_paper_data_flow(kind):
 def test_wdsr_b_block_widths():
     block = WDSR_B(num_feat=64, num_block=1, expansion=6, low_rank_ratio=0.8).body[0].body
     convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [(64, 384, 1), (384, 51, 1),
-                                                                                  (51, 64, 3)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in convs] == [
+        (64, 384, 1),
+        (384, 51, 1),
+        (51, 64, 3),
+    ]
     assert [type(m) for m in block] == [type(block[0]), nn.ReLU, type(block[2]), type(block[3])]
 
 

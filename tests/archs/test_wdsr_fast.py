@@ -1,5 +1,6 @@
 """WDSR-B's fast inference path (wdsr_basicsr.archs.wdsr_fast): equal to the layers one after the other, with
 PyTorch's private fused kernel and with its public fallback; autograd, autocast and memory layouts."""
+
 import pytest
 import torch
 from basicsr.archs import build_network
@@ -15,6 +16,7 @@ from wdsr_basicsr.archs.arch_util import DIV2K_RGB_MEAN as DIV2K_MEAN
 def test_cpu_chunked_inference_equals_plain_forward(norm, fused, monkeypatch):
     """The fast path (with PyTorch's private fused addmm + ReLU, and with its public fallback) equals the layers."""
     from wdsr_basicsr.archs import wdsr_fast
+
     if fused:
         assert wdsr_fast._ADDMM_ACTIVATION is not None  # this torch has the kernel: the fused branch runs
     else:

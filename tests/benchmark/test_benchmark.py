@@ -1,4 +1,5 @@
 """Benchmark and reproduction commands: MACs by hand, rows, tables, plots, metrics against basicsr."""
+
 import json
 
 import numpy as np
@@ -23,22 +24,36 @@ def test_macs_by_hand():
     per_pixel = 3 * 32 * 9 + 2 * block + 32 * 12 * 9 + 3 * 12 * 25
     assert count_macs(WDSR_B(num_feat=32, num_block=2), torch.rand(1, 3, h, w)) == per_pixel * h * w
     per_pixel = 3 * 8 * 9 + 3 * (8 * 16 * 9 * 2) + 8 * 27 * 9 + 3 * 27 * 25
-    assert count_macs(WDSR_A(num_feat=8, num_block=3, expansion=2, upscale=3), torch.rand(1, 3, h, w)) == \
-        per_pixel * h * w
+    assert (
+        count_macs(WDSR_A(num_feat=8, num_block=3, expansion=2, upscale=3), torch.rand(1, 3, h, w)) == per_pixel * h * w
+    )
 
 
 def options(root, tmp_path, name):
     opt = {
-        'name': name, 'model_type': 'WDSRModel', 'scale': 2, 'num_gpu': 0,
-        'datasets': {'val': {'name': 'fixture_valid', 'type': 'CheckedPairedImageDataset',
-                             'dataroot_gt': str(root / 'DIV2K_valid_HR.lmdb'),
-                             'dataroot_lq': str(root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
-                             'io_backend': {'type': 'lmdb'}}},
+        'name': name,
+        'model_type': 'WDSRModel',
+        'scale': 2,
+        'num_gpu': 0,
+        'datasets': {
+            'val': {
+                'name': 'fixture_valid',
+                'type': 'CheckedPairedImageDataset',
+                'dataroot_gt': str(root / 'DIV2K_valid_HR.lmdb'),
+                'dataroot_lq': str(root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
+                'io_backend': {'type': 'lmdb'},
+            }
+        },
         'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2},
         'path': {},
-        'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
-                            'psnr_y': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True},
-                            'ssim_y': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': True}}},
+        'val': {
+            'save_img': False,
+            'metrics': {
+                'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
+                'psnr_y': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': True},
+                'ssim_y': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': True},
+            },
+        },
     }
     path = tmp_path / f'{name}.yml'
     path.write_text(yaml.safe_dump(opt))
@@ -53,16 +68,42 @@ def test_rows_tables_plot_and_metrics(lmdb_root, tmp_path, monkeypatch, capsys):
     net = WDSR_B(num_feat=8, num_block=2)
     torch.save({'params': net.state_dict(), 'network_g': opt['network_g']}, tmp_path / 'w.pth')
     out = tmp_path / 'out'
-    code = benchmark_main(['--opt', opt_a, opt_b, '--weights', str(tmp_path / 'w.pth'), str(tmp_path / 'w.pth'),
-                           '--lr-size', '16', '20', '--device', 'cpu', '--json', str(out / 'rows.json'),
-                           '--markdown', str(out / 'table.md'), '--plot', str(out / 'plot.png')])
+    code = benchmark_main(
+        [
+            '--opt',
+            opt_a,
+            opt_b,
+            '--weights',
+            str(tmp_path / 'w.pth'),
+            str(tmp_path / 'w.pth'),
+            '--lr-size',
+            '16',
+            '20',
+            '--device',
+            'cpu',
+            '--json',
+            str(out / 'rows.json'),
+            '--markdown',
+            str(out / 'table.md'),
+            '--plot',
+            str(out / 'plot.png'),
+        ]
+    )
     assert code == 0
     assert 'benchmark_bench_a: fixture_valid (1 images)' in capsys.readouterr().err  # progress
     rows = json.loads((out / 'rows.json').read_text())
     assert [r['name'] for r in rows] == ['bench_a', 'bench_b']
     row = rows[0]
-    for key in ('arch', 'scale', 'params_effective', 'params_raw', 'gmacs', 'latency_ms', 'latency_unfolded_ms',
-                'mpix_per_s'):
+    for key in (
+        'arch',
+        'scale',
+        'params_effective',
+        'params_raw',
+        'gmacs',
+        'latency_ms',
+        'latency_unfolded_ms',
+        'mpix_per_s',
+    ):
         assert key in row
     assert row['params_raw'] - row['params_effective'] == 8 + 2 * (48 + 6 + 8) + 12 + 12  # one g per output channel
     assert row['mpix_per_s'] == pytest.approx(32 * 40 / 1e6 / (row['latency_ms'] / 1000))
@@ -87,8 +128,10 @@ def test_rows_tables_plot_and_metrics(lmdb_root, tmp_path, monkeypatch, capsys):
     table = (out / 'table.md').read_text()
     assert '| bench_a | WDSR_B | x2 |' in table
     assert '| network | scale | params | GMACs (1280x720) | fixture_valid |' in table
-    assert f"| bench_b | x2 | 0.00 M | {row['gmacs_720p']:.1f} | {metrics['psnr_y']:.2f} / {metrics['ssim_y']:.4f} |" \
+    assert (
+        f'| bench_b | x2 | 0.00 M | {row["gmacs_720p"]:.1f} | {metrics["psnr_y"]:.2f} / {metrics["ssim_y"]:.4f} |'
         in table
+    )
     assert (out / 'plot.png').read_bytes()[:4] == b'\x89PNG'
 
 
@@ -105,8 +148,10 @@ def test_weights_need_a_set_to_score(lmdb_root, tmp_path, monkeypatch, capsys):
 
 def test_plot_without_weights_is_refused(lmdb_root, tmp_path, capsys):
     opt_a, _ = options(lmdb_root, tmp_path, 'bench_a')
-    assert benchmark_main(['--opt', opt_a, '--lr-size', '8', '8', '--device', 'cpu', '--plot',
-                           str(tmp_path / 'p.png')]) == 1
+    assert (
+        benchmark_main(['--opt', opt_a, '--lr-size', '8', '8', '--device', 'cpu', '--plot', str(tmp_path / 'p.png')])
+        == 1
+    )
     assert '--plot needs --weights' in capsys.readouterr().err
 
 
@@ -114,15 +159,39 @@ def test_plot_without_weights_is_refused(lmdb_root, tmp_path, capsys):
 def test_reproduce_at_a_tiny_budget(lmdb_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / 'docs'
-    assert reproduce_main(['--mode', 'table1', 'norm', '--data', str(lmdb_root), '--iters', '4', '--patch', '24',
-                           '--batch', '2', '--blocks', '1', '--nets', 'wdsr_b', '--out', str(out),
-                           '--options', str(OPTIONS / 'paper')]) == 0
+    assert (
+        reproduce_main(
+            [
+                '--mode',
+                'table1',
+                'norm',
+                '--data',
+                str(lmdb_root),
+                '--iters',
+                '4',
+                '--patch',
+                '24',
+                '--batch',
+                '2',
+                '--blocks',
+                '1',
+                '--nets',
+                'wdsr_b',
+                '--out',
+                str(out),
+                '--options',
+                str(OPTIONS / 'paper'),
+            ]
+        )
+        == 0
+    )
     table = (out / 'table1.md').read_text()
     assert '| wdsr_b | 1 | 0.08 M | 0.084 M | 33.434 |' in table
     norm = (out / 'norm.md').read_text()
     assert all(f'| {run} |' in norm for run in ('weight_lr1e-3', 'batch_lr1e-3', 'none_lr1e-3', 'batch_lr1e-4'))
     assert (out / 'norm_curves.png').read_bytes()[:4] == b'\x89PNG'
-    options_written = yaml.safe_load((tmp_path / 'experiments' / 'repro_options' /
-                                      'repro_table1_wdsr_b_b1_x2.yml').read_text())
+    options_written = yaml.safe_load(
+        (tmp_path / 'experiments' / 'repro_options' / 'repro_table1_wdsr_b_b1_x2.yml').read_text()
+    )
     assert options_written['train']['total_iter'] == 4 and options_written['datasets']['train']['gt_size'] == 24
     assert np.isfinite(float(table.strip().split('|')[-3]))

@@ -1,4 +1,5 @@
 """The GPU check's CPU mode (gloo, tiny sizes), so that scripts/check_gpu.py cannot rot."""
+
 import sys
 
 import pytest
@@ -8,10 +9,23 @@ from helpers import OPTIONS, REPO, make_lmdbs, run
 
 @pytest.mark.slow
 def test_check_gpu_cpu_mode(tmp_path):
-    data = make_lmdbs(tmp_path / 'demo', (2, ))
-    result = run([sys.executable, str(REPO / 'scripts' / 'check_gpu.py'), '--device', 'cpu', '--data', str(data),
-                  '--options', str(OPTIONS),
-                  '--work', str(tmp_path / 'work')], tmp_path, timeout=300)
+    data = make_lmdbs(tmp_path / 'demo', (2,))
+    result = run(
+        [
+            sys.executable,
+            str(REPO / 'scripts' / 'check_gpu.py'),
+            '--device',
+            'cpu',
+            '--data',
+            str(data),
+            '--options',
+            str(OPTIONS),
+            '--work',
+            str(tmp_path / 'work'),
+        ],
+        tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = (tmp_path / 'work' / 'gpu_check.md').read_text()
     rows = [line for line in report.splitlines() if line.startswith('| check_')]

@@ -1,4 +1,5 @@
 """``cache_data``: samples cropped from images decoded once, drawn as the authors draw them; a cache that never lies."""
+
 import json
 import os
 import pickle
@@ -24,22 +25,37 @@ DEMO = OPTIONS / 'demo_wdsr_b_x2.yml'
 
 def train_options(gt, lq, **changes):
     """The demo file's training set (its own switches), on other data."""
-    opt = dict(load_options(DEMO)['datasets']['train'], phase='train', scale=2, dataroot_gt=str(gt),
-               dataroot_lq=str(lq), gt_size=24)
+    opt = dict(
+        load_options(DEMO)['datasets']['train'],
+        phase='train',
+        scale=2,
+        dataroot_gt=str(gt),
+        dataroot_lq=str(lq),
+        gt_size=24,
+    )
     opt.update(changes)
     return opt
 
 
 def lmdb_options(lmdb_root, tmp_path, **changes):
-    return train_options(lmdb_root / 'DIV2K_train_HR_sub.lmdb', lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb',
-                         io_backend={'type': 'lmdb'}, cache_dir=str(tmp_path / 'cache'), **changes)
+    return train_options(
+        lmdb_root / 'DIV2K_train_HR_sub.lmdb',
+        lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb',
+        io_backend={'type': 'lmdb'},
+        cache_dir=str(tmp_path / 'cache'),
+        **changes,
+    )
 
 
 def find(patch, image):
     """Every (top, left) where ``patch`` lies in ``image`` exactly."""
     ph, pw = patch.shape[:2]
-    return [(t, l) for t in range(image.shape[0] - ph + 1) for l in range(image.shape[1] - pw + 1)
-            if np.array_equal(image[t:t + ph, l:l + pw], patch)]
+    return [
+        (top, left)
+        for top in range(image.shape[0] - ph + 1)
+        for left in range(image.shape[1] - pw + 1)
+        if np.array_equal(image[top : top + ph, left : left + pw], patch)
+    ]
 
 
 def to_bgr_uint8(t):
@@ -58,8 +74,9 @@ def test_samples_are_aligned_crops_of_the_whole_source_images(tmp_path):
     sources = {'0001': photo('astronaut', 131, 97), '0002': photo('coffee', 60, 200)}  # HR not a multiple of 2
     for stem, img in sources.items():
         cv2.imwrite(str(hr / f'{stem}.png'), img)
-        small = cv2.resize(img[:img.shape[0] // 2 * 2, :img.shape[1] // 2 * 2], None, fx=0.5, fy=0.5,
-                           interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA
+        )
         cv2.imwrite(str(lr / f'{stem}x2.png'), small)
     opt = train_options(hr, lr, io_backend={'type': 'disk'}, filename_tmpl='{}x2', use_hflip=False, use_rot=False)
     dataset = build_dataset(opt)
@@ -73,15 +90,15 @@ def test_samples_are_aligned_crops_of_the_whole_source_images(tmp_path):
         places = find(lq, lq_source)
         assert places, stem
         top, left = places[0]
-        assert np.array_equal(gt, sources[stem][2 * top:2 * top + 24, 2 * left:2 * left + 24])
+        assert np.array_equal(gt, sources[stem][2 * top : 2 * top + 24, 2 * left : 2 * left + 24])
 
 
 def sub_image_lmdbs(tmp_path):
     """Sub-image LMDBs (keys <image>_s<n>) of one large image (9 sub-images) and one small one (1)."""
     hr, lq = {}, {}
     big, small = photo('astronaut', 144, 144), photo('coffee', 48, 48)
-    for n, (t, l) in enumerate(((t, l) for t in (0, 48, 96) for l in (0, 48, 96)), 1):
-        hr[f'big_s{n:03d}'] = big[t:t + 48, l:l + 48]
+    for n, (top, left) in enumerate(((top, left) for top in (0, 48, 96) for left in (0, 48, 96)), 1):
+        hr[f'big_s{n:03d}'] = big[top : top + 48, left : left + 48]
     hr['small_s001'] = small
     for key, img in hr.items():
         lq[key] = cv2.resize(img, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
@@ -128,9 +145,15 @@ def test_record_sampling_gives_basicsr_s_own_samples(lmdb_root, tmp_path):
 
 
 def test_validation_images_equal_basicsr_s(lmdb_root, tmp_path):
-    opt = dict(name='val', type='CheckedPairedImageDataset', phase='val', scale=2, io_backend={'type': 'lmdb'},
-               dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
-               dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'))
+    opt = dict(
+        name='val',
+        type='CheckedPairedImageDataset',
+        phase='val',
+        scale=2,
+        io_backend={'type': 'lmdb'},
+        dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
+        dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
+    )
     cached = build_dataset(dict(opt, cache_data=True, cache_dir=str(tmp_path)))
     plain = PairedImageDataset({k: v for k, v in opt.items() if k != 'type'})
     assert len(cached) == len(plain)
@@ -208,6 +231,7 @@ def test_a_turned_jpeg_is_cached_as_basicsr_reads_it(tmp_path):
     """A JPEG whose EXIF says 'rotate 90': OpenCV (so basicsr) turns it; the cache holds it turned, not refused."""
     from basicsr.utils import imfrombytes
     from PIL import Image
+
     hr, lr = tmp_path / 'HR', tmp_path / 'LR'
     hr.mkdir(), lr.mkdir()
     img = photo('astronaut', 64, 48)
@@ -232,11 +256,17 @@ def test_gt_and_lq_together_must_fit(lmdb_root, tmp_path, monkeypatch):
         build_dataset(lmdb_options(lmdb_root, tmp_path))
 
 
-@pytest.mark.parametrize('change, message', [
-    ({'sampling': 'area'}, "datasets:train: sampling='area'; use image"),
-    ({'cache_data': False}, 'datasets:train: sampling is read with cache_data: true only'),
-    ({'io_backend': {'type': 'memcached'}}, "datasets:train: cache_data reads io_backend lmdb or disk, not 'memcached'"),
-])
+@pytest.mark.parametrize(
+    'change, message',
+    [
+        ({'sampling': 'area'}, "datasets:train: sampling='area'; use image"),
+        ({'cache_data': False}, 'datasets:train: sampling is read with cache_data: true only'),
+        (
+            {'io_backend': {'type': 'memcached'}},
+            "datasets:train: cache_data reads io_backend lmdb or disk, not 'memcached'",
+        ),
+    ],
+)
 def test_bad_cache_options_stop_the_entry_before_any_work(tmp_path, change, message):
     opt = load_options(DEMO)
     opt['datasets']['train'].update(change)

@@ -1,4 +1,5 @@
 """CheckedPairedImageDataset: same samples as basicsr's PairedImageDataset, errors that name the fault."""
+
 import gc
 import random
 
@@ -23,7 +24,8 @@ def train_opt(root, scale=2, **extra):
         io_backend=dict(type='lmdb'),
         gt_size=32,
         use_hflip=True,
-        use_rot=True)
+        use_rot=True,
+    )
     opt.update(extra)
     return opt
 
@@ -49,8 +51,12 @@ def test_same_samples_as_basicsr(lmdb_root):
 
 
 def test_validation_lmdb_whole_images(lmdb_root):
-    opt = train_opt(lmdb_root, phase='val', dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
-                    dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'))
+    opt = train_opt(
+        lmdb_root,
+        phase='val',
+        dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
+        dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
+    )
     item = build_dataset(opt)[0]
     # 0801 is 101x97: LR 50x48, GT cropped by basicsr to 100x96
     assert item['lq'].shape == (3, 50, 48) and item['gt'].shape == (3, 100, 96)
@@ -77,7 +83,7 @@ def test_key_mismatch_lists_examples(lmdb_root, tmp_path):
     with pytest.raises(ValueError) as info:
         build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
     message = str(info.value)
-    assert "2 only in dataroot_gt" in message and "'0001_s003', '0002_s010'" in message and 'demo_train' in message
+    assert '2 only in dataroot_gt' in message and "'0001_s003', '0002_s010'" in message and 'demo_train' in message
 
 
 def test_corrupt_record_names_lmdb_and_key(lmdb_root, tmp_path):
@@ -98,14 +104,19 @@ def test_missing_record_named(lmdb_root, tmp_path):
     rewrite_lmdb(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq, drop={'0002_s001'})
     with open(lq / 'meta_info.txt', 'a') as f:  # listed, but not stored
         f.write('0002_s001.png (24,24,3) 1\n')
-    with pytest.raises(LookupError, match=r"lq\.lmdb/meta_info\.txt lists 1 keys that the LMDB does not hold "
-                       r"\(e\.g\. \['0002_s001'\]\)"):  # before any sample is read
+    with pytest.raises(
+        LookupError,
+        match=r'lq\.lmdb/meta_info\.txt lists 1 keys that the LMDB does not hold '
+        r"\(e\.g\. \['0002_s001'\]\)",
+    ):  # before any sample is read
         build_dataset(train_opt(lmdb_root, dataroot_lq=str(lq)))
 
 
 def test_scale_mismatch_named(lmdb_root):
     with pytest.raises(ValueError, match=r'scale 3 does not match the data: 0001_s001 is 48x48.*24x24'):
-        build_dataset(train_opt(lmdb_root, scale=3, gt_size=36, dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb')))
+        build_dataset(
+            train_opt(lmdb_root, scale=3, gt_size=36, dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb'))
+        )
 
 
 def test_missing_dataroot_named(lmdb_root):
@@ -137,6 +148,7 @@ def test_gt_size_not_multiple_of_scale_named(lmdb_root):
 
 def test_lmdb_cut_short_is_refused_at_open(lmdb_root, tmp_path):
     import shutil
+
     lq = tmp_path / 'cut.lmdb'
     shutil.copytree(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', lq)
     data = lq / 'data.mdb'
@@ -157,6 +169,7 @@ def basicsr_style_pair(tmp_path, scale=4, names=('baboon', 'comic')):
     from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
     from helpers import photo
+
     roots = {}
     for kind, factor in (('gt', 1), ('lq', scale)):
         folder = tmp_path / kind
@@ -164,16 +177,30 @@ def basicsr_style_pair(tmp_path, scale=4, names=('baboon', 'comic')):
         for name, (photo_name, h, w) in zip(names, (('astronaut', 96, 100), ('coffee', 72, 48))):
             img = photo(photo_name, h, w)
             cv2.imwrite(str(folder / f'{name}.png'), cv2.resize(img, (w // factor, h // factor), cv2.INTER_AREA))
-        make_lmdb_from_imgs(str(folder), str(tmp_path / f'{kind}.lmdb'), [f'{name}.png' for name in names],
-                            list(names), map_size=1 << 24)
+        make_lmdb_from_imgs(
+            str(folder),
+            str(tmp_path / f'{kind}.lmdb'),
+            [f'{name}.png' for name in names],
+            list(names),
+            map_size=1 << 24,
+        )
         roots[kind] = tmp_path / f'{kind}.lmdb'
     return roots
 
 
 def pair_opt(roots, scale=4, **extra):
-    opt = dict(name='pair', type='CheckedPairedImageDataset', phase='train', scale=scale,
-               dataroot_gt=str(roots['gt']), dataroot_lq=str(roots['lq']), io_backend=dict(type='lmdb'),
-               gt_size=16, use_hflip=False, use_rot=False)
+    opt = dict(
+        name='pair',
+        type='CheckedPairedImageDataset',
+        phase='train',
+        scale=scale,
+        dataroot_gt=str(roots['gt']),
+        dataroot_lq=str(roots['lq']),
+        io_backend=dict(type='lmdb'),
+        gt_size=16,
+        use_hflip=False,
+        use_rot=False,
+    )
     opt.update(extra)
     return opt
 
@@ -181,6 +208,7 @@ def pair_opt(roots, scale=4, **extra):
 def test_meta_info_with_a_wrong_size_is_read_from_the_records(tmp_path, monkeypatch):
     """BasicSR's own lq.lmdb records comic as (80,60,3) while the image stored is 90x60: the records decide."""
     from wdsr_basicsr.data import paired_dataset
+
     roots = basicsr_style_pair(tmp_path)
     meta = roots['lq'] / 'meta_info.txt'
     assert meta.read_text().splitlines()[1] == 'comic.png (18,12,3) 1'  # written by basicsr: 72x48 / 4
@@ -188,22 +216,28 @@ def test_meta_info_with_a_wrong_size_is_read_from_the_records(tmp_path, monkeypa
     warnings = []
     monkeypatch.setattr(paired_dataset, 'get_root_logger', lambda: type('L', (), {'warning': warnings.append})())
     dataset = build_dataset(pair_opt(roots))
-    assert warnings == [f'datasets:pair: {meta}, line 2: records comic as 12x16, but the image stored is 12x18; '
-                        'the record is used.']
+    assert warnings == [
+        f'datasets:pair: {meta}, line 2: records comic as 12x16, but the image stored is 12x18; the record is used.'
+    ]
     item = dataset[1]
     assert item['gt'].shape == (3, 16, 16) and item['lq'].shape == (3, 4, 4)
 
     # a pair whose records themselves disagree is refused with the records' sizes
     import cv2
     from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
     bad = tmp_path / 'bad'
     bad.mkdir()
     cv2.imwrite(str(bad / 'baboon.png'), np.zeros((24, 25, 3), np.uint8))
     cv2.imwrite(str(bad / 'comic.png'), np.zeros((20, 12, 3), np.uint8))
-    make_lmdb_from_imgs(str(bad), str(tmp_path / 'bad.lmdb'), ['baboon.png', 'comic.png'], ['baboon', 'comic'],
-                        map_size=1 << 24)
-    with pytest.raises(ValueError, match=r'scale 4 does not match the data: comic is 48x72 in dataroot_gt .* and '
-                                         r'12x20 in dataroot_lq .*bad\.lmdb \(expected 12x18\)'):
+    make_lmdb_from_imgs(
+        str(bad), str(tmp_path / 'bad.lmdb'), ['baboon.png', 'comic.png'], ['baboon', 'comic'], map_size=1 << 24
+    )
+    with pytest.raises(
+        ValueError,
+        match=r'scale 4 does not match the data: comic is 48x72 in dataroot_gt .* and '
+        r'12x20 in dataroot_lq .*bad\.lmdb \(expected 12x18\)',
+    ):
         build_dataset(pair_opt(dict(roots, lq=tmp_path / 'bad.lmdb')))
 
 

@@ -1,4 +1,5 @@
 """Mixed precision: weight norm in fp32 under autocast, bf16 and fp16 steps, GradScaler state, bf16 runs that resume."""
+
 import sys
 
 import pytest
@@ -11,6 +12,7 @@ from wdsr_basicsr.options import load_options
 
 def test_weight_norm_is_computed_in_fp32_under_autocast():
     from wdsr_basicsr.archs import WDSR_B
+
     net = WDSR_B(num_feat=8, num_block=1, upscale=2)
     conv = net.head
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -68,11 +70,18 @@ def test_fp16_grad_scaler_state_is_saved_and_restored(tmp_path):
 def test_bf16_training_from_the_option_keys_runs_and_resumes(lmdb_root, tmp_path):
     opt = load_options(OPTIONS / 'train_wdsr_b_x2.yml')
     opt.update(name='bf16', num_gpu=0, use_amp=True, amp_bf16=True, use_channels_last=True)
-    opt['datasets']['train'].update(dataroot_gt=str(lmdb_root / 'DIV2K_train_HR_sub.lmdb'),
-                                    dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb'), gt_size=24,
-                                    batch_size_per_gpu=2, num_worker_per_gpu=0, dataset_enlarge_ratio=1)
-    opt['datasets']['val'].update(dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
-                                  dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'))
+    opt['datasets']['train'].update(
+        dataroot_gt=str(lmdb_root / 'DIV2K_train_HR_sub.lmdb'),
+        dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb'),
+        gt_size=24,
+        batch_size_per_gpu=2,
+        num_worker_per_gpu=0,
+        dataset_enlarge_ratio=1,
+    )
+    opt['datasets']['val'].update(
+        dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
+        dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
+    )
     opt['network_g'].update(num_feat=8, num_block=1)
     opt['train'].update(total_iter=2)
     opt['val']['val_freq'] = 2

@@ -1,4 +1,5 @@
 """``use_compile``: the compiled training step against the eager one, its saved keys, validation, resume, toolchain."""
+
 import copy
 import sys
 
@@ -37,8 +38,12 @@ def bias_before_batchnorm(net):
     """
     names = set()
     for name, module in net.named_modules():
-        if isinstance(module, nn.Sequential) and len(module) > 1 and isinstance(module[0], nn.Conv2d) \
-                and isinstance(module[1], nn.BatchNorm2d):
+        if (
+            isinstance(module, nn.Sequential)
+            and len(module) > 1
+            and isinstance(module[0], nn.Conv2d)
+            and isinstance(module[1], nn.BatchNorm2d)
+        ):
             names.update((f'{name}.0.bias', f'{name}.1.running_mean'))
     return names
 
@@ -112,8 +117,9 @@ def test_missing_compiler_is_named(monkeypatch, tmp_path):
 def test_missing_compiler_stops_the_entry_before_any_work(tmp_path):
     opt = load_options(DEMO)
     opt.update(use_compile=True)
-    result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'c.yml', opt)], tmp_path,
-                 env={'CXX': 'no-such-c++'})
+    result = run(
+        [sys.executable, TRAIN, '-opt', write_options(tmp_path / 'c.yml', opt)], tmp_path, env={'CXX': 'no-such-c++'}
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and 'use_compile' in lines[0] and 'no-such-c++' in lines[0], result.stderr[-2000:]
@@ -130,16 +136,30 @@ def test_use_compile_must_be_a_boolean(tmp_path):
 @pytest.mark.slow
 def test_auto_resume_switches_between_eager_and_compiled(lmdb_root, tmp_path):
     """The demo file trained eager to 2, resumed compiled to 4, resumed eager to 6: same files, same keys."""
-    opt = shrink_options(load_options(DEMO), data=str(lmdb_root), name='switch', iters=6, gt_size=24, batch=2,
-                         workers=0, network={'num_feat': 8, 'num_block': 1}, enlarge=4, validations=3, checkpoints=3)
+    opt = shrink_options(
+        load_options(DEMO),
+        data=str(lmdb_root),
+        name='switch',
+        iters=6,
+        gt_size=24,
+        batch=2,
+        workers=0,
+        network={'num_feat': 8, 'num_block': 1},
+        enlarge=4,
+        validations=3,
+        checkpoints=3,
+    )
     opt['logger']['use_tb_logger'] = False
     opt['datasets']['train']['cache_dir'] = str(tmp_path / 'cache')
     experiment = tmp_path / 'experiments' / 'switch'
     for total_iter, compiled in ((2, False), (4, True), (6, False)):
         opt['train']['total_iter'] = total_iter
         opt['use_compile'] = compiled
-        result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 's.yml', opt), '--auto_resume'],
-                     tmp_path, timeout=600)
+        result = run(
+            [sys.executable, TRAIN, '-opt', write_options(tmp_path / 's.yml', opt), '--auto_resume'],
+            tmp_path,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert (experiment / 'models' / f'net_g_{total_iter}.pth').exists()
     logs = [p.read_text() for p in sorted(experiment.glob('train_*.log'))]

@@ -1,4 +1,5 @@
 """WDSRModel in process: EMA of weight-normed / batch-normed nets, NaN stop, atomic saves."""
+
 import copy
 import json
 import os
@@ -88,9 +89,8 @@ def test_save_is_atomic_when_the_write_dies(tmp_path, monkeypatch):
 def test_pickle_that_runs_code_is_refused(tmp_path):
 
     class Evil:
-
         def __reduce__(self):
-            return (os.system, ('echo pwned > ' + str(tmp_path / 'pwned'), ))
+            return (os.system, ('echo pwned > ' + str(tmp_path / 'pwned'),))
 
     torch.save({'params': Evil()}, tmp_path / 'evil.pth')
     opt = model_options(tmp_path)
@@ -144,8 +144,9 @@ def test_training_validation_records_its_means(tmp_path, with_root):
     model.validation(loader, current_iter=7, tb_logger=None)
     with torch.no_grad():  # PSNR by basicsr's function on the network's own outputs, image by image
         net = copy.deepcopy(model.net_g).eval()
-        expected = sum(calculate_psnr(tensor2img([net(item['lq'])]), tensor2img([item['gt']]), 2)
-                       for item in dataset.items) / len(dataset)
+        expected = sum(
+            calculate_psnr(tensor2img([net(item['lq'])]), tensor2img([item['gt']]), 2) for item in dataset.items
+        ) / len(dataset)
     assert model.metric_results['psnr'] == pytest.approx(expected, abs=1e-6)
     record = tmp_path / 'validation.jsonl'
     if not with_root:
@@ -162,8 +163,9 @@ def test_resume_forgets_the_validations_it_will_redo(tmp_path):
     opt = model_options(tmp_path, ema=0)
     opt['path']['experiments_root'] = str(tmp_path)
     record = tmp_path / 'validation.jsonl'
-    record.write_text(''.join(json.dumps({'iter': i, 'dataset': 'val', 'mean': {'psnr': 30.0 + i}}) + '\n'
-                              for i in (2, 4, 6)))
+    record.write_text(
+        ''.join(json.dumps({'iter': i, 'dataset': 'val', 'mean': {'psnr': 30.0 + i}}) + '\n' for i in (2, 4, 6))
+    )
     model = build_model(opt)
     model.save_training_state(0, 4)
     state = torch.load(tmp_path / 'training_states' / '4.state', weights_only=True)

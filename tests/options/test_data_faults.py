@@ -3,6 +3,7 @@
 Each case edits the shipped ``options/train_wdsr_b_x2.yml`` (paths pointed at small DIV2K-shaped LMDBs of
 photographs, gt_size shrunk to their 48 px sub-images) and parses it as the entries do: nothing is written.
 """
+
 import shutil
 import sys
 
@@ -24,8 +25,10 @@ def sub_images(lmdb_root):
 def shipped(lmdb_root, **train):
     """The shipped x2 recipe on the fixture's LMDBs, gt_size 48 (the sub-images' size), ``train`` changed."""
     opt = load_options(OPTIONS / 'train_wdsr_b_x2.yml')
-    for phase, (gt, lq) in {'train': ('DIV2K_train_HR_sub.lmdb', LQ_LMDB),
-                            'val': ('DIV2K_valid_HR.lmdb', 'DIV2K_valid_LR_bicubic_X2.lmdb')}.items():
+    for phase, (gt, lq) in {
+        'train': ('DIV2K_train_HR_sub.lmdb', LQ_LMDB),
+        'val': ('DIV2K_valid_HR.lmdb', 'DIV2K_valid_LR_bicubic_X2.lmdb'),
+    }.items():
         opt['datasets'][phase].update(dataroot_gt=str(lmdb_root / gt), dataroot_lq=str(lmdb_root / lq))
     opt['datasets']['train'].update(dict(gt_size=48, num_worker_per_gpu=0), **train)
     return opt
@@ -45,16 +48,28 @@ def test_the_shipped_recipe_passes(lmdb_root, tmp_path, monkeypatch):
     assert opt['datasets']['train']['gt_size'] == 48
 
 
-@pytest.mark.parametrize('train, fault', [
-    ({'gt_size': 96}, r'datasets:DIV2K: image 0001_s001 of dataroot_lq .*X2_sub\.lmdb is 24x24, smaller than the LQ '
-                      r'patch \(48 px: gt_size 96 / scale 2\)\.'),
-    ({'dataset_enlarge_ratio': 1, 'batch_size_per_gpu': 'one more than the records'},
-     r'datasets:DIV2K: (?P<n>\d+) samples x dataset_enlarge_ratio 1 give (?P=n) per epoch to each of 1 processes, '
-     r'fewer than batch_size_per_gpu \d+: no iteration would run; set dataset_enlarge_ratio to at least 2\.'),
-    ({'dataroot_lq': 'nowhere.lmdb'}, r'datasets:DIV2K: dataroot_lq nowhere\.lmdb does not exist\.'),
-    ({'dataroot_lq': 'X3'}, r'datasets:DIV2K: scale 2 does not match the data: 0001_s001 is 48x48 in dataroot_gt '
-                            r'.*HR_sub\.lmdb and 16x16 in dataroot_lq .*X3_sub\.lmdb \(expected 24x24\)\.'),
-])
+@pytest.mark.parametrize(
+    'train, fault',
+    [
+        (
+            {'gt_size': 96},
+            r'datasets:DIV2K: image 0001_s001 of dataroot_lq .*X2_sub\.lmdb is 24x24, smaller than the LQ '
+            r'patch \(48 px: gt_size 96 / scale 2\)\.',
+        ),
+        (
+            {'dataset_enlarge_ratio': 1, 'batch_size_per_gpu': 'one more than the records'},
+            r'datasets:DIV2K: (?P<n>\d+) samples x dataset_enlarge_ratio 1 give (?P=n) per epoch to each of 1 '
+            r'processes, '
+            r'fewer than batch_size_per_gpu \d+: no iteration would run; set dataset_enlarge_ratio to at least 2\.',
+        ),
+        ({'dataroot_lq': 'nowhere.lmdb'}, r'datasets:DIV2K: dataroot_lq nowhere\.lmdb does not exist\.'),
+        (
+            {'dataroot_lq': 'X3'},
+            r'datasets:DIV2K: scale 2 does not match the data: 0001_s001 is 48x48 in dataroot_gt '
+            r'.*HR_sub\.lmdb and 16x16 in dataroot_lq .*X3_sub\.lmdb \(expected 24x24\)\.',
+        ),
+    ],
+)
 def test_a_data_fault_is_one_line_before_any_work(lmdb_root, tmp_path, monkeypatch, train, fault):
     train = dict(train)
     if train.get('dataroot_lq') == 'X3':
@@ -76,8 +91,11 @@ def test_a_key_listed_but_not_stored(lmdb_root, tmp_path, monkeypatch):
     shutil.move(str(data), str(tmp_path.parent / f'{tmp_path.name}_data'))  # nothing but the options in tmp_path
     for key in ('dataroot_gt', 'dataroot_lq'):
         opt['datasets']['train'][key] = opt['datasets']['train'][key].replace(str(data), f'{tmp_path}_data')
-    with pytest.raises(OptionError, match=r"DIV2K_train_HR_sub\.lmdb/meta_info\.txt lists 1 keys that the LMDB does "
-                                          r"not hold \(e\.g\. \['0003_s001'\]\)"):
+    with pytest.raises(
+        OptionError,
+        match=r'DIV2K_train_HR_sub\.lmdb/meta_info\.txt lists 1 keys that the LMDB does '
+        r"not hold \(e\.g\. \['0003_s001'\]\)",
+    ):
         parse(tmp_path, monkeypatch, opt)
 
 

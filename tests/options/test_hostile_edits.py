@@ -3,6 +3,7 @@
 Each refused edit gets one line naming the file, the key with its section and what it must be; each accepted one
 trains as before (a warning names a key that nothing reads).
 """
+
 import sys
 
 import pytest
@@ -28,44 +29,60 @@ def edit(opt, keys, value):
 
 DELETE = object()
 REFUSED = [
-    (('ema_decay', ), 0.999, 'ema_decay: belongs under train:'),
+    (('ema_decay',), 0.999, 'ema_decay: belongs under train:'),
     (('train', 'val_freq'), 100, 'train:val_freq: belongs under val:'),
     (('val', 'batch_size_per_gpu'), 4, 'val:batch_size_per_gpu: belongs under datasets:<name>:'),
     (('datasets', 'val', 'save_img'), False, 'datasets:val:save_img: belongs under val:'),
     (('logger', 'gt_size'), 96, 'logger:gt_size: belongs under datasets:<name>:'),
     (('val', 'metrics', 'psnr', 'crop_border'), -2, 'val:metrics:psnr:crop_border=-2 must be at least 0.'),
-    (('val', 'metrics', 'psnr', 'crop_boder'), 2, 'unknown option val:metrics:psnr:crop_boder (did you mean '
-                                                  'crop_border?)'),
-    (('val', 'metrics', 'psnr', 'crop_border'), '2', "val:metrics:psnr:crop_border='2' must be an integer (quoted, "
-                                                     'it is text).'),
-    (('network_g', ), 5, 'option network_g must be a section of key: value lines with a type, not 5.'),
+    (
+        ('val', 'metrics', 'psnr', 'crop_boder'),
+        2,
+        'unknown option val:metrics:psnr:crop_boder (did you mean crop_border?)',
+    ),
+    (
+        ('val', 'metrics', 'psnr', 'crop_border'),
+        '2',
+        "val:metrics:psnr:crop_border='2' must be an integer (quoted, it is text).",
+    ),
+    (('network_g',), 5, 'option network_g must be a section of key: value lines with a type, not 5.'),
     (('val', 'metrics'), ['psnr'], "option val:metrics must be a section of key: value lines, not ['psnr']."),
-    (('manual_seed', ), 4294967296, 'manual_seed=4294967296 must be at most 4294967295.'),
+    (('manual_seed',), 4294967296, 'manual_seed=4294967296 must be at most 4294967295.'),
     (('train', 'total_iter'), 1e30, 'train:total_iter=1e+30 must be at most 2147483647.'),
     (('train', 'total_iter'), 10**12, 'train:total_iter=1000000000000 must be at most 2147483647.'),
-    (('datasets', 'train', 'io_backend'), 'disk', "option datasets:train:io_backend must be a section of key: value "
-                                                  "lines with a type, not 'disk'."),
+    (
+        ('datasets', 'train', 'io_backend'),
+        'disk',
+        "option datasets:train:io_backend must be a section of key: value lines with a type, not 'disk'.",
+    ),
     (('train', 'optim_g'), None, 'train:optim_g is null; it must be a section of key: value lines with a type.'),
-    (LOSS + ('type', ), DELETE, 'option train:pixel_opt has no type: it names what is built.'),
+    (LOSS + ('type',), DELETE, 'option train:pixel_opt has no type: it names what is built.'),
     (('train', 'scheduler', 'type'), DELETE, 'option train:scheduler has no type: it names what is built.'),
     (('network_g', 'num_feat'), '8', "network_g:num_feat='8' must be a number (quoted, it is text)."),
-    (('train', 'optim_g', 'betas'), [2, 3], 'train:optim_g: Adam refuses these values: Invalid beta parameter at '
-                                            'index 0: 2'),
+    (
+        ('train', 'optim_g', 'betas'),
+        [2, 3],
+        'train:optim_g: Adam refuses these values: Invalid beta parameter at index 0: 2',
+    ),
     (('train', 'scheduler', 'milestones'), 100, 'train:scheduler:milestones=100 must be a list [a, b, ...].'),
-    (LOSS + ('loss_weight', ), 'x', "train:pixel_opt:loss_weight='x' must be a number (quoted, it is text)."),
+    (LOSS + ('loss_weight',), 'x', "train:pixel_opt:loss_weight='x' must be a number (quoted, it is text)."),
     (('train', 'scheduler', 'gamma'), True, 'train:scheduler:gamma=True must be a number.'),
 ]
 ACCEPTED = [  # words nothing reads: a warning each, never a refusal (none is a typo of a key of its section)
-    (('title', ), 'WDSR-B demo', "option title has no effect: WDSRModel, CheckedPairedImageDataset and basicsr's "
-                                 'pipeline do not read it there.'),
+    (
+        ('title',),
+        'WDSR-B demo',
+        "option title has no effect: WDSRModel, CheckedPairedImageDataset and basicsr's pipeline do not read it there.",
+    ),
     (('train', 'epochs'), 10, 'option train:epochs has no effect'),
-    (('model', ), 'wdsr', 'option model has no effect'),
+    (('model',), 'wdsr', 'option model has no effect'),
     (('val', 'dataset'), 'DIV2K', 'option val:dataset has no effect'),
 ]
 
 
-@pytest.mark.parametrize('keys, value, message', REFUSED, ids=lambda v: ':'.join(map(str, v)) if isinstance(v, tuple)
-                         else None)
+@pytest.mark.parametrize(
+    'keys, value, message', REFUSED, ids=lambda v: ':'.join(map(str, v)) if isinstance(v, tuple) else None
+)
 def test_a_hostile_edit_is_refused_where_it_stands(keys, value, message):
     with pytest.raises(OptionError) as error:
         check_options(edit(load_options(DEMO), keys, value), 'demo.yml', True)
@@ -91,21 +108,23 @@ def test_yaml_1_1_numbers_are_numbers_in_lists_too(tmp_path):
 def test_a_duplicate_with_the_same_value_is_a_warning():
     """BasicSR's test_TOF_official.yml writes save_img at the top level and under val: basicsr runs it."""
     opt = load_options(DEMO)
-    warnings = check_options(edit(opt, ('save_img', ), opt['val']['save_img']), 'demo.yml', True)
+    warnings = check_options(edit(opt, ('save_img',), opt['val']['save_img']), 'demo.yml', True)
     assert warnings == ['demo.yml: option save_img has no effect: a duplicate of val:save_img, which is read.']
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('entry', ['wdsr', 'basicsr'])
 def test_every_entry_refuses_in_one_line(tmp_path, entry):
-    opt_file = write_options(tmp_path / 'd.yml', edit(load_options(DEMO), ('ema_decay', ), 0.999))
+    opt_file = write_options(tmp_path / 'd.yml', edit(load_options(DEMO), ('ema_decay',), 0.999))
     command = [sys.executable, TRAIN] if entry == 'wdsr' else [sys.executable, '-m', 'basicsr.train']
     result = run(command + ['-opt', opt_file], tmp_path, timeout=120)
     # (runpy warns that basicsr's __init__ imported basicsr.train before running it as __main__: basicsr's own)
     lines = [line for line in result.stderr.splitlines() if "RuntimeWarning: 'basicsr.train' found" not in line]
-    assert result.returncode == 1 and lines == [f'error: {opt_file}: ema_decay: belongs under train: (WDSRModel, '
-                                                'CheckedPairedImageDataset and basicsr read it there; where it stands '
-                                                'nothing does).'], result.stderr[-3000:]
+    assert result.returncode == 1 and lines == [
+        f'error: {opt_file}: ema_decay: belongs under train: (WDSRModel, '
+        'CheckedPairedImageDataset and basicsr read it there; where it stands '
+        'nothing does).'
+    ], result.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ['d.yml']
 
 
@@ -123,4 +142,5 @@ def test_basicsr_package_level_parse_options_is_ours():
     import basicsr
 
     from wdsr_basicsr.options import parse_options
+
     assert basicsr.parse_options is parse_options

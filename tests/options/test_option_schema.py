@@ -1,4 +1,5 @@
 """The option schema: basicsr's vocabulary and ranges, checked before any work, with the closest key named."""
+
 import copy
 
 import pytest
@@ -12,55 +13,168 @@ ALL = sorted(OPTIONS.rglob('*.yml'))
 # options/train/EDSR/train_EDSR_Mx2.yml, options/train/RCAN/train_RCAN_x2.yml,
 # options/train/SwinIR/train_SwinIR_SRx2_scratch.yml and options/test/EDSR/test_EDSR_Mx2.yml.
 _DATA = {
-    'train': {'name': 'DIV2K', 'type': 'PairedImageDataset', 'dataroot_gt': 'datasets/DIV2K/DIV2K_train_HR_sub',
-              'dataroot_lq': 'datasets/DIV2K/DIV2K_train_LR_bicubic/X2_sub', 'filename_tmpl': '{}',
-              'io_backend': {'type': 'disk'}, 'gt_size': 96, 'use_hflip': True, 'use_rot': True, 'use_shuffle': True,
-              'num_worker_per_gpu': 6, 'batch_size_per_gpu': 16, 'dataset_enlarge_ratio': 100, 'prefetch_mode': None},
-    'val': {'name': 'Set5', 'type': 'PairedImageDataset', 'dataroot_gt': 'datasets/Set5/GTmod12',
-            'dataroot_lq': 'datasets/Set5/LRbicx2', 'io_backend': {'type': 'disk'}},
+    'train': {
+        'name': 'DIV2K',
+        'type': 'PairedImageDataset',
+        'dataroot_gt': 'datasets/DIV2K/DIV2K_train_HR_sub',
+        'dataroot_lq': 'datasets/DIV2K/DIV2K_train_LR_bicubic/X2_sub',
+        'filename_tmpl': '{}',
+        'io_backend': {'type': 'disk'},
+        'gt_size': 96,
+        'use_hflip': True,
+        'use_rot': True,
+        'use_shuffle': True,
+        'num_worker_per_gpu': 6,
+        'batch_size_per_gpu': 16,
+        'dataset_enlarge_ratio': 100,
+        'prefetch_mode': None,
+    },
+    'val': {
+        'name': 'Set5',
+        'type': 'PairedImageDataset',
+        'dataroot_gt': 'datasets/Set5/GTmod12',
+        'dataroot_lq': 'datasets/Set5/LRbicx2',
+        'io_backend': {'type': 'disk'},
+    },
 }
-_TRAIN = {'ema_decay': 0.999, 'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
-          'scheduler': {'type': 'MultiStepLR', 'milestones': [200000], 'gamma': 0.5}, 'total_iter': 300000,
-          'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}}
-_VAL = {'val_freq': 5000, 'save_img': False,
-        'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False}}}
-_LOGGER = {'print_freq': 100, 'save_checkpoint_freq': 5000, 'use_tb_logger': True,
-           'wandb': {'project': None, 'resume_id': None}}
+_TRAIN = {
+    'ema_decay': 0.999,
+    'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+    'scheduler': {'type': 'MultiStepLR', 'milestones': [200000], 'gamma': 0.5},
+    'total_iter': 300000,
+    'warmup_iter': -1,
+    'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+}
+_VAL = {
+    'val_freq': 5000,
+    'save_img': False,
+    'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False}},
+}
+_LOGGER = {
+    'print_freq': 100,
+    'save_checkpoint_freq': 5000,
+    'use_tb_logger': True,
+    'wandb': {'project': None, 'resume_id': None},
+}
 BASICSR_FILES = {
-    'train_EDSR_Mx2': ({
-        'name': 'EDSR_Mx2_f64b16_DIV2K_300k_B16G1_wandb', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 1,
-        'manual_seed': 10, 'datasets': _DATA,
-        'network_g': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
-                      'upscale': 2, 'res_scale': 1, 'img_range': 255., 'rgb_mean': [0.4488, 0.4371, 0.4040]},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': _TRAIN, 'val': _VAL, 'logger': _LOGGER, 'dist_params': {'backend': 'nccl', 'port': 29500}}, True),
-    'train_RCAN_x2': ({
-        'name': 'RCAN_BIX2_G10R20P48_1000k_B16G1_wandb', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 1,
-        'manual_seed': 10, 'datasets': _DATA,
-        'network_g': {'type': 'RCAN', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_group': 10,
-                      'num_block': 20, 'squeeze_factor': 16, 'upscale': 2, 'res_scale': 1, 'img_range': 255.,
-                      'rgb_mean': [0.4488, 0.4371, 0.4040]},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': _TRAIN, 'val': _VAL, 'logger': _LOGGER, 'dist_params': {'backend': 'nccl', 'port': 29500}}, True),
-    'train_SwinIR_SRx2_scratch': ({
-        'name': 'train_SwinIR_SRx2_scratch_P48W8_DIV2K_500k_B4G8', 'model_type': 'SwinIRModel', 'scale': 2,
-        'num_gpu': 'auto', 'manual_seed': 0, 'datasets': _DATA,
-        'network_g': {'type': 'SwinIR', 'upscale': 2, 'in_chans': 3, 'img_size': 48, 'window_size': 8,
-                      'img_range': 1., 'depths': [6] * 6, 'embed_dim': 180, 'num_heads': [6] * 6, 'mlp_ratio': 2,
-                      'upsampler': 'pixelshuffle', 'resi_connection': '1conv'},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': _TRAIN | {'scheduler': {'type': 'MultiStepLR', 'milestones': [250000, 400000, 450000, 475000],
-                                         'gamma': 0.5}}, 'val': _VAL, 'logger': _LOGGER,
-        'dist_params': {'backend': 'nccl', 'port': 29500}}, True),
-    'test_EDSR_Mx2': ({
-        'name': 'EDSR_Mx2_f64b16_DIV2K_official-3ba7b086', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 1,
-        'manual_seed': 0, 'datasets': {'test_1': _DATA['val'], 'test_2': dict(_DATA['val'], name='Set14')},
-        'network_g': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16,
-                      'upscale': 2, 'res_scale': 1, 'img_range': 255., 'rgb_mean': [0.4488, 0.4371, 0.4040]},
-        'path': {'pretrain_network_g': 'experiments/pretrained_models/EDSR/EDSR_Mx2.pth', 'strict_load_g': True},
-        'val': {'save_img': True, 'suffix': None, 'metrics': {
-            'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
-            'ssim': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': False}}}}, False),
+    'train_EDSR_Mx2': (
+        {
+            'name': 'EDSR_Mx2_f64b16_DIV2K_300k_B16G1_wandb',
+            'model_type': 'SRModel',
+            'scale': 2,
+            'num_gpu': 1,
+            'manual_seed': 10,
+            'datasets': _DATA,
+            'network_g': {
+                'type': 'EDSR',
+                'num_in_ch': 3,
+                'num_out_ch': 3,
+                'num_feat': 64,
+                'num_block': 16,
+                'upscale': 2,
+                'res_scale': 1,
+                'img_range': 255.0,
+                'rgb_mean': [0.4488, 0.4371, 0.4040],
+            },
+            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+            'train': _TRAIN,
+            'val': _VAL,
+            'logger': _LOGGER,
+            'dist_params': {'backend': 'nccl', 'port': 29500},
+        },
+        True,
+    ),
+    'train_RCAN_x2': (
+        {
+            'name': 'RCAN_BIX2_G10R20P48_1000k_B16G1_wandb',
+            'model_type': 'SRModel',
+            'scale': 2,
+            'num_gpu': 1,
+            'manual_seed': 10,
+            'datasets': _DATA,
+            'network_g': {
+                'type': 'RCAN',
+                'num_in_ch': 3,
+                'num_out_ch': 3,
+                'num_feat': 64,
+                'num_group': 10,
+                'num_block': 20,
+                'squeeze_factor': 16,
+                'upscale': 2,
+                'res_scale': 1,
+                'img_range': 255.0,
+                'rgb_mean': [0.4488, 0.4371, 0.4040],
+            },
+            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+            'train': _TRAIN,
+            'val': _VAL,
+            'logger': _LOGGER,
+            'dist_params': {'backend': 'nccl', 'port': 29500},
+        },
+        True,
+    ),
+    'train_SwinIR_SRx2_scratch': (
+        {
+            'name': 'train_SwinIR_SRx2_scratch_P48W8_DIV2K_500k_B4G8',
+            'model_type': 'SwinIRModel',
+            'scale': 2,
+            'num_gpu': 'auto',
+            'manual_seed': 0,
+            'datasets': _DATA,
+            'network_g': {
+                'type': 'SwinIR',
+                'upscale': 2,
+                'in_chans': 3,
+                'img_size': 48,
+                'window_size': 8,
+                'img_range': 1.0,
+                'depths': [6] * 6,
+                'embed_dim': 180,
+                'num_heads': [6] * 6,
+                'mlp_ratio': 2,
+                'upsampler': 'pixelshuffle',
+                'resi_connection': '1conv',
+            },
+            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+            'train': _TRAIN
+            | {'scheduler': {'type': 'MultiStepLR', 'milestones': [250000, 400000, 450000, 475000], 'gamma': 0.5}},
+            'val': _VAL,
+            'logger': _LOGGER,
+            'dist_params': {'backend': 'nccl', 'port': 29500},
+        },
+        True,
+    ),
+    'test_EDSR_Mx2': (
+        {
+            'name': 'EDSR_Mx2_f64b16_DIV2K_official-3ba7b086',
+            'model_type': 'SRModel',
+            'scale': 2,
+            'num_gpu': 1,
+            'manual_seed': 0,
+            'datasets': {'test_1': _DATA['val'], 'test_2': dict(_DATA['val'], name='Set14')},
+            'network_g': {
+                'type': 'EDSR',
+                'num_in_ch': 3,
+                'num_out_ch': 3,
+                'num_feat': 64,
+                'num_block': 16,
+                'upscale': 2,
+                'res_scale': 1,
+                'img_range': 255.0,
+                'rgb_mean': [0.4488, 0.4371, 0.4040],
+            },
+            'path': {'pretrain_network_g': 'experiments/pretrained_models/EDSR/EDSR_Mx2.pth', 'strict_load_g': True},
+            'val': {
+                'save_img': True,
+                'suffix': None,
+                'metrics': {
+                    'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
+                    'ssim': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': False},
+                },
+            },
+        },
+        False,
+    ),
 }
 
 
@@ -74,6 +188,7 @@ def test_basicsr_own_option_files_pass(name):
     opt, is_train = BASICSR_FILES[name]
     if opt['model_type'] == 'SwinIRModel':  # basicsr registers it; SRModel's keys
         from basicsr.utils.registry import MODEL_REGISTRY
+
         assert 'SwinIRModel' in MODEL_REGISTRY
     check_options(copy.deepcopy(opt), name, is_train)
 
@@ -82,43 +197,72 @@ def shipped():
     return load_options(OPTIONS / 'train_wdsr_b_x2.yml')
 
 
-@pytest.mark.parametrize('change, message', [
-    (lambda o: o['val'].update(val_frq=5000), 'unknown option val:val_frq (did you mean val_freq?)'),
-    (lambda o: o.update(num_gpus=1), 'unknown option num_gpus (did you mean num_gpu?)'),
-    (lambda o: o['network_g'].update(num_feats=32), 'unknown option network_g:num_feats (did you mean num_feat?)'),
-    (lambda o: o['train']['optim_g'].update(beta=[0.9, 0.99]), 'unknown option train:optim_g:beta (did you mean betas?)'),
-    (lambda o: o['train']['scheduler'].update(milestone=[1]), 'train:scheduler:milestone (did you mean milestones?)'),
-    (lambda o: o['train']['pixel_opt'].update(weight=1), 'unknown option train:pixel_opt:weight'),
-    (lambda o: o['datasets']['train'].update(use_flip=True), 'datasets:train:use_flip (did you mean use_hflip?)'),
-    (lambda o: o['logger'].update(save_checkpoint_frq=5), 'logger:save_checkpoint_frq (did you mean save_checkpoint_freq'),
-    (lambda o: o['dist_params'].update(timeout=5), 'unknown option dist_params:timeout; it takes backend, port, timeout_min'),
-    (lambda o: o['logger'].update(save_checkpoint_freq=0), 'logger:save_checkpoint_freq=0 must be at least 1'),
-    (lambda o: o['val'].update(val_freq=0), 'val:val_freq=0 must be at least 1'),
-    (lambda o: o['train'].update(total_iter='many'), "train:total_iter='many' must be an integer"),
-    (lambda o: o['datasets']['train'].update(gt_size=97), 'gt_size=97 is not a multiple of scale=2'),
-    (lambda o: o['network_g'].update(upscale=3), 'network_g:upscale=3 differs from scale=2'),
-    (lambda o: o['network_g'].update(type='WDSR_C'), "network_g:type='WDSR_C' is not registered"),
-    (lambda o: o.update(model_type='WDSRModle'), "model_type='WDSRModle' is not registered"),
-    (lambda o: o['datasets'].update(valid=o['datasets']['val']), 'datasets:valid must be train, val'),
-    (lambda o: o['train'].update(ema_decay=1.5), 'ema_decay=1.5 must be in [0, 1)'),
-    (lambda o: o['val'].pop('val_freq'), 'val:val_freq is missing'),
-    (lambda o: o.update(train=5), 'option train must be a section of key: value lines, not 5'),
-    (lambda o: o.update(use_amp='yes'), "use_amp='yes' must be true or false"),
-    (lambda o: o['datasets'].update(val='DIV2K'), 'datasets:val must be a section'),
-    (lambda o: o['train']['optim_g'].update(lr=float('nan')), 'train:optim_g:lr=nan must be a finite number'),
-    (lambda o: o['train']['pixel_opt'].update(loss_weight=float('inf')), 'pixel_opt:loss_weight=inf must be a finite'),
-    (lambda o: o['train'].update(total_iter=float('nan')), 'train:total_iter=nan must be a finite number'),
-    (lambda o: o['train'].update(total_iter='1e400'), "train:total_iter='1e400' must be an integer"),
-    (lambda o: o['train']['scheduler'].update(gamma='.nan'), "train:scheduler:gamma='.nan' must be a number"),
-    (lambda o: o['train'].update(total_iter=None), 'train:total_iter is null; it must be an integer'),
-    (lambda o: o['train'].pop('total_iter'), 'option train:total_iter is missing'),
-    (lambda o: o['datasets']['train'].pop('batch_size_per_gpu'), 'option datasets:train:batch_size_per_gpu is missing'),
-    (lambda o: o['datasets']['train'].update(use_hflip='no'), "datasets:train:use_hflip='no' must be true or false"),
-    (lambda o: o['path'].update(strict_load_g='false'), "path:strict_load_g='false' must be true or false"),
-    (lambda o: o['datasets']['val'].update(name='../../outside'), "datasets:val:name='../../outside' must be a plain"),
-    (lambda o: o['val']['metrics']['psnr'].update(test_y_channel='yes'),
-     "val:metrics:psnr:test_y_channel='yes' must be true or false"),
-])
+@pytest.mark.parametrize(
+    'change, message',
+    [
+        (lambda o: o['val'].update(val_frq=5000), 'unknown option val:val_frq (did you mean val_freq?)'),
+        (lambda o: o.update(num_gpus=1), 'unknown option num_gpus (did you mean num_gpu?)'),
+        (lambda o: o['network_g'].update(num_feats=32), 'unknown option network_g:num_feats (did you mean num_feat?)'),
+        (
+            lambda o: o['train']['optim_g'].update(beta=[0.9, 0.99]),
+            'unknown option train:optim_g:beta (did you mean betas?)',
+        ),
+        (
+            lambda o: o['train']['scheduler'].update(milestone=[1]),
+            'train:scheduler:milestone (did you mean milestones?)',
+        ),
+        (lambda o: o['train']['pixel_opt'].update(weight=1), 'unknown option train:pixel_opt:weight'),
+        (lambda o: o['datasets']['train'].update(use_flip=True), 'datasets:train:use_flip (did you mean use_hflip?)'),
+        (
+            lambda o: o['logger'].update(save_checkpoint_frq=5),
+            'logger:save_checkpoint_frq (did you mean save_checkpoint_freq',
+        ),
+        (
+            lambda o: o['dist_params'].update(timeout=5),
+            'unknown option dist_params:timeout; it takes backend, port, timeout_min',
+        ),
+        (lambda o: o['logger'].update(save_checkpoint_freq=0), 'logger:save_checkpoint_freq=0 must be at least 1'),
+        (lambda o: o['val'].update(val_freq=0), 'val:val_freq=0 must be at least 1'),
+        (lambda o: o['train'].update(total_iter='many'), "train:total_iter='many' must be an integer"),
+        (lambda o: o['datasets']['train'].update(gt_size=97), 'gt_size=97 is not a multiple of scale=2'),
+        (lambda o: o['network_g'].update(upscale=3), 'network_g:upscale=3 differs from scale=2'),
+        (lambda o: o['network_g'].update(type='WDSR_C'), "network_g:type='WDSR_C' is not registered"),
+        (lambda o: o.update(model_type='WDSRModle'), "model_type='WDSRModle' is not registered"),
+        (lambda o: o['datasets'].update(valid=o['datasets']['val']), 'datasets:valid must be train, val'),
+        (lambda o: o['train'].update(ema_decay=1.5), 'ema_decay=1.5 must be in [0, 1)'),
+        (lambda o: o['val'].pop('val_freq'), 'val:val_freq is missing'),
+        (lambda o: o.update(train=5), 'option train must be a section of key: value lines, not 5'),
+        (lambda o: o.update(use_amp='yes'), "use_amp='yes' must be true or false"),
+        (lambda o: o['datasets'].update(val='DIV2K'), 'datasets:val must be a section'),
+        (lambda o: o['train']['optim_g'].update(lr=float('nan')), 'train:optim_g:lr=nan must be a finite number'),
+        (
+            lambda o: o['train']['pixel_opt'].update(loss_weight=float('inf')),
+            'pixel_opt:loss_weight=inf must be a finite',
+        ),
+        (lambda o: o['train'].update(total_iter=float('nan')), 'train:total_iter=nan must be a finite number'),
+        (lambda o: o['train'].update(total_iter='1e400'), "train:total_iter='1e400' must be an integer"),
+        (lambda o: o['train']['scheduler'].update(gamma='.nan'), "train:scheduler:gamma='.nan' must be a number"),
+        (lambda o: o['train'].update(total_iter=None), 'train:total_iter is null; it must be an integer'),
+        (lambda o: o['train'].pop('total_iter'), 'option train:total_iter is missing'),
+        (
+            lambda o: o['datasets']['train'].pop('batch_size_per_gpu'),
+            'option datasets:train:batch_size_per_gpu is missing',
+        ),
+        (
+            lambda o: o['datasets']['train'].update(use_hflip='no'),
+            "datasets:train:use_hflip='no' must be true or false",
+        ),
+        (lambda o: o['path'].update(strict_load_g='false'), "path:strict_load_g='false' must be true or false"),
+        (
+            lambda o: o['datasets']['val'].update(name='../../outside'),
+            "datasets:val:name='../../outside' must be a plain",
+        ),
+        (
+            lambda o: o['val']['metrics']['psnr'].update(test_y_channel='yes'),
+            "val:metrics:psnr:test_y_channel='yes' must be true or false",
+        ),
+    ],
+)
 def test_bad_option_named(change, message):
     opt = shipped()
     change(opt)
@@ -129,9 +273,12 @@ def test_bad_option_named(change, message):
 
 def test_numbers_in_exponent_form_are_numbers(tmp_path):
     text = (OPTIONS / 'train_wdsr_b_x2.yml').read_text()
-    for old, new in (('lr: !!float 0.001', 'lr: 1e-3'), ('total_iter: 600000', 'total_iter: 6e5'),
-                     ('val_freq: !!float 5000', 'val_freq: 5.0e+3'),
-                     ('milestones: [200000, 400000]', 'milestones: [2e5, 4e5]')):
+    for old, new in (
+        ('lr: !!float 0.001', 'lr: 1e-3'),
+        ('total_iter: 600000', 'total_iter: 6e5'),
+        ('val_freq: !!float 5000', 'val_freq: 5.0e+3'),
+        ('milestones: [200000, 400000]', 'milestones: [2e5, 4e5]'),
+    ):
         assert old in text
         text = text.replace(old, new)  # YAML 1.1 (PyYAML) reads 1e-3 and 6e5, without a dot, as strings
     (tmp_path / 'x.yml').write_text(text)
@@ -146,8 +293,11 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path):
 def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
     path = tmp_path / 'twice.yml'
     path.write_text('name: first\nmodel_type: WDSRModel\ntrain:\n  total_iter: 5\n  total_iter: 6\n')
-    with pytest.raises(ValueError, match=r"twice.yml, line 5: key 'total_iter' is written twice in one section "
-                                         r"\(lines 4 and 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"twice.yml, line 5: key 'total_iter' is written twice in one section "
+        r'\(lines 4 and 5\)',
+    ):
         load_options(path)
     path.write_text('name: first\nmodel_type: WDSRModel\nname: second\n')  # would train into another experiment
     with pytest.raises(ValueError, match=r"key 'name' is written twice in one section \(lines 1 and 3\)"):
@@ -172,6 +322,7 @@ def test_a_test_file_with_an_empty_val_is_refused():
 
 def test_null_from_force_yml_is_refused_before_anything_moves():
     from wdsr_basicsr.options import apply_force_yml
+
     opt = shipped()
     apply_force_yml(opt, ['train:total_iter='])
     assert opt['train']['total_iter'] is None

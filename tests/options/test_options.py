@@ -1,4 +1,5 @@
 """Every option file parses, builds its network and its datasets (data roots pointed at a fixture)."""
+
 import copy
 
 import pytest
@@ -20,6 +21,7 @@ def benchmark_root(tmp_path_factory):
 
     from helpers import photo
     from wdsr_basicsr.prepare.benchmarks import SETS, prepare_benchmarks
+
     src = tmp_path_factory.mktemp('bench_in')
     for name in SETS:
         (src / name).mkdir()
@@ -36,13 +38,21 @@ def load(path):
 
 def test_the_expected_files_exist():
     names = {str(p.relative_to(OPTIONS)) for p in ALL}
-    expected = {f'{kind}_{n}_x{s}.yml' for kind in ('train', 'test') for n in ('wdsr_a', 'wdsr_b', 'edsr', 'rdn')
-                for s in (2, 3, 4)}
+    expected = {
+        f'{kind}_{n}_x{s}.yml'
+        for kind in ('train', 'test')
+        for n in ('wdsr_a', 'wdsr_b', 'edsr', 'rdn')
+        for s in (2, 3, 4)
+    }
     expected |= {f'paper/table1_{n}_b{b}_x2.yml' for n in ('edsr', 'wdsr_a', 'wdsr_b') for b in (1, 3, 5, 8)}
     expected |= {f'dist/train_wdsr_{n}_x2_{g}gpu.yml' for n in 'ab' for g in (4, 8)}
     expected |= {'demo_wdsr_b_x2.yml'}
-    expected |= {f'authors/{kind}_{n}_x{s}.yml' for kind in ('train', 'test') for n in ('reloaded_wdsr', 'reloaded_wdsr_large')
-                 for s in (2, 3, 4)}
+    expected |= {
+        f'authors/{kind}_{n}_x{s}.yml'
+        for kind in ('train', 'test')
+        for n in ('reloaded_wdsr', 'reloaded_wdsr_large')
+        for s in (2, 3, 4)
+    }
     expected |= {f'authors/{kind}_ntire2018_wdsr_baseline_x2.yml' for kind in ('train', 'test')}
     assert expected <= names
     assert any(n.startswith('paper/norm_batch') for n in names) and any(n.startswith('paper/norm_none') for n in names)
@@ -64,10 +74,16 @@ def test_option_file_builds(path, lmdb_root, benchmark_root, tmp_path):
             root = ds['dataroot_gt'].rsplit('/', 1)[0]  # datasets/DIV2K, or the demo set's datasets/demo
             assert root in ('datasets/DIV2K', 'datasets/demo')
             assert (ds['dataroot_gt'], ds['dataroot_lq'], ds['filename_tmpl']) == (
-                f'{root}/DIV2K_train_HR', f'{root}/DIV2K_train_LR_bicubic/X{scale}', f'{{}}x{scale}')
-            ds.update(dataroot_gt=str(lmdb_root / 'DIV2K_train_HR'),
-                      dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic' / f'X{scale}'), cache_dir=str(tmp_path),
-                      gt_size=48 // 12 * 12)
+                f'{root}/DIV2K_train_HR',
+                f'{root}/DIV2K_train_LR_bicubic/X{scale}',
+                f'{{}}x{scale}',
+            )
+            ds.update(
+                dataroot_gt=str(lmdb_root / 'DIV2K_train_HR'),
+                dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic' / f'X{scale}'),
+                cache_dir=str(tmp_path),
+                gt_size=48 // 12 * 12,
+            )
             assert len(build_dataset(ds)) == 2  # an epoch: each of the two fixture images once
             continue
         if ds['io_backend']['type'] == 'disk':  # the benchmark sets, in BasicSR's layout
@@ -101,8 +117,9 @@ def test_recipe_numbers_follow_the_paper():
 LR_PATCH = {'WDSR_A': 48, 'WDSR_B': 48, 'EDSR': 48, 'RDN': 32}  # official WDSR code, BasicSR EDSR, RDN paper
 
 
-@pytest.mark.parametrize('path', [p for p in ALL if not p.name.startswith(('test_', 'demo_'))],
-                         ids=lambda p: str(p.relative_to(OPTIONS)))
+@pytest.mark.parametrize(
+    'path', [p for p in ALL if not p.name.startswith(('test_', 'demo_'))], ids=lambda p: str(p.relative_to(OPTIONS))
+)
 def test_training_files_use_the_published_lr_patch(path):
     opt = load(path)
     assert opt['datasets']['train']['gt_size'] == LR_PATCH[opt['network_g']['type']] * opt['scale']
@@ -113,7 +130,7 @@ def test_finetune_files_start_from_the_x2_weights(path, tmp_path, monkeypatch):
     from basicsr.models import build_model
 
     finetune = load(path)
-    short = path.stem[len('finetune_'):path.stem.index('_x')]
+    short = path.stem[len('finetune_') : path.stem.index('_x')]
     x2 = load(OPTIONS / f'train_{short}_x2.yml')
     scratch = load(OPTIONS / f'train_{short}_x{finetune["scale"]}.yml')
     assert finetune['path']['pretrain_network_g'] == f'experiments/{x2["name"]}/models/net_g_latest.pth'
@@ -126,9 +143,21 @@ def test_finetune_files_start_from_the_x2_weights(path, tmp_path, monkeypatch):
     weights.parent.mkdir(parents=True)
     torch.save({'params': x2_net.state_dict()}, weights)
     monkeypatch.chdir(tmp_path)
-    model = build_model({'name': 'ft', 'model_type': 'WDSRModel', 'scale': finetune['scale'], 'num_gpu': 0,
-                         'is_train': False, 'dist': False, 'rank': 0, 'world_size': 1,
-                         'network_g': dict(finetune['network_g'], **small), 'path': dict(finetune['path']), 'val': {}})
+    model = build_model(
+        {
+            'name': 'ft',
+            'model_type': 'WDSRModel',
+            'scale': finetune['scale'],
+            'num_gpu': 0,
+            'is_train': False,
+            'dist': False,
+            'rank': 0,
+            'world_size': 1,
+            'network_g': dict(finetune['network_g'], **small),
+            'path': dict(finetune['path']),
+            'val': {},
+        }
+    )
     ours, theirs = model.net_g.state_dict(), x2_net.state_dict()
     loaded = [k for k in theirs if ours[k].shape == theirs[k].shape]
     assert any(k.startswith('body.') for k in loaded)
@@ -139,8 +168,14 @@ def test_finetune_files_start_from_the_x2_weights(path, tmp_path, monkeypatch):
 @pytest.mark.parametrize('path', sorted(OPTIONS.glob('test_*.yml')), ids=lambda p: p.name)
 def test_test_files_cover_the_five_sets_and_div2k_on_y(path):
     opt = load(path)
-    assert [d['name'] for d in opt['datasets'].values()] == ['Set5', 'Set14', 'B100', 'Urban100', 'Manga109',
-                                                            'DIV2K_valid']
+    assert [d['name'] for d in opt['datasets'].values()] == [
+        'Set5',
+        'Set14',
+        'B100',
+        'Urban100',
+        'Manga109',
+        'DIV2K_valid',
+    ]
     metrics = opt['val']['metrics']
     assert {m['type'] for m in metrics.values()} == {'calculate_psnr', 'calculate_ssim'}
     assert all(m['test_y_channel'] is True and m['crop_border'] == opt['scale'] for m in metrics.values())
@@ -149,6 +184,7 @@ def test_test_files_cover_the_five_sets_and_div2k_on_y(path):
 def test_make_options_writes_the_committed_files():
     """scripts/make_options.py is the one recipe: the files it writes are the files in options/."""
     import importlib.util
+
     spec = importlib.util.spec_from_file_location('make_options', OPTIONS.parent / 'scripts' / 'make_options.py')
     make_options = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_options)

@@ -1,4 +1,5 @@
 """prepare_benchmarks: BasicSR's layout (GTmod12, LRbicx*) from folders or archives, faults named."""
+
 import os
 import tarfile
 import zipfile
@@ -44,12 +45,16 @@ def test_layout_names_and_bicubic(tmp_path, capsys):
     assert sorted(os.listdir(out)) == ['B100', 'Manga109', 'Set14', 'Set5']
     assert sorted(os.listdir(out / 'Set5')) == ['GTmod12', 'LRbicx2', 'LRbicx3', 'LRbicx4']
     assert sorted(os.listdir(out / 'Set5' / 'GTmod12')) == ['baby.png', 'bird.png']
-    assert os.listdir(out / 'Set14' / 'LRbicx3') == ['monarch.png'] and os.listdir(out / 'B100' / 'GTmod12') == ['3096.png']
+    assert os.listdir(out / 'Set14' / 'LRbicx3') == ['monarch.png'] and os.listdir(out / 'B100' / 'GTmod12') == [
+        '3096.png'
+    ]
     gt = cv2.imread(str(out / 'Set5' / 'GTmod12' / 'baby.png'))
     assert gt.shape == (60, 48, 3) and np.array_equal(gt, photo('astronaut', 61, 50)[:60, :48])  # mod-12 crop
     for s in (2, 3, 4):
         lr = cv2.imread(str(out / 'Set5' / f'LRbicx{s}' / 'baby.png'))
-        expected = np.clip(np.round(imresize(gt / 255., 1 / s) * 255), 0, 255).astype(np.uint8)  # basicsr's MATLAB bicubic
+        expected = np.clip(np.round(imresize(gt / 255.0, 1 / s) * 255), 0, 255).astype(
+            np.uint8
+        )  # basicsr's MATLAB bicubic
         assert lr.shape == (60 // s, 48 // s, 3) and np.array_equal(lr, expected)
     # a rerun keeps what is done
     stamp = (out / 'Set5' / 'GTmod12' / 'baby.png').stat().st_mtime_ns
@@ -84,7 +89,7 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
         write(src / name, {'img': ('coffee', 40, 52)})
     out = tmp_path / 'datasets'
     assert main(['--input', str(src), '--output', str(out), '--scales', '3']) == 0  # partial sets only warn
-    div2k = make_lmdbs(tmp_path / 'DIV2K', (3, ))
+    div2k = make_lmdbs(tmp_path / 'DIV2K', (3,))
     opt = load_options(OPTIONS / 'test_wdsr_a_x3.yml')
     opt['num_gpu'] = 0
     opt['network_g'].update(num_feat=8, num_block=1)
@@ -108,9 +113,26 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
     import json
 
     from wdsr_basicsr.benchmark.cli import main as benchmark_main
+
     monkeypatch.chdir(tmp_path / 'in')  # results/benchmark_... go under the working directory
-    assert benchmark_main(['--opt', str(tmp_path / 't.yml'), '--weights', str(weights), '--lr-size', '8', '8',
-                           '--device', 'cpu', '--json', str(tmp_path / 'rows.json')]) == 0
+    assert (
+        benchmark_main(
+            [
+                '--opt',
+                str(tmp_path / 't.yml'),
+                '--weights',
+                str(weights),
+                '--lr-size',
+                '8',
+                '8',
+                '--device',
+                'cpu',
+                '--json',
+                str(tmp_path / 'rows.json'),
+            ]
+        )
+        == 0
+    )
     row = json.loads((tmp_path / 'rows.json').read_text())[0]
     assert list(row['metrics']) == list(SETS) + ['DIV2K_valid']
     for name, metrics in row['metrics'].items():
@@ -124,6 +146,7 @@ def test_test_entry_reports_every_set(tmp_path, monkeypatch):
 
 def test_nothing_merged_nothing_lost_and_reruns_complete(tmp_path, capsys):
     from PIL import Image
+
     src = tmp_path / 'in'
     write(src / 'Set5', {'a': ('coffee', 24, 24), 'b': ('chelsea', 24, 24)})
     cv2.imwrite(str(src / 'Set5' / 'a.jpg'), photo('astronaut', 24, 24))  # a.png and a.jpg: one output name
@@ -147,7 +170,7 @@ def test_nothing_merged_nothing_lost_and_reruns_complete(tmp_path, capsys):
     assert main(['--input', str(src), '--output', str(out), '--scales', '2', '3', '--sets', 'Set5']) == 0
     assert 'Set5: ' + str(out / 'Set5') + ' exists; added LRbicx3.' in capsys.readouterr().out
     gt = cv2.imread(str(out / 'Set5' / 'GTmod12' / 'b.png'))
-    expected = np.clip(np.round(imresize(gt / 255., 1 / 3) * 255), 0, 255).astype(np.uint8)
+    expected = np.clip(np.round(imresize(gt / 255.0, 1 / 3) * 255), 0, 255).astype(np.uint8)
     assert np.array_equal(cv2.imread(str(out / 'Set5' / 'LRbicx3' / 'b.png')), expected)
 
 

@@ -1,4 +1,5 @@
 """The embedded demo set: scikit-image photographs arranged and prepared like DIV2K."""
+
 import os
 
 import cv2
@@ -11,10 +12,12 @@ from wdsr_basicsr.prepare.lmdb import crop_positions
 
 def test_demo_set(tmp_path):
     root = tmp_path / 'demo'
-    written = make_demo_data(str(root), scales=(2, ), workers=2)
+    written = make_demo_data(str(root), scales=(2,), workers=2)
     assert sorted(os.path.basename(p) for p in written) == [
-        'DIV2K_train_HR_sub.lmdb', 'DIV2K_train_LR_bicubic_X2_sub.lmdb', 'DIV2K_valid_HR.lmdb',
-        'DIV2K_valid_LR_bicubic_X2.lmdb'
+        'DIV2K_train_HR_sub.lmdb',
+        'DIV2K_train_LR_bicubic_X2_sub.lmdb',
+        'DIV2K_valid_HR.lmdb',
+        'DIV2K_valid_LR_bicubic_X2.lmdb',
     ]
     # the photographs, in DIV2K's numbering, validation ones kept out of training
     assert sorted(os.listdir(root / 'DIV2K_train_HR')) == [f'{i:04d}.png' for i in range(1, len(TRAIN_PHOTOS) + 1)]
@@ -26,7 +29,8 @@ def test_demo_set(tmp_path):
     for name in TRAIN_PHOTOS:
         h, w = getattr(skimage_data, name)().shape[:2]
         expected += len(crop_positions(h // 12 * 12, DEMO_CROP_SIZE, DEMO_STEP)) * len(
-            crop_positions(w // 12 * 12, DEMO_CROP_SIZE, DEMO_STEP))
+            crop_positions(w // 12 * 12, DEMO_CROP_SIZE, DEMO_STEP)
+        )
     lines = open(root / 'DIV2K_train_HR_sub.lmdb' / 'meta_info.txt').read().splitlines()
     assert len(lines) == expected == 209
-    assert make_demo_data(str(root), scales=(2, ), workers=2) == []  # rerun: nothing to do
+    assert make_demo_data(str(root), scales=(2,), workers=2) == []  # rerun: nothing to do

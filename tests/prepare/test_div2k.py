@@ -1,4 +1,5 @@
 """DIV2K preparation: bicubic LR, sub-images, LMDBs, rerun safety, bad input, download."""
+
 import http.server
 import io
 import os
@@ -39,8 +40,8 @@ def meta_keys(path):
 def matlab_lr(hr, scale):
     """Independent reference: basicsr's MATLAB imresize of HR cropped to a multiple of the scale."""
     h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
-    lr = imresize(hr[:h, :w].astype(np.float64) / 255., 1 / scale)
-    return np.clip(np.round(lr * 255.), 0, 255).astype(np.uint8)
+    lr = imresize(hr[:h, :w].astype(np.float64) / 255.0, 1 / scale)
+    return np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
 
 
 def test_lr_is_matlab_bicubic_and_lmdbs_have_div2k_names(div2k_hr):
@@ -65,20 +66,22 @@ def test_sub_images_follow_crop_and_step(div2k_hr):
     # 0001 is 130x110 -> cropped to 120x108 (multiple of lcm(2,3,4) = 12).
     # rows: 0, 24, 48, 72 (72 + 48 = 120 ends exactly); cols: 0, 24, 48, then 60 = 108 - 48.
     # 0002 is 100x150 -> 96x144. rows: 0, 24, 48 (48 + 48 = 96); cols: 0, 24, 48, 72, 96 (96 + 48 = 144).
-    positions = {'0001': [(y, x) for y in (0, 24, 48, 72) for x in (0, 24, 48, 60)],
-                 '0002': [(y, x) for y in (0, 24, 48) for x in (0, 24, 48, 72, 96)]}
+    positions = {
+        '0001': [(y, x) for y in (0, 24, 48, 72) for x in (0, 24, 48, 60)],
+        '0002': [(y, x) for y in (0, 24, 48) for x in (0, 24, 48, 72, 96)],
+    }
     assert len(hr_records) == 16 + 15
     for stem, places in positions.items():
         hr = photo(*TRAIN_CROPS[stem])
         for i, (y, x) in enumerate(places, start=1):
-            assert np.array_equal(hr_records[f'{stem}_s{i:03d}'], hr[y:y + CROP, x:x + CROP])
+            assert np.array_equal(hr_records[f'{stem}_s{i:03d}'], hr[y : y + CROP, x : x + CROP])
     for s in SCALES:
         lr_records = lmdb_records(div2k_hr / f'DIV2K_train_LR_bicubic_X{s}_sub.lmdb')
         for stem, places in positions.items():
             lr = matlab_lr(photo(*TRAIN_CROPS[stem]), s)
             for i, (y, x) in enumerate(places, start=1):
                 patch = lr_records[f'{stem}_s{i:03d}']
-                assert np.array_equal(patch, lr[y // s:y // s + CROP // s, x // s:x // s + CROP // s])
+                assert np.array_equal(patch, lr[y // s : y // s + CROP // s, x // s : x // s + CROP // s])
 
 
 def test_keys_and_meta_info_agree(div2k_hr):
@@ -102,6 +105,7 @@ def test_rerun_skips_and_rebuilds_missing_consistently(div2k_hr):
     hr_mtime = os.path.getmtime(div2k_hr / 'DIV2K_train_HR_sub.lmdb' / 'data.mdb')
     assert run_prepare(div2k_hr) == []
     import shutil
+
     shutil.rmtree(x3)
     assert run_prepare(div2k_hr) == [str(x3)]
     after = lmdb_records(x3)
@@ -138,14 +142,14 @@ def test_missing_hr_folder_named(tmp_path):
 def test_truncated_image_named_before_any_lmdb(div2k_hr):
     path = div2k_hr / 'DIV2K_train_HR' / '0002.png'
     content = path.read_bytes()
-    path.write_bytes(content[:len(content) // 2])
+    path.write_bytes(content[: len(content) // 2])
     with pytest.raises(PreparationError, match='0002.png'):
         run_prepare(div2k_hr)
     assert no_lmdb_written(div2k_hr)
 
 
 def test_lr_of_wrong_size_named_before_any_lmdb(div2k_hr):
-    run_prepare(div2k_hr, splits=('valid', ))
+    run_prepare(div2k_hr, splits=('valid',))
     bad = div2k_hr / 'DIV2K_train_LR_bicubic' / 'X2'
     bad.mkdir(parents=True)
     for stem, spec in TRAIN_CROPS.items():
@@ -189,7 +193,6 @@ class RangeServer:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-
             def do_GET(self):  # noqa: N802  (http.server's naming)
                 body = owner.files.get(self.path.lstrip('/'))
                 if body is None:
@@ -247,7 +250,8 @@ def test_download_then_prepare_from_archives(tmp_path, server):
         return cv2.imencode('.png', photo(name, h, w))[1].tobytes()
 
     server.files['DIV2K_train_HR.zip'] = make_zip(
-        {f'DIV2K_train_HR/{stem}.png': png(*spec) for stem, spec in TRAIN_CROPS.items()})
+        {f'DIV2K_train_HR/{stem}.png': png(*spec) for stem, spec in TRAIN_CROPS.items()}
+    )
     server.files['DIV2K_valid_HR.zip'] = make_zip({'DIV2K_valid_HR/0801.png': png(*VALID_CROPS['0801'])})
     for split, crops in (('train', TRAIN_CROPS), ('valid', VALID_CROPS)):
         lrs = {
@@ -256,24 +260,23 @@ def test_download_then_prepare_from_archives(tmp_path, server):
         }
         server.files[f'DIV2K_{split}_LR_bicubic_X2.zip'] = make_zip(lrs)
     root = tmp_path / 'DIV2K'
-    download_div2k(str(root), (2, ), base_url=server.url)
+    download_div2k(str(root), (2,), base_url=server.url)
     assert sorted(os.listdir(root / 'DIV2K_train_LR_bicubic' / 'X2')) == ['0001x2.png', '0002x2.png']
-    written = prepare(str(root), (2, ), crop_size=48, step=24, workers=1)
+    written = prepare(str(root), (2,), crop_size=48, step=24, workers=1)
     assert len(written) == 4
-    download_div2k(str(root), (2, ), base_url=server.url)  # a rerun fetches nothing
+    download_div2k(str(root), (2,), base_url=server.url)  # a rerun fetches nothing
     assert sum(1 for p in os.listdir(root) if p.endswith('.zip')) == 4
 
 
 def test_keys_do_not_depend_on_the_scales_asked(div2k_hr):
-    prepare(str(div2k_hr), (2, ), crop_size=48, step=24, workers=1, splits=('train', ))
-    prepare(str(div2k_hr), (2, 3), crop_size=48, step=24, workers=1, splits=('train', ))  # adds X3, pairs with HR
-    assert meta_keys(div2k_hr / 'DIV2K_train_LR_bicubic_X3_sub.lmdb') == meta_keys(
-        div2k_hr / 'DIV2K_train_HR_sub.lmdb')
+    prepare(str(div2k_hr), (2,), crop_size=48, step=24, workers=1, splits=('train',))
+    prepare(str(div2k_hr), (2, 3), crop_size=48, step=24, workers=1, splits=('train',))  # adds X3, pairs with HR
+    assert meta_keys(div2k_hr / 'DIV2K_train_LR_bicubic_X3_sub.lmdb') == meta_keys(div2k_hr / 'DIV2K_train_HR_sub.lmdb')
 
 
 def test_images_too_small_for_a_sub_image_are_named(div2k_hr, caplog):
     cv2.imwrite(str(div2k_hr / 'DIV2K_train_HR' / '0003.png'), photo('chelsea', 50, 47))  # 48x36 after the mod-12 crop
-    prepare(str(div2k_hr), (2, ), crop_size=48, step=24, workers=1, splits=('train', ))
+    prepare(str(div2k_hr), (2,), crop_size=48, step=24, workers=1, splits=('train',))
     out = '\n'.join(r.getMessage() for r in caplog.records if r.levelname == 'WARNING')  # the library logs it
     assert 'Warning: 1 train HR image(s) give no 48 px sub-image' in out and 'DIV2K_train_HR/0003.png' in out
     keys = (div2k_hr / 'DIV2K_train_HR_sub.lmdb' / 'meta_info.txt').read_text()

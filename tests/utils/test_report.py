@@ -1,4 +1,5 @@
 """Results pages of test runs and wdsr-compare: what they show, the crops, escaping, a real browser."""
+
 import json
 import shutil
 import sys
@@ -27,8 +28,8 @@ def test_best_crop_is_where_the_network_gains_most():
     sr = gt + rng.normal(0, 8, gt.shape)
     sr[9:17, 3:11] = gt[9:17, 3:11]  # the network is exact on an 8x8 block
     x, y, side = best_crop(sr, gt, bicubic, size=8)
-    gains = ((bicubic - gt)**2 - (sr - gt)**2).sum(axis=2)
-    by_hand = {(i, j): gains[j:j + 8, i:i + 8].sum() for j in range(20 - 7) for i in range(24 - 7)}
+    gains = ((bicubic - gt) ** 2 - (sr - gt) ** 2).sum(axis=2)
+    by_hand = {(i, j): gains[j : j + 8, i : i + 8].sum() for j in range(20 - 7) for i in range(24 - 7)}
     assert side == 8 and (x, y) == max(by_hand, key=by_hand.get) == (3, 9)
 
 
@@ -41,16 +42,23 @@ def runs(tmp_path_factory):
     for name, spec in (('baby', ('astronaut', 48, 60)), ('bird', ('coffee', 36, 48)), (HOSTILE, ('chelsea', 36, 36))):
         cv2.imwrite(str(src / f'{name}.png'), photo(*spec))
     cv2.imwrite(str(src / f'{FLAT}.png'), np.full((36, 48, 3), 128, np.uint8))
-    prepare_benchmarks(str(root / 'in'), str(root / 'datasets'), scales=(2, ), sets=('Set5', ))
+    prepare_benchmarks(str(root / 'in'), str(root / 'datasets'), scales=(2,), sets=('Set5',))
     folders = {}
     for seed, name in ((0, 'net_a'), (1, 'net_b')):
         torch.manual_seed(seed)
-        torch.save({'params': WDSR_B(num_feat=8, num_block=1, upscale=2).state_dict(), 'network_g': NETWORK_G},
-                   root / f'{name}.pth')
+        torch.save(
+            {'params': WDSR_B(num_feat=8, num_block=1, upscale=2).state_dict(), 'network_g': NETWORK_G},
+            root / f'{name}.pth',
+        )
         opt = load_options(OPTIONS / 'test_wdsr_b_x2.yml')  # as shipped: save_img true, Y PSNR/SSIM, border 2
         opt.update(name=name, num_gpu=0, network_g=dict(opt['network_g'], num_feat=8, num_block=1))
-        opt['datasets'] = {'test_1': dict(opt['datasets']['test_1'], dataroot_gt=str(root / 'datasets/Set5/GTmod12'),
-                                          dataroot_lq=str(root / 'datasets/Set5/LRbicx2'))}
+        opt['datasets'] = {
+            'test_1': dict(
+                opt['datasets']['test_1'],
+                dataroot_gt=str(root / 'datasets/Set5/GTmod12'),
+                dataroot_lq=str(root / 'datasets/Set5/LRbicx2'),
+            )
+        }
         opt['path']['pretrain_network_g'] = str(root / f'{name}.pth')
         result = run([sys.executable, TEST, '-opt', write_options(root / f'{name}.yml', opt)], root)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -61,36 +69,45 @@ def runs(tmp_path_factory):
 def page_data(page):
     text = page.read_text()
     start = text.index('<script id="data" type="application/json">') + len('<script id="data" type="application/json">')
-    return json.loads(text[start:text.index('</script>', start)]), text
+    return json.loads(text[start : text.index('</script>', start)]), text
 
 
 def test_a_test_run_writes_its_page(runs):
     folder = runs['net_a']
     data, text = page_data(folder / 'index.html')
     assert HOSTILE not in text  # escaped in the embedded data
-    (set5, ) = data['sets']
+    (set5,) = data['sets']
     assert sorted(i['name'] for i in set5['images']) == sorted(['baby', 'bird', HOSTILE, FLAT])
     metrics = json.loads((folder / 'metrics_Set5.json').read_text())['images']
     for image in set5['images']:
         assert image['models'][0]['metrics'] == metrics[image['name']] and not image['missing']
         gt = cv2.imread(str(folder / image['gt']))
         lq = cv2.imread(str(folder.parent.parent / 'datasets/Set5/LRbicx2' / f'{image["name"]}.png'))
-        assert np.array_equal(gt, cv2.imread(str(folder.parent.parent / 'datasets/Set5/GTmod12' /
-                                                 f'{image["name"]}.png')))
+        assert np.array_equal(
+            gt, cv2.imread(str(folder.parent.parent / 'datasets/Set5/GTmod12' / f'{image["name"]}.png'))
+        )
         from basicsr.metrics import calculate_psnr
         from basicsr.utils.matlab_functions import imresize
-        bicubic = np.clip(np.round(imresize(lq / 255., 2) * 255), 0, 255).astype(np.uint8)
+
+        bicubic = np.clip(np.round(imresize(lq / 255.0, 2) * 255), 0, 255).astype(np.uint8)
         assert np.array_equal(cv2.imread(str(folder / image['bicubic'])), bicubic)
         psnr = calculate_psnr(bicubic, gt, crop_border=2, test_y_channel=True)
         assert image['bicubic_metrics']['psnr_y'] == (pytest.approx(psnr) if np.isfinite(psnr) else None)
-    assert not np.isfinite(calculate_psnr(cv2.imread(str(folder / 'report/Set5' / f'{FLAT}_bicubic.png')),
-                                          cv2.imread(str(folder / 'report/Set5' / f'{FLAT}_gt.png')), 2))
+    assert not np.isfinite(
+        calculate_psnr(
+            cv2.imread(str(folder / 'report/Set5' / f'{FLAT}_bicubic.png')),
+            cv2.imread(str(folder / 'report/Set5' / f'{FLAT}_gt.png')),
+            2,
+        )
+    )
 
 
 def strict_json(path):
     """``path`` read as standard JSON: Python's Infinity/NaN extensions refused."""
+
     def refuse(constant):
         raise ValueError(f'{path}: {constant} is not JSON')
+
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
@@ -117,10 +134,11 @@ def test_compare_page_and_figure(runs, tmp_path, capsys):
     for image in data['sets'][0]['images']:
         x, y, side = image['crop']
         for label, path in [('HR', image['gt']), ('bicubic', image['bicubic'])] + [
-                (m['label'], m['sr']) for m in image['models']]:
+            (m['label'], m['sr']) for m in image['models']
+        ]:
             crop = out / 'crops' / f'Set5_{image["name"]}_{label}.png'
             if crop.exists():  # the figure's crops are the source pixels
-                assert np.array_equal(cv2.imread(str(crop)), cv2.imread(str(out / path))[y:y + side, x:x + side])
+                assert np.array_equal(cv2.imread(str(crop)), cv2.imread(str(out / path))[y : y + side, x : x + side])
 
 
 def test_compare_names_what_it_leaves_out(runs, tmp_path, capsys):
@@ -151,11 +169,20 @@ def chromium():
 @pytest.mark.skipif(chromium() is None, reason='needs Chromium (Debian: apt-get install chromium) and playwright')
 def test_the_page_in_a_real_browser(runs, tmp_path):
     from playwright.sync_api import sync_playwright
+
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=[
-            '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-            '--disable-sync', '--no-first-run'])
+        browser = p.chromium.launch(
+            executable_path=chromium(),
+            args=[
+                '--no-sandbox',
+                '--disable-gpu',
+                '--disable-background-networking',
+                '--disable-component-update',
+                '--disable-sync',
+                '--no-first-run',
+            ],
+        )
         page = browser.new_page(viewport={'width': 1400, 'height': 1000})
         page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
         page.on('pageerror', lambda e: errors.append(str(e)))
@@ -174,8 +201,10 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         page.click('tbody tr:has-text("bird")')
         page.fill('input.slider', '80')
         page.dispatch_event('input.slider', 'input')
-        assert page.eval_on_selector('.pane:last-child .box .layer:nth-child(2)', 'i => i.style.clipPath') == \
-            'inset(0px 0px 0px 80%)'
+        assert (
+            page.eval_on_selector('.pane:last-child .box .layer:nth-child(2)', 'i => i.style.clipPath')
+            == 'inset(0px 0px 0px 80%)'
+        )
         page.click('tbody tr:has-text("flat")')  # '#' and '?' in its file names: URL-encoded
         page.wait_for_function('Array.from(document.images).every(i => i.complete)')
         assert page.evaluate('Array.from(document.images).every(i => i.naturalWidth > 0)')
@@ -199,13 +228,16 @@ def test_compare_into_a_run_is_refused(runs, capsys):
     assert (runs['net_a'] / 'index.html').read_text() == page
 
 
-@pytest.mark.parametrize('labels, fault', [
-    (['HR', 'b'], "'HR' is the name of the HR column"),
-    (['a', 'bicubic'], "'bicubic' is the name of the bicubic column"),
-    (['a/b', 'c'], "'a/b' is not a plain name"),
-    (['same', 'same'], 'same given to several runs'),
-    (['a'], '1 labels for 2 runs'),
-])
+@pytest.mark.parametrize(
+    'labels, fault',
+    [
+        (['HR', 'b'], "'HR' is the name of the HR column"),
+        (['a', 'bicubic'], "'bicubic' is the name of the bicubic column"),
+        (['a/b', 'c'], "'a/b' is not a plain name"),
+        (['same', 'same'], 'same given to several runs'),
+        (['a'], '1 labels for 2 runs'),
+    ],
+)
 def test_compare_refuses_labels_that_collide(runs, tmp_path, capsys, labels, fault):
     out = tmp_path / 'c'
     assert compare_main([str(runs['net_a']), str(runs['net_b']), '-o', str(out), '--labels', *labels]) == 1
@@ -217,15 +249,20 @@ def test_compare_refuses_a_folder_without_results(runs, tmp_path, capsys):
     empty = tmp_path / 'empty'
     empty.mkdir()
     assert compare_main([str(runs['net_a']), str(empty), '-o', str(tmp_path / 'c')]) == 1
-    assert capsys.readouterr().err == f'error: {empty}: not the result folder of a test run (no metrics_<set>.json ' \
+    assert (
+        capsys.readouterr().err == f'error: {empty}: not the result folder of a test run (no metrics_<set>.json '
         'in it).\n'
+    )
 
 
-@pytest.mark.parametrize('name, text, fault', [
-    ('metrics_Set5.json', '{"dataset": "Set5", "mean": {', 'not valid JSON'),
-    ('metrics_Set5.json', '[1, 2]', 'has no dataset, mean, images'),
-    ('report_Set5.json', '{"dataset": "Set5"}', 'has no images'),
-])
+@pytest.mark.parametrize(
+    'name, text, fault',
+    [
+        ('metrics_Set5.json', '{"dataset": "Set5", "mean": {', 'not valid JSON'),
+        ('metrics_Set5.json', '[1, 2]', 'has no dataset, mean, images'),
+        ('report_Set5.json', '{"dataset": "Set5"}', 'has no images'),
+    ],
+)
 def test_compare_names_a_malformed_file(runs, tmp_path, capsys, name, text, fault):
     broken = tmp_path / 'broken'
     shutil.copytree(runs['net_b'], broken)
@@ -246,4 +283,5 @@ def test_compare_leaves_a_truncated_image_out_of_the_figure(runs, tmp_path, caps
     assert f'left out: figure: Set5/baby: {sr} cannot be decoded' in out.err.splitlines()
     assert (tmp_path / 'c' / 'figure.png').is_file()
     assert sorted(p.name for p in (tmp_path / 'c' / 'crops').iterdir()) == sorted(
-        f'Set5_bird_{label}.png' for label in ('HR', 'bicubic', 'net_a', 'cut'))
+        f'Set5_bird_{label}.png' for label in ('HR', 'bicubic', 'net_a', 'cut')
+    )

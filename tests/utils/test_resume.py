@@ -1,4 +1,5 @@
 """Resume: every rank must find the same state."""
+
 import pytest
 
 from wdsr_basicsr.utils import resume

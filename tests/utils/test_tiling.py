@@ -1,4 +1,5 @@
 """Evaluation forwards (wdsr_basicsr.utils.tiling): tiles with a receptive-field pad, the x8 self-ensemble."""
+
 import torch
 import torch.nn.functional as F
 

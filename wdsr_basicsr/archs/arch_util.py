@@ -8,6 +8,7 @@
 * :class:`SettingsInStateDict` keeps settings that shapes do not show (input
   normalisation, residual scale) in the state dict.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,11 +46,13 @@ class SettingsInStateDict(nn.Module):
             self.register_buffer(name, value)
         self._settings = tuple(settings)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         absent = {prefix + name for name in self._settings if prefix + name not in state_dict}
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         missing_keys[:] = [key for key in missing_keys if key not in absent]
         self._settings_loaded()
 
@@ -67,16 +70,20 @@ def normalisation(num_in_ch: int, num_out_ch: int, img_range: float, rgb_mean: S
             not one value per channel, or a setting is not a finite number.
     """
     if num_in_ch != num_out_ch:
-        raise ValueError(f'num_in_ch ({num_in_ch}) must equal num_out_ch ({num_out_ch}): the network adds its '
-                         'output to a skip from its input.')
+        raise ValueError(
+            f'num_in_ch ({num_in_ch}) must equal num_out_ch ({num_out_ch}): the network adds its '
+            'output to a skip from its input.'
+        )
     if num_in_ch == 1 and tuple(rgb_mean) == DIV2K_RGB_MEAN:
-        rgb_mean = (sum(DIV2K_RGB_MEAN) / 3, )
+        rgb_mean = (sum(DIV2K_RGB_MEAN) / 3,)
     if len(rgb_mean) != num_in_ch:
         raise ValueError(f'rgb_mean={tuple(rgb_mean)} must have one value per input channel ({num_in_ch}).')
     if not all(math.isfinite(v) for v in (img_range, *rgb_mean)):
         raise ValueError(f'img_range={img_range} and rgb_mean={tuple(rgb_mean)} must be finite numbers.')
-    return {'mean': torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1),
-            'img_range': torch.tensor(float(img_range))}
+    return {
+        'mean': torch.tensor(rgb_mean, dtype=torch.float32).view(1, -1, 1, 1),
+        'img_range': torch.tensor(float(img_range)),
+    }
 
 
 def check_norm(norm: str) -> str:
@@ -92,7 +99,7 @@ def check_norm(norm: str) -> str:
         ValueError: If ``norm`` is not one of the supported values.
     """
     if norm not in NORMS:
-        raise ValueError(f"norm={norm!r} is not supported; choose one of {', '.join(repr(n) for n in NORMS)}.")
+        raise ValueError(f'norm={norm!r} is not supported; choose one of {", ".join(repr(n) for n in NORMS)}.')
     return norm
 
 
@@ -155,7 +162,8 @@ def _plain_copy(layer):
             dilation=layer.dilation,
             groups=layer.groups,
             padding_mode=layer.padding_mode,
-            **factory)
+            **factory,
+        )
     else:
         raise TypeError(f'fold_weight_norm supports weight-normalised Conv1d/2d/3d and Linear, not {cls.__name__}.')
     with torch.no_grad():

@@ -3,6 +3,7 @@
 Used where a state dict comes without its options: official checkpoints (:mod:`wdsr_basicsr.convert`) and
 loaders that see only the state dict (:mod:`wdsr_basicsr.spandrel`).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,16 +64,29 @@ def describe_wdsr(state: dict[str, torch.Tensor]) -> dict | None:
     inner = ('body.0.body.0', 'body.0.body.2') if num_block else ()
     if scale < 1 or tail.shape[0] != num_in_ch * scale**2 or any(_weight(state, n) is None for n in inner):
         return None  # not the shapes of a WDSR
-    norm = ('weight' if 'head.parametrizations.weight.original1' in state else
-            'batch' if 'body.0.body.0.1.running_mean' in state else 'none')
-    options = {'type': 'WDSR_B' if kind_b else 'WDSR_A', 'num_in_ch': int(num_in_ch), 'num_out_ch': int(num_in_ch),
-               'num_feat': int(num_feat), 'num_block': num_block, 'upscale': scale, 'norm': norm}
+    norm = (
+        'weight'
+        if 'head.parametrizations.weight.original1' in state
+        else 'batch'
+        if 'body.0.body.0.1.running_mean' in state
+        else 'none'
+    )
+    options = {
+        'type': 'WDSR_B' if kind_b else 'WDSR_A',
+        'num_in_ch': int(num_in_ch),
+        'num_out_ch': int(num_in_ch),
+        'num_feat': int(num_feat),
+        'num_block': num_block,
+        'upscale': scale,
+        'norm': norm,
+    }
     if num_block:
         options['expansion'] = _ratio(_weight(state, 'body.0.body.0').shape[0], num_feat)
     if kind_b and num_block:
         low = _weight(state, 'body.0.body.2').shape[0]
-        options['low_rank_ratio'] = next(r for r in (0.8, low / num_feat, (low + 0.5) / num_feat)
-                                         if int(num_feat * r) == low)
+        options['low_rank_ratio'] = next(
+            r for r in (0.8, low / num_feat, (low + 0.5) / num_feat) if int(num_feat * r) == low
+        )
     options.update(_settings(state))
     return options
 
@@ -91,17 +105,33 @@ def describe_rdn(state: dict[str, torch.Tensor]) -> dict | None:
     Returns:
         dict | None
     """
-    needed = ('conv_first.weight', 'conv_second.weight', 'blocks.0.layers.0.0.weight', 'global_fusion.0.weight',
-              'upsample.0.weight', 'conv_last.weight')
+    needed = (
+        'conv_first.weight',
+        'conv_second.weight',
+        'blocks.0.layers.0.0.weight',
+        'global_fusion.0.weight',
+        'upsample.0.weight',
+        'conv_last.weight',
+    )
     if not all(getattr(state.get(k), 'ndim', 0) == 4 for k in needed):
         return None
     num_feat, num_in_ch = state['conv_first.weight'].shape[:2]
-    ups = [state[k] for k in sorted((k for k in state if re.fullmatch(r'upsample\.\d+\.weight', k)),
-                                    key=lambda k: int(k.split('.')[1]))]
-    scale = 3 if ups[0].shape[0] == 9 * num_feat else 2**len(ups)
-    options = {'type': 'RDN', 'num_in_ch': int(num_in_ch), 'num_out_ch': int(state['conv_last.weight'].shape[0]),
-               'num_feat': int(num_feat), 'num_block': len({k.split('.')[1] for k in state if k.startswith('blocks.')}),
-               'num_layer': len({k.split('.')[3] for k in state if k.startswith('blocks.0.layers.')}),
-               'growth': int(state['blocks.0.layers.0.0.weight'].shape[0]), 'upscale': scale}
+    ups = [
+        state[k]
+        for k in sorted(
+            (k for k in state if re.fullmatch(r'upsample\.\d+\.weight', k)), key=lambda k: int(k.split('.')[1])
+        )
+    ]
+    scale = 3 if ups[0].shape[0] == 9 * num_feat else 2 ** len(ups)
+    options = {
+        'type': 'RDN',
+        'num_in_ch': int(num_in_ch),
+        'num_out_ch': int(state['conv_last.weight'].shape[0]),
+        'num_feat': int(num_feat),
+        'num_block': len({k.split('.')[1] for k in state if k.startswith('blocks.')}),
+        'num_layer': len({k.split('.')[3] for k in state if k.startswith('blocks.0.layers.')}),
+        'growth': int(state['blocks.0.layers.0.0.weight'].shape[0]),
+        'upscale': scale,
+    }
     options.update({k: v for k, v in _settings(state).items() if k != 'res_scale'})
     return options

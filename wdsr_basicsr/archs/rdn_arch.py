@@ -3,6 +3,7 @@
 Paper: Residual Dense Network for Image Super-Resolution (Zhang et al.,
 CVPR 2018).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,7 +30,8 @@ class ResidualDenseBlock(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(
             nn.Sequential(nn.Conv2d(num_feat + i * growth, growth, 3, padding=1), nn.ReLU(inplace=True))
-            for i in range(num_layer))
+            for i in range(num_layer)
+        )
         self.fusion = nn.Conv2d(num_feat + num_layer * growth, num_feat, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,14 +65,25 @@ class RDN(SettingsInStateDict):
             Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
     """
 
-    def __init__(self, *, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_block: int = 16,
-                 num_layer: int = 8, growth: int = 64, upscale: int = 2,
-                 img_range: float = 255., rgb_mean: Sequence[float] = DIV2K_RGB_MEAN):
+    def __init__(
+        self,
+        *,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 64,
+        num_block: int = 16,
+        num_layer: int = 8,
+        growth: int = 64,
+        upscale: int = 2,
+        img_range: float = 255.0,
+        rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
+    ):
         super().__init__(normalisation(num_in_ch, num_out_ch, img_range, rgb_mean))
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, padding=1)
         self.conv_second = nn.Conv2d(num_feat, num_feat, 3, padding=1)
         self.blocks = nn.ModuleList(
-            ResidualDenseBlock(num_feat=num_feat, num_layer=num_layer, growth=growth) for _ in range(num_block))
+            ResidualDenseBlock(num_feat=num_feat, num_layer=num_layer, growth=growth) for _ in range(num_block)
+        )
         self.global_fusion = nn.Sequential(
             nn.Conv2d(num_block * num_feat, num_feat, 1),
             nn.Conv2d(num_feat, num_feat, 3, padding=1),

@@ -8,6 +8,7 @@ running at low resolution, a 3x3 tail conv to ``num_out_ch * upscale**2``
 channels, a global 5x5 conv skip from the (normalised) input to the same
 channels, the two summed and pixel-shuffled. Only the block differs.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,7 @@ INITS = ('default', 'reloaded')
 
 #: ``img_range`` of the paper's code: inputs in [0, 255] are mapped with
 #: ``(x - 255 * mean) / 127.5``, i.e. ``(x - mean) * 2`` for inputs in [0, 1].
-WDSR_IMG_RANGE = 255. / 127.5
+WDSR_IMG_RANGE = 255.0 / 127.5
 
 
 class WDSRBlockA(nn.Module):
@@ -82,8 +83,10 @@ class WDSRBlockB(nn.Module):
         wide = int(num_feat * expansion)
         low_rank = int(num_feat * low_rank_ratio)
         if low_rank < 1:
-            raise ValueError(f'low_rank_ratio={low_rank_ratio} leaves int({num_feat} * {low_rank_ratio}) = {low_rank} '
-                             'channels in the low-rank conv; it must be at least 1.')
+            raise ValueError(
+                f'low_rank_ratio={low_rank_ratio} leaves int({num_feat} * {low_rank_ratio}) = {low_rank} '
+                'channels in the low-rank conv; it must be at least 1.'
+            )
         self.res_scale = res_scale
         self.wide = wide
         self.body = nn.Sequential(
@@ -118,11 +121,22 @@ class _WDSR(SettingsInStateDict):
         init (str): One of :data:`INITS`.
     """
 
-    def __init__(self, *, blocks, num_in_ch: int, num_out_ch: int, num_feat: int, upscale: int, res_scale: float,
-                 norm: str, img_range: float, rgb_mean: Sequence[float],
-                 init: str):
+    def __init__(
+        self,
+        *,
+        blocks,
+        num_in_ch: int,
+        num_out_ch: int,
+        num_feat: int,
+        upscale: int,
+        res_scale: float,
+        norm: str,
+        img_range: float,
+        rgb_mean: Sequence[float],
+        init: str,
+    ):
         if init not in INITS:
-            raise ValueError(f"init={init!r} is not supported; choose one of {', '.join(repr(i) for i in INITS)}.")
+            raise ValueError(f'init={init!r} is not supported; choose one of {", ".join(repr(i) for i in INITS)}.')
         if init == 'reloaded' and norm != 'weight':
             raise ValueError(f"init='reloaded' sets weight norm's g; it needs norm='weight', not {norm!r}.")
         if not isinstance(upscale, int) or upscale < 1:
@@ -208,14 +222,37 @@ class WDSR_A(_WDSR):
             :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
-    def __init__(self, *, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 32, num_block: int = 16,
-                 expansion: float = 4, upscale: int = 2, res_scale: float = 1.0, norm: str = 'weight',
-                 img_range: float = WDSR_IMG_RANGE, rgb_mean: Sequence[float] = DIV2K_RGB_MEAN, init: str = 'default'):
+    def __init__(
+        self,
+        *,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 32,
+        num_block: int = 16,
+        expansion: float = 4,
+        upscale: int = 2,
+        res_scale: float = 1.0,
+        norm: str = 'weight',
+        img_range: float = WDSR_IMG_RANGE,
+        rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
+        init: str = 'default',
+    ):
         check_norm(norm)
-        blocks = [WDSRBlockA(num_feat=num_feat, expansion=expansion, res_scale=res_scale, norm=norm)
-                  for _ in range(num_block)]
-        super().__init__(blocks=blocks, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, upscale=upscale,
-                         res_scale=res_scale, norm=norm, img_range=img_range, rgb_mean=rgb_mean, init=init)
+        blocks = [
+            WDSRBlockA(num_feat=num_feat, expansion=expansion, res_scale=res_scale, norm=norm) for _ in range(num_block)
+        ]
+        super().__init__(
+            blocks=blocks,
+            num_in_ch=num_in_ch,
+            num_out_ch=num_out_ch,
+            num_feat=num_feat,
+            upscale=upscale,
+            res_scale=res_scale,
+            norm=norm,
+            img_range=img_range,
+            rgb_mean=rgb_mean,
+            init=init,
+        )
 
 
 @ARCH_REGISTRY.register()
@@ -250,12 +287,38 @@ class WDSR_B(_WDSR):
             :data:`INITS`; needs ``norm='weight'``). Default: ``'default'``.
     """
 
-    def __init__(self, *, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 32, num_block: int = 16,
-                 expansion: float = 6, low_rank_ratio: float = 0.8, upscale: int = 2, res_scale: float = 1.0,
-                 norm: str = 'weight', img_range: float = WDSR_IMG_RANGE, rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
-                 init: str = 'default'):
+    def __init__(
+        self,
+        *,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 32,
+        num_block: int = 16,
+        expansion: float = 6,
+        low_rank_ratio: float = 0.8,
+        upscale: int = 2,
+        res_scale: float = 1.0,
+        norm: str = 'weight',
+        img_range: float = WDSR_IMG_RANGE,
+        rgb_mean: Sequence[float] = DIV2K_RGB_MEAN,
+        init: str = 'default',
+    ):
         check_norm(norm)
-        blocks = [WDSRBlockB(num_feat=num_feat, expansion=expansion, low_rank_ratio=low_rank_ratio,
-                             res_scale=res_scale, norm=norm) for _ in range(num_block)]
-        super().__init__(blocks=blocks, num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, upscale=upscale,
-                         res_scale=res_scale, norm=norm, img_range=img_range, rgb_mean=rgb_mean, init=init)
+        blocks = [
+            WDSRBlockB(
+                num_feat=num_feat, expansion=expansion, low_rank_ratio=low_rank_ratio, res_scale=res_scale, norm=norm
+            )
+            for _ in range(num_block)
+        ]
+        super().__init__(
+            blocks=blocks,
+            num_in_ch=num_in_ch,
+            num_out_ch=num_out_ch,
+            num_feat=num_feat,
+            upscale=upscale,
+            res_scale=res_scale,
+            norm=norm,
+            img_range=img_range,
+            rgb_mean=rgb_mean,
+            init=init,
+        )

@@ -8,6 +8,7 @@ PyTorch's private ``torch._addmm_activation`` where this torch has it, else a pu
 (:func:`linear_relu`): both give the same values (on an H200, the Table 1 WDSR-B 8x64 x2 on a 1020x678 image
 in bf16 ran in 6.9 ms fused, 9.0 ms with the fallback; docs/gpu_check.md).
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,14 +60,20 @@ def takes_fast_path(module: nn.Module, x: torch.Tensor) -> bool:
     tracing, exporting or compiling (their graphs must not depend on the input
     size).
     """
-    return not module.training and x.device.type in CHUNK_BYTES and not torch.is_grad_enabled() and \
-        not recording_graph()
+    return (
+        not module.training and x.device.type in CHUNK_BYTES and not torch.is_grad_enabled() and not recording_graph()
+    )
 
 
 def recording_graph() -> bool:
     """Whether the forward is being traced, exported or compiled (their graphs must not depend on the size)."""
-    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export() or \
-        torch.compiler.is_compiling()
+    return (
+        torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or torch.onnx.is_in_onnx_export()
+        or torch.compiler.is_compiling()
+    )
+
 
 #: PyTorch's fused ``addmm`` + ReLU (cuBLASLt's epilogue on GPUs), private: None where this torch lacks it.
 _ADDMM_ACTIVATION = getattr(torch, '_addmm_activation', None)
@@ -138,6 +145,6 @@ def pointwise_inference(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     low = x.new_empty(total, padded)
     for i in range(0, total, step):
         k = min(step, total - i)
-        linear_relu(b1, pixels[i:i + k], w1.t(), out=wide[:k])
-        torch.addmm(b2, wide[:k], w2.t(), out=low[i:i + k])
+        linear_relu(b1, pixels[i : i + k], w1.t(), out=wide[:k])
+        torch.addmm(b2, wide[:k], w2.t(), out=low[i : i + k])
     return low.view(n, h, w, padded).permute(0, 3, 1, 2)

@@ -25,6 +25,7 @@ The option files are shrunk by :func:`wdsr_basicsr.runs.shrink_options` and run 
 :func:`wdsr_basicsr.runs.run_entry`; each run's PSNR comes from its ``validation.jsonl``, its timing,
 backend and resume from its log.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,17 +53,30 @@ logger = logging.getLogger(__name__)
 
 # What the CPU mode shrinks (sizes only; the GPU mode keeps the shipped networks and patches).
 CPU_NET = {'num_feat': 8, 'num_block': 1}
-SIZES = {'cuda': {'gt_size': 96, 'batch': 16, 'lr_size': (678, 1020), 'workers': 4},
-         'cpu': {'gt_size': 24, 'batch': 2, 'lr_size': (24, 36), 'workers': 0}}
+SIZES = {
+    'cuda': {'gt_size': 96, 'batch': 16, 'lr_size': (678, 1020), 'workers': 4},
+    'cpu': {'gt_size': 24, 'batch': 2, 'lr_size': (24, 36), 'workers': 0},
+}
 
 
-def shrink(options: str, opt_file: str, name: str, data: str, device: str, iters: int, *,
-           top: dict | None = None) -> dict:
+def shrink(
+    options: str, opt_file: str, name: str, data: str, device: str, iters: int, *, top: dict | None = None
+) -> dict:
     """A shipped option file with only paths, sizes, lengths (and the precision keys ``top``) changed."""
     sizes = SIZES[device]
-    opt = shrink_options(load_options(osp.join(options, opt_file)), data=data, name=name, iters=iters,
-                         gt_size=sizes['gt_size'], batch=sizes['batch'], workers=sizes['workers'],
-                         network=CPU_NET if device == 'cpu' else None, enlarge=10, validations=2, checkpoints=2)
+    opt = shrink_options(
+        load_options(osp.join(options, opt_file)),
+        data=data,
+        name=name,
+        iters=iters,
+        gt_size=sizes['gt_size'],
+        batch=sizes['batch'],
+        workers=sizes['workers'],
+        network=CPU_NET if device == 'cpu' else None,
+        enlarge=10,
+        validations=2,
+        checkpoints=2,
+    )
     opt.update(num_gpu='auto' if device == 'cuda' else 0)
     opt['logger']['use_tb_logger'] = False
     opt.update(top or {})
@@ -83,14 +97,19 @@ def torchrun(opt: dict, work: str, *extra, validations: int = 2) -> dict:
     psnr = [v['mean']['psnr'] for v in read_validations(experiment)]
     iter_times = re.findall(r'time \(data\): ([0-9.]+)', log)
     record = {
-        'name': opt['name'], 'network': f"{opt['network_g']['type']} {opt['network_g']['num_block']}x"
-        f"{opt['network_g']['num_feat']} norm={opt['network_g'].get('norm', '-')}",
+        'name': opt['name'],
+        'network': f'{opt["network_g"]["type"]} {opt["network_g"]["num_block"]}x'
+        f'{opt["network_g"]["num_feat"]} norm={opt["network_g"].get("norm", "-")}',
         'precision': ('bf16' if opt.get('amp_bf16') else 'fp16') if opt.get('use_amp') else 'fp32',
-        'channels_last': bool(opt.get('use_channels_last')), 'iters': opt['train']['total_iter'],
-        'wall_s': wall, 's_per_iter': float(iter_times[-1]) if iter_times else None,
-        'validations': len(psnr), 'psnr': float(psnr[-1]) if psnr else None,
+        'channels_last': bool(opt.get('use_channels_last')),
+        'iters': opt['train']['total_iter'],
+        'wall_s': wall,
+        's_per_iter': float(iter_times[-1]) if iter_times else None,
+        'validations': len(psnr),
+        'psnr': float(psnr[-1]) if psnr else None,
         'backend': (re.findall(r'torch.distributed: backend (\w+)', log) or ['?'])[0],
-        'resumed': 'resumed at iteration' in log, 'syncbn': 'SyncBatchNorm' in log,
+        'resumed': 'resumed at iteration' in log,
+        'syncbn': 'SyncBatchNorm' in log,
         'ok': result.returncode == 0 and 'End of training' in log and len(psnr) >= validations,
     }
     if not record['ok']:
@@ -101,8 +120,18 @@ def torchrun(opt: dict, work: str, *extra, validations: int = 2) -> dict:
 def training_runs(options: str, device: str, data: str, work: str, iters: int) -> list[dict]:
     runs = [
         torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_fp32', data, device, iters), work),
-        torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_bf16_cl', data, device, iters,
-                        top={'use_amp': True, 'amp_bf16': True, 'use_channels_last': True}), work),
+        torchrun(
+            shrink(
+                options,
+                'train_wdsr_b_x2.yml',
+                'check_bf16_cl',
+                data,
+                device,
+                iters,
+                top={'use_amp': True, 'amp_bf16': True, 'use_channels_last': True},
+            ),
+            work,
+        ),
         torchrun(shrink(options, 'paper/norm_batch_lr1e-4_x2.yml', 'check_batchnorm', data, device, iters), work),
     ]
     # resume: fp16 with its GradScaler on GPU (bf16 on CPU, where fp16 training is refused), half then the rest
@@ -110,8 +139,9 @@ def training_runs(options: str, device: str, data: str, work: str, iters: int) -
     half = shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, top=amp)
     half['train']['total_iter'] = iters // 2
     first = torchrun(half, work, validations=1)  # half the run: one validation
-    rest = torchrun(shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, top=amp), work,
-                    '--auto_resume')
+    rest = torchrun(
+        shrink(options, 'train_wdsr_b_x2.yml', 'check_resume', data, device, iters, top=amp), work, '--auto_resume'
+    )
     rest['ok'] = rest['ok'] and first['ok'] and rest['resumed']
     rest['wall_s'] += first['wall_s']
     return runs + [rest]
@@ -126,8 +156,16 @@ def training_speed(device: str, iters: int) -> list[dict]:
         if device == 'cpu':  # the suite's smoke run: one tiny network is enough to exercise the code
             network = {'type': 'WDSR_B', 'upscale': 2, **CPU_NET}
         for precision, bf16 in (('fp32', False), ('bf16_cl', True)):
-            timed = step_seconds(network, device=device, bf16=bf16, channels_last=bf16, compiled=compiled, iters=iters,
-                                 batch=SIZES[device]['batch'], gt_size=SIZES[device]['gt_size'])
+            timed = step_seconds(
+                network,
+                device=device,
+                bf16=bf16,
+                channels_last=bf16,
+                compiled=compiled,
+                iters=iters,
+                batch=SIZES[device]['batch'],
+                gt_size=SIZES[device]['gt_size'],
+            )
             for (seconds, first), with_compile in zip(timed, compiled):
                 key = f'{precision}_compiled' if with_compile else precision
                 row[key] = 1 / seconds
@@ -142,10 +180,13 @@ def training_speed(device: str, iters: int) -> list[dict]:
 def loader_speed(data: str, device: str) -> list[dict]:
     """Patches/s of the training loader, LMDB sub-images vs ``cache_data``."""
     sizes = SIZES[device]
-    return [{'loader': label, 'patches_s': 16 / loader_seconds_per_batch(data, cached, sizes['workers'], 50,
-                                                                        sizes['gt_size'])}
-            for cached, label in ((False, 'LMDB sub-images (PNG decoded per sample)'),
-                                  (True, 'cache_data (decoded once)'))]
+    return [
+        {
+            'loader': label,
+            'patches_s': 16 / loader_seconds_per_batch(data, cached, sizes['workers'], 50, sizes['gt_size']),
+        }
+        for cached, label in ((False, 'LMDB sub-images (PNG decoded per sample)'), (True, 'cache_data (decoded once)'))
+    ]
 
 
 def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
@@ -155,8 +196,11 @@ def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
     net = fold_weight_norm(build_described(network).eval())
     h, w = SIZES[device]['lr_size']
     x = torch.rand(1, 3, h, w, device=device).contiguous(memory_format=torch.channels_last)
-    variants = [('bf16, channels-last', 'bf16', True, False), ('fp32, channels-last', 'fp32', True, False),
-                ('fp32, NCHW', 'fp32', False, False)]
+    variants = [
+        ('bf16, channels-last', 'bf16', True, False),
+        ('fp32, channels-last', 'fp32', True, False),
+        ('fp32, NCHW', 'fp32', False, False),
+    ]
     if compile_net:
         variants.append(('bf16, channels-last, torch.compile', 'bf16', True, True))
     rows = []
@@ -168,35 +212,58 @@ def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
     return rows
 
 
-def report(device: str, runs: list[dict], speed: list[dict], loader: list[dict], inference: list[dict],
-           total_s: float) -> str:
+def report(
+    device: str, runs: list[dict], speed: list[dict], loader: list[dict], inference: list[dict], total_s: float
+) -> str:
     name = torch.cuda.get_device_name() if device == 'cuda' else 'CPU'
     lines = [
-        f'# GPU check: {name}', '',
+        f'# GPU check: {name}',
+        '',
         f'`python scripts/check_gpu.py --device {device}`, {datetime.date.today()}, torch {torch.__version__}, '
-        f'{total_s / 60:.1f} min in all.', '',
-        '## Training through torchrun (world size 1)', '',
+        f'{total_s / 60:.1f} min in all.',
+        '',
+        '## Training through torchrun (world size 1)',
+        '',
         '| run | network | precision | channels-last | backend | iterations | s/iter (log) | validations | '
-        'last PSNR (dB) | passed |', '|---|---|---|---|---|---:|---:|---:|---:|---|'
+        'last PSNR (dB) | passed |',
+        '|---|---|---|---|---|---:|---:|---:|---:|---|',
     ]
     for r in runs:
-        lines.append(f"| {r['name']}{' (resumed)' if r['resumed'] else ''} | {r['network']}"
-                     f"{' (SyncBN)' if r['syncbn'] else ''} | {r['precision']} | {r['channels_last']} | "
-                     f"{r['backend']} | {r['iters']} | {r['s_per_iter'] or float('nan'):.3f} | {r['validations']} | "
-                     f"{r['psnr'] or float('nan'):.2f} | {'yes' if r['ok'] else '**no**'} |")
-    lines += ['', '## Training speed: iterations/s of WDSRModel\'s step, batch 16, 96 px HR, x2 (fused Adam, L1)', '',
-              '| network | fp32 | bf16 + channels-last | fp32 compiled | bf16 + channels-last compiled | '
-              'compile s, fp32 / bf16 (first 3 iterations) |', '|---|---:|---:|---:|---:|---:|']
-    lines += [f"| {r['network']} | {r['fp32']:.1f} | {r['bf16_cl']:.1f} | {r['fp32_compiled']:.1f} | "
-              f"{r['bf16_cl_compiled']:.1f} | {r['fp32_compiled_first_s']:.0f} / {r['bf16_cl_compiled_first_s']:.0f} |"
-              for r in speed]
-    lines += ['', f"## Training loader: patches/s, batch 16, {SIZES[device]['gt_size']} px HR patches of the demo set",
-              '',
-              '| loader | patches/s |', '|---|---:|']
-    lines += [f"| {r['loader']} | {r['patches_s']:.0f} |" for r in loader]
-    lines += ['', '## Inference: Table 1 WDSR-B, 8 blocks, 64 features, x2, weight norm folded', '',
-              '| variant | LR size | ms (median of 20) |', '|---|---|---:|']
-    lines += [f"| {r['variant']} | {r['lr_size']} | {r['ms']:.2f} |" for r in inference]
+        lines.append(
+            f'| {r["name"]}{" (resumed)" if r["resumed"] else ""} | {r["network"]}'
+            f'{" (SyncBN)" if r["syncbn"] else ""} | {r["precision"]} | {r["channels_last"]} | '
+            f'{r["backend"]} | {r["iters"]} | {r["s_per_iter"] or float("nan"):.3f} | {r["validations"]} | '
+            f'{r["psnr"] or float("nan"):.2f} | {"yes" if r["ok"] else "**no**"} |'
+        )
+    lines += [
+        '',
+        "## Training speed: iterations/s of WDSRModel's step, batch 16, 96 px HR, x2 (fused Adam, L1)",
+        '',
+        '| network | fp32 | bf16 + channels-last | fp32 compiled | bf16 + channels-last compiled | '
+        'compile s, fp32 / bf16 (first 3 iterations) |',
+        '|---|---:|---:|---:|---:|---:|',
+    ]
+    lines += [
+        f'| {r["network"]} | {r["fp32"]:.1f} | {r["bf16_cl"]:.1f} | {r["fp32_compiled"]:.1f} | '
+        f'{r["bf16_cl_compiled"]:.1f} | {r["fp32_compiled_first_s"]:.0f} / {r["bf16_cl_compiled_first_s"]:.0f} |'
+        for r in speed
+    ]
+    lines += [
+        '',
+        f'## Training loader: patches/s, batch 16, {SIZES[device]["gt_size"]} px HR patches of the demo set',
+        '',
+        '| loader | patches/s |',
+        '|---|---:|',
+    ]
+    lines += [f'| {r["loader"]} | {r["patches_s"]:.0f} |' for r in loader]
+    lines += [
+        '',
+        '## Inference: Table 1 WDSR-B, 8 blocks, 64 features, x2, weight norm folded',
+        '',
+        '| variant | LR size | ms (median of 20) |',
+        '|---|---|---:|',
+    ]
+    lines += [f'| {r["variant"]} | {r["lr_size"]} | {r["ms"]:.2f} |' for r in inference]
     return '\n'.join(lines) + '\n'
 
 
@@ -204,32 +271,37 @@ def main(argv=None):
     show_messages()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
-    parser.add_argument('--iters', type=int, default=None, help='Training iterations per run. Default: 300 on '
-                        'cuda, 4 on cpu.')
+    parser.add_argument(
+        '--iters', type=int, default=None, help='Training iterations per run. Default: 300 on cuda, 4 on cpu.'
+    )
     parser.add_argument('--data', default='datasets/demo', help='Demo LMDBs (built if missing).')
-    parser.add_argument('--options', default='options', help='The shipped option files. Default: options (run from '
-                        'the repository).')
+    parser.add_argument(
+        '--options', default='options', help='The shipped option files. Default: options (run from the repository).'
+    )
     parser.add_argument('--work', default=None, help='Scratch folder. Default: a new folder under /tmp.')
-    parser.add_argument('--out', default=None, help='Markdown report. Default: docs/gpu_check.md on cuda, '
-                        'WORK/gpu_check.md on cpu.')
+    parser.add_argument(
+        '--out', default=None, help='Markdown report. Default: docs/gpu_check.md on cuda, WORK/gpu_check.md on cpu.'
+    )
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but torch sees no CUDA GPU; use --device cpu for the smoke run.')
     if not osp.isdir(args.options):
-        parser.error(f'--options {args.options} is not a folder: run from the repository (its options/) or pass the '
-                     'folder of the shipped option files.')
+        parser.error(
+            f'--options {args.options} is not a folder: run from the repository (its options/) or pass the '
+            'folder of the shipped option files.'
+        )
     iters = args.iters or (300 if args.device == 'cuda' else 4)
     work = osp.abspath(args.work or f'/tmp/wdsr_check_gpu_{os.getpid()}')
     os.makedirs(work, exist_ok=True)
     data = osp.abspath(args.data)
     if not osp.isdir(osp.join(data, 'DIV2K_train_HR_sub.lmdb')):
-        make_demo_data(data, scales=(2, ))
+        make_demo_data(data, scales=(2,))
     out = args.out or (osp.join('docs', 'gpu_check.md') if args.device == 'cuda' else osp.join(work, 'gpu_check.md'))
 
     start = time.perf_counter()
     runs = training_runs(args.options, args.device, data, work, iters)
     for r in runs:
-        print(f"{r['name']}: {'ok' if r['ok'] else 'FAILED'} ({r['wall_s']:.0f} s)", flush=True)
+        print(f'{r["name"]}: {"ok" if r["ok"] else "FAILED"} ({r["wall_s"]:.0f} s)', flush=True)
     speed = training_speed(args.device, 20 if args.device == 'cuda' else 2)
     loader = loader_speed(data, args.device)
     inference = inference_speed(args.options, args.device, args.device == 'cuda')
@@ -239,4 +311,3 @@ def main(argv=None):
     print(text)
     print(f'report: {out}')
     return 0 if all(r['ok'] for r in runs) else 1
-

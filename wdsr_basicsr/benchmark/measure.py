@@ -1,4 +1,5 @@
 """What the benchmark measures: parameters, MACs, latency against a plain 3x3 conv and other runtimes, scores."""
+
 from __future__ import annotations
 
 import copy
@@ -106,7 +107,7 @@ def evaluation_options(opt_path: str, weights: str | None, device: str, self_ens
     opt['datasets'] = {phase: ds for phase, ds in opt['datasets'].items() if phase != 'train'}
     if not opt['datasets'] or not (opt['val'] or {}).get('metrics'):
         raise ValueError(f'--opt {opt_path} has no validation/test set or no val:metrics to score --weights on.')
-    opt['name'] = f"benchmark_{opt['name']}"
+    opt['name'] = f'benchmark_{opt["name"]}'
     opt.update(num_gpu=1 if device == 'cuda' else 0, dist=False, rank=0, world_size=1)
     opt['path'].update(pretrain_network_g=weights, strict_load_g=True)
     opt['val'].update(pbar=True, self_ensemble=self_ensemble or opt['val'].get('self_ensemble', False))
@@ -125,17 +126,27 @@ def score(opt: dict) -> tuple[WDSRModel, dict]:
     results = {}
     for ds_opt in opt['datasets'].values():
         loader = build_dataloader(build_dataset(ds_opt), ds_opt, num_gpu=opt['num_gpu'], dist=False)
-        logger.info(f"{opt['name']}: {ds_opt['name']} ({len(loader.dataset)} images)")
+        logger.info(f'{opt["name"]}: {ds_opt["name"]} ({len(loader.dataset)} images)')
         # images saved as the file says; a test file's (save_img: true) gets the results page, as test.py's does
-        model.validation(loader, current_iter=opt['name'], tb_logger=None,
-                         save_img=opt['val'].get('save_img', False))
+        model.validation(loader, current_iter=opt['name'], tb_logger=None, save_img=opt['val'].get('save_img', False))
         results[ds_opt['name']] = dict(model.metric_results)
     return model, results
 
 
-def benchmark_row(opt_path: str, *, weights: str | None = None, lr_size: tuple[int, int] = (256, 256),
-                  device: str = 'cpu', dtype: str = 'fp32', channels_last: bool = False, compile_net: bool = False,
-                  self_ensemble: bool = False, root: str = '.', backends=('torch', ), rounds: int = 10) -> dict:
+def benchmark_row(
+    opt_path: str,
+    *,
+    weights: str | None = None,
+    lr_size: tuple[int, int] = (256, 256),
+    device: str = 'cpu',
+    dtype: str = 'fp32',
+    channels_last: bool = False,
+    compile_net: bool = False,
+    self_ensemble: bool = False,
+    root: str = '.',
+    backends=('torch',),
+    rounds: int = 10,
+) -> dict:
     """One row of the table for an option file (and its checkpoint, if any).
 
     The folded and unfolded networks are timed in the same rounds as the
@@ -165,9 +176,15 @@ def benchmark_row(opt_path: str, *, weights: str | None = None, lr_size: tuple[i
     peers = {b: make_runner(folded, b, x.shape[1]) for b in backends if b != 'torch'}
     reference, reference_x, reference_macs = reference_conv(h, w, device, dtype, channels_last)
     reference_ms, latency, unfolded, *peer_ms = interleaved_median_ms(
-        [(reference, reference_x), (prepare_for_timing(folded, device, dtype, channels_last, compile_net), x),
-         (prepare_for_timing(net, device, dtype, channels_last, compile_net), x)] +
-        [(run, x.contiguous()) for run in peers.values()], device, runs=rounds)
+        [
+            (reference, reference_x),
+            (prepare_for_timing(folded, device, dtype, channels_last, compile_net), x),
+            (prepare_for_timing(net, device, dtype, channels_last, compile_net), x),
+        ]
+        + [(run, x.contiguous()) for run in peers.values()],
+        device,
+        runs=rounds,
+    )
     scale = opt['scale']
     gflops = 2 * macs / (latency / 1000) / 1e9
     reference_gflops = 2 * reference_macs / (reference_ms / 1000) / 1e9
@@ -194,7 +211,9 @@ def benchmark_row(opt_path: str, *, weights: str | None = None, lr_size: tuple[i
     if peers:
         with torch.no_grad():
             expected = folded(x)
-            row['backends_max_diff'] = {b: float((run(x.contiguous()) - expected).abs().max()) for b, run in peers.items()}
+            row['backends_max_diff'] = {
+                b: float((run(x.contiguous()) - expected).abs().max()) for b, run in peers.items()
+            }
         row['backends_ms'] = dict(torch=latency, **dict(zip(peers, peer_ms)))
         row['torch_vs_best_peer'] = latency / min(peer_ms)
     if weights:

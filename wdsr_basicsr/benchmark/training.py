@@ -17,6 +17,7 @@ Measures
 Usage: python scripts/bench_train.py [--device cpu|cuda] [--bf16] [--channels-last] [--no-compile]
        [--root datasets/demo] [--workers 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,20 +48,42 @@ WARMUP = 3  # iterations before timing (the compiled step compiles in the first)
 def training_model(network: dict, *, device: str, bf16: bool, channels_last: bool, compiled: bool, folder: str):
     """A ``WDSRModel`` in training mode for ``network`` (Adam, L1, no EMA), saving (if ever) under ``folder``."""
     opt = {
-        'name': 'bench', 'model_type': 'WDSRModel', 'scale': network['upscale'], 'num_gpu': int(device == 'cuda'),
-        'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'use_amp': bf16, 'amp_bf16': True,
-        'use_channels_last': channels_last, 'use_compile': compiled, 'network_g': dict(network),
+        'name': 'bench',
+        'model_type': 'WDSRModel',
+        'scale': network['upscale'],
+        'num_gpu': int(device == 'cuda'),
+        'is_train': True,
+        'dist': False,
+        'rank': 0,
+        'world_size': 1,
+        'use_amp': bf16,
+        'amp_bf16': True,
+        'use_channels_last': channels_last,
+        'use_compile': compiled,
+        'network_g': dict(network),
         'path': {'pretrain_network_g': None, 'models': folder, 'training_states': folder},
-        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.999]},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'train': {
+            'ema_decay': 0,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.999]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+        },
         'val': {},
     }
     return build_model(opt)
 
 
-def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool, compiled: tuple[bool, ...],
-                 iters: int, batch: int = 16, gt_size: int = 96) -> list[tuple[float, float]]:
+def step_seconds(
+    network: dict,
+    *,
+    device: str,
+    bf16: bool,
+    channels_last: bool,
+    compiled: tuple[bool, ...],
+    iters: int,
+    batch: int = 16,
+    gt_size: int = 96,
+) -> list[tuple[float, float]]:
     """Median seconds of one ``WDSRModel`` training iteration, and the seconds of its warm-up iterations.
 
     With several entries in ``compiled`` (eager and compiled), the models are
@@ -80,7 +103,10 @@ def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool,
         list[tuple[float, float]]: Per model, (median seconds per iteration, seconds of the warm-up iterations).
     """
     scale = network['upscale']
-    data = {'lq': torch.rand(batch, 3, gt_size // scale, gt_size // scale), 'gt': torch.rand(batch, 3, gt_size, gt_size)}
+    data = {
+        'lq': torch.rand(batch, 3, gt_size // scale, gt_size // scale),
+        'gt': torch.rand(batch, 3, gt_size, gt_size),
+    }
 
     def step(model, i):
         start = time.perf_counter()
@@ -91,8 +117,10 @@ def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool,
         return time.perf_counter() - start
 
     with tempfile.TemporaryDirectory() as folder:
-        models = [training_model(network, device=device, bf16=bf16, channels_last=channels_last, compiled=c,
-                                 folder=folder) for c in compiled]
+        models = [
+            training_model(network, device=device, bf16=bf16, channels_last=channels_last, compiled=c, folder=folder)
+            for c in compiled
+        ]
         warmup = [sum(step(model, i) for i in range(WARMUP)) for model in models]
         times = [[] for _ in models]
         for i in range(iters):
@@ -104,20 +132,35 @@ def step_seconds(network: dict, *, device: str, bf16: bool, channels_last: bool,
 def loader_options(root: str, cached: bool, workers: int, gt_size: int = 96) -> dict:
     """The demo training set: LMDB sub-images decoded per sample, or the whole images with ``cache_data``."""
     if cached:
-        source = {'dataroot_gt': hr_dir(root, 'train'), 'dataroot_lq': lr_dir(root, 'train', 2),
-                  'filename_tmpl': '{}x2', 'io_backend': {'type': 'disk'}, 'cache_data': True}
+        source = {
+            'dataroot_gt': hr_dir(root, 'train'),
+            'dataroot_lq': lr_dir(root, 'train', 2),
+            'filename_tmpl': '{}x2',
+            'io_backend': {'type': 'disk'},
+            'cache_data': True,
+        }
     else:
         gt, lq = div2k_lmdbs(root, 'train', 2)
         source = {'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': 'lmdb'}}
-    return dict(source, name='bench', type='CheckedPairedImageDataset', phase='train', scale=2, gt_size=gt_size,
-                use_hflip=True, use_rot=True, num_worker_per_gpu=workers, batch_size_per_gpu=16,
-                dataset_enlarge_ratio=1000)
+    return dict(
+        source,
+        name='bench',
+        type='CheckedPairedImageDataset',
+        phase='train',
+        scale=2,
+        gt_size=gt_size,
+        use_hflip=True,
+        use_rot=True,
+        num_worker_per_gpu=workers,
+        batch_size_per_gpu=16,
+        dataset_enlarge_ratio=1000,
+    )
 
 
 def loader_seconds_per_batch(root: str, cached: bool, workers: int, batches: int, gt_size: int = 96) -> float:
     """Seconds per batch of 16 random ``gt_size`` px patches from the demo set, with ``workers`` loader processes."""
     if not os.path.isdir(os.path.join(root, 'DIV2K_train_HR_sub.lmdb')):
-        make_demo_data(root, scales=(2, ))
+        make_demo_data(root, scales=(2,))
     opt = loader_options(root, cached, workers, gt_size)
     dataset = build_dataset(opt)
     sampler = EnlargedSampler(dataset, 1, 0, opt['dataset_enlarge_ratio'])
@@ -136,8 +179,14 @@ def main(argv=None):
     parser.add_argument('--bf16', action='store_true', help='bf16 autocast (use_amp, amp_bf16).')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--no-compile', action='store_true', help='Leave out the compiled step (use_compile).')
-    parser.add_argument('--nets', nargs='+', default=list(NETS), choices=list(NETS), metavar='NET',
-                        help=f'Networks to time. Default: all ({", ".join(NETS)}).')
+    parser.add_argument(
+        '--nets',
+        nargs='+',
+        default=list(NETS),
+        choices=list(NETS),
+        metavar='NET',
+        help=f'Networks to time. Default: all ({", ".join(NETS)}).',
+    )
     parser.add_argument('--iters', type=int, default=5, help='Timed iterations per network. Default: 5.')
     parser.add_argument('--root', default='datasets/demo', help='Demo set (built if missing).')
     parser.add_argument('--workers', type=int, default=2, help='Loader worker processes. Default: 2.')
@@ -146,14 +195,16 @@ def main(argv=None):
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but torch sees no CUDA GPU.')
 
-    print(f'device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {args.bf16}, '
-          f'channels-last {args.channels_last}; WDSRModel training step, batch 16, 96 px HR, x2, Adam, L1')
+    print(
+        f'device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {args.bf16}, '
+        f'channels-last {args.channels_last}; WDSRModel training step, batch 16, 96 px HR, x2, Adam, L1'
+    )
     print('| network | eager ms/iter | compiled ms/iter | speed-up | compile (first 3 iterations) s |')
     print('|---|---:|---:|---:|---:|')
     step = {}
     for name in args.nets:
         common = dict(device=args.device, bf16=args.bf16, channels_last=args.channels_last, iters=args.iters)
-        timed = step_seconds(NETS[name], compiled=(False, ) if args.no_compile else (False, True), **common)
+        timed = step_seconds(NETS[name], compiled=(False,) if args.no_compile else (False, True), **common)
         (eager, _), step[name] = timed[0], min(seconds for seconds, _ in timed)
         row = f'| {name} | {eager * 1000:.0f} |'
         if args.no_compile:
@@ -163,21 +214,29 @@ def main(argv=None):
             row += f' {compiled * 1000:.0f} | {eager / compiled:.2f}x | {first:.0f} |'
         print(row, flush=True)
     print()
-    print('| loader | patches/s, 1 process (no worker) | patches/s, '
-          f'{args.workers} workers | ms per batch of 16 ({args.workers} workers) |')
+    print(
+        '| loader | patches/s, 1 process (no worker) | patches/s, '
+        f'{args.workers} workers | ms per batch of 16 ({args.workers} workers) |'
+    )
     print('|---|---:|---:|---:|')
     per_batch = {}
-    for cached, label in ((False, 'LMDB sub-images, PNG decoded per sample'),
-                          (True, 'cache_data (decoded once), authors\' sampling')):
+    for cached, label in (
+        (False, 'LMDB sub-images, PNG decoded per sample'),
+        (True, "cache_data (decoded once), authors' sampling"),
+    ):
         single = loader_seconds_per_batch(args.root, cached, 0, args.batches)
         per_batch[cached] = loader_seconds_per_batch(args.root, cached, args.workers, args.batches)
-        print(f'| {label} | {16 / single:.0f} | {16 / per_batch[cached]:.0f} | {per_batch[cached] * 1000:.1f} |',
-              flush=True)
+        print(
+            f'| {label} | {16 / single:.0f} | {16 / per_batch[cached]:.0f} | {per_batch[cached] * 1000:.1f} |',
+            flush=True,
+        )
     if 'WDSR-B 16x32' in step:
         iter_s = step['WDSR-B 16x32']
         for cached, label in ((False, 'LMDB'), (True, 'cache_data')):
             load_s = per_batch[cached]
-            print(f'{label}: loading a batch with {args.workers} workers takes {load_s / iter_s * 100:.1f}% of the '
-                  f'fastest WDSR-B step ({iter_s * 1000:.0f} ms); data wait '
-                  f'{max(0.0, load_s - iter_s) / iter_s * 100:.1f}%')
+            print(
+                f'{label}: loading a batch with {args.workers} workers takes {load_s / iter_s * 100:.1f}% of the '
+                f'fastest WDSR-B step ({iter_s * 1000:.0f} ms); data wait '
+                f'{max(0.0, load_s - iter_s) / iter_s * 100:.1f}%'
+            )
     return 0

@@ -11,6 +11,7 @@ Writes are safe against a kill: the index is removed first, the pixels are writt
 renamed, and the index is written (temporary, then rename) last; a cache without its index is rebuilt. One
 process builds while the others wait on the folder's ``lock`` file.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -60,7 +61,7 @@ def header_size(image: bytes | str) -> tuple[int, int]:
         ValueError: If it is not an image Pillow can identify.
         OSError: If the file cannot be read.
     """
-    with (io.BytesIO(image) if isinstance(image, bytes) else open(image, 'rb')) as stream:
+    with io.BytesIO(image) if isinstance(image, bytes) else open(image, 'rb') as stream:
         head = stream.read(24)
         if head[:8] == b'\x89PNG\r\n\x1a\n' and head[12:16] == b'IHDR':
             return int.from_bytes(head[20:24], 'big'), int.from_bytes(head[16:20], 'big')
@@ -103,7 +104,7 @@ class DecodedImages:
             # a plain array over the map: slices of a np.memmap pay for the subclass on every sample
             self._pixels = np.memmap(osp.join(self.folder, 'images.u8'), dtype=np.uint8, mode='r').view(np.ndarray)
         offset, h, w = self.index[key]
-        return self._pixels[offset:offset + h * w * CHANNELS].reshape(h, w, CHANNELS)
+        return self._pixels[offset : offset + h * w * CHANNELS].reshape(h, w, CHANNELS)
 
     def __getstate__(self):
         return {'folder': self.folder, 'index': self.index, '_pixels': None}
@@ -116,9 +117,16 @@ def cache_folder(root: str, cache_dir: str | None) -> str:
     return osp.join(parent, osp.basename(root) + '.decoded')
 
 
-def decoded_images(root: str, keys: list[str], read: Callable[[str], bytes], source: dict, *,
-                   cache_dir: str | None = None, log: Callable[[str], None] = lambda message: None,
-                   held: int = 0) -> DecodedImages:
+def decoded_images(
+    root: str,
+    keys: list[str],
+    read: Callable[[str], bytes],
+    source: dict,
+    *,
+    cache_dir: str | None = None,
+    log: Callable[[str], None] = lambda message: None,
+    held: int = 0,
+) -> DecodedImages:
     """The decoded images ``keys`` of ``root``: the cache when it holds them for this ``source``, else built.
 
     Args:
@@ -172,16 +180,21 @@ def _check_memory(needed, held, root, log, reused):
     available = available_memory()
     state = 'mapped from the cache' if reused else 'to decode'
     beside = f' (and {held / 2**30:.2f} GiB held already)' if held else ''
-    log(f'cache_data: {root}: {needed / 2**30:.2f} GiB of decoded images {state}{beside}; '
-        f'{available / 2**30:.2f} GiB of memory available.')
+    log(
+        f'cache_data: {root}: {needed / 2**30:.2f} GiB of decoded images {state}{beside}; '
+        f'{available / 2**30:.2f} GiB of memory available.'
+    )
     if needed + held > available:
-        raise MemoryError(f'cache_data: the decoded images of {root} need {needed / 2**30:.2f} GiB of memory'
-                          f'{beside} and {available / 2**30:.2f} GiB are available; train without cache_data '
-                          '(decoding each sample) or on a machine with more memory.')
+        raise MemoryError(
+            f'cache_data: the decoded images of {root} need {needed / 2**30:.2f} GiB of memory'
+            f'{beside} and {available / 2**30:.2f} GiB are available; train without cache_data '
+            '(decoding each sample) or on a machine with more memory.'
+        )
 
 
 def _build(folder, root, keys, read, source, log, held):
     workers = os.cpu_count() or 1  # decoding threads (OpenCV and Pillow release the GIL)
+
     def size_of(key):
         try:
             return header_size(read(key))
@@ -197,13 +210,15 @@ def _build(folder, root, keys, read, source, log, held):
     _check_memory(offset, held, root, log, reused=False)
     free = shutil.disk_usage(folder).free
     if offset > free:
-        raise OSError(f'cache_data: the decoded images of {root} need {offset / 2**30:.2f} GiB on disk in {folder} '
-                      f'and {free / 2**30:.2f} GiB are free; set the dataset\'s cache_dir to a larger disk.')
+        raise OSError(
+            f'cache_data: the decoded images of {root} need {offset / 2**30:.2f} GiB on disk in {folder} '
+            f"and {free / 2**30:.2f} GiB are free; set the dataset's cache_dir to a larger disk."
+        )
     for name in ('index.json', 'images.u8'):  # the index first: a kill from here on leaves no valid cache
         if osp.exists(osp.join(folder, name)):
             os.remove(osp.join(folder, name))
     temporary = osp.join(folder, 'images.u8.partial')
-    pixels = np.memmap(temporary, dtype=np.uint8, mode='w+', shape=(max(offset, 1), ))
+    pixels = np.memmap(temporary, dtype=np.uint8, mode='w+', shape=(max(offset, 1),))
 
     def decode(key):
         start, h, w = index[key]
@@ -212,7 +227,7 @@ def _build(folder, root, keys, read, source, log, held):
             found = 'cannot be decoded' if img is None else f'decodes to {img.shape[1]}x{img.shape[0]}'
             raise ValueError(f'cache_data: {root}: image {key!r} {found} (its header says {w}x{h}).')
         index[key] = [start, img.shape[0], img.shape[1]]  # OpenCV turns a JPEG as its EXIF orientation says
-        pixels[start:start + h * w * CHANNELS] = img.reshape(-1)
+        pixels[start : start + h * w * CHANNELS] = img.reshape(-1)
 
     log(f'cache_data: decoding {len(keys)} images of {root} into {folder} (once; later runs reuse it).')
     with ThreadPoolExecutor(workers) as pool:

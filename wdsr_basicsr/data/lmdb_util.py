@@ -3,6 +3,7 @@
 ``meta_info.txt`` is written by basicsr's ``LmdbMaker`` (:mod:`wdsr_basicsr.prepare.lmdb` writes through it)
 and read here, once, for the datasets and for preparation.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,9 @@ _ENVIRONMENTS = {}
 _LOCK = threading.Lock()
 
 
-def shared_lmdb(path: str, readonly: bool = True, lock: bool = False, readahead: bool = False,
-                **kwargs) -> lmdb.Environment:
+def shared_lmdb(
+    path: str, readonly: bool = True, lock: bool = False, readahead: bool = False, **kwargs
+) -> lmdb.Environment:
     """The process's environment of the LMDB at ``path``, opened on first use and shared after.
 
     py-lmdb refuses to open one environment twice in a process (a train and a
@@ -85,11 +87,11 @@ def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, int, int] | Non
             shape = None
             if 0 <= start < end:
                 try:
-                    shape = tuple(int(v) for v in line[start + 1:end].split(','))
+                    shape = tuple(int(v) for v in line[start + 1 : end].split(','))
                 except ValueError:
                     shape = ()
                 if len(shape) != 3:
-                    raise ValueError(f'{path}, line {number}: {line[start:end + 1]} is not a shape (h,w,c).')
+                    raise ValueError(f'{path}, line {number}: {line[start : end + 1]} is not a shape (h,w,c).')
             entries[line.split('.')[0]] = (shape, number)
     return entries
 
@@ -124,7 +126,7 @@ def record_shape(lmdb_path: str, key: str) -> tuple[int, int, int]:
     img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f'Record {key!r} in LMDB {lmdb_path} is not a decodable image (corrupt LMDB?).')
-    return img.shape[:2] + ((img.shape[2] if img.ndim == 3 else 1), )
+    return img.shape[:2] + ((img.shape[2] if img.ndim == 3 else 1),)
 
 
 def check_lmdb_complete(path: str) -> None:
@@ -147,8 +149,10 @@ def check_lmdb_complete(path: str) -> None:
     needed = (env.info()['last_pgno'] + 1) * env.stat()['psize']
     size = osp.getsize(data)
     if size < needed:
-        raise OSError(f'LMDB {path} is cut short: data.mdb has {size} bytes, its pages need {needed} '
-                      '(an interrupted copy?); copy or prepare it again.')
+        raise OSError(
+            f'LMDB {path} is cut short: data.mdb has {size} bytes, its pages need {needed} '
+            '(an interrupted copy?); copy or prepare it again.'
+        )
 
 
 def raise_if_bad_record(dataset: PairedImageDataset, index: int, error: Exception) -> None:

@@ -1,4 +1,5 @@
 """``CheckedPairedImageDataset``: basicsr's ``PairedImageDataset`` with errors that name the fault."""
+
 from __future__ import annotations
 
 import functools
@@ -40,11 +41,15 @@ def cache_options_fault(opt: dict) -> str | None:
     """What is wrong with a dataset's ``cache_data`` / ``sampling`` options, or None (the option check asks too)."""
     cache_data = bool(opt.get('cache_data', False))
     if 'sampling' in opt and not cache_data:
-        return ('sampling is read with cache_data: true only (without it every stored image is sampled equally '
-                'often, as basicsr does).')
+        return (
+            'sampling is read with cache_data: true only (without it every stored image is sampled equally '
+            'often, as basicsr does).'
+        )
     if opt.get('sampling', 'image') not in SAMPLINGS:
-        return (f"sampling={opt['sampling']!r}; use image (each source image equally often: the authors') or "
-                "record (each stored image equally often: basicsr's).")
+        return (
+            f"sampling={opt['sampling']!r}; use image (each source image equally often: the authors') or "
+            "record (each stored image equally often: basicsr's)."
+        )
     backend = (opt.get('io_backend') or {}).get('type')
     if cache_data and backend not in ('lmdb', 'disk'):
         return f'cache_data reads io_backend lmdb or disk, not {backend!r}.'
@@ -154,14 +159,24 @@ class CheckedPairedImageDataset(PairedImageDataset):
             keys = [self._cache_key(p[f'{client_key}_path'], root) for p in self.paths]
             self.cache_keys[client_key] = keys
             self.caches[client_key] = decoded_images(
-                root, keys, self._reader(root), self._source(root, keys), cache_dir=self.opt.get('cache_dir'),
-                log=get_root_logger().info, held=sum(cache.nbytes for cache in self.caches.values()))
+                root,
+                keys,
+                self._reader(root),
+                self._source(root, keys),
+                cache_dir=self.opt.get('cache_dir'),
+                log=get_root_logger().info,
+                held=sum(cache.nbytes for cache in self.caches.values()),
+            )
         self.groups = image_groups(self.cache_keys['gt'], self.sampling == 'image')
         if self.opt['phase'] == 'train':  # a record of a group is picked in proportion to its crop positions
             lq_size = self.opt['gt_size'] // self.opt['scale']
-            self.weights = [[(h - lq_size + 1) * (w - lq_size + 1) for h, w in
-                             (self.caches['lq'].shape(self.cache_keys['lq'][record]) for record in group)]
-                            for group in self.groups]
+            self.weights = [
+                [
+                    (h - lq_size + 1) * (w - lq_size + 1)
+                    for h, w in (self.caches['lq'].shape(self.cache_keys['lq'][record]) for record in group)
+                ]
+                for group in self.groups
+            ]
 
     def _cache_key(self, path, root):
         return path if self.backend == 'lmdb' else osp.relpath(path, root)
@@ -174,6 +189,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         def read_file(key):
             with open(osp.join(root, key), 'rb') as f:
                 return f.read()
+
         return read_file
 
     def _source(self, root, keys):
@@ -212,14 +228,17 @@ class CheckedPairedImageDataset(PairedImageDataset):
             img_gt, img_lq = img_gt.copy(), img_lq.copy()  # basicsr's augment flips in place; the cache is shared
             img_gt, img_lq = augment([img_gt, img_lq], self.opt['use_hflip'], self.opt['use_rot'])
         if self.opt['phase'] != 'train':
-            img_gt = img_gt[0:img_lq.shape[0] * scale, 0:img_lq.shape[1] * scale, :]
+            img_gt = img_gt[0 : img_lq.shape[0] * scale, 0 : img_lq.shape[1] * scale, :]
         if self.opt.get('color') == 'y':
-            img_gt, img_lq = (bgr2ycbcr(img.astype(np.float32) / 255., y_only=True)[..., None]
-                              for img in (img_gt, img_lq))
+            img_gt, img_lq = (
+                bgr2ycbcr(img.astype(np.float32) / 255.0, y_only=True)[..., None] for img in (img_gt, img_lq)
+            )
             img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
         else:  # BGR to RGB, HWC to CHW in uint8, then to [0, 1]: the values basicsr's float32 order gives
-            img_gt, img_lq = (torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float()
-                              .div_(255.) for img in (img_gt, img_lq))
+            img_gt, img_lq = (
+                torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float().div_(255.0)
+                for img in (img_gt, img_lq)
+            )
         if self.mean is not None or self.std is not None:
             normalize(img_lq, self.mean, self.std, inplace=True)
             normalize(img_gt, self.mean, self.std, inplace=True)
@@ -252,21 +271,27 @@ def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tu
     for key in ('dataroot_gt', 'dataroot_lq'):
         meta = osp.join(opt[key], 'meta_info.txt')
         if not osp.isfile(meta):
-            raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} has no meta_info.txt; is it an LMDB '
-                                    'made by scripts/prepare_div2k.py or basicsr?')
+            raise FileNotFoundError(
+                f'datasets:{name}: {key} {opt[key]} has no meta_info.txt; is it an LMDB '
+                'made by scripts/prepare_div2k.py or basicsr?'
+            )
         check_lmdb_complete(opt[key])
         metas[key] = read_meta_info(opt[key])
         absent = sorted(metas[key].keys() - lmdb_keys(opt[key]))
         if absent:
-            raise LookupError(f'datasets:{name}: {meta} lists {len(absent)} keys that the LMDB does not hold '
-                              f'(e.g. {absent[:NUM_EXAMPLE_KEYS]}); prepare it again.')
+            raise LookupError(
+                f'datasets:{name}: {meta} lists {len(absent)} keys that the LMDB does not hold '
+                f'(e.g. {absent[:NUM_EXAMPLE_KEYS]}); prepare it again.'
+            )
     gt, lq = metas['dataroot_gt'], metas['dataroot_lq']
     if gt.keys() != lq.keys():
         only_gt = sorted(gt.keys() - lq.keys())[:NUM_EXAMPLE_KEYS]
         only_lq = sorted(lq.keys() - gt.keys())[:NUM_EXAMPLE_KEYS]
-        raise ValueError(f'datasets:{name}: the LMDBs list different keys: {len(gt.keys() - lq.keys())} only in '
-                         f'dataroot_gt {opt["dataroot_gt"]} (e.g. {only_gt}), {len(lq.keys() - gt.keys())} only '
-                         f'in dataroot_lq {opt["dataroot_lq"]} (e.g. {only_lq}).')
+        raise ValueError(
+            f'datasets:{name}: the LMDBs list different keys: {len(gt.keys() - lq.keys())} only in '
+            f'dataroot_gt {opt["dataroot_gt"]} (e.g. {only_gt}), {len(lq.keys() - gt.keys())} only '
+            f'in dataroot_lq {opt["dataroot_lq"]} (e.g. {only_lq}).'
+        )
     sizes = {}
     for key in sorted(gt):  # basicsr's order
         (gt_shape, gt_line), (lq_shape, lq_line) = gt[key], lq[key]
@@ -274,12 +299,15 @@ def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tu
             sizes[key] = (gt_shape[:2], lq_shape[:2])
             continue
         real = tuple(record_shape(opt[root], key)[:2] for root in ('dataroot_gt', 'dataroot_lq'))
-        for root, shape, line, stored in (('dataroot_gt', gt_shape, gt_line, real[0]),
-                                          ('dataroot_lq', lq_shape, lq_line, real[1])):
+        for root, shape, line, stored in (
+            ('dataroot_gt', gt_shape, gt_line, real[0]),
+            ('dataroot_lq', lq_shape, lq_line, real[1]),
+        ):
             if shape and tuple(shape[:2]) != stored and fits(*real, opt['scale']):
                 get_root_logger().warning(
                     f'datasets:{name}: {osp.join(opt[root], "meta_info.txt")}, line {line}: records {key} as '
-                    f'{shape[1]}x{shape[0]}, but the image stored is {stored[1]}x{stored[0]}; the record is used.')
+                    f'{shape[1]}x{shape[0]}, but the image stored is {stored[1]}x{stored[0]}; the record is used.'
+                )
         sizes[key] = real
     return sizes
 
@@ -292,8 +320,9 @@ def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], 
     folders = [opt['dataroot_lq'], opt['dataroot_gt']]
     try:
         if opt.get('meta_info_file') is not None:
-            paths = paired_paths_from_meta_info_file(folders, ['lq', 'gt'], opt['meta_info_file'],
-                                                     opt.get('filename_tmpl', '{}'))
+            paths = paired_paths_from_meta_info_file(
+                folders, ['lq', 'gt'], opt['meta_info_file'], opt.get('filename_tmpl', '{}')
+            )
         else:
             paths = paired_paths_from_folder(folders, ['lq', 'gt'], opt.get('filename_tmpl', '{}'))
     except (AssertionError, ValueError) as error:  # basicsr asserts that the folders pair up
@@ -301,8 +330,10 @@ def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], 
     sizes = {}
     for pair in paths:
         try:
-            sizes[osp.relpath(pair['gt_path'], opt['dataroot_gt'])] = (header_size(pair['gt_path']),
-                                                                       header_size(pair['lq_path']))
+            sizes[osp.relpath(pair['gt_path'], opt['dataroot_gt'])] = (
+                header_size(pair['gt_path']),
+                header_size(pair['lq_path']),
+            )
         except (OSError, ValueError) as error:
             raise ValueError(f'datasets:{name}: {pair["gt_path"]} or {pair["lq_path"]}: {error}') from None
     return sizes
@@ -319,14 +350,24 @@ def _check_sizes(opt, name, sizes, exact):
     lq_size = opt['gt_size'] // scale if opt['phase'] == 'train' else 0
     for key, ((h, w), (lq_h, lq_w)) in sizes.items():
         if not fits((h, w), (lq_h, lq_w), scale) or (exact and (h, w) != (lq_h * scale, lq_w * scale)):
-            why = (' (basicsr crops a training sample from exact multiples: crop the GT, or use cache_data: '
-                   'true, which drops the rows no LQ pixel covers)') if fits((h, w), (lq_h, lq_w), scale) else ''
-            raise ValueError(f'datasets:{name}: scale {scale} does not match the data: {key} is {w}x{h} in '
-                             f'dataroot_gt {opt["dataroot_gt"]} and {lq_w}x{lq_h} in dataroot_lq '
-                             f'{opt["dataroot_lq"]} (expected {w // scale}x{h // scale}){why}.')
+            why = (
+                (
+                    ' (basicsr crops a training sample from exact multiples: crop the GT, or use cache_data: '
+                    'true, which drops the rows no LQ pixel covers)'
+                )
+                if fits((h, w), (lq_h, lq_w), scale)
+                else ''
+            )
+            raise ValueError(
+                f'datasets:{name}: scale {scale} does not match the data: {key} is {w}x{h} in '
+                f'dataroot_gt {opt["dataroot_gt"]} and {lq_w}x{lq_h} in dataroot_lq '
+                f'{opt["dataroot_lq"]} (expected {w // scale}x{h // scale}){why}.'
+            )
         if lq_h < lq_size or lq_w < lq_size:
-            raise ValueError(f'datasets:{name}: image {key} of dataroot_lq {opt["dataroot_lq"]} is {lq_w}x{lq_h}, '
-                             f'smaller than the LQ patch ({lq_size} px: gt_size {opt["gt_size"]} / scale {scale}).')
+            raise ValueError(
+                f'datasets:{name}: image {key} of dataroot_lq {opt["dataroot_lq"]} is {lq_w}x{lq_h}, '
+                f'smaller than the LQ patch ({lq_size} px: gt_size {opt["gt_size"]} / scale {scale}).'
+            )
 
 
 def _check_batch(opt, name, samples, world_size):
@@ -336,6 +377,8 @@ def _check_batch(opt, name, samples, world_size):
     batch = opt['batch_size_per_gpu']
     if per_process < batch:
         needed = math.ceil(batch * world_size / samples)
-        raise ValueError(f'datasets:{name}: {samples} samples x dataset_enlarge_ratio {ratio} give {per_process} per '
-                         f'epoch to each of {world_size} processes, fewer than batch_size_per_gpu {batch}: no '
-                         f'iteration would run; set dataset_enlarge_ratio to at least {needed}.')
+        raise ValueError(
+            f'datasets:{name}: {samples} samples x dataset_enlarge_ratio {ratio} give {per_process} per '
+            f'epoch to each of {world_size} processes, fewer than batch_size_per_gpu {batch}: no '
+            f'iteration would run; set dataset_enlarge_ratio to at least {needed}.'
+        )

@@ -1,4 +1,5 @@
 """``WDSRModel``: basicsr's ``SRModel`` with what WDSR training needs on top."""
+
 from __future__ import annotations
 
 import contextlib
@@ -91,8 +92,10 @@ class WDSRModel(SRModel):
         super().__init__(opt)
         if opt['dist']:
             ddp = self.net_g
-            get_root_logger().info(f'torch.distributed: backend {dist.get_backend()}, {opt["world_size"]} ranks, '
-                                   f'device {self.device}, broadcast_buffers {ddp.broadcast_buffers}.')
+            get_root_logger().info(
+                f'torch.distributed: backend {dist.get_backend()}, {opt["world_size"]} ranks, '
+                f'device {self.device}, broadcast_buffers {ddp.broadcast_buffers}.'
+            )
 
     def model_to_device(self, net: nn.Module):
         return super().model_to_device(net.to(memory_format=self.memory_format))
@@ -116,8 +119,10 @@ class WDSRModel(SRModel):
             if problem:
                 raise RuntimeError(f'use_compile: {problem}.')
             self._step = compile_step(self._step, self.device.type, bool(self.opt['dist']))
-            get_root_logger().info(f'use_compile: the training step (forward and losses, and their backward) is '
-                                   f'compiled by torch.compile on {self.device.type} at the first iteration.')
+            get_root_logger().info(
+                f'use_compile: the training step (forward and losses, and their backward) is '
+                f'compiled by torch.compile on {self.device.type} at the first iteration.'
+            )
 
     def model_ema(self, decay=0.999):
         """``net_g_ema = decay * net_g_ema + (1 - decay) * net_g`` over all parameters at once; buffers copied."""
@@ -155,9 +160,11 @@ class WDSRModel(SRModel):
         self.log_dict = self.reduce_loss_dict(loss_dict)
         bad = {name: value for name, value in self.log_dict.items() if not math.isfinite(value)}
         if bad:
-            raise FloatingPointError(f'Loss {bad} at iteration {current_iter}: training stopped, nothing saved; '
-                                     'the last checkpoint in experiments/.../models is intact. Lower the learning '
-                                     'rate or resume from the last training state.')
+            raise FloatingPointError(
+                f'Loss {bad} at iteration {current_iter}: training stopped, nothing saved; '
+                'the last checkpoint in experiments/.../models is intact. Lower the learning '
+                'rate or resume from the last training state.'
+            )
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
@@ -224,8 +231,10 @@ class WDSRModel(SRModel):
             if 'scaler' in resume_state:
                 self.scaler.load_state_dict(resume_state['scaler'])
             else:
-                get_root_logger().warning(f'{self.opt["path"]["resume_state"]} has no GradScaler state (trained '
-                                          'without fp16): the loss scale starts afresh.')
+                get_root_logger().warning(
+                    f'{self.opt["path"]["resume_state"]} has no GradScaler state (trained '
+                    'without fp16): the loss scale starts afresh.'
+                )
         self._check_ranks_agree(resume_state['iter'])
         experiments_root = self.opt['path'].get('experiments_root')
         if experiments_root:
@@ -245,13 +254,24 @@ class WDSRModel(SRModel):
         if not val.get('val_freq') or current_iter % val['val_freq']:
             return
         done = recorded_datasets(record, current_iter)
-        missed = [dataset_opt for phase, dataset_opt in self.opt['datasets'].items()
-                  if phase.split('_')[0] == 'val' and dataset_opt['name'] not in done]
+        missed = [
+            dataset_opt
+            for phase, dataset_opt in self.opt['datasets'].items()
+            if phase.split('_')[0] == 'val' and dataset_opt['name'] not in done
+        ]
         for dataset_opt in all_gather(missed)[0]:  # rank 0 read the record: every rank validates alike
-            get_root_logger().info(f'Validating {dataset_opt["name"]} at iteration {current_iter}: the run stopped '
-                                   'after saving this iteration, before validating it.')
-            loader = build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=self.opt['num_gpu'],
-                                      dist=self.opt['dist'], sampler=None, seed=self.opt['manual_seed'])
+            get_root_logger().info(
+                f'Validating {dataset_opt["name"]} at iteration {current_iter}: the run stopped '
+                'after saving this iteration, before validating it.'
+            )
+            loader = build_dataloader(
+                build_dataset(dataset_opt),
+                dataset_opt,
+                num_gpu=self.opt['num_gpu'],
+                dist=self.opt['dist'],
+                sampler=None,
+                seed=self.opt['manual_seed'],
+            )
             self.validation(loader, current_iter, None, val.get('save_img', False))
 
     def _check_ranks_agree(self, current_iter):
@@ -260,8 +280,10 @@ class WDSRModel(SRModel):
         digest = (current_iter, [float(sum(p.detach().double().sum() for p in n.state_dict().values())) for n in nets])
         seen = all_gather(digest)
         if any(other != digest for other in seen):
-            raise RuntimeError(f'Ranks resumed differently (iteration, weight sums per rank: {seen}); '
-                               'every rank must read the same experiments/ folder.')
+            raise RuntimeError(
+                f'Ranks resumed differently (iteration, weight sums per rank: {seen}); '
+                'every rank must read the same experiments/ folder.'
+            )
         get_root_logger().info(f'All {len(seen)} rank(s) resumed at iteration {current_iter} with identical weights.')
 
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
@@ -270,12 +292,14 @@ class WDSRModel(SRModel):
         saved_network = checkpoint.get('network_g') if isinstance(checkpoint.get('network_g'), dict) else None
         if param_key is not None:
             if param_key not in checkpoint and 'params' in checkpoint:
-                get_root_logger().warning(f'{load_path} has no {param_key!r} (trained without EMA): loading its '
-                                          "'params' instead.")
+                get_root_logger().warning(
+                    f"{load_path} has no {param_key!r} (trained without EMA): loading its 'params' instead."
+                )
                 param_key = 'params'
             if param_key not in checkpoint:
-                raise KeyError(f'path:pretrain_network_g {load_path} has no {param_key!r} entry '
-                               f'(it has {sorted(checkpoint)}).')
+                raise KeyError(
+                    f'path:pretrain_network_g {load_path} has no {param_key!r} entry (it has {sorted(checkpoint)}).'
+                )
             checkpoint = checkpoint[param_key]
         state = strip_prefixes(checkpoint)
         bare = self.get_bare_model(net)
@@ -293,16 +317,20 @@ class WDSRModel(SRModel):
             return
         if saved_network is not None:
             ours = self.opt['network_g']
-            differ = [f'{key}: {saved_network.get(key)!r} there, {ours.get(key)!r} here'
-                      for key in sorted(set(saved_network) | set(ours), key=str)
-                      if saved_network.get(key) != ours.get(key)]
+            differ = [
+                f'{key}: {saved_network.get(key)!r} there, {ours.get(key)!r} here'
+                for key in sorted(set(saved_network) | set(ours), key=str)
+                if saved_network.get(key) != ours.get(key)
+            ]
             why = 'network_g differs (' + '; '.join(differ) + ')' if differ else 'its tensors do not fit'
         else:
             why = f'{len(misfits)} tensors do not fit (e.g. {misfits[0]})'
         resume = self.opt['path'].get('resume_state')
         source = f'resume_state {resume}: its network {load_path}' if resume else f'path:pretrain_network_g {load_path}'
-        raise OptionError(f'{source} was trained with another network: {why}. Resume with the options it was '
-                          'trained with, or train under another name; nothing was changed.')
+        raise OptionError(
+            f'{source} was trained with another network: {why}. Resume with the options it was '
+            'trained with, or train under another name; nothing was changed.'
+        )
 
     # ------------------------------------------------------------------ evaluation
 
@@ -319,7 +347,8 @@ class WDSRModel(SRModel):
             tile=val_opt.get('tile', 0),
             tile_pad=val_opt.get('tile_pad', 10),
             ensemble=val_opt.get('self_ensemble', False),
-            amp_dtype=self.amp_dtype)
+            amp_dtype=self.amp_dtype,
+        )
         net.train(was_training)
 
     def validation(self, dataloader: DataLoader, current_iter: int | str, tb_logger, save_img: bool = False) -> None:
@@ -343,8 +372,13 @@ class WDSRModel(SRModel):
         metrics_opt = self.opt['val'].get('metrics') or {}
         rank, world_size = self.opt['rank'], self.opt['world_size']
         indices = list(range(rank, len(dataset), world_size))
-        loader = DataLoader(Subset(dataset, indices), batch_size=1, shuffle=False,
-                            num_workers=dataloader.num_workers, collate_fn=dataloader.collate_fn)
+        loader = DataLoader(
+            Subset(dataset, indices),
+            batch_size=1,
+            shuffle=False,
+            num_workers=dataloader.num_workers,
+            collate_fn=dataloader.collate_fn,
+        )
         pbar = tqdm(total=len(dataset), unit='image') if self.opt['val'].get('pbar') and rank == 0 else None
         reporting = save_img and not self.opt['is_train']  # a test run that saves its images gets a results page
         records = []
@@ -363,8 +397,11 @@ class WDSRModel(SRModel):
             if save_img:
                 imwrite(metric_data['img'], self._visualization_path(dataset_name, img_name, current_iter))
             values = {name: float(calculate_metric(metric_data, opt_)) for name, opt_ in metrics_opt.items()}
-            entry = self._report_entry(dataset_name, img_name, current_iter, metric_data, lq, metrics_opt) \
-                if reporting and 'img2' in metric_data else None
+            entry = (
+                self._report_entry(dataset_name, img_name, current_iter, metric_data, lq, metrics_opt)
+                if reporting and 'img2' in metric_data
+                else None
+            )
             records.append((index, img_name, values, entry))
             if pbar:
                 pbar.update(world_size)
@@ -389,12 +426,16 @@ class WDSRModel(SRModel):
             # basicsr's last validation passes an iteration counted past the end (one per remaining epoch);
             # the weights are those of the last iteration, and the record says so
             iteration = min(current_iter, self.opt['train'].get('total_iter', current_iter))
-            record_validation(osp.join(experiments_root, VALIDATIONS_FILE),
-                              {'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results})
+            record_validation(
+                osp.join(experiments_root, VALIDATIONS_FILE),
+                {'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results},
+            )
         if not self.opt['is_train'] and rank == 0:
             per_image = {name: values for _, name, values, _ in records}
-            write_json(osp.join(results_root, f'metrics_{dataset_name}.json'),
-                       {'dataset': dataset_name, 'mean': self.metric_results, 'images': per_image})
+            write_json(
+                osp.join(results_root, f'metrics_{dataset_name}.json'),
+                {'dataset': dataset_name, 'mean': self.metric_results, 'images': per_image},
+            )
             if reporting:
                 report.write_set_report(results_root, dataset_name, {name: e for _, name, _, e in records if e})
                 report.write_page({self.opt['name']: results_root}, results_root, self.opt['name'])
@@ -403,14 +444,19 @@ class WDSRModel(SRModel):
         """Save the HR and bicubic images of a test image for the results page; return its page entry."""
         results_root = self.opt['path']['results_root']
         folder = osp.join(results_root, 'report', dataset_name)
-        bicubic, crop = report.save_references(folder, img_name, metric_data['img'], metric_data['img2'], lq,
-                                               self.opt['scale'])
+        bicubic, crop = report.save_references(
+            folder, img_name, metric_data['img'], metric_data['img2'], lq, self.opt['scale']
+        )
         bicubic_data = dict(metric_data, img=bicubic)
-        return {'sr': osp.relpath(self._visualization_path(dataset_name, img_name, current_iter), results_root),
-                'gt': osp.relpath(osp.join(folder, f'{img_name}_gt.png'), results_root),
-                'bicubic': osp.relpath(osp.join(folder, f'{img_name}_bicubic.png'), results_root), 'crop': crop,
-                'bicubic_metrics': {name: float(calculate_metric(bicubic_data, opt_))
-                                    for name, opt_ in metrics_opt.items()}}
+        return {
+            'sr': osp.relpath(self._visualization_path(dataset_name, img_name, current_iter), results_root),
+            'gt': osp.relpath(osp.join(folder, f'{img_name}_gt.png'), results_root),
+            'bicubic': osp.relpath(osp.join(folder, f'{img_name}_bicubic.png'), results_root),
+            'crop': crop,
+            'bicubic_metrics': {
+                name: float(calculate_metric(bicubic_data, opt_)) for name, opt_ in metrics_opt.items()
+            },
+        }
 
     def _visualization_path(self, dataset_name, img_name, current_iter):
         """Where basicsr's ``SRModel`` saves a validation image (training) or a test result."""

@@ -23,11 +23,18 @@ Modules: :mod:`.reading` (safe YAML, ``--force_yml``), :mod:`.vocabulary` (what 
 read and take), :mod:`.check` (:func:`check_options`, :func:`check_name`), :mod:`.parse`
 (:func:`parse_options`, :func:`derive_options`, :func:`run_pipeline`).
 """
+
 from .check import check_name, check_options
 from .parse import derive_options, parse_options, run_pipeline
 from .reading import OptionError, apply_force_yml, load_options
 
 __all__ = [
-    'OptionError', 'apply_force_yml', 'check_name', 'check_options', 'derive_options', 'load_options', 'parse_options',
-    'run_pipeline'
+    'OptionError',
+    'apply_force_yml',
+    'check_name',
+    'check_options',
+    'derive_options',
+    'load_options',
+    'parse_options',
+    'run_pipeline',
 ]

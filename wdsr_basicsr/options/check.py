@@ -8,6 +8,7 @@
   defaults and annotations for keywords; optimizers and schedulers are built once on a dummy parameter, so
   their own checks speak (``betas``, ``milestones``).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -38,14 +39,27 @@ from .vocabulary import (
 
 #: Options every file needs, and those a training file needs besides (basicsr reads them unguarded).
 REQUIRED = ((), 'name'), ((), 'model_type'), ((), 'num_gpu'), ((), 'datasets'), ((), 'path')
-REQUIRED_TO_TRAIN = (((), 'train'), ((), 'logger'), (('train', ), 'total_iter'), (('logger', ), 'print_freq'),
-                     (('logger', ), 'save_checkpoint_freq'), (('datasets', 'train'), 'batch_size_per_gpu'),
-                     (('datasets', 'train'), 'num_worker_per_gpu'))
+REQUIRED_TO_TRAIN = (
+    ((), 'train'),
+    ((), 'logger'),
+    (('train',), 'total_iter'),
+    (('logger',), 'print_freq'),
+    (('logger',), 'save_checkpoint_freq'),
+    (('datasets', 'train'), 'batch_size_per_gpu'),
+    (('datasets', 'train'), 'num_worker_per_gpu'),
+)
 #: The names a section of ``datasets`` may have (basicsr reads the phase before the first ``_``).
 PHASES = ('train', 'val', 'test')
-_KINDS = {'int': 'an integer', 'number': 'a number', 'count': 'a number', 'bool': 'true or false (unquoted)', 'str': 'a string',
-          'list': 'a list [a, b, ...]', 'section': 'a section of key: value lines',
-          'typed': 'a section of key: value lines with a type'}
+_KINDS = {
+    'int': 'an integer',
+    'number': 'a number',
+    'count': 'a number',
+    'bool': 'true or false (unquoted)',
+    'str': 'a string',
+    'list': 'a list [a, b, ...]',
+    'section': 'a section of key: value lines',
+    'typed': 'a section of key: value lines with a type',
+}
 
 
 def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
@@ -70,7 +84,7 @@ def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
         for (section, key), rule in RULES.items():
             for where, parent in _sections(opt, section):
                 for name in [k for k in parent if fnmatch.fnmatchcase(str(k), key)]:
-                    parent[name] = checked(parent[name], rule, where + (name, ))
+                    parent[name] = checked(parent[name], rule, where + (name,))
         model, datasets = _registered_classes(opt)
         vocabulary = Vocabulary(model, list(datasets.values()))
         warnings = _check_keys(opt, vocabulary)
@@ -92,24 +106,26 @@ def _require(opt, is_train):
         for part in section:
             parent = parent.get(part) if isinstance(parent, dict) else None
         if isinstance(parent, dict) and key not in parent:
-            raise OptionError(f'option {name(section + (key, ))} is missing.')
+            raise OptionError(f'option {name(section + (key,))} is missing.')
     if is_train and isinstance(opt['datasets'], dict) and 'train' not in opt['datasets']:
         raise OptionError('datasets has no train set.')
     if is_train and isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val']:
         raise OptionError('option val:val_freq is missing (or remove val to train without it).')
     if not is_train and not isinstance((opt.get('val') or {}).get('save_img'), bool):
-        raise OptionError("option val:save_img (true or false) is missing: basicsr's test pipeline reads it (a "
-                          'top-level save_img or suffix is not read; they go under val).')
+        raise OptionError(
+            "option val:save_img (true or false) is missing: basicsr's test pipeline reads it (a "
+            'top-level save_img or suffix is not read; they go under val).'
+        )
 
 
 def _check_finite(value, where):
     """Refuse a NaN or infinite number anywhere (no option of basicsr means one)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_finite(item, where + (key, ))
+            _check_finite(item, where + (key,))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_finite(item, where[:-1] + (f'{where[-1]}[{index}]', ))
+            _check_finite(item, where[:-1] + (f'{where[-1]}[{index}]',))
     elif isinstance(value, float) and not math.isfinite(value):
         raise OptionError(f'{name(where)}={value!r} must be a finite number.')
 
@@ -118,8 +134,12 @@ def _sections(opt, section):
     """The mappings (with their key paths) that ``section`` names in ``opt``, ``'*'`` matching every key."""
     found = [((), opt)]
     for part in section:
-        found = [(where + (k, ), v) for where, p in found for k, v in p.items()
-                 if (part == '*' or k == part) and isinstance(v, dict)]
+        found = [
+            (where + (k,), v)
+            for where, p in found
+            for k, v in p.items()
+            if (part == '*' or k == part) and isinstance(v, dict)
+        ]
     return found
 
 
@@ -142,7 +162,7 @@ def checked(value, rule: Rule, where: tuple):
             raise OptionError(f'{must}.')
         if rule.item is None:
             return value
-        return [checked(v, rule.item, where[:-1] + (f'{where[-1]}[{i}]', )) for i, v in enumerate(value)]
+        return [checked(v, rule.item, where[:-1] + (f'{where[-1]}[{i}]',)) for i, v in enumerate(value)]
     elif rule.kind in ('bool', 'str'):
         if not isinstance(value, bool if rule.kind == 'bool' else str):
             raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
@@ -187,7 +207,7 @@ def _check_keys(opt, vocabulary):
                 if warning:
                     warnings.append(warning)
     dist_params = opt.get('dist_params') or {}
-    warnings += _check_keywords(dist_params, dict.fromkeys(DIST_PARAMS), False, ('dist_params', ), 'it', typed=False)
+    warnings += _check_keywords(dist_params, dict.fromkeys(DIST_PARAMS), False, ('dist_params',), 'it', typed=False)
     return warnings
 
 
@@ -200,15 +220,16 @@ def _check_keywords(section, named, takes_more, where, taker, extra=(), typed=Tr
         close = misspelt(key, list(named))
         if close or not takes_more:
             hint = f' (did you mean {close}?)' if close else f'; {taker} takes {", ".join(["type"] * typed + [*named])}'
-            raise OptionError(f'unknown option {name(where + (key, ))}{hint}')
-        warnings.append(f'option {name(where + (key, ))}: {taker} does not name it (it takes **kwargs); check that '
-                        'it is read.')
+            raise OptionError(f'unknown option {name(where + (key,))}{hint}')
+        warnings.append(
+            f'option {name(where + (key,))}: {taker} does not name it (it takes **kwargs); check that it is read.'
+        )
     return warnings
 
 
 def _check_factory(section, factory, where, skip=(), extra=()):
     """Keywords and their values against ``factory``'s signature: a default's or annotation's type."""
-    signature = parameters(factory, ('type', ) + tuple(skip))
+    signature = parameters(factory, ('type',) + tuple(skip))
     if signature is None:
         return []
     named, takes_more = signature
@@ -216,14 +237,16 @@ def _check_factory(section, factory, where, skip=(), extra=()):
     for key, parameter in named.items():
         rule = signature_rule(parameter)
         if key in section and rule is not None and (pattern_rule(where, key) is None):
-            section[key] = checked(section[key], rule, where + (key, ))
+            section[key] = checked(section[key], rule, where + (key,))
     return warnings
 
 
 def pattern_rule(where, key):
     """The :data:`.rules.RULES` rule of a key, if any (its value was checked by it)."""
-    return next((rule for (section, k), rule in RULES.items()
-                 if section == pattern(where) and fnmatch.fnmatchcase(key, k)), None)
+    return next(
+        (rule for (section, k), rule in RULES.items() if section == pattern(where) and fnmatch.fnmatchcase(key, k)),
+        None,
+    )
 
 
 def signature_rule(parameter: inspect.Parameter) -> Rule | None:
@@ -233,12 +256,21 @@ def signature_rule(parameter: inspect.Parameter) -> Rule | None:
     default anything.
     """
     annotation = parameter.annotation
-    kind = {'int': int, 'float': float, 'bool': bool, 'str': str}.get(annotation) if isinstance(annotation, str) \
+    kind = (
+        {'int': int, 'float': float, 'bool': bool, 'str': str}.get(annotation)
+        if isinstance(annotation, str)
         else annotation
+    )
     if kind not in (int, float, bool, str) and parameter.default is not inspect.Parameter.empty:
         kind = type(parameter.default)
-    return {bool: Rule('bool'), int: Rule('count'), float: Rule('number'), str: Rule('str'), list: Rule('list'),
-            tuple: Rule('list')}.get(kind)
+    return {
+        bool: Rule('bool'),
+        int: Rule('count'),
+        float: Rule('number'),
+        str: Rule('str'),
+        list: Rule('list'),
+        tuple: Rule('list'),
+    }.get(kind)
 
 
 def _check_built(opt, model, vocabulary):
@@ -247,7 +279,7 @@ def _check_built(opt, model, vocabulary):
     for key, network in opt.items():
         if str(key).startswith('network_') and isinstance(network, dict):
             arch = require_registered(ARCH_REGISTRY, network['type'], f'{key}:', 'architecture')
-            warnings += _check_factory(network, arch, (key, ))
+            warnings += _check_factory(network, arch, (key,))
     train = opt.get('train') or {}
     for key, section in train.items():
         if not (isinstance(section, dict) and fnmatch.fnmatchcase(key, '*_opt')):
@@ -261,30 +293,33 @@ def _check_built(opt, model, vocabulary):
             warnings += _check_optimizer_or_scheduler(key, section, model)
     for key, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         function = require_registered(METRIC_REGISTRY, metric['type'], f'val:metrics:{key}:', 'metric')
-        warnings += _check_factory(metric, function, ('val', 'metrics', key), ('img', 'img2'),
-                                   vocabulary.known(('val', 'metrics', key)))
+        warnings += _check_factory(
+            metric, function, ('val', 'metrics', key), ('img', 'img2'), vocabulary.known(('val', 'metrics', key))
+        )
     return warnings
 
 
 def _check_optimizer_or_scheduler(key, section, model):
     """A type that the model builds, with its keywords; then built once (torch's own checks of the values)."""
-    method, fallback = ('setup_schedulers', scheduler_class) if key == 'scheduler' else ('get_optimizer',
-                                                                                          optimizer_class)
+    method, fallback = (
+        ('setup_schedulers', scheduler_class) if key == 'scheduler' else ('get_optimizer', optimizer_class)
+    )
     built = built_types(model, method, fallback)
     where = ('train', key)
     if built is not None and section['type'] not in built:
-        raise OptionError(f'{name(where)}:type={section["type"]!r} is not built by {model.__name__}.{method} '
-                          f'(it builds {", ".join(sorted(built))}).')
+        raise OptionError(
+            f'{name(where)}:type={section["type"]!r} is not built by {model.__name__}.{method} '
+            f'(it builds {", ".join(sorted(built))}).'
+        )
     factory = built[section['type']] if built is not None else fallback(section['type'])
     if factory is None:
-        return [f'{name(where)}:type={section["type"]!r}: cannot tell whether {model.__name__}.{method} builds '
-                'it.']
+        return [f'{name(where)}:type={section["type"]!r}: cannot tell whether {model.__name__}.{method} builds it.']
     warnings = _check_factory(section, factory, where, ('params', 'optimizer', 'last_epoch'))
     keywords = {k: v for k, v in section.items() if k != 'type'}
     parameter = torch.nn.Parameter(torch.zeros(1))
     try:
         if key == 'scheduler':
-            factory(torch.optim.SGD([parameter], lr=1.), **keywords)
+            factory(torch.optim.SGD([parameter], lr=1.0), **keywords)
         else:
             factory([parameter], **keywords)
     except (TypeError, ValueError, AssertionError, KeyError) as error:
@@ -305,8 +340,10 @@ def _vgg_weights(section, where):
     cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(url))
     if osp.isfile(VGG_PRETRAIN_PATH) or osp.isfile(cached):
         return []
-    return [f'{where} needs the VGG weights and they are not on disk: basicsr will download {url} at start (offline, '
-            f'put the file at {osp.abspath(VGG_PRETRAIN_PATH)} or {cached}).']
+    return [
+        f'{where} needs the VGG weights and they are not on disk: basicsr will download {url} at start (offline, '
+        f'put the file at {osp.abspath(VGG_PRETRAIN_PATH)} or {cached}).'
+    ]
 
 
 def _check_relations(opt, datasets):
@@ -317,10 +354,13 @@ def _check_relations(opt, datasets):
         raise OptionError(f'network_g:upscale={upscale} differs from scale={scale}.')
     for phase, dataset in opt['datasets'].items():
         if 'name' in dataset and not is_plain_name(dataset['name']):
-            raise OptionError(f'datasets:{phase}:name={dataset["name"]!r} must be a plain name (no path separator, '
-                              'not . or ..): results go to visualization/<name>/ and metrics_<name>.json.')
-        fault = patch_fault(dataset['gt_size'], scale) if phase == 'train' and dataset.get('gt_size') and scale \
-            else None
+            raise OptionError(
+                f'datasets:{phase}:name={dataset["name"]!r} must be a plain name (no path separator, '
+                'not . or ..): results go to visualization/<name>/ and metrics_<name>.json.'
+            )
+        fault = (
+            patch_fault(dataset['gt_size'], scale) if phase == 'train' and dataset.get('gt_size') and scale else None
+        )
         if inspect.isclass(datasets[phase]) and issubclass(datasets[phase], CheckedPairedImageDataset):
             fault = fault or cache_options_fault(dataset)
         if fault:
@@ -346,5 +386,7 @@ def check_name(value: object, opt_path: str) -> None:
         ValueError: Naming the file and the name.
     """
     if not is_plain_name(value):
-        raise ValueError(f'{opt_path}: name={value!r} must be a plain directory name (not empty, no path separator, '
-                         'not . or ..): it becomes experiments/<name> and results/<name>.')
+        raise ValueError(
+            f'{opt_path}: name={value!r} must be a plain directory name (not empty, no path separator, '
+            'not . or ..): it becomes experiments/<name> and results/<name>.'
+        )

@@ -1,4 +1,5 @@
 """basicsr's ``parse_options`` replaced: the command line, the checks, torch.distributed, derived paths."""
+
 from __future__ import annotations
 
 import argparse
@@ -103,8 +104,14 @@ def _arguments():
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none', help='job launcher')
     parser.add_argument('--auto_resume', action='store_true')
     parser.add_argument('--debug', action='store_true')
-    parser.add_argument('--local-rank', '--local_rank', dest='local_rank', type=int, default=None,
-                        help='set by python -m torch.distributed.launch; torchrun sets $LOCAL_RANK instead')
+    parser.add_argument(
+        '--local-rank',
+        '--local_rank',
+        dest='local_rank',
+        type=int,
+        default=None,
+        help='set by python -m torch.distributed.launch; torchrun sets $LOCAL_RANK instead',
+    )
     parser.add_argument('--force_yml', nargs='+', default=None, help='e.g. train:ema_decay=0.999')
     return parser.parse_args()
 
@@ -166,9 +173,13 @@ def derive_options(opt: dict, root_path: str, is_train: bool) -> None:
     if is_train:
         parent = opt['path'].get('experiments_root') or osp.join(root_path, 'experiments')
         experiments_root = osp.join(osp.expanduser(parent), opt['name'])
-        opt['path'].update(experiments_root=experiments_root, models=osp.join(experiments_root, 'models'),
-                           training_states=osp.join(experiments_root, 'training_states'), log=experiments_root,
-                           visualization=osp.join(experiments_root, 'visualization'))
+        opt['path'].update(
+            experiments_root=experiments_root,
+            models=osp.join(experiments_root, 'models'),
+            training_states=osp.join(experiments_root, 'training_states'),
+            log=experiments_root,
+            visualization=osp.join(experiments_root, 'visualization'),
+        )
         if 'debug' in opt['name']:
             if 'val' in opt:
                 opt['val']['val_freq'] = 8
@@ -177,8 +188,9 @@ def derive_options(opt: dict, root_path: str, is_train: bool) -> None:
     else:
         parent = opt['path'].get('results_root') or osp.join(root_path, 'results')
         results_root = osp.join(osp.expanduser(parent), opt['name'])
-        opt['path'].update(results_root=results_root, log=results_root,
-                           visualization=osp.join(results_root, 'visualization'))
+        opt['path'].update(
+            results_root=results_root, log=results_root, visualization=osp.join(results_root, 'visualization')
+        )
 
 
 def run_pipeline(pipeline: Callable) -> None:

@@ -1,4 +1,5 @@
 """Option files read safely: plain YAML values only, no key written twice, ``--force_yml`` as YAML."""
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,10 @@ class _SafeLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
                 if isinstance(key, (str, int, float, bool)) and key in lines:
-                    raise DuplicateKeyError(f'line {line}: key {key!r} is written twice in one section (lines '
-                                            f'{lines[key]} and {line}); YAML would keep the second silently.')
+                    raise DuplicateKeyError(
+                        f'line {line}: key {key!r} is written twice in one section (lines '
+                        f'{lines[key]} and {line}); YAML would keep the second silently.'
+                    )
                 lines.setdefault(key, line)
         return super().construct_mapping(node, deep)
 
@@ -61,14 +64,18 @@ def load_options(path: str) -> dict:
             opt = yaml.load(f, Loader=_SafeLoader)  # noqa: S506  (a SafeLoader subclass)
         except yaml.constructor.ConstructorError as error:
             mark = error.problem_mark
-            raise ValueError(f'{path}, line {mark.line + 1}: {error.problem}; option files may hold plain values '
-                             'only, nothing is executed.') from None
+            raise ValueError(
+                f'{path}, line {mark.line + 1}: {error.problem}; option files may hold plain values '
+                'only, nothing is executed.'
+            ) from None
         except DuplicateKeyError as error:
             raise ValueError(f'{path}, {error}') from None
         except yaml.YAMLError as error:
             raise ValueError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
     if not isinstance(opt, dict):
-        raise ValueError(f'{path}: an option file is a YAML mapping (name:, model_type:, ...), not {type(opt).__name__}.')
+        raise ValueError(
+            f'{path}: an option file is a YAML mapping (name:, model_type:, ...), not {type(opt).__name__}.'
+        )
     return opt
 
 
@@ -99,12 +106,12 @@ def apply_force_yml(opt: dict, entries: list[str]) -> None:
         section = opt
         for depth, key in enumerate(path[:-1]):
             if not isinstance(section.get(key), dict):
-                raise ValueError(f'--force_yml {entry!r}: {":".join(path[:depth + 1])} is not a section of the options.')
+                raise ValueError(
+                    f'--force_yml {entry!r}: {":".join(path[: depth + 1])} is not a section of the options.'
+                )
             section = section[key]
         section[path[-1]] = value
 
 
 class OptionError(ValueError):
     """An option that cannot work, named with its file and key path."""
-
-

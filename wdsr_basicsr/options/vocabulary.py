@@ -8,6 +8,7 @@ in opt['datasets'].items()``) follow it; in the pipeline's functions ``opt`` and
 :data:`PIPELINE_NAMES`. A read the analysis cannot place is not counted. Sections are tuples of keys;
 ``'*'`` stands for any key (a dataset's phase, a metric's name).
 """
+
 from __future__ import annotations
 
 import ast
@@ -25,15 +26,23 @@ from .reading import OptionError
 
 #: basicsr's pipeline (train.py, test.py, data loaders, loggers, resume checks) and this package's start-up: the
 #: keys their functions read are known in every option file, beside those of the classes the file names.
-PIPELINE_MODULES = ('basicsr.train', 'basicsr.test', 'basicsr.models', 'basicsr.data', 'basicsr.data.prefetch_dataloader',
-                    'basicsr.utils.logger', 'basicsr.utils.misc', 'wdsr_basicsr.options.parse',
-                    'wdsr_basicsr.utils.dist')
+PIPELINE_MODULES = (
+    'basicsr.train',
+    'basicsr.test',
+    'basicsr.models',
+    'basicsr.data',
+    'basicsr.data.prefetch_dataloader',
+    'basicsr.utils.logger',
+    'basicsr.utils.misc',
+    'wdsr_basicsr.options.parse',
+    'wdsr_basicsr.utils.dist',
+)
 #: The sections that names stand for in the pipeline's functions.
 PIPELINE_NAMES = {'opt': (), 'dataset_opt': ('datasets', '*')}
 #: Where ``self.opt`` of a registered class points: a model reads the whole file, a dataset its own section.
 CLASS_ROOTS = {'model': (), 'dataset': ('datasets', '*')}
 #: Sections whose keys are free names (datasets' phases, metrics' names): one pattern stands for them all.
-NAMED_SECTIONS = (('datasets', ), ('val', 'metrics'))
+NAMED_SECTIONS = (('datasets',), ('val', 'metrics'))
 _NOT_SCANNED = ('builtins', 'abc', 'typing', 'torch')
 _READS = ('get', 'pop', 'setdefault')
 
@@ -66,8 +75,8 @@ def pattern(section: Section) -> Section:
     """``section`` with its free names (a dataset's phase, a metric's name) as ``'*'``."""
     section = tuple(section)
     for named in NAMED_SECTIONS:
-        if section[:len(named)] == named and len(section) > len(named):
-            section = named + ('*', ) + section[len(named) + 1:]
+        if section[: len(named)] == named and len(section) > len(named):
+            section = named + ('*',) + section[len(named) + 1 :]
     return section
 
 
@@ -90,8 +99,9 @@ class _SectionReads:
     def function(self, node: ast.FunctionDef, root: Section | None) -> None:
         """Record the reads of one function; ``root`` is what ``self.opt`` (and a parameter ``opt``) stand for."""
         bound = {'opt': root} if root is not None else {}
-        for child in sorted((n for n in ast.walk(node) if hasattr(n, 'lineno')),
-                            key=lambda n: (n.lineno, n.col_offset)):
+        for child in sorted(
+            (n for n in ast.walk(node) if hasattr(n, 'lineno')), key=lambda n: (n.lineno, n.col_offset)
+        ):
             self._bind(child, bound, root)
             key, holder = self._read(child)
             section = self._section(holder, bound, root) if key is not None else None
@@ -103,21 +113,29 @@ class _SectionReads:
             section = self._section(node.value, bound, root)
             if section is not None:
                 bound[node.targets[0].id] = section
-        elif isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.iter, ast.Call) and \
-                isinstance(node.iter.func, ast.Attribute) and node.iter.func.attr in ('items', 'values'):
+        elif (
+            isinstance(node, (ast.For, ast.comprehension))
+            and isinstance(node.iter, ast.Call)
+            and isinstance(node.iter.func, ast.Attribute)
+            and node.iter.func.attr in ('items', 'values')
+        ):
             section, target = self._section(node.iter.func.value, bound, root), node.target
             if node.iter.func.attr == 'items' and isinstance(target, ast.Tuple) and len(target.elts) == 2:
                 target = target.elts[1]
             if section is not None and isinstance(target, ast.Name):
-                bound[target.id] = section + ('*', )
+                bound[target.id] = section + ('*',)
 
     @staticmethod
     def _read(node):
         """``(key, what it is read from)`` when ``node`` reads a key by a constant name, else ``(None, None)``."""
         if isinstance(node, ast.Subscript):
             return _string(node.slice), node.value
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _READS and \
-                node.args:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _READS
+            and node.args
+        ):
             return _string(node.args[0]), node.func.value
         if isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             return _string(node.left), node.comparators[0]
@@ -127,8 +145,12 @@ class _SectionReads:
         """The section that the expression ``node`` stands for, or None."""
         if isinstance(node, ast.Name):
             return bound.get(node.id, self.names.get(node.id))
-        if isinstance(node, ast.Attribute) and node.attr == 'opt' and isinstance(node.value, ast.Name) and \
-                node.value.id == 'self':
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == 'opt'
+            and isinstance(node.value, ast.Name)
+            and node.value.id == 'self'
+        ):
             return root
         if isinstance(node, ast.BoolOp):  # opt.get('val') or {}
             return next((s for s in (self._section(v, bound, root) for v in node.values) if s is not None), None)
@@ -136,7 +158,7 @@ class _SectionReads:
         if key is None:
             return None
         section = self._section(holder, bound, root)
-        return None if section is None else section + (key, )
+        return None if section is None else section + (key,)
 
 
 @functools.lru_cache(maxsize=None)
@@ -225,8 +247,10 @@ class Vocabulary:
         if homes and self.judgeable and not others:
             home = _section(opt, homes[0]) if len(homes) == 1 and '*' not in homes[0] else None
             if home is None or home.get(key, object()) != _section(opt, section).get(key):
-                raise OptionError(f'{where}: belongs under {" or ".join(shown(s) for s in homes)} ({self.names} and '
-                                  f'basicsr read it there; where it stands nothing does).')
+                raise OptionError(
+                    f'{where}: belongs under {" or ".join(shown(s) for s in homes)} ({self.names} and '
+                    f'basicsr read it there; where it stands nothing does).'
+                )
             return f'option {where} has no effect: a duplicate of {shown(homes[0])}{key}, which is read.'
         close = misspelt(key, self.known(section))
         if close and self.judgeable and not others:
@@ -237,9 +261,12 @@ class Vocabulary:
     def _other_reads(self):
         """What every registered model and dataset class reads, by section (read once, when needed)."""
         if self._others is None:
-            self._others = _merge(class_reads(c, CLASS_ROOTS[kind]) for kind, registry in
-                                  (('model', MODEL_REGISTRY), ('dataset', DATASET_REGISTRY))
-                                  for _, c in registry if inspect.isclass(c))
+            self._others = _merge(
+                class_reads(c, CLASS_ROOTS[kind])
+                for kind, registry in (('model', MODEL_REGISTRY), ('dataset', DATASET_REGISTRY))
+                for _, c in registry
+                if inspect.isclass(c)
+            )
         return self._others
 
 
@@ -267,9 +294,11 @@ def require_registered(registry: Registry, name: str, where: str, kind: str):
     if found is None:
         close = misspelt(name, [key for key, _ in registry])
         hint = f'did you mean {close}? ' if close else ''
-        raise OptionError(f'{where}type={name!r} is not registered with basicsr: no {kind} of that name is '
-                          f'registered ({hint}a class of another package is registered when that package is '
-                          'installed and imported, e.g. by its own train.py).')
+        raise OptionError(
+            f'{where}type={name!r} is not registered with basicsr: no {kind} of that name is '
+            f'registered ({hint}a class of another package is registered when that package is '
+            'installed and imported, e.g. by its own train.py).'
+        )
     return found
 
 
@@ -283,8 +312,12 @@ def parameters(factory: Callable, skip: tuple[str, ...] = ()) -> tuple[dict[str,
         params = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
         return None
-    named = {p.name: p for p in params if p.name not in ('self', ) + tuple(skip)
-             and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+    named = {
+        p.name: p
+        for p in params
+        if p.name not in ('self',) + tuple(skip)
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    }
     return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
@@ -328,16 +361,26 @@ def built_types(cls: type, method: str, fallback: Callable) -> dict[str, type | 
         except (OSError, TypeError, SyntaxError):
             continue
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-                    and isinstance(node.test.ops[0], (ast.Eq, ast.In))):
+            if not (
+                isinstance(node, ast.If)
+                and isinstance(node.test, ast.Compare)
+                and isinstance(node.test.ops[0], (ast.Eq, ast.In))
+            ):
                 continue
             right = node.test.comparators[0]
-            names = [_string(e) for e in right.elts] if isinstance(right, (ast.List, ast.Tuple, ast.Set)) else [
-                _string(right)]
+            names = (
+                [_string(e) for e in right.elts]
+                if isinstance(right, (ast.List, ast.Tuple, ast.Set))
+                else [_string(right)]
+            )
             if not names or None in names:
                 continue
-            called = (_resolve(call.func, func.__globals__) for stmt in node.body for call in ast.walk(stmt)
-                      if isinstance(call, ast.Call))
+            called = (
+                _resolve(call.func, func.__globals__)
+                for stmt in node.body
+                for call in ast.walk(stmt)
+                if isinstance(call, ast.Call)
+            )
             factory = next((obj for obj in called if inspect.isclass(obj)), None)
             found.update((name, factory or fallback(name)) for name in names)
     return found or None

@@ -5,6 +5,7 @@
 * :mod:`.lmdb`: sub-images and whole images to LMDBs with ``meta_info.txt``;
 * :mod:`.div2k`, :mod:`.benchmarks`, :mod:`.demo`: the three preparations, each with its command-line entry.
 """
+
 from __future__ import annotations
 
 import sys

@@ -22,6 +22,7 @@ other sets and images are still prepared. The output is never the input folder.
 MD5) into INPUT. Manga109's licence forbids redistribution: download it from manga109.org and put the
 109 SR-benchmark pages in ``INPUT/Manga109``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,13 @@ logger = logging.getLogger(__name__)
 
 #: The sets and their image counts; folder names others use for them.
 SETS = {'Set5': 5, 'Set14': 14, 'B100': 100, 'Urban100': 100, 'Manga109': 109}
-ALIASES = {'Set5': ('Set5', 'set5'), 'Set14': ('Set14', 'set14'), 'B100': ('B100', 'BSD100', 'BSDS100', 'bsd100'),
-           'Urban100': ('Urban100', 'urban100'), 'Manga109': ('Manga109', 'manga109')}
+ALIASES = {
+    'Set5': ('Set5', 'set5'),
+    'Set14': ('Set14', 'set14'),
+    'B100': ('B100', 'BSD100', 'BSDS100', 'bsd100'),
+    'Urban100': ('Urban100', 'urban100'),
+    'Manga109': ('Manga109', 'manga109'),
+}
 ARCHIVE_EXTENSIONS = ('.zip', '.tar', '.tar.gz', '.tgz')
 #: HR sizes are cropped to a multiple of this, so that every scale divides them (BasicSR's GTmod12).
 MOD = 12
@@ -91,10 +97,12 @@ def find_set(input_dir: str, name: str, scratch: str) -> list[str] | None:
                 try:
                     extract(archive, dest, keep=is_image)
                 except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
-                    raise PreparationError(f'{archive} cannot be read ({type(error).__name__}: {error}); not '
-                                           'prepared.') from None
-                folders = [d for d, _, files in os.walk(dest) if any(f.lower().endswith(IMAGE_EXTENSIONS)
-                                                                      for f in files)]
+                    raise PreparationError(
+                        f'{archive} cannot be read ({type(error).__name__}: {error}); not prepared.'
+                    ) from None
+                folders = [
+                    d for d, _, files in os.walk(dest) if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in files)
+                ]
                 hr = [d for d in folders if osp.basename(d) in ('HR', 'GTmod12')] or folders
                 return sorted(p for d in hr for p in list_images(d)) if hr else []
     return None
@@ -122,8 +130,9 @@ def prepare_set(name: str, images: list[str], output: str, scales: tuple[int, ..
         by_stem.setdefault(osp.splitext(osp.basename(path))[0], []).append(path)
     for stem, paths in by_stem.items():
         if len(paths) > 1:
-            problems.append(f'{name}: {" and ".join(paths)} would both be written as {stem}.png; left out (rename '
-                            'one).')
+            problems.append(
+                f'{name}: {" and ".join(paths)} would both be written as {stem}.png; left out (rename one).'
+            )
     written = 0
     for path in tqdm([p[0] for p in by_stem.values() if len(p) == 1], desc=name, unit='image'):
         stem = osp.splitext(osp.basename(path))[0]
@@ -144,8 +153,10 @@ def prepare_set(name: str, images: list[str], output: str, scales: tuple[int, ..
             cv2.imwrite(osp.join(folders[s], f'{stem}.png'), bicubic_downscale(hr, s))
         written += 1
     if written != SETS[name]:
-        warnings.append(f'{name}: {written} images prepared, the benchmark has {SETS[name]}; results on it are not '
-                        'comparable with published ones.')
+        warnings.append(
+            f'{name}: {written} images prepared, the benchmark has {SETS[name]}; results on it are not '
+            'comparable with published ones.'
+        )
     os.replace(tmp, final)
     return problems, warnings
 
@@ -205,8 +216,9 @@ def download_benchmarks(input_dir: str) -> None:
                 os.replace(src, dst)
 
 
-def prepare_benchmarks(input_dir: str, output: str, scales: tuple[int, ...] = (2, 3, 4),
-                       sets: tuple[str, ...] = tuple(SETS)) -> tuple[list[str], list[str], list[str]]:
+def prepare_benchmarks(
+    input_dir: str, output: str, scales: tuple[int, ...] = (2, 3, 4), sets: tuple[str, ...] = tuple(SETS)
+) -> tuple[list[str], list[str], list[str]]:
     """Prepare ``sets`` from ``input_dir`` into ``output`` (see the module docstring).
 
     Returns:
@@ -217,8 +229,10 @@ def prepare_benchmarks(input_dir: str, output: str, scales: tuple[int, ...] = (2
         PreparationError: If ``output`` is ``input_dir`` (the sets would replace their sources).
     """
     if osp.isdir(input_dir) and osp.isdir(output) and osp.samefile(input_dir, output):
-        raise PreparationError(f'--output {output} is the --input folder: the prepared sets would replace their '
-                               'sources; choose another --output (e.g. datasets).')
+        raise PreparationError(
+            f'--output {output} is the --input folder: the prepared sets would replace their '
+            'sources; choose another --output (e.g. datasets).'
+        )
     os.makedirs(output, exist_ok=True)
     remove_temporaries(output)
     written, problems, warnings = [], [], []
@@ -227,12 +241,16 @@ def prepare_benchmarks(input_dir: str, output: str, scales: tuple[int, ...] = (2
             existing = osp.join(output, name)
             if osp.isdir(existing):
                 if not osp.isdir(osp.join(existing, 'GTmod12')):
-                    problems.append(f'{name}: {existing} exists and is not a prepared set (no GTmod12/); not '
-                                    'prepared: move it away.')
+                    problems.append(
+                        f'{name}: {existing} exists and is not a prepared set (no GTmod12/); not '
+                        'prepared: move it away.'
+                    )
                     continue
                 added = add_scales(name, output, scales)
-                logger.info(f'{name}: {existing} exists; ' + (f'added LRbicx{", LRbicx".join(map(str, added))}.'
-                                                              if added else 'kept.'))
+                logger.info(
+                    f'{name}: {existing} exists; '
+                    + (f'added LRbicx{", LRbicx".join(map(str, added))}.' if added else 'kept.')
+                )
                 if added:
                     written.append(existing)
                 continue
@@ -254,22 +272,31 @@ def prepare_benchmarks(input_dir: str, output: str, scales: tuple[int, ...] = (2
 
 def main(argv=None):
     show_messages()
-    parser = argparse.ArgumentParser(description='Prepare Set5, Set14, B100, Urban100 and Manga109 in BasicSR\'s '
-                                     'layout (GTmod12, LRbicx2/3/4) from folders or archives of HR images.')
-    parser.add_argument('--input', required=True, help='Folder holding Set5/, Set14/, B100/, Urban100/, Manga109/ '
-                        '(or their .zip/.tar archives).')
-    parser.add_argument('--output', default='datasets', help='Where <Set>/GTmod12 and <Set>/LRbicx* go. '
-                        'Default: datasets.')
+    parser = argparse.ArgumentParser(
+        description="Prepare Set5, Set14, B100, Urban100 and Manga109 in BasicSR's "
+        'layout (GTmod12, LRbicx2/3/4) from folders or archives of HR images.'
+    )
+    parser.add_argument(
+        '--input',
+        required=True,
+        help='Folder holding Set5/, Set14/, B100/, Urban100/, Manga109/ (or their .zip/.tar archives).',
+    )
+    parser.add_argument(
+        '--output', default='datasets', help='Where <Set>/GTmod12 and <Set>/LRbicx* go. Default: datasets.'
+    )
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], choices=[2, 3, 4])
     parser.add_argument('--sets', nargs='+', default=list(SETS), choices=list(SETS))
-    parser.add_argument('--download', action='store_true', help='Fetch EDSR\'s benchmark.tar (Set5, Set14, B100, '
-                        'Urban100) into --input first. Manga109 cannot be redistributed: get it from manga109.org.')
+    parser.add_argument(
+        '--download',
+        action='store_true',
+        help="Fetch EDSR's benchmark.tar (Set5, Set14, B100, "
+        'Urban100) into --input first. Manga109 cannot be redistributed: get it from manga109.org.',
+    )
     args = parser.parse_args(argv)
     try:
         if args.download:
             download_benchmarks(args.input)
-        written, problems, warnings = prepare_benchmarks(args.input, args.output, tuple(args.scales),
-                                                         tuple(args.sets))
+        written, problems, warnings = prepare_benchmarks(args.input, args.output, tuple(args.scales), tuple(args.sets))
     except PreparationError as error:
         print(f'error: {error}', file=sys.stderr)
         return 1

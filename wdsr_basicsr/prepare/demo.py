@@ -7,6 +7,7 @@ small DIV2K-shaped folder (``DIV2K_train_HR/0001.png`` ...,
 demo trains on LMDBs with DIV2K's names. Two photographs are kept out of
 training for validation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,10 @@ def write_div2k_layout(root: str) -> dict[str, list[str]]:
     Returns:
         dict[str, list[str]]: Written or existing paths per split.
     """
-    layout = {'train': [(i + 1, n) for i, n in enumerate(TRAIN_PHOTOS)],
-              'valid': [(801 + i, n) for i, n in enumerate(VALID_PHOTOS)]}
+    layout = {
+        'train': [(i + 1, n) for i, n in enumerate(TRAIN_PHOTOS)],
+        'valid': [(801 + i, n) for i, n in enumerate(VALID_PHOTOS)],
+    }
     paths = {}
     for split, items in layout.items():
         folder = hr_dir(root, split)
@@ -102,7 +105,7 @@ def bicubic_baseline(root: str, scale: int) -> tuple[float, float]:
     for hr_path in sorted(glob.glob(osp.join(hr_dir(root, 'valid'), '*.png'))):
         stem = osp.splitext(osp.basename(hr_path))[0]
         up = matlab_resize(read_bgr(lr_path(root, 'valid', scale, stem)), scale)
-        hr = read_bgr(hr_path)[:up.shape[0], :up.shape[1]]
+        hr = read_bgr(hr_path)[: up.shape[0], : up.shape[1]]
         rgb.append(calculate_psnr(up, hr, scale))
         y.append(calculate_psnr(up, hr, scale, test_y_channel=True))
     return float(np.mean(rgb)), float(np.mean(y))

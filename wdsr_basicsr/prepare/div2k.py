@@ -33,6 +33,7 @@ Each LMDB is built under a temporary name and renamed when complete, so an
 interrupted run leaves nothing that looks finished; a rerun skips the LMDBs
 that exist and builds the missing ones (with the same keys).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -120,8 +121,9 @@ def _check_image(stem, root, split, scales):
         path = lr_path(root, split, scale, stem)
         lr_h, lr_w = read_bgr(path).shape[:2]
         if (lr_h, lr_w) != (h // scale, w // scale):
-            raise PreparationError(f'{path} is {lr_w}x{lr_h}, but {hr_path} is {w}x{h}: '
-                                   f'expected {w // scale}x{h // scale} at x{scale}.')
+            raise PreparationError(
+                f'{path} is {lr_w}x{lr_h}, but {hr_path} is {w}x{h}: expected {w // scale}x{h // scale} at x{scale}.'
+            )
     return stem
 
 
@@ -132,8 +134,15 @@ def check_split(root: str, split: str, scales: tuple[int, ...], stems: list[str]
         pass
 
 
-def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), *, crop_size: int = 480, step: int = 240,
-            workers: int | None = None, splits: tuple[str, ...] = SPLITS) -> list[str]:
+def prepare(
+    root: str,
+    scales: tuple[int, ...] = (2, 3, 4),
+    *,
+    crop_size: int = 480,
+    step: int = 240,
+    workers: int | None = None,
+    splits: tuple[str, ...] = SPLITS,
+) -> list[str]:
     """Prepare the DIV2K LMDBs under ``root`` (see the module docstring).
 
     Args:
@@ -152,8 +161,10 @@ def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), *, crop_size: int = 
         raise PreparationError(f'--scales {scales}: give one or more integers >= 1.')
     for name, value in (('--crop-size', crop_size), ('--step', step)):
         if value < 1 or any(value % s for s in scales):
-            raise PreparationError(f'{name} {value} must be a positive multiple of every scale in {scales}, '
-                                   'so that LR sub-images line up with HR ones.')
+            raise PreparationError(
+                f'{name} {value} must be a positive multiple of every scale in {scales}, '
+                'so that LR sub-images line up with HR ones.'
+            )
     workers = workers or os.cpu_count() or 1
     stems = {split: list_hr_stems(root, split) for split in splits}
     written = []
@@ -165,8 +176,9 @@ def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), *, crop_size: int = 
             for split in todo:
                 make_missing_lr(root, split, scales, stems[split], pool)
                 check_split(root, split, scales, stems[split], pool)
-                written += build_split_lmdbs(root, split, scales, stems[split], crop_size=crop_size, step=step,
-                                             pool=pool)
+                written += build_split_lmdbs(
+                    root, split, scales, stems[split], crop_size=crop_size, step=step, pool=pool
+                )
     for split in splits:
         check_keys_agree(root, split, scales)
     return written
@@ -174,7 +186,8 @@ def prepare(root: str, scales: tuple[int, ...] = (2, 3, 4), *, crop_size: int = 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Prepare DIV2K (or a DIV2K-shaped folder) as the LMDBs BasicSR option files point at.')
+        description='Prepare DIV2K (or a DIV2K-shaped folder) as the LMDBs BasicSR option files point at.'
+    )
     parser.add_argument('--root', required=True, help='DIV2K folder (DIV2K_train_HR/, DIV2K_valid_HR/, ...).')
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='LR scales. Default: 2 3 4.')
     parser.add_argument('--download', action='store_true', help='Fetch and unpack the official archives first.')
@@ -197,9 +210,11 @@ def main(argv=None):
     status = run_and_report(job)
     if status == 0:
         scale = args.scales[0]
-        print(f"Training files with basicsr's sampling read the LMDBs. Those that sample as the authors "
-              f"(options/authors/, options/paper/, cache_data: true) read the whole images: "
-              f"{hr_dir(args.root, 'train')} and {lr_dir(args.root, 'train', scale)} (filename_tmpl: '{{}}x{scale}'), "
-              'decoded once into <folder>.decoded beside them (DIV2K train: about 6.6 GB HR, 6.6 / s^2 GB LR, in '
-              'memory while training).')
+        print(
+            f"Training files with basicsr's sampling read the LMDBs. Those that sample as the authors "
+            f'(options/authors/, options/paper/, cache_data: true) read the whole images: '
+            f"{hr_dir(args.root, 'train')} and {lr_dir(args.root, 'train', scale)} (filename_tmpl: '{{}}x{scale}'), "
+            'decoded once into <folder>.decoded beside them (DIV2K train: about 6.6 GB HR, 6.6 / s^2 GB LR, in '
+            'memory while training).'
+        )
     return status

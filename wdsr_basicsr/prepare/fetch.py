@@ -1,4 +1,5 @@
 """Downloads that resume and check what they got, and archives that cannot write outside their folder."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,10 @@ def download(url: str, dest: str, chunk_size: int = 1 << 20) -> None:
                 have = 0
             length = response.headers.get('Content-Length')
             total = have + int(length) if length is not None else None
-            with open(part, 'ab' if resumed else 'wb') as f, tqdm(
-                    total=total, initial=have, unit='B', unit_scale=True, desc=osp.basename(dest)) as bar:
+            with (
+                open(part, 'ab' if resumed else 'wb') as f,
+                tqdm(total=total, initial=have, unit='B', unit_scale=True, desc=osp.basename(dest)) as bar,
+            ):
                 while True:
                     block = response.read(chunk_size)
                     if not block:

@@ -1,4 +1,5 @@
 """DIV2K's folder and LMDB names, as its archives and BasicSR's documentation name them."""
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,9 @@ def list_hr_stems(root: str, split: str) -> list[str]:
     """
     folder = hr_dir(root, split)
     if not osp.isdir(folder):
-        raise PreparationError(f'HR folder {folder} does not exist (expected DIV2K layout under {root}; '
-                               'use --download to fetch DIV2K).')
+        raise PreparationError(
+            f'HR folder {folder} does not exist (expected DIV2K layout under {root}; use --download to fetch DIV2K).'
+        )
     stems = sorted(osp.splitext(n)[0] for n in os.listdir(folder) if n.lower().endswith('.png'))
     if not stems:
         raise PreparationError(f'HR folder {folder} holds no PNG image.')

@@ -3,6 +3,7 @@
 Every LMDB of a split is built under a temporary name and renamed when all are complete; they share their
 keys (checked after).
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,15 +69,16 @@ def _split_records(stem, root, split, scales, crop_size, step):
     for y in crop_positions(hr.shape[0], crop_size, step):
         for x in crop_positions(hr.shape[1], crop_size, step):
             index += 1
-            crops = {'hr': hr[y:y + crop_size, x:x + crop_size]}
+            crops = {'hr': hr[y : y + crop_size, x : x + crop_size]}
             for s, lr in lrs.items():
-                crops[s] = lr[y // s:(y + crop_size) // s, x // s:(x + crop_size) // s]
+                crops[s] = lr[y // s : (y + crop_size) // s, x // s : (x + crop_size) // s]
             records.append((f'{stem}_s{index:03d}', {k: (encode_png(c), c.shape) for k, c in crops.items()}))
     return records
 
 
-def build_split_lmdbs(root: str, split: str, scales: tuple[int, ...], stems: list[str], *, crop_size: int, step: int,
-                      pool: Pool) -> list[str]:
+def build_split_lmdbs(
+    root: str, split: str, scales: tuple[int, ...], stems: list[str], *, crop_size: int, step: int, pool: Pool
+) -> list[str]:
     """Write the split's missing LMDBs, each under a temporary name, renamed when all are complete.
 
     Returns:
@@ -107,9 +109,11 @@ def build_split_lmdbs(root: str, split: str, scales: tuple[int, ...], stems: lis
     if too_small:
         shown = ', '.join(osp.join(hr_dir(root, split), f'{stem}.png') for stem in too_small[:10])
         more = f' and {len(too_small) - 10} more' if len(too_small) > 10 else ''
-        logger.warning(f'Warning: {len(too_small)} {split} HR image(s) give no {crop_size} px sub-image (smaller '
-                       f'than --crop-size once cropped to a multiple of {math.lcm(*ALIGN_SCALES, *scales)}) and are '
-                       f'left out: {shown}{more}')
+        logger.warning(
+            f'Warning: {len(too_small)} {split} HR image(s) give no {crop_size} px sub-image (smaller '
+            f'than --crop-size once cropped to a multiple of {math.lcm(*ALIGN_SCALES, *scales)}) and are '
+            f'left out: {shown}{more}'
+        )
     if count == 0:
         raise PreparationError(f'No {split} record: every HR image is smaller than --crop-size {crop_size}.')
     written = []
@@ -133,6 +137,8 @@ def check_keys_agree(root: str, split: str, scales: tuple[int, ...]) -> None:
         keys = set(read_meta_info(osp.join(root, name)))
         if keys != ref_keys:
             extra, lacking = sorted(keys - ref_keys)[:5], sorted(ref_keys - keys)[:5]
-            raise PreparationError(f'{osp.join(root, name)} and {reference} list different keys (only in the '
-                                   f'first: {extra}; only in the second: {lacking}). They were built with '
-                                   'different settings: delete the stale LMDBs and run again.')
+            raise PreparationError(
+                f'{osp.join(root, name)} and {reference} list different keys (only in the '
+                f'first: {extra}; only in the second: {lacking}). They were built with '
+                'different settings: delete the stale LMDBs and run again.'
+            )

@@ -1,4 +1,5 @@
 """Helpers below the model and the entries: checkpoint files, distributed runs, tiled forwards, image files."""
+
 from .checkpoint import load_checkpoint, save_atomic
 from .tiling import ensemble_forward, sr_forward, tiled_forward
 

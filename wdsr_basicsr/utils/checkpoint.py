@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes and safe, explained reads."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,7 @@ from os import path as osp
 import torch
 
 
-def strip_prefixes(state: dict, prefixes: tuple[str, ...] = ('module.', )) -> dict:
+def strip_prefixes(state: dict, prefixes: tuple[str, ...] = ('module.',)) -> dict:
     """A state dict whose keys lose each of ``prefixes`` they start with, in order.
 
     Args:
@@ -27,7 +28,7 @@ def strip_prefixes(state: dict, prefixes: tuple[str, ...] = ('module.', )) -> di
     for key, value in state.items():
         for prefix in prefixes:
             if isinstance(key, str) and key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         out[key] = value
     return out
 
@@ -107,20 +108,24 @@ def load_checkpoint(path: str, what: str = 'checkpoint') -> dict:
     except pickle.UnpicklingError as error:
         found = re.search(r'unsupported GLOBAL (\S+)', str(error))
         if found:  # torch's own advice (weights_only=False) is not passed on: that would run the file's code
-            raise RuntimeError(f'{what} {path} holds {found.group(1)}, which is not a tensor or a plain container; '
-                               'it is refused, not loaded, because loading it could run code.') from None
+            raise RuntimeError(
+                f'{what} {path} holds {found.group(1)}, which is not a tensor or a plain container; '
+                'it is refused, not loaded, because loading it could run code.'
+            ) from None
         raise RuntimeError(f'{what} {path} is not a PyTorch checkpoint (its contents do not read as one).') from None
     except Exception as error:  # noqa: BLE001  (truncated zip, not a torch file, ...)
-        raise RuntimeError(f'{what} {path} cannot be loaded ({type(error).__name__}: {error}); is it truncated or '
-                           'not a checkpoint?') from None
+        raise RuntimeError(
+            f'{what} {path} cannot be loaded ({type(error).__name__}: {error}); is it truncated or not a checkpoint?'
+        ) from None
 
 
 def _load_safetensors(path, what):
     try:
         from safetensors import safe_open
     except ImportError as error:
-        raise RuntimeError(f'{what} {path}: reading .safetensors needs the safetensors package '
-                           '(pip install "wdsr-basicsr[export]").') from error
+        raise RuntimeError(
+            f'{what} {path}: reading .safetensors needs the safetensors package (pip install "wdsr-basicsr[export]").'
+        ) from error
     try:
         with safe_open(path, framework='pt') as f:
             checkpoint = {'params': {key: f.get_tensor(key) for key in f.keys()}}

@@ -5,6 +5,7 @@ compiler against Python's headers) on the CPU, and into Triton kernels on CUDA
 GPUs. Without them the first compiled step fails minutes into a run, deep in a
 traceback; :func:`toolchain_problem` names what is missing before any work.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,17 +28,23 @@ def toolchain_problem(device_type: str) -> str | None:
     """
     if device_type == 'cuda':
         if importlib.util.find_spec('triton') is None:
-            return ('torch.compile on CUDA needs Triton, which is not installed (pip install triton, the version '
-                    f'your torch {torch.__version__} asks for)')
+            return (
+                'torch.compile on CUDA needs Triton, which is not installed (pip install triton, the version '
+                f'your torch {torch.__version__} asks for)'
+            )
         return None
     compiler = os.environ.get('CXX', 'g++')
     if shutil.which(compiler) is None:
-        return (f'torch.compile on the CPU needs a C++ compiler: {compiler!r} (from $CXX, else g++) is not on the '
-                'PATH (apt install g++, or set CXX)')
+        return (
+            f'torch.compile on the CPU needs a C++ compiler: {compiler!r} (from $CXX, else g++) is not on the '
+            'PATH (apt install g++, or set CXX)'
+        )
     include = sysconfig.get_paths()['include']
     if not os.path.isfile(os.path.join(include, 'Python.h')):
-        return (f'torch.compile on the CPU needs the Python headers: {include}/Python.h is missing '
-                '(apt install python3-dev, or a Python built with its headers)')
+        return (
+            f'torch.compile on the CPU needs the Python headers: {include}/Python.h is missing '
+            '(apt install python3-dev, or a Python built with its headers)'
+        )
     return None
 
 

@@ -5,6 +5,7 @@ each process from the environment and the ``dist_params`` options, refuses
 combinations that cannot work before anything starts, and gathers what
 validation needs from every rank.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -75,30 +76,40 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bo
         raise ValueError(f'{opt_path}: num_gpu={num_gpu} but no CUDA GPU is visible; use num_gpu: 0 (CPU) or auto.')
     if launcher == 'none':
         if isinstance(num_gpu, int) and num_gpu > gpus:
-            raise ValueError(f'{opt_path}: num_gpu={num_gpu} but {gpus} GPU(s) are visible; use num_gpu: auto '
-                             f'or at most {gpus}.')
+            raise ValueError(
+                f'{opt_path}: num_gpu={num_gpu} but {gpus} GPU(s) are visible; use num_gpu: auto or at most {gpus}.'
+            )
     else:
         world_size = int(os.environ.get('WORLD_SIZE', os.environ.get('SLURM_NTASKS', 1)))
         if num_gpu not in ('auto', 0) and num_gpu != world_size:
-            raise ValueError(f'{opt_path}: num_gpu={num_gpu} but the launcher started {world_size} process(es); '
-                             f'under {launcher} num_gpu counts all processes: use num_gpu: auto or {world_size}.')
+            raise ValueError(
+                f'{opt_path}: num_gpu={num_gpu} but the launcher started {world_size} process(es); '
+                f'under {launcher} num_gpu counts all processes: use num_gpu: auto or {world_size}.'
+            )
         if backend == 'nccl' and gpus == 0:
-            raise ValueError(f'{opt_path}: dist_params:backend=nccl needs CUDA GPUs and none is visible; '
-                             'use backend: gloo or auto (gloo on the CPU).')
+            raise ValueError(
+                f'{opt_path}: dist_params:backend=nccl needs CUDA GPUs and none is visible; '
+                'use backend: gloo or auto (gloo on the CPU).'
+            )
         if uses_gpu and local_rank >= gpus:
-            raise ValueError(f'local rank {local_rank} (--local-rank / LOCAL_RANK) but {gpus} GPU(s) are visible '
-                             f'on this node: start at most {gpus} process(es) per node.')
+            raise ValueError(
+                f'local rank {local_rank} (--local-rank / LOCAL_RANK) but {gpus} GPU(s) are visible '
+                f'on this node: start at most {gpus} process(es) per node.'
+            )
     if opt.get('use_amp') and not opt.get('amp_bf16') and not uses_gpu:
-        raise ValueError(f'{opt_path}: use_amp with fp16 (amp_bf16: false) needs a CUDA GPU; on the CPU set '
-                         'amp_bf16: true (bf16 autocast) or use_amp: false.')
+        raise ValueError(
+            f'{opt_path}: use_amp with fp16 (amp_bf16: false) needs a CUDA GPU; on the CPU set '
+            'amp_bf16: true (bf16 autocast) or use_amp: false.'
+        )
     problem = toolchain_problem('cuda' if uses_gpu else 'cpu') if opt.get('use_compile') else None
     if problem:
         raise ValueError(f'{opt_path}: use_compile: {problem}.')
     return uses_gpu
 
 
-def init_dist(launcher: str, local_rank: int, backend: str, port: int | None = None,
-              timeout_min: float | None = None) -> None:
+def init_dist(
+    launcher: str, local_rank: int, backend: str, port: int | None = None, timeout_min: float | None = None
+) -> None:
     """Start torch.distributed for ``--launcher pytorch`` or ``--launcher slurm``.
 
     With NCCL each process takes the GPU of its local rank. With slurm the
@@ -116,7 +127,7 @@ def init_dist(launcher: str, local_rank: int, backend: str, port: int | None = N
     """
     if launcher == 'slurm':
         proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
-        first_host = subprocess.getoutput(f"scontrol show hostname {os.environ['SLURM_NODELIST']} | head -n1")
+        first_host = subprocess.getoutput(f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1')
         os.environ.setdefault('MASTER_ADDR', first_host)
         os.environ['MASTER_PORT'] = str(port or os.environ.get('MASTER_PORT', 29500))
         os.environ.update(WORLD_SIZE=str(ntasks), RANK=str(proc_id), LOCAL_RANK=str(local_rank))
@@ -159,8 +170,10 @@ def run_reporting_rank(pipeline: Callable, root_path: str) -> None:
         if dist.is_available() and dist.is_initialized():
             hint = ''
             if isinstance(error, dist.DistError) or 'timed out' in str(error).lower():
-                hint = (' A collective failed or timed out: another rank died or stalled (the wait is bounded by '
-                        'dist_params:timeout_min); the launcher lists the ranks that exited.')
+                hint = (
+                    ' A collective failed or timed out: another rank died or stalled (the wait is bounded by '
+                    'dist_params:timeout_min); the launcher lists the ranks that exited.'
+                )
             logger.error(f'[rank {dist.get_rank()} of {dist.get_world_size()}] {type(error).__name__}: {error}.{hint}')
         raise
     destroy_process_group()

@@ -3,6 +3,7 @@
 Inference reads and writes through :func:`read_image` / :func:`write_image` (keeping what the file holds);
 preparation reads colour images through :func:`read_bgr`.
 """
+
 from __future__ import annotations
 
 from os import path as osp
@@ -62,12 +63,16 @@ def read_image(path: str) -> np.ndarray:
     except (OSError, ValueError):  # a format PIL does not know: no orientation to apply
         orientation, frames, gray_alpha = 1, 1, False
     if frames > 1:
-        raise ValueError(f'holds {frames} frames (an animation or a multi-page file); only single images are '
-                         'upscaled: extract the frames first')
+        raise ValueError(
+            f'holds {frames} frames (an animation or a multi-page file); only single images are '
+            'upscaled: extract the frames first'
+        )
     if gray_alpha and img.ndim == 3 and img.shape[2] == 4:  # OpenCV expands gray + alpha to BGRA
         if img.dtype == np.uint16:
-            raise ValueError('is 16-bit gray with alpha, which cannot be written back in 16 bit (Pillow writes gray '
-                             '+ alpha in 8 bit); convert it to 16-bit RGBA or to 8 bit first')
+            raise ValueError(
+                'is 16-bit gray with alpha, which cannot be written back in 16 bit (Pillow writes gray '
+                '+ alpha in 8 bit); convert it to 16-bit RGBA or to 8 bit first'
+            )
         img = img[:, :, [0, 3]]
     return np.ascontiguousarray(apply_exif_orientation(img, orientation))
 

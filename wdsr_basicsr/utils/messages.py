@@ -5,6 +5,7 @@ messages on the console: information on stdout, warnings and errors on stderr, o
 elsewhere (``python -m basicsr.train``, a notebook), warnings still reach stderr through Python's last-resort
 handler, and the caller's own logging configuration decides the rest.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 A non-finite figure (the PSNR of an image reproduced exactly is infinite) is written as ``null``: Python's
 ``json`` would write ``Infinity``, which browsers and most JSON readers refuse.
 """
+
 from __future__ import annotations
 
 import json

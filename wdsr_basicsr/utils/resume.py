@@ -5,6 +5,7 @@ training pipeline in place of its own, which maps the state to
 ``torch.cuda.current_device()`` (no resume without CUDA) and takes the newest
 state file whatever its network files hold.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,10 +41,13 @@ def load_resume_state(opt: dict):
     state = find_resume_state(opt)
     seen = all_gather(None if state is None else state['iter'])
     if len(set(seen)) > 1:
-        found = ', '.join(f'rank {rank}: ' + ('nothing' if it is None else f'iteration {it}')
-                          for rank, it in enumerate(seen))
-        raise RuntimeError(f'The ranks found different training states to resume from ({found}); every rank must see '
-                           'the same experiments/ folder (a shared filesystem).')
+        found = ', '.join(
+            f'rank {rank}: ' + ('nothing' if it is None else f'iteration {it}') for rank, it in enumerate(seen)
+        )
+        raise RuntimeError(
+            f'The ranks found different training states to resume from ({found}); every rank must see '
+            'the same experiments/ folder (a shared filesystem).'
+        )
     return state
 
 
@@ -76,10 +80,13 @@ def find_resume_state(opt: dict) -> dict | None:
         names = sorted(os.listdir(state_dir))
         for name in names:
             if not STATE_NAME.fullmatch(name) and not (name.startswith('.') and name.endswith('.tmp')):
-                logger.warning(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); '
-                               'ignored.')
-        candidates = [osp.join(state_dir, n) for n in sorted(
-            (n for n in names if STATE_NAME.fullmatch(n)), key=lambda n: int(n.split('.')[0]), reverse=True)]
+                logger.warning(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); ignored.')
+        candidates = [
+            osp.join(state_dir, n)
+            for n in sorted(
+                (n for n in names if STATE_NAME.fullmatch(n)), key=lambda n: int(n.split('.')[0]), reverse=True
+            )
+        ]
         if not candidates:
             return None
     elif opt['path'].get('resume_state'):
@@ -100,21 +107,25 @@ def find_resume_state(opt: dict) -> dict | None:
         opt['path']['resume_state'] = path
         check_resume(opt, state['iter'])
         return state
-    raise RuntimeError(f'--auto_resume: none of the {len(candidates)} training state(s) in {state_dir} can be resumed '
-                       'from; nothing was started (training from iteration 0 would write over them). Repair or move '
-                       'them, or train under another name:\n  ' + '\n  '.join(reasons))
+    raise RuntimeError(
+        f'--auto_resume: none of the {len(candidates)} training state(s) in {state_dir} can be resumed '
+        'from; nothing was started (training from iteration 0 would write over them). Repair or move '
+        'them, or train under another name:\n  ' + '\n  '.join(reasons)
+    )
 
 
 def _check_resumable(opt, state, path):
     """Raise ValueError / RuntimeError unless ``state`` and its iteration's network files can be resumed from."""
     if not isinstance(state, dict) or not {'iter', 'optimizers', 'schedulers'} <= set(state):
         keys = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(f'{path} is not a training state (it has {keys}); path:resume_state takes a file from '
-                         'experiments/<name>/training_states/, network files go to path:pretrain_network_g.')
+        raise ValueError(
+            f'{path} is not a training state (it has {keys}); path:resume_state takes a file from '
+            'experiments/<name>/training_states/, network files go to path:pretrain_network_g.'
+        )
     models = opt['path']['models']
     wanted = ['params'] + (['params_ema'] if (opt.get('train') or {}).get('ema_decay', 0) > 0 else [])
     for network in (key for key in opt if key.startswith('network_')):
-        net_path = osp.join(models, f"net_{network[len('network_'):]}_{state['iter']}.pth")
+        net_path = osp.join(models, f'net_{network[len("network_") :]}_{state["iter"]}.pth')
         checkpoint = load_checkpoint(net_path, f'the network file of {path}')
         missing = [key for key in wanted if key not in checkpoint]
         if missing:

@@ -1,4 +1,5 @@
 """Forward passes for evaluation: tiles for large images, x8 self-ensemble, autocast."""
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,10 @@ def tile_boxes(h: int, w: int, tile: int, tile_pad: int) -> Iterator:
     for top in range(0, h, tile):
         for left in range(0, w, tile):
             bottom, right = min(top + tile, h), min(left + tile, w)
-            yield (top, bottom, left, right), (max(top - tile_pad, 0), min(bottom + tile_pad, h), max(
-                left - tile_pad, 0), min(right + tile_pad, w))
+            yield (
+                (top, bottom, left, right),
+                (max(top - tile_pad, 0), min(bottom + tile_pad, h), max(left - tile_pad, 0), min(right + tile_pad, w)),
+            )
 
 
 def tiled_forward(net: Callable, x: torch.Tensor, scale: int, tile: int, tile_pad: int) -> torch.Tensor:
@@ -55,8 +58,9 @@ def tiled_forward(net: Callable, x: torch.Tensor, scale: int, tile: int, tile_pa
         patch = net(x[:, :, y0:y1, x0:x1])
         if out is None:
             out = patch.new_zeros(n, patch.shape[1], h * scale, w * scale)
-        out[:, :, top * scale:bottom * scale, left * scale:right * scale] = patch[:, :, (top - y0) * scale:(
-            bottom - y0) * scale, (left - x0) * scale:(right - x0) * scale]
+        out[:, :, top * scale : bottom * scale, left * scale : right * scale] = patch[
+            :, :, (top - y0) * scale : (bottom - y0) * scale, (left - x0) * scale : (right - x0) * scale
+        ]
     return out
 
 
@@ -72,7 +76,7 @@ def ensemble_forward(forward: Callable, x: torch.Tensor) -> torch.Tensor:
     """
     total = None
     for transpose in (False, True):
-        for flip_dims in ((), (-1, ), (-2, ), (-2, -1)):
+        for flip_dims in ((), (-1,), (-2,), (-2, -1)):
             t = x.transpose(-2, -1) if transpose else x
             t = t.flip(flip_dims) if flip_dims else t
             y = forward(t)
@@ -82,8 +86,16 @@ def ensemble_forward(forward: Callable, x: torch.Tensor) -> torch.Tensor:
     return total / 8
 
 
-def sr_forward(net: Callable, x: torch.Tensor, scale: int, *, tile: int = 0, tile_pad: int = 10,
-               ensemble: bool = False, amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+def sr_forward(
+    net: Callable,
+    x: torch.Tensor,
+    scale: int,
+    *,
+    tile: int = 0,
+    tile_pad: int = 10,
+    ensemble: bool = False,
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Evaluation forward with optional tiles, self-ensemble and autocast.
 
     Args:

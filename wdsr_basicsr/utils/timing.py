@@ -1,4 +1,5 @@
 """Timing forwards against each other, for the benchmark and the choice of a runtime."""
+
 from __future__ import annotations
 
 import statistics
@@ -8,8 +9,9 @@ from collections.abc import Callable
 import torch
 
 
-def interleaved_median_ms(calls: list[tuple[Callable, torch.Tensor]], device: str, warmup: int = 3,
-                          runs: int = 10) -> list[float]:
+def interleaved_median_ms(
+    calls: list[tuple[Callable, torch.Tensor]], device: str, warmup: int = 3, runs: int = 10
+) -> list[float]:
     """Median milliseconds of each ``forward(x)`` in ``calls``, timed in alternating rounds.
 
     Each round times every call once, so a change of machine load during the

@@ -37,7 +37,7 @@ from .loading import network_from_checkpoint
 from .outputs import list_inputs, output_path, plan_outputs
 from .utils.image_io import read_image, write_image
 from .utils.messages import show_messages
-from .utils.tiling import sr_forward, tile_boxes
+from .utils.tiling import sr_forward, tile_outputs
 
 
 def _to_network(patch, num_in_ch, max_value, device):
@@ -97,17 +97,16 @@ def upscale_image(
     gray = img.ndim == 2 or img.shape[2] == 2
     out = np.empty((h * scale, w * scale) + img.shape[2:], img.dtype)
     colour_out = out if img.ndim == 2 else out[:, :, 0] if gray else out[:, :, :3]
-    for (top, bottom, left, right), (y0, y1, x0, x1) in tile_boxes(h, w, tile, tile_pad if tile else 0):
-        patch = img[y0:y1, x0:x1]
-        if img.ndim == 3:
-            patch = patch[:, :, 0] if gray else patch[:, :, :3]
-        result = sr_forward(
-            net, _to_network(patch, num_in_ch, max_value, device), scale, ensemble=ensemble, amp_dtype=amp_dtype
-        )
-        result = result[:, :, (top - y0) * scale : (bottom - y0) * scale, (left - x0) * scale : (right - x0) * scale]
-        colour_out[top * scale : bottom * scale, left * scale : right * scale] = _from_network(
-            result, gray, max_value, img.dtype
-        )
+    colour_in = img if img.ndim == 2 else img[:, :, 0] if gray else img[:, :, :3]
+
+    def run(x):
+        return sr_forward(net, x, scale, ensemble=ensemble, amp_dtype=amp_dtype)
+
+    def read(y0, y1, x0, x1):
+        return _to_network(colour_in[y0:y1, x0:x1], num_in_ch, max_value, device)
+
+    for (top, bottom, left, right), own in tile_outputs(run, read, h, w, scale, tile, tile_pad):
+        colour_out[top:bottom, left:right] = _from_network(own, gray, max_value, img.dtype)
     if has_alpha:
         out[:, :, -1] = cv2.resize(img[:, :, -1], (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
     return out

@@ -31,8 +31,30 @@ def tile_boxes(h: int, w: int, tile: int, tile_pad: int) -> Iterator:
             )
 
 
+def tile_outputs(
+    run: Callable, read: Callable, h: int, w: int, scale: int, tile: int, tile_pad: int
+) -> Iterator[tuple[tuple[int, int, int, int], torch.Tensor]]:
+    """Run ``run`` on each tile with its context; yield the output of each tile's own area and where it goes.
+
+    Args:
+        run (callable): Maps an input (N, C, h, w) to (N, C', h * scale, w * scale).
+        read (callable): ``read(y0, y1, x0, x1)``: the input of that area, as ``run`` takes it.
+        h, w (int): The input's size.
+        scale (int): Upscaling factor of ``run``.
+        tile (int): Tile size in input pixels; 0 or None: the whole image as one tile.
+        tile_pad (int): Context around each tile, in input pixels.
+
+    Yields:
+        tuple: ``(top, bottom, left, right)`` in output pixels, and the output of that area (N, C', ...).
+    """
+    for (top, bottom, left, right), (y0, y1, x0, x1) in tile_boxes(h, w, tile, tile_pad if tile else 0):
+        result = run(read(y0, y1, x0, x1))
+        own = result[..., (top - y0) * scale : (bottom - y0) * scale, (left - x0) * scale : (right - x0) * scale]
+        yield (top * scale, bottom * scale, left * scale, right * scale), own
+
+
 def tiled_forward(net: Callable, x: torch.Tensor, scale: int, tile: int, tile_pad: int) -> torch.Tensor:
-    """Run ``net`` on overlapping tiles of ``x`` and stitch the outputs.
+    """Run ``net`` on overlapping tiles of ``x`` and stitch the outputs (:func:`tile_outputs`).
 
     Each tile of ``tile`` x ``tile`` input pixels is run with ``tile_pad``
     pixels of context on every side (less at the image border), and only the
@@ -54,13 +76,13 @@ def tiled_forward(net: Callable, x: torch.Tensor, scale: int, tile: int, tile_pa
         return net(x)
     n, _, h, w = x.shape
     out = None
-    for (top, bottom, left, right), (y0, y1, x0, x1) in tile_boxes(h, w, tile, tile_pad):
-        patch = net(x[:, :, y0:y1, x0:x1])
+    for (top, bottom, left, right), own in tile_outputs(
+        net, lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1], h, w, scale, tile, tile_pad
+    ):
         if out is None:
-            out = patch.new_zeros(n, patch.shape[1], h * scale, w * scale)
-        out[:, :, top * scale : bottom * scale, left * scale : right * scale] = patch[
-            :, :, (top - y0) * scale : (bottom - y0) * scale, (left - x0) * scale : (right - x0) * scale
-        ]
+            out = own.new_zeros(n, own.shape[1], h * scale, w * scale)
+        out[:, :, top:bottom, left:right] = own
+    assert out is not None  # an image has at least one tile
     return out
 
 

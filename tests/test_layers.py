@@ -24,7 +24,7 @@ LAYERS = {
     'inference': 3,
     'export': 3,
     'convert': 3,
-    'spandrel': 3,
+    'spandrel_support': 3,
     'benchmark': 3,
     'compare': 3,
     'reproduce': 3,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from spandrel import MAIN_REGISTRY, ModelLoader
 
-import wdsr_basicsr.spandrel  # noqa: F401  (registers WDSR and RDN with spandrel)
+import wdsr_basicsr.spandrel_support  # noqa: F401  (registers WDSR and RDN with spandrel)
 from official import forward_2019, official_2019
 from wdsr_basicsr.archs import RDN, WDSR_A, WDSR_B
 from wdsr_basicsr.convert import main as convert_main
@@ -89,7 +89,7 @@ def test_safetensors_export_loads_without_pickle(name, tmp_path):
 
 def test_registration_is_idempotent_and_leaves_other_architectures_alone():
     before = len(MAIN_REGISTRY)
-    wdsr_basicsr.spandrel.register()
+    wdsr_basicsr.spandrel_support.register()
     assert len(MAIN_REGISTRY) == before and 'WDSR' in MAIN_REGISTRY and 'RDN' in MAIN_REGISTRY
     # spandrel's own architectures do not mistake a WDSR state dict for theirs
     state = WDSR_B(num_feat=8, num_block=1).state_dict()

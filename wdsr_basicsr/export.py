@@ -3,7 +3,7 @@
 Usage: python scripts/export.py --model_path CKPT [--opt YAML] --format onnx|torchscript|safetensors --output FILE
 [--opset N] (or the console script ``wdsr-export``). ONNX and TorchScript take any batch, height and width.
 safetensors holds the folded state dict (settings buffers included) and its ``network_g`` as JSON metadata:
-no pickle, loadable by spandrel (``import wdsr_basicsr.spandrel``) and by this package's inference. The
+no pickle, loadable by spandrel (``import wdsr_basicsr.spandrel_support``) and by this package's inference. The
 exported model is run on a random input and compared with PyTorch before success is reported.
 """
 

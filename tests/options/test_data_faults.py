@@ -10,9 +10,8 @@ import sys
 import pytest
 
 from helpers import OPTIONS, TRAIN, run, write_options
-from wdsr_basicsr.options import load_options
+from wdsr_basicsr.options import OptionError, load_options
 from wdsr_basicsr.options.parse import parse_options
-from wdsr_basicsr.options.reading import OptionError
 
 LQ_LMDB = 'DIV2K_train_LR_bicubic_X2_sub.lmdb'
 

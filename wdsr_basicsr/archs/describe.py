@@ -1,7 +1,7 @@
 """The ``network_g`` of a state dict, read from its tensors' names and shapes (and its settings buffers).
 
 Used where a state dict comes without its options: official checkpoints (:mod:`wdsr_basicsr.convert`) and
-loaders that see only the state dict (:mod:`wdsr_basicsr.spandrel`).
+loaders that see only the state dict (:mod:`wdsr_basicsr.spandrel_support`).
 """
 
 from __future__ import annotations

@@ -13,20 +13,23 @@ and keeps the rest of basicsr's parsing, with these differences:
 * The distributed start takes ``dist_params`` (``backend``, ``port``,
   ``timeout_min``) for every launcher, after :func:`~wdsr_basicsr.utils.dist.check_launch`
   has refused launcher and device combinations that cannot work.
-* Before any work, :func:`check_options` judges every key against what the
-  file's registered classes and basicsr's pipeline read (so another plugin's
-  files keep meaning what they meant), and refuses only what cannot work.
+* Before any work, :func:`check_options` judges every key in its section against what the file's
+  registered classes and basicsr's pipeline read there, and every value by what it must be (so another
+  plugin's files keep meaning what they meant), and refuses only what cannot work; :func:`check_data`
+  then checks each dataset against its data.
 * A run rooted at an installed site directory (``python -m basicsr.train``)
   writes under the current directory instead (:func:`derive_options`).
 
-Modules: :mod:`.reading` (safe YAML, ``--force_yml``), :mod:`.vocabulary` (what the registered classes
-read and take), :mod:`.check` (:func:`check_options`, :func:`check_name`), :mod:`.parse`
-(:func:`parse_options`, :func:`derive_options`, :func:`run_pipeline`).
+Modules: :mod:`.errors` (:class:`OptionError`), :mod:`.reading` (safe YAML, ``--force_yml``),
+:mod:`.vocabulary` (what the registered classes read, by section, and take), :mod:`.rules` (what values must
+be), :mod:`.check` (:func:`check_options`, :func:`check_name`), :mod:`.parse` (:func:`parse_options`,
+:func:`derive_options`, :func:`check_data`, :func:`run_pipeline`).
 """
 
 from .check import check_name, check_options
+from .errors import OptionError
 from .parse import derive_options, parse_options, run_pipeline
-from .reading import OptionError, apply_force_yml, load_options
+from .reading import apply_force_yml, load_options
 
 __all__ = [
     'OptionError',

@@ -24,7 +24,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault, patch_fault
 from ..utils.dist import DIST_PARAMS
-from .reading import OptionError
+from .errors import OptionError
 from .rules import KEYED_SECTIONS, RULES, Rule
 from .vocabulary import (
     Vocabulary,

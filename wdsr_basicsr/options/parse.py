@@ -21,7 +21,8 @@ from ..data.paired_dataset import CheckedPairedImageDataset
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
 from ..utils.messages import show_messages
 from .check import check_name, check_options
-from .reading import OptionError, apply_force_yml, load_options
+from .errors import OptionError
+from .reading import apply_force_yml, load_options
 
 logger = logging.getLogger(__name__)
 

@@ -111,7 +111,3 @@ def apply_force_yml(opt: dict, entries: list[str]) -> None:
                 )
             section = section[key]
         section[path[-1]] = value
-
-
-class OptionError(ValueError):
-    """An option that cannot work, named with its file and key path."""

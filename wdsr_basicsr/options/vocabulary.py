@@ -22,7 +22,7 @@ import torch
 from basicsr.models import lr_scheduler
 from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY, Registry
 
-from .reading import OptionError
+from .errors import OptionError
 
 #: basicsr's pipeline (train.py, test.py, data loaders, loggers, resume checks) and this package's start-up: the
 #: keys their functions read are known in every option file, beside those of the classes the file names.

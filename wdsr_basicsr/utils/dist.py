@@ -23,7 +23,7 @@ from .compile import toolchain_problem
 logger = logging.getLogger(__name__)
 
 DIST_PARAMS = ('backend', 'port', 'timeout_min')
-BACKENDS = ('nccl', 'gloo')
+DIST_BACKENDS = ('nccl', 'gloo')
 
 
 def local_rank_from_env(launcher: str, cli_local_rank: int | None = None) -> int:
@@ -66,7 +66,7 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bo
         raise ValueError(f'{opt_path}: num_gpu={num_gpu!r} must be auto or a number of GPUs (0 for the CPU).')
     dist_params = opt.get('dist_params') or {}
     backend = dist_params.get('backend')
-    if backend not in (None, 'auto') + BACKENDS:
+    if backend not in (None, 'auto') + DIST_BACKENDS:
         raise ValueError(f'{opt_path}: dist_params:backend={backend!r}; use nccl (GPUs), gloo (CPU) or auto.')
     timeout = dist_params.get('timeout_min')
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    import wdsr_basicsr.spandrel  # noqa: F401  (registers the architectures once)
+    import wdsr_basicsr.spandrel_support  # noqa: F401  (registers the architectures once)
     from spandrel import ModelLoader
     model = ModelLoader().load_from_file('net_g_latest.pth')  # or a .safetensors from scripts/export.py
     sr = model(lr)  # (N, 3, H, W) in [0, 1]

@@ -8,6 +8,7 @@ import math
 from collections import OrderedDict
 from os import path as osp
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from basicsr.data import build_dataloader, build_dataset
@@ -367,9 +368,26 @@ class WDSRModel(SRModel):
             tb_logger: Tensorboard logger or None.
             save_img (bool): Save the SR images. Default: False.
         """
-        dataset = dataloader.dataset
-        dataset_name = dataset.opt['name']
+        dataset_name = dataloader.dataset.opt['name']
         metrics_opt = self.opt['val'].get('metrics') or {}
+        reporting = save_img and not self.opt['is_train']  # a test run that saves its images gets a results page
+        records = self._test_my_share(dataloader, current_iter, save_img, reporting)
+        if not metrics_opt:
+            return
+        records = sorted((r for part in all_gather(records) for r in part), key=lambda r: r[0])
+        self._average_metrics(records, dataset_name, current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if self.opt['rank'] == 0:
+            self._write_records(records, dataset_name, current_iter, reporting)
+
+    def _test_my_share(self, dataloader: DataLoader, current_iter, save_img: bool, reporting: bool) -> list[tuple]:
+        """Run this rank's images (r, r + world_size, ...): each saved as asked, its metrics, its page entry.
+
+        Returns:
+            list[tuple]: ``(index, image name, {metric: value}, page entry or None)`` per image.
+        """
+        dataset = dataloader.dataset
+        dataset_name, metrics_opt = dataset.opt['name'], self.opt['val'].get('metrics') or {}
         rank, world_size = self.opt['rank'], self.opt['world_size']
         indices = list(range(rank, len(dataset), world_size))
         loader = DataLoader(
@@ -380,49 +398,53 @@ class WDSRModel(SRModel):
             collate_fn=dataloader.collate_fn,
         )
         pbar = tqdm(total=len(dataset), unit='image') if self.opt['val'].get('pbar') and rank == 0 else None
-        reporting = save_img and not self.opt['is_train']  # a test run that saves its images gets a results page
         records = []
         for index, val_data in zip(indices, loader):
             img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
-            self.feed_data(val_data)
-            self.test()
-            metric_data = {'img': tensor2img([self.output.detach().cpu()])}
-            lq = tensor2img([self.lq.detach().cpu()]) if reporting else None
-            if hasattr(self, 'gt'):
-                metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
-                del self.gt
-            del self.lq, self.output
-            if self.device.type == 'cuda':
-                torch.cuda.empty_cache()
+            metric_data, lq = self._test_one(val_data, keep_lq=reporting)
             if save_img:
                 imwrite(metric_data['img'], self._visualization_path(dataset_name, img_name, current_iter))
             values = {name: float(calculate_metric(metric_data, opt_)) for name, opt_ in metrics_opt.items()}
-            entry = (
-                self._report_entry(dataset_name, img_name, current_iter, metric_data, lq, metrics_opt)
-                if reporting and 'img2' in metric_data
-                else None
-            )
+            entry = None
+            if reporting and 'img2' in metric_data:
+                entry = self._report_entry(dataset_name, img_name, current_iter, metric_data, lq, metrics_opt)
             records.append((index, img_name, values, entry))
             if pbar:
                 pbar.update(world_size)
                 pbar.set_description(f'Test {img_name}')
         if pbar:
             pbar.close()
-        if not metrics_opt:
-            return
-        records = sorted((r for part in all_gather(records) for r in part), key=lambda r: r[0])
-        results_root = self.opt['path'].get('results_root')
+        return records
+
+    def _test_one(self, val_data: dict, keep_lq: bool) -> tuple[dict, np.ndarray | None]:
+        """The SR output (``img``) and the HR (``img2``, when given) of one sample as uint8 images; its input too."""
+        self.feed_data(val_data)
+        self.test()
+        metric_data = {'img': tensor2img([self.output.detach().cpu()])}
+        lq = tensor2img([self.lq.detach().cpu()]) if keep_lq else None
+        if hasattr(self, 'gt'):
+            metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
+            del self.gt
+        del self.lq, self.output
+        if self.device.type == 'cuda':
+            torch.cuda.empty_cache()
+        return metric_data, lq
+
+    def _average_metrics(self, records: list[tuple], dataset_name: str, current_iter) -> None:
+        """``metric_results``: the means over every rank's images, summed in the dataset's order; the best ones."""
         self._initialize_best_metric_results(dataset_name)
         self.metric_results = {}
-        for name in metrics_opt:
-            total = 0
+        for name in self.opt['val']['metrics']:
+            total = 0.0
             for _, _, values, _ in records:  # summed in the dataset's order, as a one-process run sums
                 total += values[name]
             self.metric_results[name] = total / len(records)
             self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
-        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
-        experiments_root = self.opt['path'].get('experiments_root')
-        if self.opt['is_train'] and rank == 0 and experiments_root:  # a model built in process may have none
+
+    def _write_records(self, records: list[tuple], dataset_name: str, current_iter, reporting: bool) -> None:
+        """Training: the row of :data:`VALIDATIONS_FILE`. Testing: ``metrics_<set>.json``, the results page."""
+        experiments_root, results_root = (self.opt['path'].get(k) for k in ('experiments_root', 'results_root'))
+        if self.opt['is_train'] and experiments_root:  # a model built in process may have none
             # basicsr's last validation passes an iteration counted past the end (one per remaining epoch);
             # the weights are those of the last iteration, and the record says so
             iteration = min(current_iter, self.opt['train'].get('total_iter', current_iter))
@@ -430,7 +452,7 @@ class WDSRModel(SRModel):
                 osp.join(experiments_root, VALIDATIONS_FILE),
                 {'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results},
             )
-        if not self.opt['is_train'] and rank == 0:
+        if not self.opt['is_train']:
             per_image = {name: values for _, name, values, _ in records}
             write_json(
                 osp.join(results_root, f'metrics_{dataset_name}.json'),

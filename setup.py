@@ -73,6 +73,8 @@ setup(
             'spandrel>=0.4',
             'matplotlib',
             'playwright',
+            'ruff==0.17.6',
+            'mypy==2.4.1',
         ],
     },
     entry_points={

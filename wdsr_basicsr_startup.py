@@ -70,7 +70,7 @@ class BasicsrFinder:
         remove()
         spec = importlib.util.find_spec('basicsr')
         if spec is not None and spec.loader is not None:
-            spec.loader = _RegisteringLoader(spec.loader)
+            spec.loader = _RegisteringLoader(spec.loader)  # type: ignore[assignment]  # a wrapper: it delegates
         return spec
 
 

@@ -54,7 +54,7 @@ def check_backend(backend: str) -> None:
         raise BackendUnavailable(f'backend {backend} is not installed: {EXTRAS[backend]}.')
 
 
-def runtime_errors(backend: str) -> tuple[type, ...]:
+def runtime_errors(backend: str) -> tuple[type[Exception], ...]:
     """The exception types a backend's runs fail with (out of memory, a bad input), beyond ``RuntimeError``.
 
     PyTorch and OpenVINO raise ``RuntimeError``; ONNX Runtime raises its own
@@ -155,7 +155,7 @@ def fastest_backend(
     medians = dict(
         zip(runners, interleaved_median_ms([(run, x) for run in runners.values()], 'cpu', warmup=1, runs=rounds))
     )
-    best = min(medians, key=medians.get)
+    best = min(medians, key=lambda b: medians[b])
     return best, runners[best], medians
 
 

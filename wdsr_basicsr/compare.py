@@ -33,13 +33,13 @@ PLAIN_LABEL = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*')
 RESERVED_LABELS = ('hr', 'bicubic')
 
 
-def spread(image: dict, metric: str) -> float:
+def spread(image: dict, metric: str | None) -> float:
     """How far apart the runs' ``metric`` values are on one page entry (0 when one run lacks it)."""
     values = [m['metrics'].get(metric) for m in image['models']]
     return 0.0 if None in values else max(values) - min(values)
 
 
-def choose(data: dict, count: int, metric: str, picks: list[str] | None) -> list[tuple[str, dict]]:
+def choose(data: dict, count: int, metric: str | None, picks: list[str] | None) -> list[tuple[str, dict]]:
     """The (set, image entry) pairs for the figure: ``picks`` (``SET/IMAGE``), else the ``count`` widest spreads."""
     entries = [(s['name'], image) for s in data['sets'] for image in s['images']]
     if picks:
@@ -87,13 +87,14 @@ def read_panels(page_dir: str, image: dict) -> dict[str, np.ndarray]:
     paths.update((m['label'], m['sr']) for m in image['models'])
     panels = {}
     for label, path in paths.items():
-        panels[label] = cv2.imread(osp.join(page_dir, path), cv2.IMREAD_COLOR)
-        if panels[label] is None:
+        pixels = cv2.imread(osp.join(page_dir, path), cv2.IMREAD_COLOR)
+        if pixels is None:
             raise ValueError(f'{osp.normpath(osp.join(page_dir, path))} cannot be decoded')
+        panels[label] = pixels
     return panels
 
 
-def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str, metric: str) -> list[str]:
+def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str, metric: str | None) -> list[str]:
     """Draw the figure of ``chosen`` into ``page_dir/figure.{png,pdf}``; the crops go to ``page_dir/crops``.
 
     Args:

@@ -108,7 +108,7 @@ def _strip_prefixes(state):
 
 def _conv_groups(state):
     """Map 'conv name' -> {'weight_g': t, 'weight_v': t, 'bias': t} for weight-normalised convs."""
-    groups = {}
+    groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         name, _, leaf = key.rpartition('.')
         if leaf not in WN_SUFFIXES:

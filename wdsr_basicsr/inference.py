@@ -206,6 +206,25 @@ def network_settings(network_opt: dict, source: str) -> tuple[int, int]:
     return scale, channels['num_in_ch']
 
 
+def upscale_file(
+    path: str, planned: dict[str, str], args: argparse.Namespace, runner: Callable, scale: int, settings: dict
+) -> None:
+    """Upscale the image at ``path`` and write it where :func:`plan_outputs` planned it.
+
+    Raises:
+        ValueError: If the output would replace another input's result, or cannot be written.
+    """
+    out = upscale_image(read_image(path), runner, scale, **settings)
+    target = output_path(path, args.output, args.suffix, args.ext, out)
+    if planned.get(osp.realpath(target)) != path:
+        raise ValueError(
+            f'needs a PNG for its alpha or 16-bit samples, and {target} is the result of '
+            f'{planned[osp.realpath(target)]}; choose --ext png or a --suffix'
+        )
+    if not write_image(target, out):
+        raise ValueError(f'could not be written to {target}')
+
+
 def main(argv=None):
     show_messages()
     args = parse_args(argv)
@@ -221,7 +240,7 @@ def main(argv=None):
     radius = receptive_radius(net)
     amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
     try:
-        net, backend = choose_backend(net, args.backend, num_in_ch, device=args.device, amp_dtype=amp_dtype)
+        runner, backend = choose_backend(net, args.backend, num_in_ch, device=args.device, amp_dtype=amp_dtype)
     except (RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
@@ -248,36 +267,23 @@ def main(argv=None):
     # an image's failure (unreadable, out of memory in any runtime, a full disk) skips it; the others go on
     errors = (ValueError, RuntimeError, MemoryError, OSError, cv2.error) + runtime_errors(backend)
     failed = {}
+    settings = dict(
+        num_in_ch=num_in_ch,
+        tile=args.tile,
+        tile_pad=tile_pad,
+        ensemble=args.ensemble,
+        amp_dtype=amp_dtype,
+        device=args.device,
+    )
     for path in tqdm(inputs, unit='image'):
-        try:
-            img = read_image(path)
-            out = upscale_image(
-                img,
-                net,
-                scale,
-                num_in_ch=num_in_ch,
-                tile=args.tile,
-                tile_pad=tile_pad,
-                ensemble=args.ensemble,
-                amp_dtype=amp_dtype,
-                device=args.device,
-            )
-            target = output_path(path, args.output, args.suffix, args.ext, out)
-            if planned.get(osp.realpath(target)) != path:
-                raise ValueError(
-                    f'needs a PNG for its alpha or 16-bit samples, and {target} is the result of '
-                    f'{planned[osp.realpath(target)]}; choose --ext png or a --suffix'
-                )
-            if not write_image(target, out):
-                raise ValueError(f'could not be written to {target}')
+        try:  # one image at a time: its arrays are freed when the call returns
+            upscale_file(path, planned, args, runner, scale, settings)
         except errors as error:  # out of memory is a RuntimeError in PyTorch, a runtime's own type elsewhere
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if isinstance(error, MemoryError) or 'out of memory' in reason.lower() or 'bad_alloc' in reason:
                 reason += ' (out of memory: try --tile 512, or a smaller tile)'
             tqdm.write(f'skipped {path}: {reason}')
             failed[path] = reason
-        finally:
-            img = out = None  # free this image before the next one
     print(f'{len(inputs) - len(failed)} of {len(inputs)} images written to {args.output}')
     if failed:
         print(f'{len(failed)} failed:\n' + '\n'.join(f'  {p}: {r}' for p, r in failed.items()), file=sys.stderr)

@@ -51,7 +51,7 @@ def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str, overwri
         ValueError: Naming the inputs and outputs at fault and what would work.
     """
     real_inputs = {osp.realpath(p): p for p in inputs}
-    owners = {}
+    owners: dict[str, str] = {}
     for rank in (0, 1):  # every input's own name first, then the fallbacks that are free
         for path in inputs:
             candidates = output_candidates(path, out_dir, suffix, ext)
@@ -79,7 +79,7 @@ def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str, overwri
     return owners
 
 
-def list_inputs(path: str, out_dir: str = None, suffix: str = '') -> list[str]:
+def list_inputs(path: str, out_dir: str | None = None, suffix: str = '') -> list[str]:
     """The image files of a folder (sorted), or ``[path]`` for a file.
 
     When the results go into the input folder with a ``suffix``, the files that

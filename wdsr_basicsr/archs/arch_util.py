@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn as nn
@@ -39,6 +40,11 @@ class SettingsInStateDict(nn.Module):
     Args:
         settings (dict[str, Tensor]): Buffer name -> value.
     """
+
+    # the buffers the networks here keep (nn.Module's attribute lookup would type them Tensor | Module)
+    mean: torch.Tensor
+    img_range: torch.Tensor
+    res_scale: torch.Tensor
 
     def __init__(self, settings: dict):
         super().__init__()
@@ -141,13 +147,14 @@ def is_weight_normed(module: nn.Module) -> bool:
         bool
     """
     if parametrize.is_parametrized(module, 'weight'):
-        return any(isinstance(p, _WeightNorm) for p in module.parametrizations['weight'])
+        parametrizations: Any = module.parametrizations
+        return any(isinstance(p, _WeightNorm) for p in parametrizations['weight'])
     return hasattr(module, 'weight_g') and hasattr(module, 'weight_v')
 
 
-def _plain_copy(layer):
+def _plain_copy(layer: Any) -> nn.Module:
     """A plain conv or linear layer computing what the weight-normalised ``layer`` computes."""
-    cls = type(layer).__bases__[0] if parametrize.is_parametrized(layer) else type(layer)
+    cls: Any = type(layer).__bases__[0] if parametrize.is_parametrized(layer) else type(layer)
     weight = layer.weight.detach()
     factory = dict(bias=layer.bias is not None, device=weight.device, dtype=weight.dtype)
     if issubclass(cls, nn.Linear):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import torch
 
@@ -24,7 +25,7 @@ def _weight(state, name):
 
 def _settings(state):
     """The settings buffers a state dict holds, as options."""
-    options = {}
+    options: dict[str, Any] = {}
     if 'mean' in state:
         options['rgb_mean'] = [float(m) for m in state['mean'].flatten()]
     for key in ('img_range', 'res_scale'):
@@ -71,7 +72,7 @@ def describe_wdsr(state: dict[str, torch.Tensor]) -> dict | None:
         if 'body.0.body.0.1.running_mean' in state
         else 'none'
     )
-    options = {
+    options: dict[str, Any] = {
         'type': 'WDSR_B' if kind_b else 'WDSR_A',
         'num_in_ch': int(num_in_ch),
         'num_out_ch': int(num_in_ch),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -47,6 +48,9 @@ class WDSRBlockA(nn.Module):
         norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
     """
 
+    body: nn.Sequential
+    res_scale: float
+
     def __init__(self, *, num_feat: int, expansion: float, res_scale: float, norm: str):
         super().__init__()
         wide = int(num_feat * expansion)
@@ -77,6 +81,10 @@ class WDSRBlockB(nn.Module):
         res_scale (float): Scale of the residual branch.
         norm (str): ``'weight'``, ``'batch'`` or ``'none'``.
     """
+
+    body: nn.Sequential
+    wide: int
+    res_scale: float
 
     def __init__(self, *, num_feat: int, expansion: float, low_rank_ratio: float, res_scale: float, norm: str):
         super().__init__()
@@ -153,15 +161,19 @@ class _WDSR(SettingsInStateDict):
         if init == 'reloaded':
             self._init_reloaded()
 
+    body: nn.Sequential
+
     def _settings_loaded(self):
-        for block in self.body:  # the blocks scale by a Python number (no device sync in forward)
+        blocks: list[Any] = list(self.body)  # WDSRBlockA or WDSRBlockB
+        for block in blocks:  # the blocks scale by a Python number (no device sync in forward)
             block.res_scale = float(self.res_scale)
 
     @torch.no_grad()
     def _init_reloaded(self):
         """The 2019 code's start (see :data:`INITS`); WDSR-B's middle (low-rank) conv gets g = 1 (our choice)."""
-        gains = [(self.head, 1.0), (self.tail, 1.0), (self.skip, 1.0)]
-        for block in self.body:
+        gains: list[tuple[Any, float]] = [(self.head, 1.0), (self.tail, 1.0), (self.skip, 1.0)]
+        blocks: list[Any] = list(self.body)
+        for block in blocks:
             convs = [m for m in block.body if isinstance(m, nn.Conv2d)]
             gains += [(convs[0], 2.0), (convs[-1], 1 / math.sqrt(len(self.body)))]
             gains += [(conv, 1.0) for conv in convs[1:-1]]

@@ -11,6 +11,8 @@ in bf16 ran in 6.9 ms fused, 9.0 ms with the fallback; docs/gpu_check.md).
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +32,14 @@ CHUNK_BYTES = {'cpu': 4 * 1024 * 1024, 'cuda': 512 * 1024 * 1024}
 LANES = 8
 
 
+class BlockB(Protocol):
+    """What the fast path reads of a WDSR-B block (:class:`~wdsr_basicsr.archs.wdsr_arch.WDSRBlockB`)."""
+
+    body: nn.Sequential
+    wide: int
+    res_scale: float
+
+
 def conv_affine(layer: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Weight and bias of a conv, with the eval-mode BatchNorm that follows it folded in.
 
@@ -41,7 +51,9 @@ def conv_affine(layer: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, tor
     Returns:
         tuple[Tensor, Tensor]: ``weight`` (out, in, k, k) and ``bias`` (out).
     """
-    conv, bn = (layer[0], layer[1]) if isinstance(layer, nn.Sequential) else (layer, None)
+    # a conv (plain or parametrised) and its BatchNorm: nn.Module's lookup would type their tensors Tensor | Module
+    conv: Any = layer[0] if isinstance(layer, nn.Sequential) else layer
+    bn: Any = layer[1] if isinstance(layer, nn.Sequential) else None
     weight, bias = conv.weight, conv.bias
     if bn is not None:
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
@@ -96,7 +108,7 @@ def linear_relu(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor, out
     return torch.addmm(bias, x, weight_t, out=out).relu_()
 
 
-def block_b_inference(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def block_b_inference(block: BlockB, x: torch.Tensor) -> torch.Tensor:
     """A WDSR-B block's forward on its fast path (:func:`takes_fast_path` must hold).
 
     Args:
@@ -113,7 +125,7 @@ def block_b_inference(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.add(x, out, alpha=block.res_scale, out=out)
 
 
-def pointwise_inference(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def pointwise_inference(block: BlockB, x: torch.Tensor) -> torch.Tensor:
     """The 1x1 expansion, ReLU and 1x1 low-rank conv as matrix products over pixel chunks.
 
     The three are pointwise, so they run on chunks of pixels without halo; the

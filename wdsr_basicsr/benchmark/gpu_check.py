@@ -36,6 +36,7 @@ import os
 import re
 import time
 from os import path as osp
+from typing import Any
 
 import torch
 
@@ -53,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 # What the CPU mode shrinks (sizes only; the GPU mode keeps the shipped networks and patches).
 CPU_NET = {'num_feat': 8, 'num_block': 1}
-SIZES = {
+SIZES: dict[str, dict[str, Any]] = {
     'cuda': {'gt_size': 96, 'batch': 16, 'lr_size': (678, 1020), 'workers': 4},
     'cpu': {'gt_size': 24, 'batch': 2, 'lr_size': (24, 36), 'workers': 0},
 }
@@ -152,7 +153,7 @@ def training_speed(device: str, iters: int) -> list[dict]:
     compiled = (False, True)
     rows = []
     for name, network in NETS.items():
-        row = {'network': name if device == 'cuda' else 'WDSR-B 1x8 (CPU smoke run)'}
+        row: dict[str, object] = {'network': name if device == 'cuda' else 'WDSR-B 1x8 (CPU smoke run)'}
         if device == 'cpu':  # the suite's smoke run: one tiny network is enough to exercise the code
             network = {'type': 'WDSR_B', 'upscale': 2, **CPU_NET}
         for precision, bf16 in (('fp32', False), ('bf16_cl', True)):

@@ -83,7 +83,7 @@ def load_network_options(path: str) -> dict:
     return opt
 
 
-def gmacs_for_output(net: nn.Module, scale: int, num_in_ch: int, output: str = PAPER_OUTPUT) -> float:
+def gmacs_for_output(net: nn.Module, scale: int, num_in_ch: int, output: tuple[int, int] = PAPER_OUTPUT) -> float:
     """GMACs of one forward that produces an ``output`` (width, height) image.
 
     Every convolution of these networks is same-padded, so their MACs are a fixed

@@ -122,7 +122,7 @@ def step_seconds(
             for c in compiled
         ]
         warmup = [sum(step(model, i) for i in range(WARMUP)) for model in models]
-        times = [[] for _ in models]
+        times: list[list[float]] = [[] for _ in models]
         for i in range(iters):
             for model, spent in zip(models, times):
                 spent.append(step(model, WARMUP + i))

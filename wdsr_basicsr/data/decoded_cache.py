@@ -88,7 +88,7 @@ class DecodedImages:
     def __init__(self, folder: str, index: dict[str, list[int]]):
         self.folder = folder
         self.index = index
-        self._pixels = None
+        self._pixels: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
@@ -220,7 +220,7 @@ def _build(folder, root, keys, read, source, log, held):
     temporary = osp.join(folder, 'images.u8.partial')
     pixels = np.memmap(temporary, dtype=np.uint8, mode='w+', shape=(max(offset, 1),))
 
-    def decode(key):
+    def decode(key, pixels=pixels):
         start, h, w = index[key]
         img = cv2.imdecode(np.frombuffer(read(key), np.uint8), cv2.IMREAD_COLOR)  # as basicsr's imfrombytes
         if img is None or img.shape[0] * img.shape[1] != h * w:
@@ -233,7 +233,7 @@ def _build(folder, root, keys, read, source, log, held):
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(decode, keys))
     pixels.flush()
-    pixels = None  # unmapped before the file is renamed
+    del decode, pixels  # unmapped before the file is renamed (the decoders are done)
     if offset == 0:
         os.truncate(temporary, 0)
     os.replace(temporary, osp.join(folder, 'images.u8'))

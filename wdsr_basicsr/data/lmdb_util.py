@@ -18,7 +18,7 @@ from basicsr.utils.file_client import LmdbBackend
 
 #: The LMDB environments open in this process (and inherited by its forked DataLoader workers), by data file:
 #: (st_dev, st_ino) -> ((st_mtime_ns, st_size), environment).
-_ENVIRONMENTS = {}
+_ENVIRONMENTS: dict[tuple[int, int], tuple[tuple[int, int], lmdb.Environment]] = {}
 _LOCK = threading.Lock()
 
 
@@ -64,7 +64,7 @@ def _shared_lmdb(path, **kwargs):
     return env
 
 
-def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, int, int] | None, int]]:
+def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, ...] | None, int]]:
     """Keys, (h, w, c) shapes and line numbers of an LMDB's meta_info.txt, in file order.
 
     A line is ``<name>.<ext> (<h>,<w>,<c>) <compression>``, as basicsr's ``LmdbMaker`` writes it. The key is
@@ -72,7 +72,7 @@ def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, int, int] | Non
     spaces); the shape is read between the line's last parentheses (None where the line has none).
 
     Returns:
-        dict[str, tuple[tuple[int, int, int] | None, int]]: key -> (shape, line number).
+        dict[str, tuple[tuple[int, ...] | None, int]]: key -> ((h, w, c) or None, line number).
 
     Raises:
         ValueError: If a line's shape is not three integers, naming the file and line.

@@ -18,7 +18,7 @@ from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
-from .decoded_cache import decoded_images, header_size
+from .decoded_cache import DecodedImages, decoded_images, header_size
 from .lmdb_util import check_lmdb_complete, lmdb_keys, read_meta_info, read_record, record_shape
 
 #: How many example keys a key-mismatch error lists.
@@ -149,12 +149,13 @@ class CheckedPairedImageDataset(PairedImageDataset):
         sizes = lmdb_pair_sizes(opt, name) if lmdb else folder_pair_sizes(opt, name)
         _check_sizes(opt, name, sizes, exact=train and not opt.get('cache_data'))
         if train and world_size:
-            by_image = opt.get('cache_data') and opt.get('sampling', 'image') == 'image'
+            by_image = bool(opt.get('cache_data')) and opt.get('sampling', 'image') == 'image'
             _check_batch(opt, name, len(image_groups(list(sizes), by_image)), world_size)
 
     def _open_cache(self):
         """Decode (or map) every image, and group the records by source image for ``sampling: image``."""
-        self.caches, self.cache_keys = {}, {}  # the cache key of every record, GT and LQ
+        self.caches: dict[str, DecodedImages] = {}
+        self.cache_keys: dict[str, list[str]] = {}  # the cache key of every record, GT and LQ
         for client_key, root in (('gt', self.gt_folder), ('lq', self.lq_folder)):
             keys = [self._cache_key(p[f'{client_key}_path'], root) for p in self.paths]
             self.cache_keys[client_key] = keys
@@ -229,20 +230,20 @@ class CheckedPairedImageDataset(PairedImageDataset):
             img_gt, img_lq = augment([img_gt, img_lq], self.opt['use_hflip'], self.opt['use_rot'])
         if self.opt['phase'] != 'train':
             img_gt = img_gt[0 : img_lq.shape[0] * scale, 0 : img_lq.shape[1] * scale, :]
+        gt: torch.Tensor
+        lq: torch.Tensor
         if self.opt.get('color') == 'y':
-            img_gt, img_lq = (
-                bgr2ycbcr(img.astype(np.float32) / 255.0, y_only=True)[..., None] for img in (img_gt, img_lq)
-            )
-            img_gt, img_lq = img2tensor([img_gt, img_lq], bgr2rgb=True, float32=True)
+            y_gt, y_lq = (bgr2ycbcr(img.astype(np.float32) / 255.0, y_only=True)[..., None] for img in (img_gt, img_lq))
+            gt, lq = img2tensor([y_gt, y_lq], bgr2rgb=True, float32=True)
         else:  # BGR to RGB, HWC to CHW in uint8, then to [0, 1]: the values basicsr's float32 order gives
-            img_gt, img_lq = (
+            gt, lq = (
                 torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))).float().div_(255.0)
                 for img in (img_gt, img_lq)
             )
         if self.mean is not None or self.std is not None:
-            normalize(img_lq, self.mean, self.std, inplace=True)
-            normalize(img_gt, self.mean, self.std, inplace=True)
-        return {'lq': img_lq, 'gt': img_gt, 'lq_path': lq_path, 'gt_path': gt_path}
+            normalize(lq, self.mean, self.std, inplace=True)
+            normalize(gt, self.mean, self.std, inplace=True)
+        return {'lq': lq, 'gt': gt, 'lq_path': lq_path, 'gt_path': gt_path}
 
 
 def image_groups(keys: list[str], by_image: bool) -> list[list[int]]:
@@ -252,7 +253,7 @@ def image_groups(keys: list[str], by_image: bool) -> list[list[int]]:
         keys (list[str]): The records' keys or file names; sub-images are ``<image>_s<n>``.
         by_image (bool): Group the sub-images of one image (``sampling: image``).
     """
-    groups = {}
+    groups: dict[object, list[int]] = {}
     for record, key in enumerate(keys):
         stem = osp.splitext(osp.basename(key))[0]
         match = SUB_IMAGE_KEY.match(stem) if by_image else None
@@ -260,7 +261,7 @@ def image_groups(keys: list[str], by_image: bool) -> list[list[int]]:
     return list(groups.values())
 
 
-def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
     """Per key of a GT and an LQ LMDB: the GT's and the LQ's (h, w), from meta_info.txt.
 
     The two LMDBs must list the same keys, each present in its LMDB, and be complete. Where the two
@@ -298,12 +299,13 @@ def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tu
         if gt_shape and lq_shape and fits(gt_shape[:2], lq_shape[:2], opt['scale']):
             sizes[key] = (gt_shape[:2], lq_shape[:2])
             continue
-        real = tuple(record_shape(opt[root], key)[:2] for root in ('dataroot_gt', 'dataroot_lq'))
+        gt_real, lq_real = (record_shape(opt[root], key)[:2] for root in ('dataroot_gt', 'dataroot_lq'))
+        real = (gt_real, lq_real)
         for root, shape, line, stored in (
             ('dataroot_gt', gt_shape, gt_line, real[0]),
             ('dataroot_lq', lq_shape, lq_line, real[1]),
         ):
-            if shape and tuple(shape[:2]) != stored and fits(*real, opt['scale']):
+            if shape and tuple(shape[:2]) != stored and fits(gt_real, lq_real, opt['scale']):
                 get_root_logger().warning(
                     f'datasets:{name}: {osp.join(opt[root], "meta_info.txt")}, line {line}: records {key} as '
                     f'{shape[1]}x{shape[0]}, but the image stored is {stored[1]}x{stored[0]}; the record is used.'
@@ -312,7 +314,7 @@ def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tu
     return sizes
 
 
-def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], tuple[int, int]]]:
+def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
     """Per GT file (relative to ``dataroot_gt``) of paired folders: the GT's and the LQ's (h, w), from headers.
 
     The pairs are basicsr's (``filename_tmpl``, ``meta_info_file``).
@@ -327,7 +329,7 @@ def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], 
             paths = paired_paths_from_folder(folders, ['lq', 'gt'], opt.get('filename_tmpl', '{}'))
     except (AssertionError, ValueError) as error:  # basicsr asserts that the folders pair up
         raise ValueError(f'datasets:{name}: {error}') from None
-    sizes = {}
+    sizes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     for pair in paths:
         try:
             sizes[osp.relpath(pair['gt_path'], opt['dataroot_gt'])] = (
@@ -339,7 +341,7 @@ def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, int], 
     return sizes
 
 
-def fits(gt: tuple[int, int], lq: tuple[int, int], scale: int) -> bool:
+def fits(gt: tuple[int, ...], lq: tuple[int, ...], scale: int) -> bool:
     """Whether an LQ image of size ``lq`` is a GT of size ``gt`` downscaled by ``scale`` (sizes rounded down)."""
     return tuple(lq) == (gt[0] // scale, gt[1] // scale)
 

@@ -7,6 +7,7 @@ import inspect
 import math
 from collections import OrderedDict
 from os import path as osp
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,6 +86,8 @@ class WDSRModel(SRModel):
     * Evaluation (``val``): ``tile``/``tile_pad`` (input pixels) for large
       images, ``self_ensemble`` (x8).
     """
+
+    lq: torch.Tensor  # set by basicsr's feed_data
 
     def __init__(self, opt: dict):
         self.amp_dtype = AMP_DTYPES[bool(opt.get('amp_bf16', False))] if opt.get('use_amp') else None
@@ -368,7 +371,8 @@ class WDSRModel(SRModel):
             tb_logger: Tensorboard logger or None.
             save_img (bool): Save the SR images. Default: False.
         """
-        dataset_name = dataloader.dataset.opt['name']
+        dataset: Any = dataloader.dataset  # a basicsr dataset: its options, its length
+        dataset_name = dataset.opt['name']
         metrics_opt = self.opt['val'].get('metrics') or {}
         reporting = save_img and not self.opt['is_train']  # a test run that saves its images gets a results page
         records = self._test_my_share(dataloader, current_iter, save_img, reporting)
@@ -386,7 +390,7 @@ class WDSRModel(SRModel):
         Returns:
             list[tuple]: ``(index, image name, {metric: value}, page entry or None)`` per image.
         """
-        dataset = dataloader.dataset
+        dataset: Any = dataloader.dataset
         dataset_name, metrics_opt = dataset.opt['name'], self.opt['val'].get('metrics') or {}
         rank, world_size = self.opt['rank'], self.opt['world_size']
         indices = list(range(rank, len(dataset), world_size))

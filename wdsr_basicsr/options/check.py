@@ -132,7 +132,7 @@ def _check_finite(value, where):
 
 def _sections(opt, section):
     """The mappings (with their key paths) that ``section`` names in ``opt``, ``'*'`` matching every key."""
-    found = [((), opt)]
+    found: list[tuple[tuple, dict]] = [((), opt)]
     for part in section:
         found = [
             (where + (k,), v)
@@ -256,21 +256,22 @@ def signature_rule(parameter: inspect.Parameter) -> Rule | None:
     default anything.
     """
     annotation = parameter.annotation
-    kind = (
-        {'int': int, 'float': float, 'bool': bool, 'str': str}.get(annotation)
-        if isinstance(annotation, str)
-        else annotation
-    )
-    if kind not in (int, float, bool, str) and parameter.default is not inspect.Parameter.empty:
-        kind = type(parameter.default)
-    return {
-        bool: Rule('bool'),
-        int: Rule('count'),
-        float: Rule('number'),
-        str: Rule('str'),
-        list: Rule('list'),
-        tuple: Rule('list'),
-    }.get(kind)
+    names = {'int': int, 'float': float, 'bool': bool, 'str': str}
+    kind: type | None = names.get(annotation) if isinstance(annotation, str) else annotation
+    if kind not in (int, float, bool, str):
+        kind = None if parameter.default is inspect.Parameter.empty else type(parameter.default)
+    return SIGNATURE_RULES.get(kind) if kind is not None else None
+
+
+#: The rule of a keyword whose default (or annotation) has this type.
+SIGNATURE_RULES: dict[type, Rule] = {
+    bool: Rule('bool'),
+    int: Rule('count'),
+    float: Rule('number'),
+    str: Rule('str'),
+    list: Rule('list'),
+    tuple: Rule('list'),
+}
 
 
 def _check_built(opt, model, vocabulary):

@@ -26,7 +26,7 @@ class _SafeLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
-            lines = {}
+            lines: dict[object, int] = {}
             for key_node, _ in node.value:
                 if key_node.tag == 'tag:yaml.org,2002:merge':
                     continue

@@ -51,9 +51,9 @@ Section = tuple[str, ...]
 
 def edit_distance(a: str, b: str) -> int:
     """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``."""
-    previous, row = None, list(range(len(b) + 1))
+    previous, row = list(range(len(b) + 1)), list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
-        before, previous, row = previous, row, [i] + [0] * len(b)
+        before, previous, row = previous, row, [i] + [0] * len(b)  # before: the row above previous
         for j, cb in enumerate(b, 1):
             row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
             if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
@@ -96,11 +96,12 @@ class _SectionReads:
         self.names = names
         self.reads: dict[Section, set[str]] = {}
 
-    def function(self, node: ast.FunctionDef, root: Section | None) -> None:
+    def function(self, node: ast.AST, root: Section | None) -> None:
         """Record the reads of one function; ``root`` is what ``self.opt`` (and a parameter ``opt``) stand for."""
         bound = {'opt': root} if root is not None else {}
         for child in sorted(
-            (n for n in ast.walk(node) if hasattr(n, 'lineno')), key=lambda n: (n.lineno, n.col_offset)
+            (n for n in ast.walk(node) if hasattr(n, 'lineno')),
+            key=lambda n: (getattr(n, 'lineno'), getattr(n, 'col_offset')),
         ):
             self._bind(child, bound, root)
             key, holder = self._read(child)
@@ -175,9 +176,17 @@ def module_reads(module_name: str) -> dict[Section, frozenset[str]] | None:
     return {section: frozenset(keys) for section, keys in reads.reads.items()}
 
 
-@functools.lru_cache(maxsize=None)
 def class_reads(cls: type, root: Section) -> dict[Section, frozenset[str]] | None:
     """The keys the methods of ``cls`` and its bases read, by section; None when a source cannot be read."""
+    if (cls, root) not in _CLASS_READS:
+        _CLASS_READS[cls, root] = _class_reads(cls, root)
+    return _CLASS_READS[cls, root]
+
+
+_CLASS_READS: dict[tuple[type, Section], dict[Section, frozenset[str]] | None] = {}
+
+
+def _class_reads(cls, root):
     reads = _SectionReads({})
     for klass in cls.__mro__:
         if klass.__module__.split('.')[0] in _NOT_SCANNED:
@@ -351,7 +360,7 @@ def built_types(cls: type, method: str, fallback: Callable) -> dict[str, type | 
     Returns:
         dict[str, type | None] | None: Type name to class; None when no branch could be read.
     """
-    found = {}
+    found: dict[str, type | None] = {}
     for klass in reversed(cls.__mro__):
         func = klass.__dict__.get(method)
         if func is None:

@@ -125,7 +125,7 @@ def prepare_set(name: str, images: list[str], output: str, scales: tuple[int, ..
     folders = {'gt': osp.join(tmp, 'GTmod12')} | {s: osp.join(tmp, f'LRbicx{s}') for s in scales}
     for folder in folders.values():
         os.makedirs(folder)
-    by_stem = {}
+    by_stem: dict[str, list[str]] = {}
     for path in images:
         by_stem.setdefault(osp.splitext(osp.basename(path))[0], []).append(path)
     for stem, paths in by_stem.items():
@@ -178,6 +178,8 @@ def add_scales(name: str, output: str, scales: tuple[int, ...]) -> list[int]:
         os.makedirs(tmp)
         for image in tqdm(sorted(os.listdir(gt)), desc=f'{name} x{s}', unit='image'):
             hr = cv2.imread(osp.join(gt, image), cv2.IMREAD_COLOR)
+            if hr is None:
+                raise PreparationError(f'{osp.join(gt, image)} cannot be read as an image.')
             cv2.imwrite(osp.join(tmp, image), bicubic_downscale(hr, s))
         os.replace(tmp, final)
         added.append(s)

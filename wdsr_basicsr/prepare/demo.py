@@ -47,7 +47,7 @@ def write_div2k_layout(root: str) -> dict[str, list[str]]:
         'train': [(i + 1, n) for i, n in enumerate(TRAIN_PHOTOS)],
         'valid': [(801 + i, n) for i, n in enumerate(VALID_PHOTOS)],
     }
-    paths = {}
+    paths: dict[str, list[str]] = {}
     for split, items in layout.items():
         folder = hr_dir(root, split)
         os.makedirs(folder, exist_ok=True)

@@ -102,9 +102,9 @@ def extract(archive: str, dest: str, keep: Callable | None = None) -> None:
     keep = keep or (lambda name: True)
     if archive.endswith('.zip'):
         with zipfile.ZipFile(archive) as z:
-            members = [m for m in z.namelist() if keep(m)]
-            check_members(archive, dest, members)
-            z.extractall(dest, members)
+            names = [m for m in z.namelist() if keep(m)]
+            check_members(archive, dest, names)
+            z.extractall(dest, names)
     else:
         with tarfile.open(archive) as t:
             members = [m for m in t.getmembers() if (m.isfile() or m.isdir()) and keep(m.name)]

@@ -25,7 +25,7 @@ def lr_path(root: str, split: str, scale: int, stem: str) -> str:
 def lmdb_names(split: str, scales: tuple[int, ...]) -> dict:
     """LMDB names of a split, HR first, as BasicSR's documentation names them."""
     suffix = '_sub' if split == 'train' else ''
-    names = {'hr': f'DIV2K_{split}_HR{suffix}.lmdb'}
+    names: dict[str | int, str] = {'hr': f'DIV2K_{split}_HR{suffix}.lmdb'}
     names.update({s: f'DIV2K_{split}_LR_bicubic_X{s}{suffix}.lmdb' for s in scales})
     return names
 

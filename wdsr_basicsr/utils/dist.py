@@ -152,7 +152,7 @@ def all_gather(obj: object) -> list:
     """The list of ``obj`` from every rank (rank order); ``[obj]`` without torch.distributed."""
     if not (dist.is_available() and dist.is_initialized()):
         return [obj]
-    gathered = [None] * dist.get_world_size()
+    gathered: list[object] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
 

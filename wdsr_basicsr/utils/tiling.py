@@ -96,7 +96,7 @@ def ensemble_forward(forward: Callable, x: torch.Tensor) -> torch.Tensor:
     Returns:
         Tensor: The mean of the 8 aligned outputs.
     """
-    total = None
+    total: torch.Tensor | None = None
     for transpose in (False, True):
         for flip_dims in ((), (-1,), (-2,), (-2, -1)):
             t = x.transpose(-2, -1) if transpose else x
@@ -105,6 +105,7 @@ def ensemble_forward(forward: Callable, x: torch.Tensor) -> torch.Tensor:
             y = y.flip(flip_dims) if flip_dims else y
             y = y.transpose(-2, -1) if transpose else y
             total = y.float() if total is None else total + y.float()
+    assert total is not None
     return total / 8
 
 

@@ -26,7 +26,7 @@ def interleaved_median_ms(
     Returns:
         list[float]: One median per call, in order.
     """
-    times = [[] for _ in calls]
+    times: list[list[float]] = [[] for _ in calls]
     with torch.no_grad():
         for forward, x in calls:
             for _ in range(warmup):

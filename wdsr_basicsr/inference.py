@@ -225,33 +225,18 @@ def upscale_file(
         raise ValueError(f'could not be written to {target}')
 
 
-def main(argv=None):
-    show_messages()
-    args = parse_args(argv)
-    try:
-        check_arguments(args)
-        inputs = list_inputs(args.input, args.output, args.suffix)
-        planned = plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
-        net, network_opt = network_from_checkpoint(args.model_path, args.opt)
-        scale, num_in_ch = network_settings(network_opt, f'--model_path {args.model_path}')
-    except (OSError, RuntimeError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    radius = receptive_radius(net)
-    amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
-    try:
-        runner, backend = choose_backend(net, args.backend, num_in_ch, device=args.device, amp_dtype=amp_dtype)
-    except (RuntimeError, ValueError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+def tile_context(args: argparse.Namespace, radius: int) -> int:
+    """``--tile_pad``, or the network's receptive-field radius; a ``--tile`` smaller than the field is refused.
+
+    Raises:
+        ValueError: If ``--tile`` is smaller than the receptive field.
+    """
     if args.tile and args.tile < 2 * radius + 1:
-        print(
-            f'error: --tile {args.tile} is smaller than the receptive field of this network ({2 * radius + 1} px '
+        raise ValueError(
+            f'--tile {args.tile} is smaller than the receptive field of this network ({2 * radius + 1} px '
             f'across: a tile would be mostly context); the smallest tile that works is --tile {2 * radius + 1} '
-            '(256 or more runs faster).',
-            file=sys.stderr,
+            '(256 or more runs faster).'
         )
-        return 2
     tile_pad = radius if args.tile_pad is None else args.tile_pad
     if args.tile and tile_pad < radius:
         print(
@@ -259,22 +244,24 @@ def main(argv=None):
             'tile seams will differ from the whole-image result.',
             file=sys.stderr,
         )
-    try:
-        os.makedirs(args.output, exist_ok=True)
-    except OSError as error:
-        print(f'error: -o {args.output} cannot be created: {error.strerror or error}.', file=sys.stderr)
-        return 2
-    # an image's failure (unreadable, out of memory in any runtime, a full disk) skips it; the others go on
-    errors = (ValueError, RuntimeError, MemoryError, OSError, cv2.error) + runtime_errors(backend)
+    return tile_pad
+
+
+def upscale_all(
+    inputs: list[str],
+    planned: dict[str, str],
+    args: argparse.Namespace,
+    runner: Callable,
+    scale: int,
+    settings: dict,
+    errors: tuple[type[BaseException], ...],
+) -> dict[str, str]:
+    """Upscale every input; an image's failure (unreadable, out of memory, a full disk) skips it.
+
+    Returns:
+        dict[str, str]: The inputs that failed, with the reason.
+    """
     failed = {}
-    settings = dict(
-        num_in_ch=num_in_ch,
-        tile=args.tile,
-        tile_pad=tile_pad,
-        ensemble=args.ensemble,
-        amp_dtype=amp_dtype,
-        device=args.device,
-    )
     for path in tqdm(inputs, unit='image'):
         try:  # one image at a time: its arrays are freed when the call returns
             upscale_file(path, planned, args, runner, scale, settings)
@@ -284,6 +271,39 @@ def main(argv=None):
                 reason += ' (out of memory: try --tile 512, or a smaller tile)'
             tqdm.write(f'skipped {path}: {reason}')
             failed[path] = reason
+    return failed
+
+
+def main(argv=None):
+    show_messages()
+    args = parse_args(argv)
+    try:
+        check_arguments(args)
+        inputs = list_inputs(args.input, args.output, args.suffix)
+        planned = plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
+        net, network_opt = network_from_checkpoint(args.model_path, args.opt)
+        scale, num_in_ch = network_settings(network_opt, f'--model_path {args.model_path}')
+        amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
+        tile_pad = tile_context(args, receptive_radius(net))
+        runner, backend = choose_backend(net, args.backend, num_in_ch, device=args.device, amp_dtype=amp_dtype)
+    except (OSError, RuntimeError, ValueError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as error:
+        print(f'error: -o {args.output} cannot be created: {error.strerror or error}.', file=sys.stderr)
+        return 2
+    settings = dict(
+        num_in_ch=num_in_ch,
+        tile=args.tile,
+        tile_pad=tile_pad,
+        ensemble=args.ensemble,
+        amp_dtype=amp_dtype,
+        device=args.device,
+    )
+    errors = (ValueError, RuntimeError, MemoryError, OSError, cv2.error) + runtime_errors(backend)
+    failed = upscale_all(inputs, planned, args, runner, scale, settings, errors)
     print(f'{len(inputs) - len(failed)} of {len(inputs)} images written to {args.output}')
     if failed:
         print(f'{len(failed)} failed:\n' + '\n'.join(f'  {p}: {r}' for p, r in failed.items()), file=sys.stderr)

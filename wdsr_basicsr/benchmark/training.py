@@ -172,8 +172,7 @@ def loader_seconds_per_batch(root: str, cached: bool, workers: int, batches: int
     return (time.perf_counter() - start) / batches
 
 
-def main(argv=None):
-    show_messages(information_to_stderr=True)  # stdout is the table
+def _arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--bf16', action='store_true', help='bf16 autocast (use_amp, amp_bf16).')
@@ -194,7 +193,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but torch sees no CUDA GPU.')
+    return args
 
+
+def _print_steps(args) -> dict[str, float]:
+    """The training-step table; returns each network's fastest seconds per step."""
     print(
         f'device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {args.bf16}, '
         f'channels-last {args.channels_last}; WDSRModel training step, batch 16, 96 px HR, x2, Adam, L1'
@@ -213,7 +216,11 @@ def main(argv=None):
             compiled, first = timed[1]
             row += f' {compiled * 1000:.0f} | {eager / compiled:.2f}x | {first:.0f} |'
         print(row, flush=True)
-    print()
+    return step
+
+
+def _print_loader(args) -> dict[bool, float]:
+    """The loader table; returns seconds per batch with the workers, by ``cache_data``."""
     print(
         '| loader | patches/s, 1 process (no worker) | patches/s, '
         f'{args.workers} workers | ms per batch of 16 ({args.workers} workers) |'
@@ -230,6 +237,15 @@ def main(argv=None):
             f'| {label} | {16 / single:.0f} | {16 / per_batch[cached]:.0f} | {per_batch[cached] * 1000:.1f} |',
             flush=True,
         )
+    return per_batch
+
+
+def main(argv=None):
+    show_messages(information_to_stderr=True)  # stdout is the table
+    args = _arguments(argv)
+    step = _print_steps(args)
+    print()
+    per_batch = _print_loader(args)
     if 'WDSR-B 16x32' in step:
         iter_s = step['WDSR-B 16x32']
         for cached, label in ((False, 'LMDB'), (True, 'cache_data')):

@@ -413,6 +413,9 @@ def test_wheel_install_and_uninstall(tmp_path):
     )
     assert installed.returncode == 0, installed.stderr[-2000:]
     assert (site_dir / 'wdsr_basicsr.pth').is_file() and (site_dir / 'wdsr_basicsr_startup.py').is_file()
+    assert (site_dir / 'wdsr_basicsr_shim.py').is_file()  # the hook's torchvision shim
+    page = site_dir / 'wdsr_basicsr' / 'utils' / 'page'  # the results page's template, package data
+    assert sorted(p.name for p in page.iterdir()) == ['index.html', 'page.css', 'page.js']
     result = subprocess.run(
         [
             str(venv_python),

@@ -2,6 +2,8 @@
 
 import gc
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -214,7 +216,7 @@ def test_meta_info_with_a_wrong_size_is_read_from_the_records(tmp_path, monkeypa
     assert meta.read_text().splitlines()[1] == 'comic.png (18,12,3) 1'  # written by basicsr: 72x48 / 4
     meta.write_text(meta.read_text().replace('comic.png (18,12,3)', 'comic.png (16,12,3)'))
     warnings = []
-    monkeypatch.setattr(paired_dataset, 'get_root_logger', lambda: type('L', (), {'warning': warnings.append})())
+    monkeypatch.setattr(paired_dataset, '_warn', warnings.append)
     dataset = build_dataset(pair_opt(roots))
     assert warnings == [
         f'datasets:pair: {meta}, line 2: records comic as 12x16, but the image stored is 12x18; the record is used.'
@@ -261,3 +263,22 @@ def test_keys_with_spaces_are_read_as_basicsr_reads_them(tmp_path):
     for index in range(2):
         a, b = sample(theirs, index, seed=index), sample(ours, index, seed=index)
         assert torch.equal(a['gt'], b['gt']) and torch.equal(a['lq'], b['lq'])
+
+
+def test_checking_the_data_leaves_basicsr_s_log_file_to_the_run(tmp_path):
+    """The data check runs before basicsr's pipeline sets up its logger (with the run's log file): a warning of
+    the check must not set that logger up first, or basicsr's later call returns it without the file."""
+    roots = basicsr_style_pair(tmp_path)
+    meta = roots['lq'] / 'meta_info.txt'
+    meta.write_text(meta.read_text().replace('comic.png (18,12,3)', 'comic.png (16,12,3)'))  # a warning
+    code = (
+        'import wdsr_basicsr\n'
+        'from basicsr.utils import get_root_logger\n'
+        'from wdsr_basicsr.data.paired_dataset import CheckedPairedImageDataset\n'
+        f'CheckedPairedImageDataset.check_data({pair_opt(roots)!r})\n'
+        f'get_root_logger(log_file={str(tmp_path / "train.log")!r}).info("the run starts")\n'
+    )
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'records comic as 12x16' in result.stderr  # the warning is shown
+    assert 'the run starts' in (tmp_path / 'train.log').read_text()  # and the run's log file is written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import random
@@ -306,12 +307,18 @@ def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], tu
             ('dataroot_lq', lq_shape, lq_line, real[1]),
         ):
             if shape and tuple(shape[:2]) != stored and fits(gt_real, lq_real, opt['scale']):
-                get_root_logger().warning(
+                _warn(
                     f'datasets:{name}: {osp.join(opt[root], "meta_info.txt")}, line {line}: records {key} as '
                     f'{shape[1]}x{shape[0]}, but the image stored is {stored[1]}x{stored[0]}; the record is used.'
                 )
         sizes[key] = real
     return sizes
+
+
+def _warn(message: str) -> None:
+    """A warning of the data check, on basicsr's logger (the run's log) without setting that logger up: the
+    check runs before basicsr's pipeline does it, and a logger set up first would be kept without the log file."""
+    logging.getLogger('basicsr').warning(message)
 
 
 def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:

@@ -1,181 +1,23 @@
 """The option schema: basicsr's vocabulary and ranges, checked before any work, with the closest key named."""
 
 import copy
+import json
 
 import pytest
 
-from helpers import OPTIONS
+from helpers import OPTIONS, REPO
 from wdsr_basicsr.options import OptionError, check_options, load_options
 
 ALL = sorted(OPTIONS.rglob('*.yml'))
 
-# The key sets (with typical values) of basicsr 1.4.2's own option files, written down here as data:
-# options/train/EDSR/train_EDSR_Mx2.yml, options/train/RCAN/train_RCAN_x2.yml,
-# options/train/SwinIR/train_SwinIR_SRx2_scratch.yml and options/test/EDSR/test_EDSR_Mx2.yml.
-_DATA = {
-    'train': {
-        'name': 'DIV2K',
-        'type': 'PairedImageDataset',
-        'dataroot_gt': 'datasets/DIV2K/DIV2K_train_HR_sub',
-        'dataroot_lq': 'datasets/DIV2K/DIV2K_train_LR_bicubic/X2_sub',
-        'filename_tmpl': '{}',
-        'io_backend': {'type': 'disk'},
-        'gt_size': 96,
-        'use_hflip': True,
-        'use_rot': True,
-        'use_shuffle': True,
-        'num_worker_per_gpu': 6,
-        'batch_size_per_gpu': 16,
-        'dataset_enlarge_ratio': 100,
-        'prefetch_mode': None,
-    },
-    'val': {
-        'name': 'Set5',
-        'type': 'PairedImageDataset',
-        'dataroot_gt': 'datasets/Set5/GTmod12',
-        'dataroot_lq': 'datasets/Set5/LRbicx2',
-        'io_backend': {'type': 'disk'},
-    },
-}
-_TRAIN = {
-    'ema_decay': 0.999,
-    'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
-    'scheduler': {'type': 'MultiStepLR', 'milestones': [200000], 'gamma': 0.5},
-    'total_iter': 300000,
-    'warmup_iter': -1,
-    'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
-}
-_VAL = {
-    'val_freq': 5000,
-    'save_img': False,
-    'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False}},
-}
-_LOGGER = {
-    'print_freq': 100,
-    'save_checkpoint_freq': 5000,
-    'use_tb_logger': True,
-    'wandb': {'project': None, 'resume_id': None},
-}
+# Four of basicsr's own option files (XPixelGroup/BasicSR options/, as tests/assets holds them): name -> training?
 BASICSR_FILES = {
-    'train_EDSR_Mx2': (
-        {
-            'name': 'EDSR_Mx2_f64b16_DIV2K_300k_B16G1_wandb',
-            'model_type': 'SRModel',
-            'scale': 2,
-            'num_gpu': 1,
-            'manual_seed': 10,
-            'datasets': _DATA,
-            'network_g': {
-                'type': 'EDSR',
-                'num_in_ch': 3,
-                'num_out_ch': 3,
-                'num_feat': 64,
-                'num_block': 16,
-                'upscale': 2,
-                'res_scale': 1,
-                'img_range': 255.0,
-                'rgb_mean': [0.4488, 0.4371, 0.4040],
-            },
-            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-            'train': _TRAIN,
-            'val': _VAL,
-            'logger': _LOGGER,
-            'dist_params': {'backend': 'nccl', 'port': 29500},
-        },
-        True,
-    ),
-    'train_RCAN_x2': (
-        {
-            'name': 'RCAN_BIX2_G10R20P48_1000k_B16G1_wandb',
-            'model_type': 'SRModel',
-            'scale': 2,
-            'num_gpu': 1,
-            'manual_seed': 10,
-            'datasets': _DATA,
-            'network_g': {
-                'type': 'RCAN',
-                'num_in_ch': 3,
-                'num_out_ch': 3,
-                'num_feat': 64,
-                'num_group': 10,
-                'num_block': 20,
-                'squeeze_factor': 16,
-                'upscale': 2,
-                'res_scale': 1,
-                'img_range': 255.0,
-                'rgb_mean': [0.4488, 0.4371, 0.4040],
-            },
-            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-            'train': _TRAIN,
-            'val': _VAL,
-            'logger': _LOGGER,
-            'dist_params': {'backend': 'nccl', 'port': 29500},
-        },
-        True,
-    ),
-    'train_SwinIR_SRx2_scratch': (
-        {
-            'name': 'train_SwinIR_SRx2_scratch_P48W8_DIV2K_500k_B4G8',
-            'model_type': 'SwinIRModel',
-            'scale': 2,
-            'num_gpu': 'auto',
-            'manual_seed': 0,
-            'datasets': _DATA,
-            'network_g': {
-                'type': 'SwinIR',
-                'upscale': 2,
-                'in_chans': 3,
-                'img_size': 48,
-                'window_size': 8,
-                'img_range': 1.0,
-                'depths': [6] * 6,
-                'embed_dim': 180,
-                'num_heads': [6] * 6,
-                'mlp_ratio': 2,
-                'upsampler': 'pixelshuffle',
-                'resi_connection': '1conv',
-            },
-            'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-            'train': _TRAIN
-            | {'scheduler': {'type': 'MultiStepLR', 'milestones': [250000, 400000, 450000, 475000], 'gamma': 0.5}},
-            'val': _VAL,
-            'logger': _LOGGER,
-            'dist_params': {'backend': 'nccl', 'port': 29500},
-        },
-        True,
-    ),
-    'test_EDSR_Mx2': (
-        {
-            'name': 'EDSR_Mx2_f64b16_DIV2K_official-3ba7b086',
-            'model_type': 'SRModel',
-            'scale': 2,
-            'num_gpu': 1,
-            'manual_seed': 0,
-            'datasets': {'test_1': _DATA['val'], 'test_2': dict(_DATA['val'], name='Set14')},
-            'network_g': {
-                'type': 'EDSR',
-                'num_in_ch': 3,
-                'num_out_ch': 3,
-                'num_feat': 64,
-                'num_block': 16,
-                'upscale': 2,
-                'res_scale': 1,
-                'img_range': 255.0,
-                'rgb_mean': [0.4488, 0.4371, 0.4040],
-            },
-            'path': {'pretrain_network_g': 'experiments/pretrained_models/EDSR/EDSR_Mx2.pth', 'strict_load_g': True},
-            'val': {
-                'save_img': True,
-                'suffix': None,
-                'metrics': {
-                    'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False},
-                    'ssim': {'type': 'calculate_ssim', 'crop_border': 2, 'test_y_channel': False},
-                },
-            },
-        },
-        False,
-    ),
+    'train/EDSR/train_EDSR_Mx2.yml': True,
+    'train/RCAN/train_RCAN_x2.yml': True,
+    'train/SwinIR/train_SwinIR_SRx2_scratch.yml': True,
+    'test/EDSR/test_EDSR_Mx2.yml': False,
 }
+BASICSR_OPTIONS = json.loads((REPO / 'tests' / 'assets' / 'basicsr_options.json').read_text())
 
 
 @pytest.mark.parametrize('path', ALL, ids=lambda p: str(p.relative_to(OPTIONS)))
@@ -185,7 +27,7 @@ def test_every_shipped_file_passes(path):
 
 @pytest.mark.parametrize('name', BASICSR_FILES)
 def test_basicsr_own_option_files_pass(name):
-    opt, is_train = BASICSR_FILES[name]
+    opt, is_train = BASICSR_OPTIONS[name], BASICSR_FILES[name]
     if opt['model_type'] == 'SwinIRModel':  # basicsr registers it; SRModel's keys
         from basicsr.utils.registry import MODEL_REGISTRY
 

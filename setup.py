@@ -89,6 +89,7 @@ setup(
             'wdsr-convert = wdsr_basicsr.convert:main',
             'wdsr-benchmark = wdsr_basicsr.benchmark.cli:main',
             'wdsr-compare = wdsr_basicsr.compare:main',
+            'wdsr-cache = wdsr_basicsr.cache:main',
             'wdsr-reproduce = wdsr_basicsr.reproduce:main',
         ],
     },

@@ -10,8 +10,10 @@ without it. What can live in this package's own classes lives there
 """
 
 import functools
+import random
 import sys
 
+import numpy as np
 import torch
 
 from wdsr_basicsr_shim import alias_torchvision_functional_tensor
@@ -20,6 +22,7 @@ from wdsr_basicsr_shim import alias_torchvision_functional_tensor
 alias_torchvision_functional_tensor()
 
 import basicsr  # noqa: E402
+import basicsr.data  # noqa: E402
 import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
 import basicsr.utils.options  # noqa: E402
@@ -83,6 +86,20 @@ def paired_getitem(self, index):
         raise
 
 
+def worker_init_fn(worker_id, num_workers, rank, seed):
+    """basicsr's DataLoader worker seeding, from the seed torch gives this worker in this epoch.
+
+    torch's DataLoader draws a base seed from the process's generator (seeded by basicsr with ``manual_seed +
+    rank``) for every iterator, i.e. every epoch, and gives worker ``i`` ``base + i`` (``torch.initial_seed()``
+    in the worker): runs stay reproducible, ranks and workers differ, and each epoch draws new crops and flips.
+    basicsr's arguments (``worker_id``, ``num_workers``, ``rank``, ``seed``) are what it binds; they are all in
+    torch's seed already.
+    """
+    worker_seed = torch.initial_seed() % 2**32
+    random.seed(worker_seed)
+    np.random.seed(worker_seed)
+
+
 _excepthook = sys.excepthook
 
 
@@ -108,6 +125,9 @@ BaseModel.model_to_device = model_to_device
 # Without it a cut-short data.mdb kills a DataLoader worker with SIGBUS, and a second dataset (or a forked worker)
 # over an LMDB that is open in the process fails with "already open in this process".
 LmdbBackend.__init__ = lmdb_backend_init
+# Without it every epoch's workers replay the first epoch's crops and flips: basicsr seeds them with seed + worker_id +
+# rank * num_workers, the same at every epoch (workers are started anew each epoch unless persistent_workers).
+basicsr.data.worker_init_fn = worker_init_fn
 # Without it a missing or corrupt LMDB record fails as "'NoneType' object has no attribute ...", naming nothing.
 PairedImageDataset.__getitem__ = paired_getitem
 # Without it resuming needs CUDA (basicsr maps the state to torch.cuda.current_device()); our entries call the

@@ -1,13 +1,16 @@
 """``cache_data``: samples cropped from images decoded once, drawn as the authors draw them; a cache that never lies."""
 
-import json
+import copy
+import gc
 import os
 import pickle
 import random
 import shutil
+import subprocess
 import sys
 
 import cv2
+import lmdb as lmdb_module
 import numpy as np
 import pytest
 import torch
@@ -161,42 +164,239 @@ def test_validation_images_equal_basicsr_s(lmdb_root, tmp_path):
         assert torch.equal(ours['gt'], theirs['gt']) and torch.equal(ours['lq'], theirs['lq'])
 
 
-def test_cache_is_reused_while_the_source_is_unchanged_and_rebuilt_after(lmdb_root, tmp_path):
+def test_cache_is_reused_while_the_source_is_unchanged_and_another_made_after(lmdb_root, tmp_path):
     data = tmp_path / 'data'
     shutil.copytree(lmdb_root / 'DIV2K_train_HR_sub.lmdb', data / 'hr.lmdb')
     shutil.copytree(lmdb_root / 'DIV2K_train_LR_bicubic_X2_sub.lmdb', data / 'lq.lmdb')
-    opt = train_options(data / 'hr.lmdb', data / 'lq.lmdb', io_backend={'type': 'lmdb'})
-    build_dataset(dict(opt))
-    pixels = data / 'hr.lmdb.decoded' / 'images.u8'  # beside the data by default
-    first = os.stat(pixels).st_mtime_ns
-    build_dataset(dict(opt))
-    assert os.stat(pixels).st_mtime_ns == first  # reused, not written again
-    os.utime(data / 'hr.lmdb' / 'data.mdb', ns=(1, 1))  # the source changed
-    build_dataset(dict(opt))
-    index = json.loads((data / 'hr.lmdb.decoded' / 'index.json').read_text())
-    assert index['source']['files']['data.mdb'][1] == 1  # rebuilt from the source as it is now
+    opt = train_options(data / 'hr.lmdb', data / 'lq.lmdb', io_backend={'type': 'lmdb'}, sampling='record')
+    first = build_dataset(dict(opt)).caches['gt'].folder
+    assert os.path.dirname(first) == str(data)  # beside the data by default
+    pixels = os.path.join(first, 'images.u8')
+    written = os.stat(pixels).st_mtime_ns
+    del first
+    gc.collect()
+    assert build_dataset(dict(opt)).caches['gt'].folder == os.path.join(str(data), os.path.basename(pixels[:-10]))
+    assert os.stat(pixels).st_mtime_ns == written  # reused, not written again
+    gc.collect()
+    rewrite_record(data / 'hr.lmdb', changed=True)  # the content changed: another cache, the old one removed
+    dataset = build_dataset(dict(opt))
+    assert dataset.caches['gt'].folder != os.path.dirname(pixels) and not os.path.exists(pixels)
+    assert_basicsr_s_samples(dataset, opt)
+    del dataset
+    gc.collect()
+    with pytest.raises(ValueError, match=r'hr.lmdb/sub_images.json: 0001_s002 at 24,0 differs from the sub-images'):
+        build_dataset(dict(opt, sampling='image'))  # a flipped sub-image no longer fits its neighbours
 
 
-@pytest.mark.parametrize('leftover', ['no index', 'half an index', 'pixels cut short'])
-def test_cache_left_by_a_killed_run_is_rebuilt(lmdb_root, tmp_path, leftover):
-    opt = lmdb_options(lmdb_root, tmp_path)
+def rewrite_record(lmdb, changed):
+    """Rewrite one record of an LMDB in place: its pixels flipped left-right (or the same bytes), mtime put back."""
+    meta = (lmdb / 'meta_info.txt').read_text().splitlines()
+    key = meta[0].split('.')[0]
+    stat = os.stat(lmdb / 'data.mdb')
+    shared_lmdb(str(lmdb)).close()  # py-lmdb: one environment a process; the shared one reopens when needed
+    env = lmdb_module.open(str(lmdb), map_size=1 << 30)
+    with env.begin(write=True) as txn:
+        img = cv2.imdecode(np.frombuffer(txn.get(key.encode()), np.uint8), cv2.IMREAD_COLOR)
+        txn.put(key.encode(), cv2.imencode('.png', img[:, ::-1] if changed else img)[1].tobytes())
+    env.close()
+    os.utime(lmdb / 'data.mdb', ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return key
+
+
+def basicsr_dataset(opt):
+    """basicsr's own PairedImageDataset over the same files, read afresh."""
+    plain = {k: copy.deepcopy(v) for k, v in opt.items() if k not in ('cache_data', 'sampling', 'cache_dir', 'type')}
+    return PairedImageDataset(dict(plain, phase='val'))
+
+
+def assert_basicsr_s_samples(dataset, opt):
+    """Every cached image equals the image basicsr's PairedImageDataset reads from the files now (whole images)."""
+    theirs = basicsr_dataset(opt)
+    for index, pair in enumerate(theirs.paths):
+        sample = theirs[index]
+        for side in ('gt', 'lq'):
+            key = dataset._cache_key(pair[f'{side}_path'], getattr(dataset, f'{side}_folder'))
+            assert np.array_equal(
+                to_bgr_uint8(sample[side]), dataset.caches[side][key][: sample[side].shape[1], : sample[side].shape[2]]
+            ), key
+
+
+def whole_image_folders(root, photos, ext='.png'):
+    """HR and LR (x2, INTER_AREA) folders of whole images, DIV2K's names; returns (hr, lr)."""
+    hr, lr = root / 'HR', root / 'LR'
+    hr.mkdir(parents=True), lr.mkdir(parents=True)
+    for stem, (name, h, w) in photos.items():
+        img = photo(name, h, w)
+        cv2.imwrite(str(hr / f'{stem}{ext}'), img)
+        cv2.imwrite(str(lr / f'{stem}x2{ext}'), cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    return hr, lr
+
+
+def folder_options(hr, lr, **changes):
+    return train_options(hr, lr, io_backend={'type': 'disk'}, filename_tmpl='{}x2', phase='val', **changes)
+
+
+def test_two_roots_with_one_last_name_under_one_cache_dir(tmp_path):
+    """dsA/data/HR and dsB/data/HR (DIV2K's and Flickr2K's .../X2): each dataset reads its own files."""
+    cache_dir = tmp_path / 'cache'
+    a = folder_options(
+        *whole_image_folders(tmp_path / 'dsA' / 'data', {'0001': ('astronaut', 64, 48)}), cache_dir=str(cache_dir)
+    )
+    b = folder_options(
+        *whole_image_folders(tmp_path / 'dsB' / 'data', {'0001': ('coffee', 64, 48)}), cache_dir=str(cache_dir)
+    )
+    first, second = build_dataset(dict(a, cache_data=True)), build_dataset(dict(b, cache_data=True))
+    assert first.caches['gt'].folder != second.caches['gt'].folder
+    assert_basicsr_s_samples(first, a)
+    assert_basicsr_s_samples(second, b)
+    del first, second
+    gc.collect()
+    again = build_dataset(dict(a, cache_data=True))  # no rebuild either: both caches stay
+    assert len(list(cache_dir.glob('*.decoded'))) == 4
+    assert_basicsr_s_samples(again, a)
+
+
+def subset_options(tmp_path, stems):
+    hr, lr = tmp_path / 'HR', tmp_path / 'LR'
+    if not hr.exists():
+        whole_image_folders(
+            tmp_path, {'0001': ('astronaut', 64, 48), '0002': ('coffee', 40, 60), '0003': ('chelsea', 50, 50)}
+        )
+    meta = tmp_path / f'meta_{"".join(stems)}.txt'
+    meta.write_text(''.join(f'{stem}.png\n' for stem in stems))
+    return folder_options(hr, lr, meta_info_file=str(meta), cache_dir=str(tmp_path / 'cache'), cache_data=True)
+
+
+def test_two_subsets_of_one_root_each_read_their_own_images(tmp_path):
+    """Train and val on one folder with different meta_info_files, built one after the other, then both read."""
+    one, two = subset_options(tmp_path, ['0001', '0002']), subset_options(tmp_path, ['0003', '0002'])
+    first = build_dataset(dict(one))
+    mapped = {key: first.caches['gt'][key] for key in first.caches['gt'].index}  # read before the second build
+    stat = os.stat(os.path.join(first.caches['gt'].folder, 'images.u8'))
+    second = build_dataset(dict(two))
+    assert set(second.caches['gt'].index) == {'0002.png', '0003.png'}
+    after = os.stat(os.path.join(first.caches['gt'].folder, 'images.u8'))
+    assert (after.st_ino, after.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)  # never rewritten
+    assert_basicsr_s_samples(first, one)
+    assert_basicsr_s_samples(second, two)
+    assert all(np.array_equal(mapped[key], cv2.imread(str(tmp_path / 'HR' / key))) for key in mapped)
+    same = build_dataset(dict(subset_options(tmp_path, ['0002', '0001'])))  # the same files in another order
+    assert same.caches['gt'].folder == first.caches['gt'].folder
+
+
+def test_a_second_process_building_while_a_first_reads(tmp_path):
+    """Process 1 maps its subset; process 2 builds another subset of the root meanwhile: 1's pixels hold."""
+    one, two = subset_options(tmp_path, ['0001', '0002']), subset_options(tmp_path, ['0002', '0003'])
+    reader = build_dataset(dict(one))
+    script = (
+        'import sys, yaml, wdsr_basicsr; from basicsr.data import build_dataset; '
+        'd = build_dataset(yaml.safe_load(open(sys.argv[1]))); print(d.caches["gt"].folder)'
+    )
+    options = write_options(tmp_path / 'two.yml', two)
+    result = subprocess.run([sys.executable, '-c', script, options], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() != reader.caches['gt'].folder
+    assert_basicsr_s_samples(reader, one)
+
+
+def test_a_file_rewritten_with_its_size_and_time_put_back(tmp_path):
+    """BMP files keep their byte size whatever the pixels: the content's digest, not the stat, names the cache."""
+    hr, lr = whole_image_folders(tmp_path, {'0001': ('astronaut', 64, 48)}, ext='.bmp')
+    opt = dict(folder_options(hr, lr), cache_data=True)
+    first = build_dataset(dict(opt))
+    path = lr / '0001x2.bmp'
+    stat = os.stat(path)
+    cv2.imwrite(str(path), cv2.imread(str(path))[::-1])  # upside down: same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.stat(path).st_size == stat.st_size
+    second = build_dataset(dict(opt))
+    assert second.caches['lq'].folder != first.caches['lq'].folder
+    assert_basicsr_s_samples(second, opt)
+
+
+DROP_WRITE = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-all']
+
+
+def read_only_run(opt_file, tmp_path):
+    """Build the dataset in a process that cannot write where the files' modes forbid (root without DAC_OVERRIDE)."""
+    script = (
+        'import sys, yaml, logging, wdsr_basicsr; logging.basicConfig(level=logging.INFO); '
+        'from basicsr.data import build_dataset; '
+        'd = build_dataset(yaml.safe_load(open(sys.argv[1]))); '
+        'print(d.caches["gt"].folder); print(d.caches["lq"].folder)'
+    )
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / 'user_cache'))
+    return subprocess.run(
+        DROP_WRITE + [sys.executable, '-c', script, opt_file], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def snapshot(folder):
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob('*')}
+
+
+@pytest.mark.skipif(shutil.which('setpriv') is None, reason='needs setpriv (util-linux)')
+@pytest.mark.parametrize('ready', [True, False])
+def test_a_read_only_tree(tmp_path, ready):
+    """A dataset on storage this user cannot write: its ready cache is used as it is; without one the cache
+    goes to the user's cache folder, and the log says where."""
+    data = tmp_path / 'data'
+    hr, lr = whole_image_folders(data, {'0001': ('astronaut', 64, 48), '0002': ('coffee', 40, 60)})
+    opt = dict(folder_options(hr, lr), cache_data=True)
+    if ready:
+        built = build_dataset(dict(opt))
+        folders = {built.caches['gt'].folder, built.caches['lq'].folder}
+        del built
+        gc.collect()
+    before = snapshot(data)
+    for path in [data, *data.rglob('*')]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        result = read_only_run(write_options(tmp_path / 'o.yml', opt), tmp_path)
+    finally:
+        for path in [data, *data.rglob('*')]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert result.returncode == 0, result.stderr[-3000:]
+    used = set(result.stdout.split())
+    assert snapshot(data) == before  # nothing written, not even a lock
+    user = tmp_path / 'user_cache' / 'wdsr_basicsr'
+    if ready:
+        assert used == folders and not user.exists()
+    else:
+        assert {os.path.dirname(folder) for folder in used} == {str(user)}
+        assert f'cannot be written: the cache goes to {user}' in result.stderr
+        assert_basicsr_s_samples(build_dataset(dict(opt)), opt)  # the user's cache, found again
+
+
+@pytest.mark.parametrize('leftover', ['no index', 'half an index', 'pixels cut short', 'a killed build'])
+def test_cache_left_damaged_or_half_built_is_never_served(lmdb_root, tmp_path, leftover):
+    opt = lmdb_options(lmdb_root, tmp_path, sampling='record')
     reference = build_dataset(dict(opt)).caches['gt']
     folder = reference.folder
-    expected = {key: np.array(reference[key]) for key in reference.index}
+    del reference
+    gc.collect()
     if leftover == 'no index':
         os.remove(os.path.join(folder, 'index.json'))
     elif leftover == 'half an index':
         with open(os.path.join(folder, 'index.json'), 'r+') as f:
             f.truncate(os.path.getsize(f.name) // 2)
-    else:
+    elif leftover == 'pixels cut short':
         with open(os.path.join(folder, 'images.u8'), 'r+') as f:
             f.truncate(100)
-    rebuilt = build_dataset(dict(opt)).caches['gt']
-    assert all(np.array_equal(rebuilt[key], value) for key, value in expected.items())
+    else:  # killed after decoding half into its hidden folder, before the rename
+        parent, name = os.path.split(folder)
+        shutil.rmtree(folder)
+        partial = os.path.join(parent, f'.{name}.x1y2z3.partial')
+        os.makedirs(partial)
+        open(os.path.join(partial, 'images.u8'), 'wb').close()
+    rebuilt = build_dataset(dict(opt))
+    assert rebuilt.caches['gt'].folder == folder
+    assert not [p for p in os.listdir(os.path.dirname(folder)) if p.endswith(('.partial', '.removed'))]
+    assert_basicsr_s_samples(rebuilt, opt)
 
 
 def test_records_decode_to_the_lmdb_s_images(lmdb_root, tmp_path):
-    cache = build_dataset(lmdb_options(lmdb_root, tmp_path)).caches['gt']
+    cache = build_dataset(lmdb_options(lmdb_root, tmp_path, sampling='record')).caches['gt']
     with shared_lmdb(str(lmdb_root / 'DIV2K_train_HR_sub.lmdb')).begin() as txn:  # py-lmdb: one handle a process
         for key in cache.index:
             img = cv2.imdecode(np.frombuffer(txn.get(key.encode()), np.uint8), cv2.IMREAD_COLOR)

@@ -1,35 +1,62 @@
 """Images decoded once into one memory-mapped file of uint8 pixels, shared by every process that reads it.
 
-``cache_data: true`` (:class:`~wdsr_basicsr.data.paired_dataset.CheckedPairedImageDataset`) reads its images
-from here instead of decoding a PNG per sample. The pixels of one data root (an LMDB or a folder) are written
-once to ``<root>.decoded/images.u8`` beside it (or under ``cache_dir``) with an index, ``index.json``, that
-records each image's offset and size and the source it was decoded from (file sizes and modification times).
-Every DataLoader worker and every rank on the node maps the same file: the operating system keeps one copy in
-its page cache, none is copied per process, and the next run reuses the file while the source is unchanged.
+``cache_data: true`` (:class:`~wdsr_basicsr.data.paired_dataset.CheckedPairedImageDataset`) crops its samples
+from here instead of decoding a PNG per sample. Every DataLoader worker and every rank on the node maps the same
+file: the operating system keeps one copy in its page cache, none is copied per process.
 
-Writes are safe against a kill: the index is removed first, the pixels are written under a temporary name and
-renamed, and the index is written (temporary, then rename) last; a cache without its index is rebuilt. One
-process builds while the others wait on the folder's ``lock`` file.
+**Identity.** A cache holds the pixels of exactly one list of encoded images: the resolved path of the data root,
+its keys (files under a folder, or records of an LMDB), a digest of each one's bytes and, for sub-images put back
+together into their images, where each lies (:func:`cache_identity`). A digest of all that names the cache
+folder, ``<root name>.<identity>.decoded``: two roots with one last name, two subsets of one root, or a file
+rewritten with its size and time put back each get a cache of their own, and datasets that name the same files,
+in any order, share one.
+
+**Never rewritten.** A cache is built in a hidden folder beside its final place and renamed into place when
+complete, so a folder under a cache's name is complete and is never written again. Builders of one identity
+take turns on a build lock; readers hold a shared lock on the cache's ``lock`` file as long as they use it, so a
+ready cache on read-only storage is used without writing anything, and :func:`prune_caches` removes exactly the
+caches nobody holds. A new cache of the same files (their content changed) removes the old one when nobody holds
+it.
+
+**Where.** Beside the data root, or in the dataset's ``cache_dir``; when neither can be written, in the user's
+cache folder (:func:`user_cache_dir`). A ready cache in any of them is used. Memory and disk are checked by
+:func:`plan_cache` and :func:`check_memory` before anything is decoded or written.
 """
 
 from __future__ import annotations
 
 import fcntl
+import glob
+import hashlib
 import io
 import json
 import os
 import shutil
+import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from os import path as osp
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
-#: Bumped when the file layout changes: an index of another version is rebuilt.
-CACHE_VERSION = 1
+#: Bumped when the file layout or the identity changes: a cache of another version is another cache.
+CACHE_VERSION = 2
 CHANNELS = 3  # basicsr's imfrombytes reads colour images: BGR, 3 channels, 8 bits
+#: Hex digits of the identity in a cache folder's name.
+NAME_DIGITS = 20
+SUFFIX = '.decoded'
+LOCK = 'lock'
+PIXELS = 'images.u8'
+INDEX = 'index.json'
+
+#: ``image -> (height, width, {record key: (top, left)})``: sub-images put back together into their images.
+Layout = dict[str, tuple[int, int, dict[str, tuple[int, int]]]]
 
 
 def available_memory() -> int:
@@ -74,173 +101,501 @@ def header_size(image: bytes | str) -> tuple[int, int]:
             raise ValueError(f'not an image ({error})') from None
 
 
-class DecodedImages:
-    """The decoded images of one data root: ``images[key]`` is an (h, w, 3) uint8 BGR view into the shared file.
+def user_cache_dir() -> str:
+    """The user's own cache folder: ``$XDG_CACHE_HOME/wdsr_basicsr``, else ``~/.cache/wdsr_basicsr``."""
+    base = os.environ.get('XDG_CACHE_HOME') or osp.join(osp.expanduser('~'), '.cache')
+    return osp.join(base, 'wdsr_basicsr')
 
-    Pickling (a DataLoader worker started by spawn) carries only the file's path and the index; the file is
-    mapped again in the worker, never copied.
+
+class DecodedImages:
+    """The decoded images of one cache: ``images[name]`` is an (h, w, 3) uint8 BGR view into the shared file.
+
+    While it lives, the process holds a shared lock on the cache (:func:`prune_caches` leaves it alone).
+    Pickling (a DataLoader worker started by spawn) carries only the folder and the index; the file is mapped
+    again in the worker, never copied.
 
     Args:
-        folder (str): The cache folder (``images.u8`` and ``index.json``).
-        index (dict): ``key -> [offset, height, width]``.
+        folder (str): The cache folder.
+        index (dict): ``name -> [offset, height, width]``.
+        lock (BinaryIO | None): The cache's lock file, held shared. Default: None.
     """
 
-    def __init__(self, folder: str, index: dict[str, list[int]]):
+    def __init__(self, folder: str, index: dict[str, list[int]], lock: BinaryIO | None = None):
         self.folder = folder
         self.index = index
+        self._lock = lock
         self._pixels: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
         return sum(h * w * CHANNELS for _, h, w in self.index.values())
 
-    def shape(self, key: str) -> tuple[int, int]:
-        """(height, width) of the image ``key``."""
-        _, h, w = self.index[key]
+    def shape(self, name: str) -> tuple[int, int]:
+        """(height, width) of the image ``name``."""
+        _, h, w = self.index[name]
         return h, w
 
-    def __getitem__(self, key: str) -> np.ndarray:
+    def __getitem__(self, name: str) -> np.ndarray:
         if self._pixels is None:
             # a plain array over the map: slices of a np.memmap pay for the subclass on every sample
-            self._pixels = np.memmap(osp.join(self.folder, 'images.u8'), dtype=np.uint8, mode='r').view(np.ndarray)
-        offset, h, w = self.index[key]
+            self._pixels = np.memmap(osp.join(self.folder, PIXELS), dtype=np.uint8, mode='r').view(np.ndarray)
+        offset, h, w = self.index[name]
         return self._pixels[offset : offset + h * w * CHANNELS].reshape(h, w, CHANNELS)
 
     def __getstate__(self):
-        return {'folder': self.folder, 'index': self.index, '_pixels': None}
+        return {'folder': self.folder, 'index': self.index, '_lock': None, '_pixels': None}
 
 
-def cache_folder(root: str, cache_dir: str | None) -> str:
-    """Where the decoded images of ``root`` live: ``<root>.decoded`` beside it, or ``<cache_dir>/<name>.decoded``."""
-    root = osp.normpath(osp.abspath(root))
-    parent = cache_dir if cache_dir else osp.dirname(root)
-    return osp.join(parent, osp.basename(root) + '.decoded')
+@dataclass
+class CachePlan:
+    """Which cache a dataset's images go to, decided before anything is decoded (:func:`plan_cache`).
+
+    Attributes:
+        root (str): The data root, as the option file names it (for messages).
+        keys (list[str]): The keys ``read`` takes.
+        read (Callable[[str], bytes]): The encoded bytes of one key.
+        layout (Layout | None): Sub-images put back together, or None (one entry per key).
+        identity (str): The digest of what the cache is made from (:func:`cache_identity`).
+        folder (str): The cache folder.
+        ready (bool): Whether the folder held the complete cache when planned.
+        nbytes (int): Bytes of decoded pixels.
+        fallback (bool): Whether the folder is in the user's cache folder because neither the data's folder
+            nor ``cache_dir`` can be written.
+    """
+
+    root: str
+    keys: list[str]
+    read: Callable[[str], bytes]
+    layout: Layout | None
+    identity: str
+    folder: str
+    ready: bool
+    nbytes: int
+    fallback: bool
 
 
-def decoded_images(
+def cache_identity(root: str, keys: list[str], read: Callable[[str], bytes], layout: Layout | None) -> str:
+    """The digest of what a cache is decoded from: resolved root, keys, each key's bytes, and the layout.
+
+    The keys are taken in sorted order, so datasets that list the same files in another order share a cache.
+    """
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # hashlib releases the GIL on large buffers
+        digests = list(pool.map(lambda key: hashlib.sha256(read(key)).hexdigest(), sorted(keys)))
+    described = {
+        'version': CACHE_VERSION,
+        'root': osp.realpath(root),
+        'files': list(zip(sorted(keys), digests)),
+        'layout': None
+        if layout is None
+        else {name: [h, w, sorted(parts.items())] for name, (h, w, parts) in layout.items()},
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+def paths_identity(root: str, keys: list[str], layout: Layout | None) -> str:
+    """The digest of which files a cache holds, not of their content: caches of the same files share it."""
+    described = [osp.realpath(root), sorted(keys), layout is not None]
+    return hashlib.sha256(json.dumps(described).encode()).hexdigest()
+
+
+def plan_cache(
     root: str,
     keys: list[str],
     read: Callable[[str], bytes],
-    source: dict,
     *,
+    nbytes: int,
     cache_dir: str | None = None,
-    log: Callable[[str], None] = lambda message: None,
-    held: int = 0,
-) -> DecodedImages:
-    """The decoded images ``keys`` of ``root``: the cache when it holds them for this ``source``, else built.
+    layout: Layout | None = None,
+) -> CachePlan:
+    """Find the ready cache of these images, or the folder to build it in, checking the disk: nothing is written.
+
+    The places are ``cache_dir`` (else the data root's folder), then :func:`user_cache_dir`. A ready cache in
+    any of them is used; else the first that can be written is chosen.
 
     Args:
-        root (str): The data root (an LMDB or a folder), named in messages.
-        keys (list[str]): The images, by the key ``read`` takes.
-        read (Callable[[str], bytes]): The encoded bytes of one image.
-        source (dict): What identifies the source's contents (file sizes, modification times): a cache made
-            from another source is rebuilt.
-        cache_dir (str | None): Folder of the cache, else beside ``root``. Default: None.
-        log (Callable[[str], None]): Where the memory needed and the build are reported. Default: nowhere.
-        held (int): Bytes of decoded images the caller holds already (the GT of an LQ set): counted with these
-            against the memory available. Default: 0.
+        root (str): The data root (an LMDB or a folder).
+        keys (list[str]): The keys ``read`` takes.
+        read (Callable[[str], bytes]): The encoded bytes of one key.
+        nbytes (int): Bytes of decoded pixels (from the images' sizes).
+        cache_dir (str | None): The dataset's ``cache_dir``. Default: None (beside the root).
+        layout (Layout | None): Sub-images put back together into their images. Default: None.
 
     Returns:
-        DecodedImages: The images.
+        CachePlan: The plan.
 
     Raises:
-        MemoryError: If the decoded images need more memory than is available (before anything is written).
-        OSError: If the cache's disk has no room for them, or the folder cannot be written.
-        ValueError: If an image cannot be decoded, naming the root and key.
+        OSError: If ``cache_dir`` is not a folder, no place can be written, or the disk lacks room.
     """
-    folder = cache_folder(root, cache_dir)
-    os.makedirs(folder, exist_ok=True)
-    with open(osp.join(folder, 'lock'), 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process builds; the others then find its index
-        try:
-            index = _read_index(folder, source)
-            if index is not None and all(key in index for key in keys):
-                images = DecodedImages(folder, {key: index[key] for key in keys})
-                _check_memory(images.nbytes, held, root, log, reused=True)
-                return images
-            return _build(folder, root, keys, read, source, log, held)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    if cache_dir is not None and osp.exists(cache_dir) and not osp.isdir(cache_dir):
+        raise NotADirectoryError(f'cache_dir {cache_dir} is a file, not a folder.')
+    primary = osp.abspath(cache_dir) if cache_dir else osp.dirname(osp.realpath(root))
+    places = [primary] + ([user_cache_dir()] if osp.abspath(user_cache_dir()) != primary else [])
+    identity = cache_identity(root, keys, read, layout)
+    name = f'{osp.basename(osp.realpath(root))}.{identity[:NAME_DIGITS]}{SUFFIX}'
+    plan = CachePlan(root, keys, read, layout, identity, '', False, nbytes, False)
+    for place in places:
+        if _read_index(osp.join(place, name), identity) is not None:
+            plan.folder, plan.ready, plan.fallback = osp.join(place, name), True, place != primary
+            return plan
+    writable = [place for place in places if _writable(place)]
+    if not writable:
+        raise PermissionError(
+            f'the decoded images of {root} cannot be written: neither {primary} nor {places[-1]} can be '
+            "written; set the dataset's cache_dir to a folder you can write."
+        )
+    plan.folder, plan.fallback = osp.join(writable[0], name), writable[0] != primary
+    existing = _existing(writable[0])
+    free = shutil.disk_usage(existing).free
+    if nbytes > free:
+        raise OSError(
+            f'the decoded images of {root} need {nbytes / 2**30:.2f} GiB on disk in {writable[0]} and '
+            f"{free / 2**30:.2f} GiB are free; set the dataset's cache_dir to a larger disk."
+        )
+    return plan
 
 
-def _read_index(folder, source):
-    """The cache's index when it is complete and was made from ``source``, else None."""
-    try:
-        with open(osp.join(folder, 'index.json')) as f:
-            index = json.load(f)
-        size = osp.getsize(osp.join(folder, 'images.u8'))
-    except (OSError, ValueError):
-        return None
-    if index.get('version') != CACHE_VERSION or index.get('source') != source or index.get('bytes') != size:
-        return None
-    return index['images']
+def _existing(folder):
+    """``folder`` or its nearest existing ancestor."""
+    while not osp.isdir(folder):
+        folder = osp.dirname(folder)
+    return folder
 
 
-def _check_memory(needed, held, root, log, reused):
+def _writable(folder):
+    """Whether ``folder`` can be written, or made under its nearest existing ancestor (asked of the kernel)."""
+    if osp.exists(folder) and not osp.isdir(folder):
+        return False
+    return os.access(_existing(folder), os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids)
+
+
+def check_memory(needed: int, held: int, root: str) -> str:
+    """Refuse decoded images that do not fit in the memory available beside those held; else say the sizes.
+
+    Args:
+        needed (int): Bytes of these decoded images.
+        held (int): Bytes of decoded images held already (the GT of an LQ set).
+        root (str): The data root, named in the message.
+
+    Returns:
+        str: The sizes, to log.
+
+    Raises:
+        MemoryError: If they do not fit.
+    """
     available = available_memory()
-    state = 'mapped from the cache' if reused else 'to decode'
     beside = f' (and {held / 2**30:.2f} GiB held already)' if held else ''
-    log(
-        f'cache_data: {root}: {needed / 2**30:.2f} GiB of decoded images {state}{beside}; '
-        f'{available / 2**30:.2f} GiB of memory available.'
-    )
     if needed + held > available:
         raise MemoryError(
-            f'cache_data: the decoded images of {root} need {needed / 2**30:.2f} GiB of memory'
-            f'{beside} and {available / 2**30:.2f} GiB are available; train without cache_data '
-            '(decoding each sample) or on a machine with more memory.'
+            f'the decoded images of {root} need {needed / 2**30:.2f} GiB of memory{beside} and '
+            f'{available / 2**30:.2f} GiB are available; set cache_data: false (a PNG decoded per sample) or '
+            'train on a machine with more memory.'
         )
+    return f'{needed / 2**30:.2f} GiB of decoded images{beside}; {available / 2**30:.2f} GiB of memory available'
 
 
-def _build(folder, root, keys, read, source, log, held):
-    workers = os.cpu_count() or 1  # decoding threads (OpenCV and Pillow release the GIL)
+def open_cache(plan: CachePlan, log: Callable[[str], None] = lambda message: None) -> DecodedImages:
+    """The images of ``plan``: its ready cache, mapped, else built first (by one process; the others wait).
+
+    Args:
+        plan (CachePlan): From :func:`plan_cache`.
+        log (Callable[[str], None]): Where the build and the caches it removes are reported. Default: nowhere.
+
+    Returns:
+        DecodedImages: The images, with the shared lock held.
+
+    Raises:
+        ValueError: If an image cannot be decoded, or sub-images of one image disagree, naming the root and key.
+    """
+    images = _open(plan.folder, plan.identity)
+    if images is not None:
+        return images
+    parent, name = osp.split(plan.folder)
+    os.makedirs(parent, exist_ok=True)
+    build_lock = osp.join(parent, f'.{name}.lock')
+    with open(build_lock, 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder of an identity; the others then find its cache
+        images = _open(plan.folder, plan.identity)
+        if images is None:
+            if plan.fallback:
+                log(f'cache_data: the folder of {plan.root} cannot be written: the cache goes to {parent}.')
+            _remove(plan.folder, log, 'damaged', held_too=True)  # never rewritten: a damaged cache goes aside
+            for leftover in glob.glob(osp.join(parent, f'.{name}.*.partial')):  # a killed builder's
+                shutil.rmtree(leftover, ignore_errors=True)
+            _build(plan, parent, name, log)
+            os.remove(build_lock)  # after the rename: whoever takes the lock later finds the cache
+            images = _open(plan.folder, plan.identity)
+    if images is None:
+        raise OSError(f'cache_data: {plan.folder} was built but cannot be read back.')
+    _remove_superseded(plan, log)
+    return images
+
+
+def _open(folder, identity):
+    """The complete cache in ``folder`` with its shared lock taken, or None."""
+    try:
+        lock = open(osp.join(folder, LOCK), 'rb')
+    except OSError:
+        return None
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    index = _read_index(folder, identity)
+    try:
+        same = os.fstat(lock.fileno()).st_ino == os.stat(osp.join(folder, LOCK)).st_ino  # not pruned meanwhile
+    except OSError:
+        same = False
+    if index is None or not same:
+        lock.close()
+        return None
+    return DecodedImages(folder, index, lock)
+
+
+def _read_index(folder, identity):
+    """The cache's index when ``folder`` holds the complete cache of ``identity``, else None."""
+    try:
+        with open(osp.join(folder, INDEX)) as f:
+            record = json.load(f)
+        size = osp.getsize(osp.join(folder, PIXELS))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get('identity') != identity or record.get('bytes') != size:
+        return None
+    return record['images']
+
+
+def _build(plan, parent, name, log):
+    """Decode into a hidden folder beside the cache's place, then rename it into place."""
+    sizes = _sizes(plan)
+    index, offset = {}, 0
+    for entry, (h, w) in sizes.items():
+        index[entry] = [offset, h, w]
+        offset += h * w * CHANNELS
+    temporary = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.partial', dir=parent)
+    start = time.perf_counter()
+    try:
+        _write_pixels(plan, osp.join(temporary, PIXELS), index, offset)
+        record = {
+            'version': CACHE_VERSION,
+            'identity': plan.identity,
+            'paths': paths_identity(plan.root, plan.keys, plan.layout),
+            'root': osp.realpath(plan.root),
+            'bytes': offset,
+            'images': index,
+        }
+        with open(osp.join(temporary, INDEX), 'w') as f:
+            json.dump(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        open(osp.join(temporary, LOCK), 'wb').close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared cache from other users
+        os.rename(temporary, plan.folder)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    log(
+        f'cache_data: {len(index)} images of {plan.root} decoded into {plan.folder} '
+        f'({offset / 2**30:.2f} GiB, {time.perf_counter() - start:.1f} s; later runs map it).'
+    )
+
+
+def _sizes(plan):
+    """``entry -> (h, w)``: each key's header, or each image of the layout."""
+    if plan.layout is not None:
+        return {image: (h, w) for image, (h, w, _) in sorted(plan.layout.items())}
 
     def size_of(key):
         try:
-            return header_size(read(key))
+            return header_size(plan.read(key))
         except ValueError as error:
-            raise ValueError(f'cache_data: {root}: image {key!r} cannot be read: {error}.') from None
+            raise ValueError(f'cache_data: {plan.root}: image {key!r} cannot be read: {error}.') from None
 
-    with ThreadPoolExecutor(workers) as pool:
-        sizes = list(pool.map(size_of, keys))
-    index, offset = {}, 0
-    for key, (h, w) in zip(keys, sizes):
-        index[key] = [offset, h, w]
-        offset += h * w * CHANNELS
-    _check_memory(offset, held, root, log, reused=False)
-    free = shutil.disk_usage(folder).free
-    if offset > free:
-        raise OSError(
-            f'cache_data: the decoded images of {root} need {offset / 2**30:.2f} GiB on disk in {folder} '
-            f"and {free / 2**30:.2f} GiB are free; set the dataset's cache_dir to a larger disk."
-        )
-    for name in ('index.json', 'images.u8'):  # the index first: a kill from here on leaves no valid cache
-        if osp.exists(osp.join(folder, name)):
-            os.remove(osp.join(folder, name))
-    temporary = osp.join(folder, 'images.u8.partial')
-    pixels = np.memmap(temporary, dtype=np.uint8, mode='w+', shape=(max(offset, 1),))
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return dict(zip(plan.keys, pool.map(size_of, plan.keys)))
 
-    def decode(key, pixels=pixels):
-        start, h, w = index[key]
-        img = cv2.imdecode(np.frombuffer(read(key), np.uint8), cv2.IMREAD_COLOR)  # as basicsr's imfrombytes
-        if img is None or img.shape[0] * img.shape[1] != h * w:
-            found = 'cannot be decoded' if img is None else f'decodes to {img.shape[1]}x{img.shape[0]}'
-            raise ValueError(f'cache_data: {root}: image {key!r} {found} (its header says {w}x{h}).')
-        index[key] = [start, img.shape[0], img.shape[1]]  # OpenCV turns a JPEG as its EXIF orientation says
-        pixels[start : start + h * w * CHANNELS] = img.reshape(-1)
 
-    log(f'cache_data: decoding {len(keys)} images of {root} into {folder} (once; later runs reuse it).')
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(decode, keys))
+def _decode(plan, key):
+    img = cv2.imdecode(np.frombuffer(plan.read(key), np.uint8), cv2.IMREAD_COLOR)  # as basicsr's imfrombytes
+    if img is None:
+        raise ValueError(f'cache_data: {plan.root}: image {key!r} cannot be decoded.')
+    return img
+
+
+def _write_pixels(plan, path, index, nbytes):
+    """Decode every entry into the file at ``path`` (threads: OpenCV releases the GIL), with a progress bar."""
+    pixels = np.memmap(path, dtype=np.uint8, mode='w+', shape=(max(nbytes, 1),))
+
+    def write(entry, pixels=pixels):
+        start, h, w = index[entry]
+        target = pixels[start : start + h * w * CHANNELS].reshape(h, w, CHANNELS)
+        if plan.layout is None:
+            img = _decode(plan, entry)
+            if img.shape[0] * img.shape[1] != h * w:
+                raise ValueError(
+                    f'cache_data: {plan.root}: image {entry!r} decodes to {img.shape[1]}x{img.shape[0]} '
+                    f'(its header says {w}x{h}).'
+                )
+            index[entry] = [start, img.shape[0], img.shape[1]]  # OpenCV turns a JPEG as its EXIF orientation says
+            target = target.reshape(img.shape)
+            target[...] = img
+        else:
+            _stitch(plan, entry, target)
+
+    entries = list(index)
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for _ in tqdm(pool.map(write, entries), total=len(entries), desc=f'decoding {osp.basename(plan.root)}'):
+            pass
     pixels.flush()
-    del decode, pixels  # unmapped before the file is renamed (the decoders are done)
-    if offset == 0:
-        os.truncate(temporary, 0)
-    os.replace(temporary, osp.join(folder, 'images.u8'))
-    record = {'version': CACHE_VERSION, 'source': source, 'bytes': offset, 'images': index}
-    with open(osp.join(folder, 'index.json.partial'), 'w') as f:
-        json.dump(record, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(osp.join(folder, 'index.json.partial'), osp.join(folder, 'index.json'))
-    return DecodedImages(folder, index)
+    del pixels, write  # unmapped before the folder is renamed
+    if nbytes == 0:
+        os.truncate(path, 0)
+
+
+def _stitch(plan, image, target):
+    """Put the sub-images of ``image`` back at their places; where they overlap they must agree."""
+    h, w, parts = plan.layout[image]
+    covered = np.zeros((h, w), bool)
+    for key, (top, left) in sorted(parts.items()):
+        part = _decode(plan, key)
+        ph, pw = part.shape[:2]
+        if top + ph > h or left + pw > w:
+            raise ValueError(
+                f'cache_data: {plan.root}/sub_images.json: {key} ({pw}x{ph} at {left},{top}) lies outside '
+                f'{image} ({w}x{h}); prepare the LMDB again.'
+            )
+        region, seen = target[top : top + ph, left : left + pw], covered[top : top + ph, left : left + pw]
+        if seen.any() and not np.array_equal(region[seen], part[seen]):
+            raise ValueError(
+                f'cache_data: {plan.root}/sub_images.json: {key} at {left},{top} differs from the sub-images of '
+                f'{image} it overlaps: the file does not describe this LMDB; prepare it again.'
+            )
+        region[...] = part
+        seen[...] = True
+    if not covered.all():
+        raise ValueError(f'cache_data: {plan.root}/sub_images.json: the sub-images do not cover {image}.')
+
+
+def _remove(folder, log, why, held_too=False):
+    """Remove a cache folder nobody holds, or also a held one (a damaged cache), and log it.
+
+    The folder is renamed aside first: a reader that maps its file keeps its pages.
+    """
+    if held_too:
+        return _remove_aside(folder, log, why)
+    try:
+        lock = open(osp.join(folder, LOCK), 'rb')
+    except FileNotFoundError:
+        lock = None  # no lock file: not a complete cache, nobody can hold it
+    except OSError:
+        return False
+    try:
+        if lock is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return False  # held
+        return _remove_aside(folder, log, f'{why}; nobody holds it')
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _remove_aside(folder, log, why):
+    if not osp.isdir(folder):
+        return False
+    parent, name = osp.split(folder)
+    aside = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.removed', dir=parent)
+    os.rename(folder, osp.join(aside, name))
+    shutil.rmtree(aside, ignore_errors=True)
+    log(f'cache_data: removed {folder} ({why}).')
+    return True
+
+
+def _remove_superseded(plan, log):
+    """Remove the caches of the same files with other content (older versions of them) that nobody holds."""
+    parent, name = osp.split(plan.folder)
+    paths = paths_identity(plan.root, plan.keys, plan.layout)
+    for folder in glob.glob(
+        osp.join(glob.escape(parent), f'{glob.escape(osp.basename(osp.realpath(plan.root)))}.*{SUFFIX}')
+    ):
+        if osp.basename(folder) == name:
+            continue
+        try:
+            with open(osp.join(folder, INDEX)) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get('paths') == paths:
+            _remove(folder, log, 'decoded from an earlier content of the same files')
+
+
+def list_caches(parent: str) -> list[dict]:
+    """The caches in ``parent``: ``folder``, ``root``, ``images``, ``bytes`` and ``held`` (a reader holds it).
+
+    Raises:
+        OSError: If ``parent`` cannot be listed.
+    """
+    caches = []
+    for entry in sorted(os.listdir(parent)):
+        folder = osp.join(parent, entry)
+        if entry.startswith('.') or not entry.endswith(SUFFIX) or not osp.isdir(folder):
+            continue
+        try:
+            with open(osp.join(folder, INDEX)) as f:
+                record = json.load(f)
+        except (OSError, ValueError):
+            record = {}
+        caches.append(
+            {
+                'folder': folder,
+                'root': record.get('root'),
+                'images': len(record.get('images', {})),
+                'bytes': record.get('bytes'),
+                'held': _held(folder),
+            }
+        )
+    return caches
+
+
+def _held(folder):
+    try:
+        with open(osp.join(folder, LOCK), 'rb') as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def prune_caches(parent: str, log: Callable[[str], None] = lambda message: None) -> list[str]:
+    """Remove every cache in ``parent`` that nobody holds, and what killed builders left; log each removal.
+
+    A cache removed here is built again by the next run that needs it.
+
+    Args:
+        parent (str): A folder of caches (a data root's folder, a ``cache_dir``, :func:`user_cache_dir`).
+        log (Callable[[str], None]): Where each removal is reported. Default: nowhere.
+
+    Returns:
+        list[str]: The cache folders removed.
+
+    Raises:
+        OSError: If ``parent`` cannot be listed.
+    """
+    removed = [cache['folder'] for cache in list_caches(parent) if _remove(cache['folder'], log, 'pruned')]
+    for leftover in glob.glob(osp.join(glob.escape(parent), f'.*{SUFFIX}.*.removed')):  # a removal cut short
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in glob.glob(osp.join(glob.escape(parent), f'.*{SUFFIX}.*.partial')):
+        name = osp.basename(leftover)[1:].rsplit('.', 2)[0]
+        build_lock = osp.join(parent, f'.{name}.lock')
+        try:
+            with open(build_lock, 'rb') as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no builder at work
+                shutil.rmtree(leftover, ignore_errors=True)
+                os.remove(build_lock)
+        except FileNotFoundError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except BlockingIOError:
+            continue
+        log(f'cache_data: removed {leftover} (left by a build that did not finish).')
+    return removed

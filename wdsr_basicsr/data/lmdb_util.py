@@ -6,6 +6,7 @@ and read here, once, for the datasets and for preparation.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from os import path as osp
@@ -94,6 +95,59 @@ def read_meta_info(lmdb_path: str) -> dict[str, tuple[tuple[int, ...] | None, in
                     raise ValueError(f'{path}, line {number}: {line[start : end + 1]} is not a shape (h,w,c).')
             entries[line.split('.')[0]] = (shape, number)
     return entries
+
+
+#: Beside an LMDB's meta_info.txt: where each sub-image lies in its source image (``prepare_div2k`` writes it;
+#: basicsr reads only meta_info.txt and never this file).
+SUB_IMAGES = 'sub_images.json'
+SUB_IMAGES_VERSION = 1
+
+
+def write_sub_images(lmdb_path: str, images: dict[str, tuple[tuple[int, int], dict[str, tuple[int, int]]]]) -> None:
+    """Write ``sub_images.json``: per source image, its (h, w) and the (top, left) of each sub-image, in pixels.
+
+    Args:
+        lmdb_path (str): The LMDB folder (its coordinates: HR pixels for an HR LMDB, LR for an LR one).
+        images (dict): ``image -> ((h, w), {key: (top, left)})``.
+    """
+    record = {
+        'version': SUB_IMAGES_VERSION,
+        'images': {
+            image: {'size': list(size), 'sub_images': {key: list(place) for key, place in parts.items()}}
+            for image, (size, parts) in images.items()
+        },
+    }
+    with open(osp.join(lmdb_path, SUB_IMAGES), 'w') as f:
+        json.dump(record, f)
+
+
+def read_sub_images(lmdb_path: str) -> dict[str, tuple[int, int, dict[str, tuple[int, int]]]] | None:
+    """Where the LMDB's sub-images lie in their source images (``sub_images.json``), or None without that file.
+
+    Returns:
+        dict | None: ``image -> (h, w, {key: (top, left)})``.
+
+    Raises:
+        ValueError: If the file is not the record :func:`write_sub_images` writes, naming it.
+    """
+    path = osp.join(lmdb_path, SUB_IMAGES)
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        if record['version'] != SUB_IMAGES_VERSION:
+            raise ValueError(f'version {record["version"]!r}, not {SUB_IMAGES_VERSION}')
+        layout = {}
+        for image, entry in record['images'].items():
+            h, w = (int(v) for v in entry['size'])
+            parts = {str(key): (int(top), int(left)) for key, (top, left) in entry['sub_images'].items()}
+            if min(h, w, *(v for place in parts.values() for v in place), 0) < 0:
+                raise ValueError(f'a negative size or place in {image}')
+            layout[str(image)] = (h, w, parts)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f'{path} is not a record of sub-images ({error}); prepare the LMDB again.') from None
+    return layout
 
 
 def lmdb_keys(lmdb_path: str) -> set[str]:

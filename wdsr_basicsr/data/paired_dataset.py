@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import random
 import re
 from os import path as osp
@@ -19,8 +18,16 @@ from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
-from .decoded_cache import DecodedImages, decoded_images, header_size
-from .lmdb_util import check_lmdb_complete, lmdb_keys, read_meta_info, read_record, record_shape
+from .decoded_cache import CHANNELS, CachePlan, DecodedImages, Layout, check_memory, header_size, open_cache, plan_cache
+from .lmdb_util import (
+    SUB_IMAGES,
+    check_lmdb_complete,
+    lmdb_keys,
+    read_meta_info,
+    read_record,
+    read_sub_images,
+    record_shape,
+)
 
 #: How many example keys a key-mismatch error lists.
 NUM_EXAMPLE_KEYS = 5
@@ -54,6 +61,11 @@ def cache_options_fault(opt: dict) -> str | None:
     backend = (opt.get('io_backend') or {}).get('type')
     if cache_data and backend not in ('lmdb', 'disk'):
         return f'cache_data reads io_backend lmdb or disk, not {backend!r}.'
+    if opt.get('cache_dir') is not None:
+        if not cache_data:
+            return 'cache_dir is read with cache_data: true only (it is where the decoded images go).'
+        if not isinstance(opt['cache_dir'], str) or not opt['cache_dir']:
+            return f'cache_dir={opt["cache_dir"]!r} must be the path of a folder (text).'
     return None
 
 
@@ -93,11 +105,15 @@ class CheckedPairedImageDataset(PairedImageDataset):
     sample. ``sampling`` then says how a training sample picks its image:
 
     * ``image`` (the default with ``cache_data``; the authors' code): each
-      source image equally often, a uniform position over the whole image.
-      Sub-images of one image (keys ``<image>_s<n>``, as ``prepare_div2k``
-      and basicsr's ``extract_subimages`` name them) count as that image, one
-      picked in proportion to its crop positions; an epoch is one sample per
-      image.
+      source image equally often, a uniform position over the whole image;
+      an epoch is one sample per image. Sub-images of one image (keys
+      ``<image>_s<n>``, as ``prepare_div2k`` and basicsr's
+      ``extract_subimages`` name them) are put back together into their image
+      where the LMDB records where each lies (``sub_images.json``, written by
+      ``prepare_div2k``): the same positions as from the whole image. Without
+      that record a sub-image is picked in proportion to its crop positions,
+      which draws positions where sub-images overlap more often, and a
+      warning says so.
     * ``record``: each stored image equally often, as basicsr's
       ``PairedImageDataset`` (on sub-image LMDBs this weights each image by
       its area and over-samples interiors).
@@ -110,31 +126,37 @@ class CheckedPairedImageDataset(PairedImageDataset):
     """
 
     def __init__(self, opt: dict):
-        self.check_data(opt)
+        plans = self.check_data(opt)
         self.backend = opt['io_backend']['type']
         self.cache_data = bool(opt.get('cache_data', False))
         self.sampling = opt.get('sampling', 'image' if self.cache_data else 'record')
         super().__init__(opt)
         if self.cache_data:
-            self._open_cache()
+            self._open_cache(plans)
 
     @classmethod
-    def check_data(cls, opt: dict, world_size: int | None = None) -> None:
+    def check_data(cls, opt: dict, world_size: int | None = None) -> dict[str, CachePlan]:
         """Refuse data this dataset cannot read, before any sample is: each fault one line naming the file.
 
         Reads ``meta_info.txt`` and the LMDBs' keys, or the image files' headers: no image is decoded (but
         where an LMDB's meta_info.txt contradicts itself, see the class). The entries call it before the run
-        starts (with the number of processes); the constructor calls it too.
+        starts (with the number of processes); the constructor calls it too. With ``cache_data`` it also
+        finds the cache of each side (hashing the encoded images, :func:`~.decoded_cache.plan_cache`) and
+        checks the memory and disk it needs.
 
         Args:
             opt (dict): The dataset's options, with ``phase`` and ``scale``.
             world_size (int | None): Processes that share the training set: with it, an epoch must give each
                 at least one full batch. Default: None (not checked).
 
+        Returns:
+            dict[str, CachePlan]: With ``cache_data``, the cache of ``'gt'`` and of ``'lq'``; else empty.
+
         Raises:
             ValueError: A missing option, a scale that does not fit the data, an image smaller than the
-                patch, a key missing from an LMDB, fewer samples than a batch.
-            OSError: A missing root or meta_info.txt, an LMDB cut short.
+                patch, a key missing from an LMDB, fewer samples than a batch, a wrong ``sub_images.json``.
+            OSError: A missing root or meta_info.txt, an LMDB cut short, no writable folder or disk for the cache.
+            MemoryError: Decoded images that do not fit in memory.
         """
         name = opt.get('name', opt.get('phase', 'dataset'))
         for key in ('dataroot_gt', 'dataroot_lq'):
@@ -149,70 +171,68 @@ class CheckedPairedImageDataset(PairedImageDataset):
         lmdb = opt['io_backend']['type'] == 'lmdb'
         sizes = lmdb_pair_sizes(opt, name) if lmdb else folder_pair_sizes(opt, name)
         _check_sizes(opt, name, sizes, exact=train and not opt.get('cache_data'))
+        by_image = train and bool(opt.get('cache_data')) and opt.get('sampling', 'image') == 'image'
+        layouts = sub_image_layouts(opt, name, sizes) if by_image and lmdb else None
         if train and world_size:
-            by_image = bool(opt.get('cache_data')) and opt.get('sampling', 'image') == 'image'
-            _check_batch(opt, name, len(image_groups(list(sizes), by_image)), world_size)
+            samples = len(layouts['gt']) if layouts else len(image_groups(list(sizes), by_image))
+            _check_batch(opt, name, samples, world_size)
+        return _plan_caches(opt, name, sizes, layouts) if opt.get('cache_data') else {}
 
-    def _open_cache(self):
-        """Decode (or map) every image, and group the records by source image for ``sampling: image``."""
+    def _open_cache(self, plans: dict[str, CachePlan]) -> None:
+        """Map (or decode first) the images of both sides, and say how a training sample picks its image."""
+        log = get_root_logger().info
         self.caches: dict[str, DecodedImages] = {}
-        self.cache_keys: dict[str, list[str]] = {}  # the cache key of every record, GT and LQ
-        for client_key, root in (('gt', self.gt_folder), ('lq', self.lq_folder)):
-            keys = [self._cache_key(p[f'{client_key}_path'], root) for p in self.paths]
-            self.cache_keys[client_key] = keys
-            self.caches[client_key] = decoded_images(
-                root,
-                keys,
-                self._reader(root),
-                self._source(root, keys),
-                cache_dir=self.opt.get('cache_dir'),
-                log=get_root_logger().info,
-                held=sum(cache.nbytes for cache in self.caches.values()),
-            )
-        self.groups = image_groups(self.cache_keys['gt'], self.sampling == 'image')
-        if self.opt['phase'] == 'train':  # a record of a group is picked in proportion to its crop positions
+        for client_key in ('gt', 'lq'):
+            plan = plans[client_key]
+            held = sum(cache.nbytes for cache in self.caches.values())
+            log(f'cache_data: {plan.root}: {check_memory(plan.nbytes, held, plan.root)}.')
+            self.caches[client_key] = open_cache(plan, log)
+        #: the cache entry of every record (GT and LQ), or of every image put back together
+        self.entries = {
+            client_key: [self._cache_key(p[f'{client_key}_path'], root) for p in self.paths]
+            for client_key, root in (('gt', self.gt_folder), ('lq', self.lq_folder))
+        }
+        self.images = sorted(plans['gt'].layout) if plans['gt'].layout is not None else None
+        self.groups = image_groups(self.entries['gt'], self.sampling == 'image')
+        if self.opt['phase'] == 'train' and self.images is None:  # a record is picked by its crop positions
             lq_size = self.opt['gt_size'] // self.opt['scale']
             self.weights = [
                 [
                     (h - lq_size + 1) * (w - lq_size + 1)
-                    for h, w in (self.caches['lq'].shape(self.cache_keys['lq'][record]) for record in group)
+                    for h, w in (self.caches['lq'].shape(self.entries['lq'][record]) for record in group)
                 ]
                 for group in self.groups
             ]
+            overlapping = sum(len(group) > 1 for group in self.groups)
+            if overlapping and self.sampling == 'image':
+                _warn(
+                    f'datasets:{self.opt.get("name", "train")}: {overlapping} images of {self.lq_folder} are '
+                    f'stored as sub-images with no complete {SUB_IMAGES} (where each lies in its image): a '
+                    'position is drawn once per sub-image that holds it, so where sub-images overlap it is drawn '
+                    'more often than elsewhere (up to 6x in a DIV2K image cut in 480/240 sub-images, at x2 and '
+                    'gt_size 96); prepare the LMDBs again with wdsr-prepare-div2k, which records the places, or '
+                    'train from the whole images.'
+                )
 
     def _cache_key(self, path, root):
         return path if self.backend == 'lmdb' else osp.relpath(path, root)
 
-    def _reader(self, root):
-        """``key -> bytes`` of the images under ``root``."""
-        if self.backend == 'lmdb':
-            return functools.partial(read_record, root)
-
-        def read_file(key):
-            with open(osp.join(root, key), 'rb') as f:
-                return f.read()
-
-        return read_file
-
-    def _source(self, root, keys):
-        """What identifies the contents the cache is decoded from: sizes and modification times."""
-        files = ['data.mdb', 'meta_info.txt'] if self.backend == 'lmdb' else keys
-        stats = {name: os.stat(osp.join(root, name)) for name in files}
-        return {'root': osp.abspath(root), 'files': {name: [st.st_size, st.st_mtime_ns] for name, st in stats.items()}}
-
     def __len__(self):
         if self.cache_data and self.opt['phase'] == 'train':
-            return len(self.groups)
+            return len(self.images) if self.images is not None else len(self.groups)
         return super().__len__()
 
     def __getitem__(self, index):
         if not self.cache_data:
             return super().__getitem__(index)
         train = self.opt['phase'] == 'train'
+        if train and self.images is not None:  # sub-images put back together: the whole image
+            image = self.images[index]
+            return self._sample(self.caches['gt'][image], self.caches['lq'][image], image, image)
         group = self.groups[index] if train else [index]
         record = group[0] if len(group) == 1 else random.choices(group, self.weights[index])[0]
-        img_gt = self.caches['gt'][self.cache_keys['gt'][record]]
-        img_lq = self.caches['lq'][self.cache_keys['lq'][record]]
+        img_gt = self.caches['gt'][self.entries['gt'][record]]
+        img_lq = self.caches['lq'][self.entries['lq'][record]]
         return self._sample(img_gt, img_lq, self.paths[record]['gt_path'], self.paths[record]['lq_path'])
 
     def _sample(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str, lq_path: str) -> dict:
@@ -260,6 +280,108 @@ def image_groups(keys: list[str], by_image: bool) -> list[list[int]]:
         match = SUB_IMAGE_KEY.match(stem) if by_image else None
         groups.setdefault(match.group('image') if match else (stem, record), []).append(record)
     return list(groups.values())
+
+
+def sub_image_layouts(opt: dict, name: str, sizes: dict) -> dict[str, Layout] | None:
+    """Where each record of the two LMDBs lies in its source image, when both record it and cover every image.
+
+    Args:
+        opt (dict): The dataset's options.
+        name (str): The dataset's name, for messages.
+        sizes (dict): ``key -> ((h, w) GT, (h, w) LQ)`` of the records (:func:`lmdb_pair_sizes`).
+
+    Returns:
+        dict[str, Layout] | None: The ``'gt'`` and ``'lq'`` layouts (only the records of ``sizes``), or None
+        where an LMDB has no ``sub_images.json`` or its records leave part of an image uncovered.
+
+    Raises:
+        ValueError: If a ``sub_images.json`` is malformed, lacks a record, places it outside its image, or
+            the GT and LQ files disagree at ``scale``.
+    """
+    found = {}
+    for side, root_key in (('gt', 'dataroot_gt'), ('lq', 'dataroot_lq')):
+        try:
+            layout = read_sub_images(opt[root_key])
+        except ValueError as error:
+            raise ValueError(f'datasets:{name}: {error}') from None
+        if layout is None:
+            return None
+        places = {key: (image, place) for image, (_, _, parts) in layout.items() for key, place in parts.items()}
+        missing = sorted(sizes.keys() - places.keys())
+        if missing:
+            raise ValueError(
+                f'datasets:{name}: {osp.join(opt[root_key], SUB_IMAGES)} places no sub-image for {len(missing)} '
+                f'keys (e.g. {missing[:NUM_EXAMPLE_KEYS]}); prepare the LMDBs again.'
+            )
+        found[side] = (layout, places)
+    scale = opt['scale']
+    layouts: dict[str, Layout] = {'gt': {}, 'lq': {}}
+    for key, record_sizes in sizes.items():
+        (image, (top, left)), (lq_image, (lq_top, lq_left)) = found['gt'][1][key], found['lq'][1][key]
+        (h, w, _), (lq_h, lq_w, _) = found['gt'][0][image], found['lq'][0].get(lq_image, (0, 0, {}))
+        if lq_image != image or (top, left, h, w) != (lq_top * scale, lq_left * scale, lq_h * scale, lq_w * scale):
+            raise ValueError(
+                f'datasets:{name}: the {SUB_IMAGES} of dataroot_gt and dataroot_lq place {key} differently at '
+                f'scale {scale} (in {image} {w}x{h} at {left},{top}; in {lq_image} {lq_w}x{lq_h} at '
+                f'{lq_left},{lq_top}); prepare the LMDBs again.'
+            )
+        for side, size, place, record in (
+            ('gt', (h, w), (top, left), record_sizes[0]),
+            ('lq', (lq_h, lq_w), (lq_top, lq_left), record_sizes[1]),
+        ):
+            if place[0] + record[0] > size[0] or place[1] + record[1] > size[1]:
+                raise ValueError(
+                    f'datasets:{name}: {osp.join(opt["dataroot_" + side], SUB_IMAGES)} places {key} '
+                    f'({record[1]}x{record[0]}) at {place[1]},{place[0]}, outside {image} ({size[1]}x{size[0]}); '
+                    'prepare the LMDBs again.'
+                )
+            layouts[side].setdefault(image, (size[0], size[1], {}))[2][key] = place
+    for side, index in (('gt', 0), ('lq', 1)):
+        for h, w, parts in layouts[side].values():
+            covered = np.zeros((h, w), bool)
+            for key, (top, left) in parts.items():
+                record_h, record_w = sizes[key][index]
+                covered[top : top + record_h, left : left + record_w] = True
+            if not covered.all():
+                return None
+    return layouts
+
+
+def _plan_caches(opt: dict, name: str, sizes: dict, layouts: dict[str, Layout] | None) -> dict[str, CachePlan]:
+    """The caches of both sides (:func:`~.decoded_cache.plan_cache`), their memory checked together."""
+    lmdb = opt['io_backend']['type'] == 'lmdb'
+    if lmdb:
+        keys = {'gt': sorted(sizes), 'lq': sorted(sizes)}
+    else:
+        pairs = folder_pairs(opt, name)
+        keys = {
+            side: [osp.relpath(pair[f'{side}_path'], opt[f'dataroot_{side}']) for pair in pairs]
+            for side in ('gt', 'lq')
+        }
+    plans, held = {}, 0
+    for side, index in (('gt', 0), ('lq', 1)):
+        root = opt[f'dataroot_{side}']
+        layout = layouts[side] if layouts else None
+        if layout is not None:
+            nbytes = sum(h * w for h, w, _ in layout.values()) * CHANNELS
+        else:
+            nbytes = sum(size[index][0] * size[index][1] for size in sizes.values()) * CHANNELS
+        read = functools.partial(read_record, root) if lmdb else functools.partial(_read_file, root)
+        try:
+            check_memory(nbytes, held, root)
+            plans[side] = plan_cache(
+                root, keys[side], read, nbytes=nbytes, cache_dir=opt.get('cache_dir'), layout=layout
+            )
+        except (OSError, MemoryError) as error:
+            raise type(error)(f'datasets:{name}: cache_data: {error}') from None
+        held += nbytes
+    return plans
+
+
+def _read_file(root: str, key: str) -> bytes:
+    """The bytes of the file ``key`` under ``root``."""
+    with open(osp.join(root, key), 'rb') as f:
+        return f.read()
 
 
 def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -326,18 +448,8 @@ def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], 
 
     The pairs are basicsr's (``filename_tmpl``, ``meta_info_file``).
     """
-    folders = [opt['dataroot_lq'], opt['dataroot_gt']]
-    try:
-        if opt.get('meta_info_file') is not None:
-            paths = paired_paths_from_meta_info_file(
-                folders, ['lq', 'gt'], opt['meta_info_file'], opt.get('filename_tmpl', '{}')
-            )
-        else:
-            paths = paired_paths_from_folder(folders, ['lq', 'gt'], opt.get('filename_tmpl', '{}'))
-    except (AssertionError, ValueError) as error:  # basicsr asserts that the folders pair up
-        raise ValueError(f'datasets:{name}: {error}') from None
     sizes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    for pair in paths:
+    for pair in folder_pairs(opt, name):
         try:
             sizes[osp.relpath(pair['gt_path'], opt['dataroot_gt'])] = (
                 header_size(pair['gt_path']),
@@ -346,6 +458,19 @@ def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], 
         except (OSError, ValueError) as error:
             raise ValueError(f'datasets:{name}: {pair["gt_path"]} or {pair["lq_path"]}: {error}') from None
     return sizes
+
+
+def folder_pairs(opt: dict, name: str) -> list[dict[str, str]]:
+    """basicsr's pairs of paired folders (``filename_tmpl``, ``meta_info_file``): ``gt_path`` and ``lq_path``."""
+    folders = [opt['dataroot_lq'], opt['dataroot_gt']]
+    try:
+        if opt.get('meta_info_file') is not None:
+            return paired_paths_from_meta_info_file(
+                folders, ['lq', 'gt'], opt['meta_info_file'], opt.get('filename_tmpl', '{}')
+            )
+        return paired_paths_from_folder(folders, ['lq', 'gt'], opt.get('filename_tmpl', '{}'))
+    except (AssertionError, ValueError) as error:  # basicsr asserts that the folders pair up
+        raise ValueError(f'datasets:{name}: {error}') from None
 
 
 def fits(gt: tuple[int, ...], lq: tuple[int, ...], scale: int) -> bool:

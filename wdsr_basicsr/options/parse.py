@@ -81,7 +81,7 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
     derive_options(opt, root_path, is_train)
     try:
         check_data(opt)
-    except (ValueError, OSError, LookupError) as error:  # the data is at fault: still before any work
+    except (ValueError, OSError, LookupError, MemoryError) as error:  # the data is at fault: before any work
         raise OptionError(str(error)) from error
     return opt, args
 

@@ -1,7 +1,9 @@
 """DIV2K-shaped folders to LMDBs: overlapping sub-images for training, whole images for validation.
 
 Every LMDB of a split is built under a temporary name and renamed when all are complete; they share their
-keys (checked after).
+keys (checked after). A sub-image LMDB also records where each sub-image lies in its source image
+(``sub_images.json`` beside ``meta_info.txt``, in that LMDB's pixels), so that ``sampling: image`` can draw
+uniform positions over whole images (:mod:`wdsr_basicsr.data.decoded_cache` puts them back together).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
-from ..data.lmdb_util import read_meta_info
+from ..data.lmdb_util import read_meta_info, write_sub_images
 from ..utils.resize import mod_crop
 from . import PreparationError, read_bgr
 from .layout import hr_dir, lmdb_names, lr_path
@@ -58,11 +60,16 @@ def encode_png(img: np.ndarray) -> bytes:
 
 
 def _split_records(stem, root, split, scales, crop_size, step):
-    """Encoded records of one image: a list of (key, {'hr' or scale: (png bytes, shape)})."""
+    """Encoded records of one image and the HR size they come from (cropped to the alignment, for sub-images).
+
+    Returns:
+        tuple: ([(key, {'hr' or scale: (png bytes, shape)}, (top, left) in HR pixels)], (h, w)).
+    """
     hr = read_bgr(osp.join(hr_dir(root, split), f'{stem}.png'))
     lrs = {s: read_bgr(lr_path(root, split, s, stem)) for s in scales}
     if split != 'train':
-        return [(stem, {k: (encode_png(img), img.shape) for k, img in [('hr', hr)] + list(lrs.items())})]
+        whole = [('hr', hr)] + list(lrs.items())
+        return [(stem, {k: (encode_png(img), img.shape) for k, img in whole}, (0, 0))], hr.shape[:2]
     hr = mod_crop(hr, math.lcm(*ALIGN_SCALES, *scales))
     records = []
     index = 0
@@ -72,8 +79,8 @@ def _split_records(stem, root, split, scales, crop_size, step):
             crops = {'hr': hr[y : y + crop_size, x : x + crop_size]}
             for s, lr in lrs.items():
                 crops[s] = lr[y // s : (y + crop_size) // s, x // s : (x + crop_size) // s]
-            records.append((f'{stem}_s{index:03d}', {k: (encode_png(c), c.shape) for k, c in crops.items()}))
-    return records
+            records.append((f'{stem}_s{index:03d}', {k: (encode_png(c), c.shape) for k, c in crops.items()}, (y, x)))
+    return records, hr.shape[:2]
 
 
 def build_split_lmdbs(
@@ -96,16 +103,26 @@ def build_split_lmdbs(
     job = partial(_split_records, root=root, split=split, scales=scales, crop_size=crop_size, step=step)
     count = 0
     too_small = []
-    for stem, records in zip(stems, tqdm(pool.imap(job, stems), total=len(stems), desc=f'{split} LMDB')):
+    places: dict[str, tuple[tuple[int, int], dict[str, tuple[int, int]]]] = {}  # HR pixels
+    for stem, (records, size) in tqdm(zip(stems, pool.imap(job, stems)), total=len(stems), desc=f'{split} LMDB'):
         if not records:
             too_small.append(stem)
-        for key, data in records:
+        for key, data, place in records:
             for which, maker in makers.items():
                 png, shape = data[which]
                 maker.put(png, key, shape)
             count += 1
-    for maker in makers.values():
+        if records:
+            places[stem] = (size, {key: place for key, _, place in records})
+    for key, maker in makers.items():
         maker.close()
+        if split == 'train':  # in each LMDB's own pixels: HR, or LR of scale `key`
+            s = 1 if key == 'hr' else key
+            scaled = {
+                image: ((h // s, w // s), {k: (top // s, left // s) for k, (top, left) in parts.items()})
+                for image, ((h, w), parts) in places.items()
+            }
+            write_sub_images(osp.join(root, f'_tmp_{missing[key]}'), scaled)
     if too_small:
         shown = ', '.join(osp.join(hr_dir(root, split), f'{stem}.png') for stem in too_small[:10])
         more = f' and {len(too_small) - 10} more' if len(too_small) > 10 else ''

@@ -13,13 +13,10 @@ by every process that trains or tests on it, so pruning never removes the pixels
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from .data.decoded_cache import list_caches, prune_caches, user_cache_dir
 from .utils.messages import show_messages
-
-logger = logging.getLogger(__name__)
 
 
 def main(argv=None):
@@ -38,7 +35,7 @@ def main(argv=None):
     for folder in folders:
         try:
             if args.action == 'prune':
-                removed = prune_caches(folder, logger.info)
+                removed = prune_caches(folder)
                 print(f'{folder}: {len(removed)} cache(s) removed.')
                 continue
             for cache in list_caches(folder):

@@ -21,7 +21,7 @@ from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 from helpers import OPTIONS, TRAIN, photo, run, write_options
 from wdsr_basicsr.data import decoded_cache
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
-from wdsr_basicsr.options import load_options
+from wdsr_basicsr.options import OptionError, load_options, parse_options
 
 DEMO = OPTIONS / 'demo_wdsr_b_x2.yml'
 
@@ -456,21 +456,147 @@ def test_gt_and_lq_together_must_fit(lmdb_root, tmp_path, monkeypatch):
         build_dataset(lmdb_options(lmdb_root, tmp_path))
 
 
-@pytest.mark.parametrize(
-    'change, message',
-    [
-        ({'sampling': 'area'}, "datasets:train: sampling='area'; use image"),
-        ({'cache_data': False}, 'datasets:train: sampling is read with cache_data: true only'),
-        (
-            {'io_backend': {'type': 'memcached'}},
-            "datasets:train: cache_data reads io_backend lmdb or disk, not 'memcached'",
-        ),
-    ],
-)
-def test_bad_cache_options_stop_the_entry_before_any_work(tmp_path, change, message):
+def demo_on(lmdb_root, tmp_path, **changes):
+    """The demo file with its training set on the fixture's whole images (as its own are laid out)."""
     opt = load_options(DEMO)
-    opt['datasets']['train'].update(change)
-    result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'c.yml', opt)], tmp_path)
-    lines = result.stderr.strip().splitlines()
+    opt['datasets']['train'].update(
+        dataroot_gt=str(lmdb_root / 'DIV2K_train_HR'), dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic' / 'X2')
+    )
+    opt['datasets']['val'].update(
+        dataroot_gt=str(lmdb_root / 'DIV2K_valid_HR.lmdb'),
+        dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
+    )
+    opt['datasets']['train'].update(gt_size=24, **changes)
+    return write_options(tmp_path / 'c.yml', opt)
+
+
+SIBLING_TRAIN = """import os.path as osp
+from basicsr.train import train_pipeline
+
+if __name__ == '__main__':
+    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir)))
+"""
+
+
+def entry_command(entry, tmp_path):
+    """wdsr-train, ``python -m basicsr.train``, or a sibling plugin's train.py (Real-ESRGAN's, in four lines)."""
+    if entry == 'wdsr':
+        return [sys.executable, TRAIN]
+    if entry == 'basicsr':
+        return [sys.executable, '-m', 'basicsr.train']
+    (tmp_path / 'sibling_train.py').write_text(SIBLING_TRAIN)
+    return [sys.executable, str(tmp_path / 'sibling_train.py')]
+
+
+def one_line(result):
+    # (runpy warns that basicsr's __init__ imported basicsr.train before running it as __main__: basicsr's own)
+    return [line for line in result.stderr.splitlines() if "RuntimeWarning: 'basicsr.train' found" not in line]
+
+
+CACHE_FAULTS = [
+    ({'sampling': 'area'}, "datasets:train: sampling='area'; use image"),
+    ({'cache_data': False}, 'datasets:train: sampling is read with cache_data: true only'),
+    (
+        {'io_backend': {'type': 'memcached'}},
+        "datasets:train: cache_data reads io_backend lmdb or disk, not 'memcached'",
+    ),
+    ({'cache_dir': 5}, 'datasets:train: cache_dir=5 must be the path of a folder (text).'),
+    (
+        {'cache_data': False, 'sampling': None, 'cache_dir': 'c'},
+        'datasets:train: cache_dir is read with cache_data: true only',
+    ),
+    ({'cache_dir': 'c.yml'}, 'datasets:DIV2K: cache_data: cache_dir c.yml is a file, not a folder.'),
+]
+
+
+@pytest.mark.parametrize('change, message', CACHE_FAULTS)
+def test_bad_cache_options_stop_the_entry_before_any_work(lmdb_root, tmp_path, change, message):
+    if change.get('sampling', '') is None:
+        change = {k: v for k, v in change.items() if k != 'sampling'}
+        opt = load_options(DEMO)
+        del opt['datasets']['train']['sampling']
+        opt['datasets']['train'].update(change)
+        options = write_options(tmp_path / 'c.yml', opt)
+    else:
+        options = demo_on(lmdb_root, tmp_path, **change)
+    result = run([sys.executable, TRAIN, '-opt', options], tmp_path)
+    lines = one_line(result)
     assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-    assert not (tmp_path / 'experiments').exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.yml']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('entry', ['basicsr', 'sibling'])
+def test_cache_faults_are_one_line_through_every_entry(lmdb_root, tmp_path, entry):
+    for change, message in (CACHE_FAULTS[3], CACHE_FAULTS[5]):
+        result = run(entry_command(entry, tmp_path) + ['-opt', demo_on(lmdb_root, tmp_path, **change)], tmp_path)
+        lines = one_line(result)
+        assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+        assert not (tmp_path / 'experiments').exists()
+
+
+@pytest.mark.skipif(shutil.which('setpriv') is None, reason='needs setpriv (util-linux)')
+def test_nowhere_to_write_the_cache_is_one_line_before_any_work(lmdb_root, tmp_path):
+    """Data, cache_dir and the user's cache folder all read-only: one line naming the dataset and cache_dir."""
+    data = tmp_path / 'data'
+    shutil.copytree(lmdb_root, data)
+    (tmp_path / 'user_cache').mkdir()
+    locked = [data, *data.rglob('*'), tmp_path / 'user_cache']
+    for path in locked:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        env = {'XDG_CACHE_HOME': str(tmp_path / 'user_cache')}
+        result = subprocess.run(
+            DROP_WRITE + [sys.executable, TRAIN, '-opt', demo_on(data, tmp_path)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=dict(os.environ, CUDA_VISIBLE_DEVICES='', **env),
+        )
+    finally:
+        for path in locked:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    lines = one_line(result)
+    assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith('error: datasets:DIV2K: cache_data: the decoded images of ') and (
+        "can be written; set the dataset's cache_dir to a folder you can write." in lines[0]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.yml', 'data', 'user_cache']
+
+
+@pytest.mark.parametrize('fault', ['memory', 'disk'])
+def test_too_little_memory_or_disk_is_one_line_before_any_work(lmdb_root, tmp_path, monkeypatch, fault):
+    """Through the entries' own parse_options (in this process, so that the machine can be made small)."""
+    if fault == 'memory':
+        monkeypatch.setattr(decoded_cache, 'available_memory', lambda: 1000)
+        message = r'datasets:DIV2K: cache_data: the decoded images of .*DIV2K_train_HR need 0\.00 GiB of memory'
+    else:
+        monkeypatch.setattr(decoded_cache.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10, 10, 10))
+        message = r"datasets:DIV2K: cache_data: the decoded images of .* need 0\.00 GiB on disk in .* set the dataset's"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', demo_on(lmdb_root, tmp_path, cache_dir=str(tmp_path / 'cd'))])
+    with pytest.raises(OptionError, match=message) as caught:
+        parse_options(str(tmp_path), is_train=True)
+    assert '\n' not in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.yml']
+
+
+def test_prune_removes_the_caches_nobody_holds(lmdb_root, tmp_path):
+    """A live dataset holds its caches; the others go, each removal logged; the CLI says the same."""
+    held = build_dataset(lmdb_options(lmdb_root, tmp_path))
+    pixels = {key: np.array(held.caches['gt'][key]) for key in held.caches['gt'].index}
+    other = build_dataset(lmdb_options(lmdb_root, tmp_path, sampling='record'))
+    unheld = {other.caches['gt'].folder, other.caches['lq'].folder}
+    del other
+    gc.collect()
+    listed = {cache['folder']: cache['held'] for cache in decoded_cache.list_caches(str(tmp_path / 'cache'))}
+    assert listed == {held.caches['gt'].folder: True, held.caches['lq'].folder: True, **dict.fromkeys(unheld, False)}
+    result = run([sys.executable, '-m', 'wdsr_basicsr.cache', 'prune', str(tmp_path / 'cache')], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f'{tmp_path / "cache"}: 2 cache(s) removed.' in result.stdout
+    assert all(f'removed {folder} (pruned; nobody holds it)' in result.stdout for folder in unheld)
+    assert sorted(str(p) for p in (tmp_path / 'cache').glob('*.decoded')) == sorted(
+        [held.caches['gt'].folder, held.caches['lq'].folder]
+    )
+    assert all(np.array_equal(held.caches['gt'][key], value) for key, value in pixels.items())

@@ -30,6 +30,7 @@ import glob
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -57,6 +58,8 @@ INDEX = 'index.json'
 
 #: ``image -> (height, width, {record key: (top, left)})``: sub-images put back together into their images.
 Layout = dict[str, tuple[int, int, dict[str, tuple[int, int]]]]
+
+logger = logging.getLogger(__name__)
 
 
 def available_memory() -> int:
@@ -567,14 +570,14 @@ def _held(folder):
     return False
 
 
-def prune_caches(parent: str, log: Callable[[str], None] = lambda message: None) -> list[str]:
+def prune_caches(parent: str, log: Callable[[str], None] = logger.info) -> list[str]:
     """Remove every cache in ``parent`` that nobody holds, and what killed builders left; log each removal.
 
     A cache removed here is built again by the next run that needs it.
 
     Args:
         parent (str): A folder of caches (a data root's folder, a ``cache_dir``, :func:`user_cache_dir`).
-        log (Callable[[str], None]): Where each removal is reported. Default: nowhere.
+        log (Callable[[str], None]): Where each removal is reported. Default: this module's logger.
 
     Returns:
         list[str]: The cache folders removed.

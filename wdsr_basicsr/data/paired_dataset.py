@@ -176,7 +176,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
         if train and world_size:
             samples = len(layouts['gt']) if layouts else len(image_groups(list(sizes), by_image))
             _check_batch(opt, name, samples, world_size)
-        return _plan_caches(opt, name, sizes, layouts) if opt.get('cache_data') else {}
+        return _plan_caches(opt, name, sizes, layouts, opt.get('cache_dir')) if opt.get('cache_data') else {}
 
     def _open_cache(self, plans: dict[str, CachePlan]) -> None:
         """Map (or decode first) the images of both sides, and say how a training sample picks its image."""
@@ -347,7 +347,9 @@ def sub_image_layouts(opt: dict, name: str, sizes: dict) -> dict[str, Layout] | 
     return layouts
 
 
-def _plan_caches(opt: dict, name: str, sizes: dict, layouts: dict[str, Layout] | None) -> dict[str, CachePlan]:
+def _plan_caches(
+    opt: dict, name: str, sizes: dict, layouts: dict[str, Layout] | None, cache_dir: str | None
+) -> dict[str, CachePlan]:
     """The caches of both sides (:func:`~.decoded_cache.plan_cache`), their memory checked together."""
     lmdb = opt['io_backend']['type'] == 'lmdb'
     if lmdb:
@@ -369,9 +371,7 @@ def _plan_caches(opt: dict, name: str, sizes: dict, layouts: dict[str, Layout] |
         read = functools.partial(read_record, root) if lmdb else functools.partial(_read_file, root)
         try:
             check_memory(nbytes, held, root)
-            plans[side] = plan_cache(
-                root, keys[side], read, nbytes=nbytes, cache_dir=opt.get('cache_dir'), layout=layout
-            )
+            plans[side] = plan_cache(root, keys[side], read, nbytes=nbytes, cache_dir=cache_dir, layout=layout)
         except (OSError, MemoryError) as error:
             raise type(error)(f'datasets:{name}: cache_data: {error}') from None
         held += nbytes

@@ -74,30 +74,34 @@ def network(kind, scale, num_block=16, num_feat=None, norm='weight', expansion=N
     return f'network_g:\n  type: {kind}\n' + ''.join(f'  {line}\n' for line in lines)
 
 
-#: How each shipped training file samples (its ``datasets: train`` section says which, in a comment).
+#: How each shipped training file samples (its ``datasets: train`` section says which, in a comment). Both are
+#: the authors' sampling; they differ in what is read: DIV2K's whole images, or the LMDB's sub-images put back.
 SAMPLING_COMMENTS = {
-    'authors': (
+    'images': (
         "    # Sampling: the authors' (ychfan/wdsr, EDSR-PyTorch): whole images decoded once (cache_data),\n"
         '    # each image equally often at a uniform position (sampling: image); needs the decoded set in\n'
         '    # memory (DIV2K train x{scale}: HR and LR folders as unpacked by prepare_div2k.py).\n'
     ),
-    'basicsr': (
-        "    # Sampling: basicsr's: each 480 px LMDB sub-image equally often (images weighted by their area),\n"
-        "    # a PNG decoded per sample. The authors' sampling: cache_data on the whole images, as\n"
-        '    # options/authors/ and options/paper/ do.\n'
+    'sub-images': (
+        "    # Sampling: the authors' (ychfan/wdsr, EDSR-PyTorch): each image equally often at a uniform\n"
+        "    # position over the whole image (sampling: image), the LMDB's sub-images put back into their\n"
+        '    # images (sub_images.json, written by prepare_div2k.py) and decoded once (cache_data): about\n'
+        '    # {gb} GB of memory for DIV2K train x{scale}. Without it, cache_data: false gives basicsr\'s\n'
+        '    # sampling (each sub-image equally often, images weighted by area, a PNG decoded per sample).\n'
     ),
 }
+#: Decoded DIV2K train (800 images, HR cropped to a multiple of 12): about 6.6 GB of HR, 6.6 / s^2 GB of LR.
+DIV2K_TRAIN_GB = 6.6
 
 
-def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enlarge=100, sampling='basicsr'):
-    if sampling == 'authors':  # whole images: 800 DIV2K images x enlarge per epoch
+def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enlarge=1000, sampling='sub-images'):
+    """The datasets section: 800 DIV2K training images x ``enlarge`` samples an epoch, DIV2K validation."""
+    if sampling == 'images':
         source = f"""    dataroot_gt: {root}/DIV2K_train_HR
     dataroot_lq: {root}/DIV2K_train_LR_bicubic/X{scale}
     filename_tmpl: '{{}}x{scale}'
     io_backend:
       type: disk
-    cache_data: true
-    sampling: image
 """
     else:
         source = f"""    dataroot_gt: {root}/DIV2K_train_HR_sub.lmdb
@@ -105,11 +109,14 @@ def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enla
     io_backend:
       type: lmdb
 """
+    comment = SAMPLING_COMMENTS[sampling].format(scale=scale, gb=f'{DIV2K_TRAIN_GB * (1 + 1 / scale**2):.1f}')
     return f"""datasets:
   train:
-{SAMPLING_COMMENTS[sampling].format(scale=scale)}    name: DIV2K
+{comment}    name: DIV2K
     type: CheckedPairedImageDataset
-{source}    gt_size: {gt_size}
+{source}    cache_data: true
+    sampling: image
+    gt_size: {gt_size}
     use_hflip: true
     use_rot: true
     num_worker_per_gpu: {workers}
@@ -382,7 +389,7 @@ def files():
                 lr=lr,
                 total_iter=300000,
                 milestones=(200000,),
-                data=datasets(2, sampling='authors'),
+                data=datasets(2, enlarge=100, sampling='images'),
             )
     ablation = (
         '# Normalisation ablation (paper Sec. 3.3, Fig. 3 and 4): WDSR-A, 16 blocks, 32 features, x2,\n'
@@ -400,7 +407,7 @@ def files():
             total_iter=300000,
             milestones=(200000,),
             val_freq=2000,
-            data=datasets(2, sampling='authors'),
+            data=datasets(2, enlarge=100, sampling='images'),
         )
     ntire = (
         "# The authors' NTIRE 2018 code (JiahuiYu/wdsr_ntire2018, wdsr_a.py inside EDSR-PyTorch @95f0571): the\n"
@@ -419,7 +426,7 @@ def files():
         lr=1e-4,
         total_iter=300000,
         milestones=(200000,),
-        data=datasets(2, gt_size=96, enlarge=20, sampling='authors'),
+        data=datasets(2, gt_size=96, enlarge=20, sampling='images'),
     )
     out['authors/test_ntire2018_wdsr_baseline_x2.yml'] = test_file(
         'test_ntire2018_wdsr_baseline_x2', 2, network('WDSR_A', 2), name, official_metric=True
@@ -454,7 +461,7 @@ def files():
                 total_iter=1500000,
                 milestones=(1000000, 1250000),
                 gamma=0.2,
-                data=datasets(s, gt_size=48 * s, enlarge=1000, sampling='authors'),
+                data=datasets(s, gt_size=48 * s, enlarge=1000, sampling='images'),
                 val_freq=50000,
                 save_freq=50000,
                 official_metric=True,
@@ -475,7 +482,7 @@ def files():
         total_iter=2000,
         milestones=(1500,),
         num_gpu=0,
-        data=datasets(2, root='datasets/demo', gt_size=64, workers=1, enlarge=400, sampling='authors'),
+        data=datasets(2, root='datasets/demo', gt_size=64, workers=1, enlarge=400, sampling='images'),
         val_freq=500,
         save_freq=500,
         print_freq=100,

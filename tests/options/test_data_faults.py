@@ -4,6 +4,7 @@ Each case edits the shipped ``options/train_wdsr_b_x2.yml`` (paths pointed at sm
 photographs, gt_size shrunk to their 48 px sub-images) and parses it as the entries do: nothing is written.
 """
 
+import json
 import shutil
 import sys
 
@@ -16,9 +17,10 @@ from wdsr_basicsr.options.parse import parse_options
 LQ_LMDB = 'DIV2K_train_LR_bicubic_X2_sub.lmdb'
 
 
-def sub_images(lmdb_root):
-    """How many records basicsr samples from the training LMDB: the lines of its meta_info.txt."""
-    return len((lmdb_root / LQ_LMDB / 'meta_info.txt').read_text().splitlines())
+def source_images(lmdb_root):
+    """How many images the shipped recipe samples from the training LMDB (each image once an epoch, its sub-images
+    put back): the images its sub_images.json lists."""
+    return len(json.loads((lmdb_root / LQ_LMDB / 'sub_images.json').read_text())['images'])
 
 
 def shipped(lmdb_root, **train):
@@ -74,7 +76,7 @@ def test_a_data_fault_is_one_line_before_any_work(lmdb_root, tmp_path, monkeypat
     if train.get('dataroot_lq') == 'X3':
         train['dataroot_lq'] = str(lmdb_root / 'DIV2K_train_LR_bicubic_X3_sub.lmdb')
     if 'batch_size_per_gpu' in train:
-        train['batch_size_per_gpu'] = sub_images(lmdb_root) + 1
+        train['batch_size_per_gpu'] = source_images(lmdb_root) + 1
     with pytest.raises(OptionError, match=f'^{fault}$'):
         parse(tmp_path, monkeypatch, shipped(lmdb_root, **train))
 
@@ -99,7 +101,7 @@ def test_a_key_listed_but_not_stored(lmdb_root, tmp_path, monkeypatch):
 
 
 def test_the_entry_says_it_in_one_line(lmdb_root, tmp_path):
-    opt = shipped(lmdb_root, dataset_enlarge_ratio=1, batch_size_per_gpu=sub_images(lmdb_root) + 1)
+    opt = shipped(lmdb_root, dataset_enlarge_ratio=1, batch_size_per_gpu=source_images(lmdb_root) + 1)
     result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'o.yml', opt)], tmp_path, timeout=120)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1 and 'no iteration would run' in lines[0], result.stderr

@@ -68,23 +68,27 @@ def test_option_file_builds(path, lmdb_root, benchmark_root, tmp_path):
     build_network(copy.deepcopy(opt['network_g']))
     for phase, ds in opt['datasets'].items():
         ds = dict(ds, phase=phase.split('_')[0], scale=opt['scale'])
-        split, suffix = ('train', '_sub') if ds['phase'] == 'train' else ('valid', '')
-        if ds['phase'] == 'train' and ds.get('cache_data'):  # DIV2K's whole images, in its own layout
+        if ds['phase'] == 'train':  # every training file samples as the authors, from the decoded images
+            assert ds['cache_data'] is True and ds['sampling'] == 'image'
             scale = opt['scale']
             root = ds['dataroot_gt'].rsplit('/', 1)[0]  # datasets/DIV2K, or the demo set's datasets/demo
             assert root in ('datasets/DIV2K', 'datasets/demo')
-            assert (ds['dataroot_gt'], ds['dataroot_lq'], ds['filename_tmpl']) == (
-                f'{root}/DIV2K_train_HR',
-                f'{root}/DIV2K_train_LR_bicubic/X{scale}',
-                f'{{}}x{scale}',
-            )
-            ds.update(
-                dataroot_gt=str(lmdb_root / 'DIV2K_train_HR'),
-                dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic' / f'X{scale}'),
-                cache_dir=str(tmp_path),
-                gt_size=48 // 12 * 12,
-            )
+            if ds['io_backend']['type'] == 'disk':  # DIV2K's whole images, in its own layout
+                assert (ds['dataroot_gt'], ds['dataroot_lq'], ds['filename_tmpl']) == (
+                    f'{root}/DIV2K_train_HR',
+                    f'{root}/DIV2K_train_LR_bicubic/X{scale}',
+                    f'{{}}x{scale}',
+                )
+                gt, lq = lmdb_root / 'DIV2K_train_HR', lmdb_root / 'DIV2K_train_LR_bicubic' / f'X{scale}'
+            else:  # prepare_div2k's sub-image LMDBs, put back into their images
+                assert (ds['dataroot_gt'], ds['dataroot_lq']) == (
+                    f'{root}/DIV2K_train_HR_sub.lmdb',
+                    f'{root}/DIV2K_train_LR_bicubic_X{scale}_sub.lmdb',
+                )
+                gt, lq = lmdb_root / 'DIV2K_train_HR_sub.lmdb', lmdb_root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'
+            ds.update(dataroot_gt=str(gt), dataroot_lq=str(lq), cache_dir=str(tmp_path), gt_size=48 // 12 * 12)
             assert len(build_dataset(ds)) == 2  # an epoch: each of the two fixture images once
+            assert opt['train']['total_iter'] > 0
             continue
         if ds['io_backend']['type'] == 'disk':  # the benchmark sets, in BasicSR's layout
             assert ds['dataroot_gt'] == f'datasets/{ds["name"]}/GTmod12'
@@ -93,11 +97,8 @@ def test_option_file_builds(path, lmdb_root, benchmark_root, tmp_path):
             ds['dataroot_lq'] = str(benchmark_root / ds['name'] / f'LRbicx{opt["scale"]}')
             assert len(build_dataset(ds)) > 0
             continue
-        ds['dataroot_gt'] = str(lmdb_root / f'DIV2K_{split}_HR{suffix}.lmdb')
-        ds['dataroot_lq'] = str(lmdb_root / f'DIV2K_{split}_LR_bicubic_X{opt["scale"]}{suffix}.lmdb')
-        if ds['phase'] == 'train':
-            ds['gt_size'] = 48 // 12 * 12  # the fixture's sub-images are 48 px
-            assert opt['train']['total_iter'] > 0
+        ds['dataroot_gt'] = str(lmdb_root / 'DIV2K_valid_HR.lmdb')
+        ds['dataroot_lq'] = str(lmdb_root / f'DIV2K_valid_LR_bicubic_X{opt["scale"]}.lmdb')
         assert len(build_dataset(ds)) > 0
 
 

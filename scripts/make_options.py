@@ -86,7 +86,7 @@ SAMPLING_COMMENTS = {
         "    # Sampling: the authors' (ychfan/wdsr, EDSR-PyTorch): each image equally often at a uniform\n"
         "    # position over the whole image (sampling: image), the LMDB's sub-images put back into their\n"
         '    # images (sub_images.json, written by prepare_div2k.py) and decoded once (cache_data): about\n'
-        '    # {gb} GB of memory for DIV2K train x{scale}. Without it, cache_data: false gives basicsr\'s\n'
+        "    # {gb} GB of memory for DIV2K train x{scale}. Without it, cache_data: false gives basicsr's\n"
         '    # sampling (each sub-image equally often, images weighted by area, a PNG decoded per sample).\n'
     ),
 }

@@ -19,6 +19,7 @@ from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 from helpers import OPTIONS, TRAIN, photo, run, write_options
+from wdsr_basicsr.cache import main as cache_cli
 from wdsr_basicsr.data import decoded_cache
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
 from wdsr_basicsr.options import OptionError, load_options, parse_options
@@ -457,7 +458,8 @@ def test_gt_and_lq_together_must_fit(lmdb_root, tmp_path, monkeypatch):
 
 
 def demo_on(lmdb_root, tmp_path, **changes):
-    """The demo file with its training set on the fixture's whole images (as its own are laid out)."""
+    """The demo file with its training set on the fixture's whole images (as its own are laid out), ``changes``
+    in it (a None value removes the key)."""
     opt = load_options(DEMO)
     opt['datasets']['train'].update(
         dataroot_gt=str(lmdb_root / 'DIV2K_train_HR'), dataroot_lq=str(lmdb_root / 'DIV2K_train_LR_bicubic' / 'X2')
@@ -467,6 +469,7 @@ def demo_on(lmdb_root, tmp_path, **changes):
         dataroot_lq=str(lmdb_root / 'DIV2K_valid_LR_bicubic_X2.lmdb'),
     )
     opt['datasets']['train'].update(gt_size=24, **changes)
+    opt['datasets']['train'] = {k: v for k, v in opt['datasets']['train'].items() if v is not None}
     return write_options(tmp_path / 'c.yml', opt)
 
 
@@ -509,32 +512,40 @@ CACHE_FAULTS = [
 ]
 
 
+def parse_in_process(options, tmp_path, monkeypatch):
+    """The entries' own parse_options, in this process (so that the machine can be made small)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', options])
+    try:
+        return parse_options(str(tmp_path), is_train=True)
+    finally:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ['c.yml']  # nothing written
+
+
 @pytest.mark.parametrize('change, message', CACHE_FAULTS)
-def test_bad_cache_options_stop_the_entry_before_any_work(lmdb_root, tmp_path, change, message):
-    if change.get('sampling', '') is None:
-        change = {k: v for k, v in change.items() if k != 'sampling'}
-        opt = load_options(DEMO)
-        del opt['datasets']['train']['sampling']
-        opt['datasets']['train'].update(change)
-        options = write_options(tmp_path / 'c.yml', opt)
-    else:
-        options = demo_on(lmdb_root, tmp_path, **change)
-    result = run([sys.executable, TRAIN, '-opt', options], tmp_path)
+def test_bad_cache_options_are_one_line_before_any_work(lmdb_root, tmp_path, monkeypatch, change, message):
+    with pytest.raises(OptionError) as caught:
+        parse_in_process(demo_on(lmdb_root, tmp_path, **change), tmp_path, monkeypatch)
+    assert message in str(caught.value) and '\n' not in str(caught.value)
+
+
+ENTRY_CASES = [
+    pytest.param(entry, *fault, marks=() if (entry, n) == ('wdsr', 3) else pytest.mark.slow, id=f'{entry}-{n}')
+    for entry in ('wdsr', 'basicsr', 'sibling')
+    for n, fault in ((3, CACHE_FAULTS[3]), (5, CACHE_FAULTS[5]))
+]
+
+
+@pytest.mark.parametrize('entry, change, message', ENTRY_CASES)
+def test_cache_faults_are_one_line_through_every_entry(lmdb_root, tmp_path, entry, change, message):
+    """wdsr-train, python -m basicsr.train and a sibling's train.py (one case in the fast suite, the rest slow)."""
+    result = run(entry_command(entry, tmp_path) + ['-opt', demo_on(lmdb_root, tmp_path, **change)], tmp_path)
     lines = one_line(result)
     assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.yml']
+    assert not (tmp_path / 'experiments').exists()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('entry', ['basicsr', 'sibling'])
-def test_cache_faults_are_one_line_through_every_entry(lmdb_root, tmp_path, entry):
-    for change, message in (CACHE_FAULTS[3], CACHE_FAULTS[5]):
-        result = run(entry_command(entry, tmp_path) + ['-opt', demo_on(lmdb_root, tmp_path, **change)], tmp_path)
-        lines = one_line(result)
-        assert result.returncode == 1 and len(lines) == 1 and message in lines[0], result.stderr[-2000:]
-        assert not (tmp_path / 'experiments').exists()
-
-
 @pytest.mark.skipif(shutil.which('setpriv') is None, reason='needs setpriv (util-linux)')
 def test_nowhere_to_write_the_cache_is_one_line_before_any_work(lmdb_root, tmp_path):
     """Data, cache_dir and the user's cache folder all read-only: one line naming the dataset and cache_dir."""
@@ -574,15 +585,12 @@ def test_too_little_memory_or_disk_is_one_line_before_any_work(lmdb_root, tmp_pa
     else:
         monkeypatch.setattr(decoded_cache.shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10, 10, 10))
         message = r"datasets:DIV2K: cache_data: the decoded images of .* need 0\.00 GiB on disk in .* set the dataset's"
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', demo_on(lmdb_root, tmp_path, cache_dir=str(tmp_path / 'cd'))])
     with pytest.raises(OptionError, match=message) as caught:
-        parse_options(str(tmp_path), is_train=True)
+        parse_in_process(demo_on(lmdb_root, tmp_path, cache_dir=str(tmp_path / 'cd')), tmp_path, monkeypatch)
     assert '\n' not in str(caught.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.yml']
 
 
-def test_prune_removes_the_caches_nobody_holds(lmdb_root, tmp_path):
+def test_prune_removes_the_caches_nobody_holds(lmdb_root, tmp_path, capsys):
     """A live dataset holds its caches; the others go, each removal logged; the CLI says the same."""
     held = build_dataset(lmdb_options(lmdb_root, tmp_path))
     pixels = {key: np.array(held.caches['gt'][key]) for key in held.caches['gt'].index}
@@ -592,10 +600,10 @@ def test_prune_removes_the_caches_nobody_holds(lmdb_root, tmp_path):
     gc.collect()
     listed = {cache['folder']: cache['held'] for cache in decoded_cache.list_caches(str(tmp_path / 'cache'))}
     assert listed == {held.caches['gt'].folder: True, held.caches['lq'].folder: True, **dict.fromkeys(unheld, False)}
-    result = run([sys.executable, '-m', 'wdsr_basicsr.cache', 'prune', str(tmp_path / 'cache')], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert f'{tmp_path / "cache"}: 2 cache(s) removed.' in result.stdout
-    assert all(f'removed {folder} (pruned; nobody holds it)' in result.stdout for folder in unheld)
+    assert cache_cli(['prune', str(tmp_path / 'cache')]) == 0  # wdsr-cache prune
+    out = capsys.readouterr().out
+    assert f'{tmp_path / "cache"}: 2 cache(s) removed.' in out
+    assert all(f'removed {folder} (pruned; nobody holds it)' in out for folder in unheld)
     assert sorted(str(p) for p in (tmp_path / 'cache').glob('*.decoded')) == sorted(
         [held.caches['gt'].folder, held.caches['lq'].folder]
     )

@@ -281,3 +281,12 @@ def test_images_too_small_for_a_sub_image_are_named(div2k_hr, caplog):
     assert 'Warning: 1 train HR image(s) give no 48 px sub-image' in out and 'DIV2K_train_HR/0003.png' in out
     keys = (div2k_hr / 'DIV2K_train_HR_sub.lmdb' / 'meta_info.txt').read_text()
     assert '0001_s001' in keys and '0003_' not in keys
+
+
+def test_progress_bars_end_at_the_count(div2k_hr, capsys):
+    """tqdm's bars of the LMDB builds reach n/n (a zip that stopped one short left them at n-1/n)."""
+    run_prepare(div2k_hr)
+    err = capsys.readouterr().err
+    for split, crops in (('train', TRAIN_CROPS), ('valid', VALID_CROPS)):
+        bars = [line for line in err.replace('\r', '\n').splitlines() if line.startswith(f'{split} LMDB')]
+        assert bars and '100%' in bars[-1] and f'{len(crops)}/{len(crops)}' in bars[-1], bars

@@ -48,7 +48,7 @@ from ..runs import read_log, read_validations, run_entry, shrink_options, write_
 from ..utils.messages import show_messages
 from ..utils.timing import interleaved_median_ms
 from .measure import prepare_for_timing
-from .training import NETS, loader_seconds_per_batch, step_seconds
+from .training import LOADERS, NETS, loader_seconds_per_batch, step_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -179,14 +179,14 @@ def training_speed(device: str, iters: int) -> list[dict]:
 
 
 def loader_speed(data: str, device: str) -> list[dict]:
-    """Patches/s of the training loader, LMDB sub-images vs ``cache_data``."""
+    """Patches/s of the training loaders (:data:`~.training.LOADERS`)."""
     sizes = SIZES[device]
     return [
         {
             'loader': label,
-            'patches_s': 16 / loader_seconds_per_batch(data, cached, sizes['workers'], 50, sizes['gt_size']),
+            'patches_s': 16 / loader_seconds_per_batch(data, loader, sizes['workers'], 50, sizes['gt_size']),
         }
-        for cached, label in ((False, 'LMDB sub-images (PNG decoded per sample)'), (True, 'cache_data (decoded once)'))
+        for loader, label in LOADERS.items()
     ]
 
 

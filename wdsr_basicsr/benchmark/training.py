@@ -129,19 +129,29 @@ def step_seconds(
     return [(statistics.median(spent), first) for spent, first in zip(times, warmup)]
 
 
-def loader_options(root: str, cached: bool, workers: int, gt_size: int = 96) -> dict:
-    """The demo training set: LMDB sub-images decoded per sample, or the whole images with ``cache_data``."""
-    if cached:
+#: The training loaders timed, by what they read: basicsr's (LMDB sub-images, a PNG decoded per sample), and
+#: ``cache_data`` with the authors' sampling from the whole images (the demo's) or from the sub-image LMDBs put
+#: back into their images (the main recipes').
+LOADERS = {
+    'lmdb': 'LMDB sub-images, PNG decoded per sample (basicsr)',
+    'images': "cache_data from whole images, authors' sampling",
+    'sub-images': "cache_data from LMDB sub-images put back, authors' sampling",
+}
+
+
+def loader_options(root: str, loader: str, workers: int, gt_size: int = 96) -> dict:
+    """The demo training set read by ``loader`` (a key of :data:`LOADERS`)."""
+    gt, lq = div2k_lmdbs(root, 'train', 2)
+    source: dict = {'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': 'lmdb'}}
+    if loader == 'images':
         source = {
             'dataroot_gt': hr_dir(root, 'train'),
             'dataroot_lq': lr_dir(root, 'train', 2),
             'filename_tmpl': '{}x2',
             'io_backend': {'type': 'disk'},
-            'cache_data': True,
         }
-    else:
-        gt, lq = div2k_lmdbs(root, 'train', 2)
-        source = {'dataroot_gt': gt, 'dataroot_lq': lq, 'io_backend': {'type': 'lmdb'}}
+    if loader != 'lmdb':
+        source.update(cache_data=True, sampling='image')
     return dict(
         source,
         name='bench',
@@ -157,18 +167,18 @@ def loader_options(root: str, cached: bool, workers: int, gt_size: int = 96) -> 
     )
 
 
-def loader_seconds_per_batch(root: str, cached: bool, workers: int, batches: int, gt_size: int = 96) -> float:
+def loader_seconds_per_batch(root: str, loader: str, workers: int, batches: int, gt_size: int = 96) -> float:
     """Seconds per batch of 16 random ``gt_size`` px patches from the demo set, with ``workers`` loader processes."""
     if not os.path.isdir(os.path.join(root, 'DIV2K_train_HR_sub.lmdb')):
         make_demo_data(root, scales=(2,))
-    opt = loader_options(root, cached, workers, gt_size)
+    opt = loader_options(root, loader, workers, gt_size)
     dataset = build_dataset(opt)
     sampler = EnlargedSampler(dataset, 1, 0, opt['dataset_enlarge_ratio'])
-    loader = iter(build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=sampler, seed=0))
-    next(loader)  # start the workers
+    loader_iter = iter(build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=sampler, seed=0))
+    next(loader_iter)  # start the workers
     start = time.perf_counter()
     for _ in range(batches):
-        next(loader)
+        next(loader_iter)
     return (time.perf_counter() - start) / batches
 
 
@@ -219,22 +229,19 @@ def _print_steps(args) -> dict[str, float]:
     return step
 
 
-def _print_loader(args) -> dict[bool, float]:
-    """The loader table; returns seconds per batch with the workers, by ``cache_data``."""
+def _print_loader(args) -> dict[str, float]:
+    """The loader table; returns seconds per batch with the workers, by loader."""
     print(
         '| loader | patches/s, 1 process (no worker) | patches/s, '
         f'{args.workers} workers | ms per batch of 16 ({args.workers} workers) |'
     )
     print('|---|---:|---:|---:|')
     per_batch = {}
-    for cached, label in (
-        (False, 'LMDB sub-images, PNG decoded per sample'),
-        (True, "cache_data (decoded once), authors' sampling"),
-    ):
-        single = loader_seconds_per_batch(args.root, cached, 0, args.batches)
-        per_batch[cached] = loader_seconds_per_batch(args.root, cached, args.workers, args.batches)
+    for loader, label in LOADERS.items():
+        single = loader_seconds_per_batch(args.root, loader, 0, args.batches)
+        per_batch[loader] = loader_seconds_per_batch(args.root, loader, args.workers, args.batches)
         print(
-            f'| {label} | {16 / single:.0f} | {16 / per_batch[cached]:.0f} | {per_batch[cached] * 1000:.1f} |',
+            f'| {label} | {16 / single:.0f} | {16 / per_batch[loader]:.0f} | {per_batch[loader] * 1000:.1f} |',
             flush=True,
         )
     return per_batch
@@ -248,8 +255,8 @@ def main(argv=None):
     per_batch = _print_loader(args)
     if 'WDSR-B 16x32' in step:
         iter_s = step['WDSR-B 16x32']
-        for cached, label in ((False, 'LMDB'), (True, 'cache_data')):
-            load_s = per_batch[cached]
+        for loader, load_s in per_batch.items():
+            label = LOADERS[loader]
             print(
                 f'{label}: loading a batch with {args.workers} workers takes {load_s / iter_s * 100:.1f}% of the '
                 f'fastest WDSR-B step ({iter_s * 1000:.0f} ms); data wait '

@@ -26,8 +26,10 @@ Steps:
    divided by s) written straight to LMDB (:mod:`.lmdb`).
    Validation split: whole images. All LMDBs of a split share their keys.
 
-The whole-image folders stay: training files that sample as the authors
-(``cache_data: true``, :mod:`wdsr_basicsr.data.decoded_cache`) read them.
+Each training LMDB also records where its sub-images lie in their images
+(``sub_images.json``), from which ``cache_data: true`` with ``sampling: image``
+(:mod:`wdsr_basicsr.data.decoded_cache`) puts the images back together. The
+whole-image folders stay: ``options/authors/`` and ``options/paper/`` read them.
 
 Each LMDB is built under a temporary name and renamed when complete, so an
 interrupted run leaves nothing that looks finished; a rerun skips the LMDBs
@@ -209,12 +211,12 @@ def main(argv=None):
 
     status = run_and_report(job)
     if status == 0:
-        scale = args.scales[0]
         print(
-            f"Training files with basicsr's sampling read the LMDBs. Those that sample as the authors "
-            f'(options/authors/, options/paper/, cache_data: true) read the whole images: '
-            f"{hr_dir(args.root, 'train')} and {lr_dir(args.root, 'train', scale)} (filename_tmpl: '{{}}x{scale}'), "
-            'decoded once into <folder>.decoded beside them (DIV2K train: about 6.6 GB HR, 6.6 / s^2 GB LR, in '
-            'memory while training).'
+            'Training files read the sub-image LMDBs and sample as the authors (cache_data: true, sampling: image): '
+            'the sub-images are put back into their images (sub_images.json) and decoded once into a '
+            '<name>.<id>.decoded folder beside the LMDB (DIV2K train: about 6.6 GB HR, 6.6 / s^2 GB LR, in memory '
+            'while training). options/authors/ and options/paper/ read the whole images: '
+            f'{hr_dir(args.root, "train")} and {lr_dir(args.root, "train", args.scales[0])} '
+            f"(filename_tmpl: '{{}}x{args.scales[0]}')."
         )
     return status

@@ -285,6 +285,7 @@ def test_two_subsets_of_one_root_each_read_their_own_images(tmp_path):
     assert same.caches['gt'].folder == first.caches['gt'].folder
 
 
+@pytest.mark.slow  # two processes
 def test_a_second_process_building_while_a_first_reads(tmp_path):
     """Process 1 maps its subset; process 2 builds another subset of the root meanwhile: 1's pixels hold."""
     one, two = subset_options(tmp_path, ['0001', '0002']), subset_options(tmp_path, ['0002', '0003'])
@@ -336,6 +337,7 @@ def snapshot(folder):
     return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob('*')}
 
 
+@pytest.mark.slow  # a process without the capability to write anywhere
 @pytest.mark.skipif(shutil.which('setpriv') is None, reason='needs setpriv (util-linux)')
 @pytest.mark.parametrize('ready', [True, False])
 def test_a_read_only_tree(tmp_path, ready):

@@ -11,8 +11,11 @@ Measures
 * the training loader (CheckedPairedImageDataset, random 96 px crops, flips
   and rotations) in patches per second per worker process, decoding the demo
   LMDB sub-images (basicsr's way) and cropping from ``cache_data`` (the demo's
-  whole images decoded once), and with ``--workers`` processes the share of
-  a WDSR-B iteration the trainer would wait for data.
+  whole images decoded once, or its sub-image LMDBs put back into their
+  images), and with ``--workers`` processes the share of a WDSR-B iteration
+  the trainer would wait for data;
+* the first build of each cache of the demo set: checking and digesting the
+  encoded images, then decoding them.
 
 Usage: python scripts/bench_train.py [--device cpu|cuda] [--bf16] [--channels-last] [--no-compile]
        [--root datasets/demo] [--workers 2]

@@ -22,6 +22,7 @@ from helpers import OPTIONS, TRAIN, photo, run, write_options
 from wdsr_basicsr.cache import main as cache_cli
 from wdsr_basicsr.data import decoded_cache
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
+from wdsr_basicsr.data.paired_dataset import CheckedPairedImageDataset
 from wdsr_basicsr.options import OptionError, load_options, parse_options
 
 DEMO = OPTIONS / 'demo_wdsr_b_x2.yml'
@@ -610,3 +611,16 @@ def test_prune_removes_the_caches_nobody_holds(lmdb_root, tmp_path, capsys):
         [held.caches['gt'].folder, held.caches['lq'].folder]
     )
     assert all(np.array_equal(held.caches['gt'][key], value) for key, value in pixels.items())
+
+
+def test_a_file_changed_between_the_check_and_the_build_names_no_cache(tmp_path):
+    """The cache is named by the digests taken at the check; the bytes decoded must be those, or nothing is kept."""
+    hr, lr = whole_image_folders(tmp_path, {'0001': ('astronaut', 64, 48)})
+    opt = dict(folder_options(hr, lr), cache_data=True)
+    plans = CheckedPairedImageDataset.check_data(dict(opt))
+    cv2.imwrite(str(lr / '0001x2.png'), cv2.imread(str(lr / '0001x2.png'))[::-1])  # between check and build
+    decoded_cache.open_cache(plans['gt'])  # the GT did not change
+    with pytest.raises(ValueError, match=r'the images of .*LR changed while this run was starting'):
+        decoded_cache.open_cache(plans['lq'])
+    assert not os.path.exists(plans['lq'].folder)
+    assert not [p for p in os.listdir(tmp_path) if p.endswith('.partial')]  # no half-built folder left

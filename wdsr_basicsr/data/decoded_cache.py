@@ -183,11 +183,16 @@ def cache_identity(root: str, keys: list[str], read: Callable[[str], bytes], lay
     The keys are taken in sorted order, so datasets that list the same files in another order share a cache.
     """
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # hashlib releases the GIL on large buffers
-        digests = list(pool.map(lambda key: hashlib.sha256(read(key)).hexdigest(), sorted(keys)))
+        digests = dict(zip(keys, pool.map(lambda key: hashlib.sha256(read(key)).hexdigest(), keys)))
+    return _identity(root, digests, layout)
+
+
+def _identity(root, digests, layout):
+    """The identity of the files ``key -> sha256`` under ``root``, put together as ``layout`` says."""
     described = {
         'version': CACHE_VERSION,
         'root': osp.realpath(root),
-        'files': list(zip(sorted(keys), digests)),
+        'files': sorted(digests.items()),
         'layout': None
         if layout is None
         else {name: [h, w, sorted(parts.items())] for name, (h, w, parts) in layout.items()},
@@ -374,7 +379,12 @@ def _build(plan, parent, name, log):
     temporary = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.partial', dir=parent)
     start = time.perf_counter()
     try:
-        _write_pixels(plan, osp.join(temporary, PIXELS), index, offset)
+        digests = _write_pixels(plan, osp.join(temporary, PIXELS), index, offset)
+        if _identity(plan.root, digests, plan.layout) != plan.identity:  # what was decoded is what names the cache
+            raise ValueError(
+                f'cache_data: the images of {plan.root} changed while this run was starting (their content is '
+                'not what was checked); start it again.'
+            )
         record = {
             'version': CACHE_VERSION,
             'identity': plan.identity,
@@ -391,7 +401,13 @@ def _build(plan, parent, name, log):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared cache from other users
-        os.rename(temporary, plan.folder)
+        try:
+            os.rename(temporary, plan.folder)
+        except OSError:
+            if _read_index(plan.folder, plan.identity) is None:
+                raise
+            shutil.rmtree(temporary, ignore_errors=True)  # another builder was first: the same pixels
+            return
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -416,22 +432,30 @@ def _sizes(plan):
         return dict(zip(plan.keys, pool.map(size_of, plan.keys)))
 
 
-def _decode(plan, key):
-    img = cv2.imdecode(np.frombuffer(plan.read(key), np.uint8), cv2.IMREAD_COLOR)  # as basicsr's imfrombytes
+def _decode(plan, key, digests):
+    """Decode ``key`` as basicsr's ``imfrombytes`` does, recording the digest of the bytes decoded."""
+    content = plan.read(key)
+    digests[key] = hashlib.sha256(content).hexdigest()
+    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f'cache_data: {plan.root}: image {key!r} cannot be decoded.')
     return img
 
 
 def _write_pixels(plan, path, index, nbytes):
-    """Decode every entry into the file at ``path`` (threads: OpenCV releases the GIL), with a progress bar."""
+    """Decode every entry into the file at ``path`` (threads: OpenCV releases the GIL), with a progress bar.
+
+    Returns:
+        dict[str, str]: The digest of each key's bytes, as decoded.
+    """
     pixels = np.memmap(path, dtype=np.uint8, mode='w+', shape=(max(nbytes, 1),))
+    digests: dict[str, str] = {}
 
     def write(entry, pixels=pixels):
         start, h, w = index[entry]
         target = pixels[start : start + h * w * CHANNELS].reshape(h, w, CHANNELS)
         if plan.layout is None:
-            img = _decode(plan, entry)
+            img = _decode(plan, entry, digests)
             if img.shape[0] * img.shape[1] != h * w:
                 raise ValueError(
                     f'cache_data: {plan.root}: image {entry!r} decodes to {img.shape[1]}x{img.shape[0]} '
@@ -441,7 +465,7 @@ def _write_pixels(plan, path, index, nbytes):
             target = target.reshape(img.shape)
             target[...] = img
         else:
-            _stitch(plan, entry, target)
+            _stitch(plan, entry, target, digests)
 
     entries = list(index)
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
@@ -451,14 +475,15 @@ def _write_pixels(plan, path, index, nbytes):
     del pixels, write  # unmapped before the folder is renamed
     if nbytes == 0:
         os.truncate(path, 0)
+    return digests
 
 
-def _stitch(plan, image, target):
+def _stitch(plan, image, target, digests):
     """Put the sub-images of ``image`` back at their places; where they overlap they must agree."""
     h, w, parts = plan.layout[image]
     covered = np.zeros((h, w), bool)
     for key, (top, left) in sorted(parts.items()):
-        part = _decode(plan, key)
+        part = _decode(plan, key, digests)
         ph, pw = part.shape[:2]
         if top + ph > h or left + pw > w:
             raise ValueError(

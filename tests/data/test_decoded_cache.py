@@ -18,7 +18,7 @@ from basicsr.data import build_dataset
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
-from helpers import OPTIONS, TRAIN, photo, run, write_options
+from helpers import OPTIONS, TRAIN, TRAIN_CROPS, photo, run, write_options
 from wdsr_basicsr.cache import main as cache_cli
 from wdsr_basicsr.data import decoded_cache
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
@@ -603,6 +603,11 @@ def test_prune_removes_the_caches_nobody_holds(lmdb_root, tmp_path, capsys):
     gc.collect()
     listed = {cache['folder']: cache['held'] for cache in decoded_cache.list_caches(str(tmp_path / 'cache'))}
     assert listed == {held.caches['gt'].folder: True, held.caches['lq'].folder: True, **dict.fromkeys(unheld, False)}
+    assert cache_cli(['list', str(tmp_path / 'cache')]) == 0  # wdsr-cache list
+    rows = dict(line.split('\t', 1) for line in capsys.readouterr().out.splitlines())
+    assert set(rows) == set(listed) and all(rows[f].endswith('\tnot held') for f in unheld)
+    root = os.path.realpath(lmdb_root / 'DIV2K_train_HR_sub.lmdb')
+    assert rows[held.caches['gt'].folder].startswith(f'{root}\t{len(TRAIN_CROPS)} images\t')
     assert cache_cli(['prune', str(tmp_path / 'cache')]) == 0  # wdsr-cache prune
     out = capsys.readouterr().out
     assert f'{tmp_path / "cache"}: 2 cache(s) removed.' in out

@@ -1,5 +1,6 @@
 """Every script under scripts/ answers --help and does nothing else; the parameter table runs."""
 
+import ast
 import sys
 
 import pytest
@@ -32,3 +33,22 @@ def test_param_table_prints_the_hand_counted_figures(tmp_path):
     # 1x1 64->384 (24,960), 1x1 384->51 (19,635), 3x3 51->64 (29,440): 74,035; tail 64->12 3x3 (6,924);
     # skip 3->12 5x5 (912): 1,792 + 5 * 74,035 + 6,924 + 912 = 379,803
     assert '| 379,803 (0.38 M) |' in result.stdout
+
+
+#: Every module of the package with a command line (a top-level ``main``), by its dotted name.
+MODULES_WITH_MAIN = sorted(
+    '.'.join(('wdsr_basicsr',) + path.relative_to(REPO / 'wdsr_basicsr').with_suffix('').parts)
+    for path in (REPO / 'wdsr_basicsr').rglob('*.py')
+    if any(isinstance(node, ast.FunctionDef) and node.name == 'main' for node in ast.parse(path.read_text()).body)
+)
+
+
+@pytest.mark.parametrize(
+    'module',
+    [pytest.param(m, marks=() if m == 'wdsr_basicsr.inference' else pytest.mark.slow) for m in MODULES_WITH_MAIN],
+)
+def test_python_dash_m_runs_every_module_with_a_command_line(module, tmp_path):
+    """``python -m wdsr_basicsr.inference --help`` (and every other such module) answers; it once exited 0 silently."""
+    result = run([sys.executable, '-m', module, '--help'], tmp_path, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith('usage: '), (result.stdout[-500:], result.stderr[-2000:])
+    assert list(tmp_path.iterdir()) == []

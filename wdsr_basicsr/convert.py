@@ -300,3 +300,7 @@ def main(argv=None):
     save_atomic(converted, args.dst)
     print(f'wrote {args.dst}: {converted["network_g"]}')
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

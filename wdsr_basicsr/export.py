@@ -130,3 +130,7 @@ def main(argv=None):
         return 1
     print(f'wrote {args.output} ({args.format}); max difference from PyTorch on a 2x3x23x31 input: {diff:.2e}')
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

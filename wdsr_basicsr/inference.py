@@ -309,3 +309,7 @@ def main(argv=None):
         print(f'{len(failed)} failed:\n' + '\n'.join(f'  {p}: {r}' for p, r in failed.items()), file=sys.stderr)
         return 1
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from os import path as osp
 
 from .archs import count_parameters
@@ -188,3 +189,7 @@ def main(argv=None):
         with open(osp.join(args.out, 'norm.md'), 'w') as f:
             f.write(f'Normalisation ablation (WDSR-A, x2) at {budget}.\n\n' + '\n'.join(rows) + '\n')
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

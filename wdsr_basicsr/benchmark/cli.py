@@ -100,3 +100,7 @@ def main(argv=None):
         with open(args.markdown, 'w') as f:
             f.write(table)
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -34,6 +34,7 @@ import datetime
 import logging
 import os
 import re
+import sys
 import time
 from os import path as osp
 from typing import Any
@@ -312,3 +313,7 @@ def main(argv=None):
     print(text)
     print(f'report: {out}')
     return 0 if all(r['ok'] for r in runs) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

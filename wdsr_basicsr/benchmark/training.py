@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -296,3 +297,7 @@ def main(argv=None):
                 f'{max(0.0, load_s - iter_s) / iter_s * 100:.1f}%'
             )
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

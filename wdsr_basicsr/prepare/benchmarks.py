@@ -309,3 +309,7 @@ def main(argv=None):
     for problem in problems:
         print(f'error: {problem}', file=sys.stderr)
     return 1 if problems else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

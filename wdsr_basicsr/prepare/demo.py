@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sys
 from os import path as osp
 
 import cv2
@@ -109,3 +110,7 @@ def bicubic_baseline(root: str, scale: int) -> tuple[float, float]:
         rgb.append(calculate_psnr(up, hr, scale))
         y.append(calculate_psnr(up, hr, scale, test_y_channel=True))
     return float(np.mean(rgb)), float(np.mean(y))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

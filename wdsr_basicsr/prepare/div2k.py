@@ -43,6 +43,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import sys
 from functools import partial
 from multiprocessing.pool import Pool
 from os import path as osp
@@ -220,3 +221,7 @@ def main(argv=None):
             f"(filename_tmpl: '{{}}x{args.scales[0]}')."
         )
     return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -27,8 +27,8 @@ import numpy as np
 from .utils import report
 from .utils.messages import show_messages
 
-#: A label: a plain name (it names the run's column and its crop files).
-PLAIN_LABEL = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+-]*')
+#: What a crop file's name keeps of a label: other runs of characters become one ``_``.
+FILE_NAME_CHARACTERS = re.compile(r'[^A-Za-z0-9._+-]+')
 #: Columns every figure has beside the runs'.
 RESERVED_LABELS = ('hr', 'bicubic')
 
@@ -52,9 +52,9 @@ def choose(data: dict, count: int, metric: str | None, picks: list[str] | None) 
 
 
 def check_labels(labels: list[str], runs: list[str]) -> None:
-    """Refuse labels that are not one plain, distinct name per run, or that name the HR or bicubic column.
+    """Refuse labels that are not one distinct, one-line text per run, or that name the HR or bicubic column.
 
-    A label names the run's column on the page and its crop files (``crops/<set>_<image>_<label>.png``).
+    A label is shown as typed (``"WDSR-B 500 it"``); its crop files get a safe name (:func:`crop_names`).
 
     Raises:
         ValueError: Naming the label at fault.
@@ -62,11 +62,8 @@ def check_labels(labels: list[str], runs: list[str]) -> None:
     if len(labels) != len(runs):
         raise ValueError(f'--labels: {len(labels)} labels for {len(runs)} runs; give one per run.')
     for label in labels:
-        if not PLAIN_LABEL.fullmatch(label):
-            raise ValueError(
-                f'--labels: {label!r} is not a plain name (letters, digits, ".", "_", "+", "-"; '
-                "a name of the run's crop files)."
-            )
+        if not label.strip() or not label.isprintable():
+            raise ValueError(f'--labels: {label!r} is not a label: give some text on one line.')
         if label.lower() in RESERVED_LABELS:
             raise ValueError(f'--labels: {label!r} is the name of the {label} column; choose another label.')
     repeated = sorted({label for label in labels if labels.count(label) > 1})
@@ -75,6 +72,16 @@ def check_labels(labels: list[str], runs: list[str]) -> None:
             f'--labels: {", ".join(repeated)} given to several runs; give one distinct label per run '
             "(by default a run is labelled with its folder's name)."
         )
+
+
+def crop_names(labels: list[str]) -> dict[str, str]:
+    """The file name part of each column's crops: ``HR``, ``bicubic``, and each label with the characters a file
+    name should not hold made ``_`` (``WDSR-B 500 it`` -> ``WDSR-B_500_it``), numbered where two would meet."""
+    names = {'HR': 'HR', 'bicubic': 'bicubic'}
+    for number, label in enumerate(labels, 1):
+        name = FILE_NAME_CHARACTERS.sub('_', label).strip('_.') or 'run'
+        names[label] = f'{name}_{number}' if name.lower() in {n.lower() for n in names.values()} else name
+    return names
 
 
 def read_panels(page_dir: str, image: dict) -> dict[str, np.ndarray]:
@@ -117,6 +124,7 @@ def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str
     columns = 3 + len(data['models'])
     fig, axes = plt.subplots(len(chosen), columns, figsize=(2.2 * columns, 2.8 * len(chosen)), squeeze=False)
     written = []
+    names = crop_names(data['models'])
     for row, (set_name, image, pixels) in enumerate(chosen):
         x, y, side = image['crop']
         panels = [('HR', None), ('bicubic', image['bicubic_metrics'])]
@@ -126,7 +134,7 @@ def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str
         axes[row][0].set_title(f'{set_name}/{image["name"]}', fontsize=8)
         for col, (label, metrics) in enumerate(panels, 1):
             crop = pixels[label][y : y + side, x : x + side]
-            crop_path = osp.join(crops_dir, f'{set_name}_{image["name"]}_{label}.png')
+            crop_path = osp.join(crops_dir, f'{set_name}_{image["name"]}_{names[label]}.png')
             cv2.imwrite(crop_path, crop)
             written.append(crop_path)
             axes[row][col].imshow(crop[:, :, ::-1], interpolation='nearest')

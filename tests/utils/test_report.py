@@ -141,6 +141,18 @@ def test_compare_page_and_figure(runs, tmp_path, capsys):
                 assert np.array_equal(cv2.imread(str(crop)), cv2.imread(str(out / path))[y : y + side, x : x + side])
 
 
+def test_labels_are_shown_as_typed_and_name_their_crops_safely(runs, tmp_path):
+    """docs/results.md's own labels, with spaces ("WDSR-B 500 it"), and one with a separator."""
+    out = tmp_path / 'compare'
+    labels = ['WDSR-B 500 it', 'a/b c']
+    assert compare_main([str(runs['net_a']), str(runs['net_b']), '-o', str(out), '--labels', *labels]) == 0
+    data, _ = page_data(out / 'index.html')
+    assert data['models'] == labels
+    names = sorted(p.name for p in (out / 'crops').iterdir())  # <set>_<image>_<column>.png, 4 columns an image
+    columns = sorted({n.split('_', 2)[2] for n in names})
+    assert columns == ['HR.png', 'WDSR-B_500_it.png', 'a_b_c.png', 'bicubic.png'] and len(names) % 4 == 0
+
+
 def test_compare_names_what_it_leaves_out(runs, tmp_path, capsys):
     partial = tmp_path / 'partial'
     shutil.copytree(runs['net_b'], partial)
@@ -233,7 +245,8 @@ def test_compare_into_a_run_is_refused(runs, capsys):
     [
         (['HR', 'b'], "'HR' is the name of the HR column"),
         (['a', 'bicubic'], "'bicubic' is the name of the bicubic column"),
-        (['a/b', 'c'], "'a/b' is not a plain name"),
+        (['a\nb', 'c'], "'a\\nb' is not a label: give some text on one line."),
+        ([' ', 'c'], "' ' is not a label"),
         (['same', 'same'], 'same given to several runs'),
         (['a'], '1 labels for 2 runs'),
     ],

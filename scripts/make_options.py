@@ -253,7 +253,9 @@ dist_params:  # read under --launcher pytorch (torchrun) and --launcher slurm
 BENCHMARK_SETS = ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')
 
 
-def test_file(name, scale, net, train_name, official_metric=False):
+def test_file(name, scale, net, train_name, official_metric=False, demo=False):
+    """A test file of ``train_name``'s latest weights: on the five benchmarks and DIV2K validation, or (``demo``)
+    on the demo set's two held-out photographs with the demo's own metrics (RGB and Y)."""
     sets = ''.join(
         f"""  test_{i}:
     name: {bench}
@@ -273,21 +275,34 @@ def test_file(name, scale, net, train_name, official_metric=False):
         f'#     psnr_official: {{type: calculate_psnr, crop_border: {scale + 6}, test_y_channel: false}}\n'
         '# under val:metrics.\n'
     )
-    return f"""# Evaluate {train_name} (net_g_latest.pth, EMA weights when present) on the five SR benchmarks
-# (scripts/prepare_benchmarks.py writes datasets/<Set>/GTmod12 and LRbicx{scale}) and on DIV2K validation.
-# PSNR and SSIM on Y (ITU-R BT.601), border {scale} px (= scale) cropped, as SR papers report them.
+    root, where = (
+        'datasets/DIV2K',
+        (
+            'on the five SR benchmarks\n# (scripts/prepare_benchmarks.py writes datasets/<Set>/GTmod12 and '
+            f'LRbicx{scale}) and on DIV2K validation.\n'
+        ),
+    )
+    if demo:
+        sets, official_note, root = '', '', 'datasets/demo'
+        where = (
+            "on the demo set's two\n# held-out photographs (scripts/run_demo.py trains it). Another checkpoint:\n"
+            '#   wdsr-test -opt THIS_FILE --force_yml name=demo_500_iter \\\n'
+            f'#             path:pretrain_network_g=experiments/{train_name}/models/net_g_500.pth\n'
+        )
+    also = '\n# and PSNR on RGB, as the demo validates it' if demo else ''
+    return f"""# Evaluate {train_name} (net_g_latest.pth, EMA weights when present) {where}# PSNR and SSIM on Y (ITU-R BT.601), border {scale} px (= scale) cropped, as SR papers report them{also}.
 {official_note}name: {name}
 model_type: WDSRModel
 scale: {scale}
-num_gpu: auto
+num_gpu: {0 if demo else 'auto'}
 manual_seed: 0
 
 datasets:
-{sets}  test_6:
+{sets}  test_{1 if demo else 6}:
     name: DIV2K_valid
     type: CheckedPairedImageDataset
-    dataroot_gt: datasets/DIV2K/DIV2K_valid_HR.lmdb
-    dataroot_lq: datasets/DIV2K/DIV2K_valid_LR_bicubic_X{scale}.lmdb
+    dataroot_gt: {root}/DIV2K_valid_HR.lmdb
+    dataroot_lq: {root}/DIV2K_valid_LR_bicubic_X{scale}.lmdb
     io_backend:
       type: lmdb
 
@@ -303,7 +318,7 @@ val:
   tile: 0
   tile_pad: 16
   self_ensemble: false  # true: x8 flips/rotations (the paper's "+" results)
-{metrics(scale, rgb=False, official=official_metric)}"""
+{metrics(scale, rgb=demo, official=official_metric)}"""
 
 
 def dist_block(gpus):
@@ -488,6 +503,9 @@ def files():
         print_freq=100,
         save_img=True,
         compile_step=True,
+    )
+    out['test_demo_wdsr_b_x2.yml'] = test_file(
+        'test_demo_wdsr_b_x2', 2, network('WDSR_B', 2, num_block=4, num_feat=16), 'demo_wdsr_b_x2', demo=True
     )
     return out
 

@@ -58,6 +58,9 @@ def test_the_expected_files_exist():
     assert any(n.startswith('paper/norm_batch') for n in names) and any(n.startswith('paper/norm_none') for n in names)
 
 
+DEMO_TEST = OPTIONS / 'test_demo_wdsr_b_x2.yml'
+
+
 @pytest.mark.parametrize('path', ALL, ids=lambda p: str(p.relative_to(OPTIONS)))
 def test_option_file_builds(path, lmdb_root, benchmark_root, tmp_path):
     opt = load(path)
@@ -166,7 +169,7 @@ def test_finetune_files_start_from_the_x2_weights(path, tmp_path, monkeypatch):
     assert len(loaded) < len(ours)  # the scale-dependent layers start afresh
 
 
-@pytest.mark.parametrize('path', sorted(OPTIONS.glob('test_*.yml')), ids=lambda p: p.name)
+@pytest.mark.parametrize('path', sorted(set(OPTIONS.glob('test_*.yml')) - {DEMO_TEST}), ids=lambda p: p.name)
 def test_test_files_cover_the_five_sets_and_div2k_on_y(path):
     opt = load(path)
     assert [d['name'] for d in opt['datasets'].values()] == [
@@ -180,6 +183,18 @@ def test_test_files_cover_the_five_sets_and_div2k_on_y(path):
     metrics = opt['val']['metrics']
     assert {m['type'] for m in metrics.values()} == {'calculate_psnr', 'calculate_ssim'}
     assert all(m['test_y_channel'] is True and m['crop_border'] == opt['scale'] for m in metrics.values())
+
+
+def test_the_demo_test_file_scores_the_demo_as_it_validates():
+    """options/test_demo_wdsr_b_x2.yml: the demo's network, its validation set and metrics, its latest weights."""
+    demo, test = load(OPTIONS / 'demo_wdsr_b_x2.yml'), load(DEMO_TEST)
+    assert test['network_g'] == demo['network_g'] and test['scale'] == demo['scale']
+    (val,) = test['datasets'].values()
+    assert {k: val[k] for k in ('dataroot_gt', 'dataroot_lq', 'io_backend')} == {
+        k: demo['datasets']['val'][k] for k in ('dataroot_gt', 'dataroot_lq', 'io_backend')
+    }
+    assert test['val']['metrics'] == demo['val']['metrics']
+    assert test['path']['pretrain_network_g'] == f'experiments/{demo["name"]}/models/net_g_latest.pth'
 
 
 def test_make_options_writes_the_committed_files():

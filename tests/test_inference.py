@@ -382,3 +382,21 @@ def test_rerun_into_the_input_folder_with_a_suffix(checkpoint, tmp_path, capsys)
     assert '1 output(s) exist already' in capsys.readouterr().err
     assert infer(checkpoint, src, src, '--suffix', 'x2', '--overwrite') == 0
     assert sorted(os.listdir(src)) == ['a.png', 'a_x2.png']
+
+
+def test_real_esrgan_s_flags_mean_the_same(checkpoint, tmp_path, capsys):
+    """inference_realesrgan.py -i in -o out -s 2 -t 16 --suffix out: the same words work; -s 4 on an x2 network is
+    one line before any work (WDSR does not resample its output)."""
+    src = tmp_path / 'in'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), photo('astronaut', 30, 26))
+    (src / 'anim.gif').write_bytes(b'GIF89a')  # not read in a folder: named
+    (src / 'notes.txt').write_text('x')
+    assert infer(checkpoint, src, tmp_path / 'out', '-s', '2', '-t', '16', '--suffix', 'out') == 0
+    err = capsys.readouterr().err
+    assert f'left out {src / "anim.gif"}: not one of the image types read' in err
+    assert f'left out {src / "notes.txt"}: not one of the image types read' in err
+    assert cv2.imread(str(tmp_path / 'out' / 'a_out.png')).shape == (60, 52, 3)
+    assert infer(checkpoint, src, tmp_path / 'out4', '-s', '4') == 2
+    assert 'error: -s/--outscale 4: the network of --model_path' in capsys.readouterr().err
+    assert not (tmp_path / 'out4').exists()

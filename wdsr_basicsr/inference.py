@@ -124,6 +124,15 @@ def parse_args(argv=None):
         'only for checkpoints without a network_g entry.',
     )
     parser.add_argument(
+        '-s',
+        '--outscale',
+        type=int,
+        default=None,
+        help="Real-ESRGAN's flag: the output scale. It must be the network's own (nothing is resampled). "
+        "Default: the network's.",
+    )
+    parser.add_argument(
+        '-t',
         '--tile',
         type=int,
         default=0,
@@ -279,16 +288,23 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         check_arguments(args)
-        inputs = list_inputs(args.input, args.output, args.suffix)
+        inputs, left_out = list_inputs(args.input, args.output, args.suffix)
         planned = plan_outputs(inputs, args.output, args.suffix, args.ext, args.overwrite)
         net, network_opt = network_from_checkpoint(args.model_path, args.opt)
         scale, num_in_ch = network_settings(network_opt, f'--model_path {args.model_path}')
+        if args.outscale is not None and args.outscale != scale:
+            raise ValueError(
+                f'-s/--outscale {args.outscale}: the network of --model_path {args.model_path} upscales by {scale}, '
+                f'and its output is not resampled; give -s {scale} or leave it out.'
+            )
         amp_dtype = torch.float16 if args.half else torch.bfloat16 if args.bf16 else None
         tile_pad = tile_context(args, receptive_radius(net))
         runner, backend = choose_backend(net, args.backend, num_in_ch, device=args.device, amp_dtype=amp_dtype)
     except (OSError, RuntimeError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
+    for reason in left_out:
+        print(f'left out {reason}', file=sys.stderr)
     try:
         os.makedirs(args.output, exist_ok=True)
     except OSError as error:

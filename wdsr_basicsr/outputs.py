@@ -79,18 +79,27 @@ def plan_outputs(inputs: list[str], out_dir: str, suffix: str, ext: str, overwri
     return owners
 
 
-def list_inputs(path: str, out_dir: str | None = None, suffix: str = '') -> list[str]:
-    """The image files of a folder (sorted), or ``[path]`` for a file.
+def list_inputs(path: str, out_dir: str | None = None, suffix: str = '') -> tuple[list[str], list[str]]:
+    """The image files of a folder (sorted), or ``[path]`` for a file, and the folder's files left out.
 
     When the results go into the input folder with a ``suffix``, the files that
     are results of a previous run (``<stem>_<suffix>.*`` beside an input
-    ``<stem>.*``) are not inputs.
+    ``<stem>.*``) are not inputs, and not named as left out either.
+
+    Returns:
+        tuple[list[str], list[str]]: The inputs, and the other files of the folder with why each is left out.
     """
     if osp.isfile(path):
-        return [path]
+        return [path], []
     if not osp.isdir(path):
         raise FileNotFoundError(f'-i {path} is neither a file nor a folder.')
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+    files = sorted(n for n in os.listdir(path) if osp.isfile(osp.join(path, n)))
+    names = [n for n in files if n.lower().endswith(IMAGE_EXTENSIONS)]
+    left_out = [
+        f'{osp.join(path, n)}: not one of the image types read ({", ".join(IMAGE_EXTENSIONS)})'
+        for n in files
+        if n not in names
+    ]
     if suffix and out_dir is not None and osp.isdir(out_dir) and osp.samefile(path, out_dir):
         stems = {osp.splitext(n)[0] for n in names}
         names = [
@@ -98,4 +107,4 @@ def list_inputs(path: str, out_dir: str | None = None, suffix: str = '') -> list
             for n in names
             if not (osp.splitext(n)[0].endswith(f'_{suffix}') and osp.splitext(n)[0][: -len(suffix) - 1] in stems)
         ]
-    return [osp.join(path, n) for n in names]
+    return [osp.join(path, n) for n in names], left_out

@@ -319,6 +319,29 @@ def test_basicsr_own_entries_train_and_test(lmdb_root, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('entry', ['module', 'clone'])
+def test_basicsr_own_entries_resume_on_the_cpu(lmdb_root, tmp_path, entry):
+    """python -m basicsr.train --auto_resume and a clone's basicsr/train.py --auto_resume on a machine without CUDA
+    (basicsr maps the state to torch.cuda.current_device() in its own __main__ copy); no runpy warning."""
+    if entry == 'module':
+        command, cwd = [sys.executable, '-m', 'basicsr.train'], tmp_path
+    else:
+        cwd = tmp_path / 'BasicSR'
+        (cwd / 'basicsr').mkdir(parents=True)
+        shutil.copy(SITE_PACKAGES / 'basicsr' / 'train.py', cwd / 'basicsr' / 'train.py')
+        command = [sys.executable, 'basicsr/train.py']
+    train = write_options(cwd / 'train.yml', shrunk(OPTIONS / 'train_wdsr_b_x2.yml', lmdb_root))
+    first = run(command + ['-opt', train], cwd)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run(command + ['-opt', train, '--auto_resume', '--force_yml', 'train:total_iter=4'], cwd)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'found in sys.modules' not in first.stderr + resumed.stderr
+    experiment = cwd / 'experiments' / 'train_wdsr_b_x2'
+    assert sorted(p.name for p in (experiment / 'training_states').iterdir()) == ['2.state', '4.state']
+    assert [r['iter'] for r in read_validations(str(experiment))] == [2, 4]
+
+
+@pytest.mark.slow
 def test_torchrun_through_basicsr_entry(lmdb_root, tmp_path):
     root = lmdb_root
     opt = shrunk(OPTIONS / 'dist' / 'train_wdsr_b_x2_4gpu.yml', root)

@@ -12,6 +12,8 @@ without it. What can live in this package's own classes lives there
 import functools
 import random
 import sys
+import warnings
+from os import path as osp
 
 import numpy as np
 import torch
@@ -100,6 +102,22 @@ def worker_init_fn(worker_id, num_workers, rank, seed):
     np.random.seed(worker_seed)
 
 
+def entry_parse_options(root_path, is_train=True):
+    """Our :func:`parse_options`, which basicsr's ``train_pipeline`` calls first; under ``python -m basicsr.train``
+    or a clone's ``basicsr/train.py`` it also gives that ``__main__`` copy of basicsr's train module our resume.
+
+    Such a copy is not the imported ``basicsr.train`` that the patch below reaches; its ``train_pipeline`` looks
+    ``load_resume_state`` up in its own globals after this returns.
+    """
+    opt, args = parse_options(root_path, is_train)
+    main = sys.modules.get('__main__')
+    spec_name = getattr(getattr(main, '__spec__', None), 'name', None)
+    from_file = osp.normpath(getattr(main, '__file__', '') or '').endswith(osp.join('basicsr', 'train.py'))
+    if main is not None and (spec_name == 'basicsr.train' or from_file) and hasattr(main, 'load_resume_state'):
+        main.load_resume_state = load_resume_state  # type: ignore[attr-defined]
+    return opt, args
+
+
 _excepthook = sys.excepthook
 
 
@@ -114,9 +132,17 @@ def report_option_error(kind, error, traceback):
 # Without it an option file can run code (PyYAML's full loader, `eval` of --force_yml), distributed runs need NCCL
 # and CUDA, and `python -m basicsr.train` writes experiments/ into site-packages. The module's own name is patched
 # too: `python -m basicsr.train` and a BasicSR clone's `basicsr/train.py` import it from there.
-basicsr.utils.options.parse_options = basicsr.train.parse_options = basicsr.test.parse_options = parse_options
+basicsr.utils.options.parse_options = basicsr.train.parse_options = basicsr.test.parse_options = entry_parse_options
 # Without it `from basicsr import parse_options` (basicsr re-exports its train module's names) is the loader above.
-basicsr.parse_options = parse_options
+basicsr.parse_options = entry_parse_options
+# Without it every `python -m basicsr.train` / `-m basicsr.test` starts with runpy's "found in sys.modules ...
+# unpredictable behaviour" warning: basicsr's own __init__ imports both modules; the one consequence (the __main__
+# copy's resume) is handled by entry_parse_options.
+warnings.filterwarnings(
+    'ignore',
+    message=r"'basicsr\.(train|test)' found in sys\.modules after import of package 'basicsr'",
+    category=RuntimeWarning,
+)
 # Without it `python -m basicsr.train` and a clone's `basicsr/train.py` end a refused option file in a traceback of
 # basicsr's pipeline (their module is __main__, which no patch reaches) instead of the one line of our entries.
 sys.excepthook = report_option_error

@@ -400,3 +400,11 @@ def test_real_esrgan_s_flags_mean_the_same(checkpoint, tmp_path, capsys):
     assert infer(checkpoint, src, tmp_path / 'out4', '-s', '4') == 2
     assert 'error: -s/--outscale 4: the network of --model_path' in capsys.readouterr().err
     assert not (tmp_path / 'out4').exists()
+
+
+def test_tiles_show_their_count(checkpoint, tmp_path, capsys):
+    """A tiled image shows a bar of its tiles: 40x30 input, --tile 16 gives ceil(40/16) x ceil(30/16) = 6 tiles."""
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('astronaut', 40, 30))
+    assert infer(checkpoint, tmp_path / 'a.png', tmp_path / 'out', '--tile', '16') == 0
+    bars = [line for line in capsys.readouterr().err.replace('\r', '\n').splitlines() if 'tile' in line]
+    assert any('/6 [' in line for line in bars), bars  # n/6 tiles with its rate and ETA

@@ -37,7 +37,7 @@ from .loading import network_from_checkpoint
 from .outputs import list_inputs, output_path, plan_outputs
 from .utils.image_io import read_image, write_image
 from .utils.messages import show_messages
-from .utils.tiling import sr_forward, tile_outputs
+from .utils.tiling import sr_forward, tile_boxes, tile_outputs
 
 
 def _to_network(patch, num_in_ch, max_value, device):
@@ -105,7 +105,9 @@ def upscale_image(
     def read(y0, y1, x0, x1):
         return _to_network(colour_in[y0:y1, x0:x1], num_in_ch, max_value, device)
 
-    for (top, bottom, left, right), own in tile_outputs(run, read, h, w, scale, tile, tile_pad):
+    tiles = sum(1 for _ in tile_boxes(h, w, tile, tile_pad if tile else 0))
+    outputs = tile_outputs(run, read, h, w, scale, tile, tile_pad)
+    for (top, bottom, left, right), own in tqdm(outputs, total=tiles, unit='tile', leave=False, disable=tiles < 2):
         colour_out[top:bottom, left:right] = _from_network(own, gray, max_value, img.dtype)
     if has_alpha:
         out[:, :, -1] = cv2.resize(img[:, :, -1], (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)

@@ -215,7 +215,7 @@ def test_installed_means_registered():
         ' "CheckedPairedImageDataset" in DATASET_REGISTRY, o.parse_options.__module__)'
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ['True', 'True', 'True', 'wdsr_basicsr.options.parse']
+    assert result.stdout.split() == ['True', 'True', 'True', 'wdsr_basicsr.compat']  # entry_parse_options
 
 
 def test_start_up_imports_nothing_heavy():

@@ -326,7 +326,7 @@ def open_cache(plan: CachePlan, log: Callable[[str], None] = lambda message: Non
         if images is None:
             if plan.fallback:
                 log(f'cache_data: the folder of {plan.root} cannot be written: the cache goes to {parent}.')
-            _remove(plan.folder, log, 'damaged', held_too=True)  # never rewritten: a damaged cache goes aside
+            _remove_aside(plan.folder, log, 'damaged')  # never rewritten: a damaged cache goes aside
             for leftover in glob.glob(osp.join(parent, f'.{name}.*.partial')):  # a killed builder's
                 shutil.rmtree(leftover, ignore_errors=True)
             _build(plan, parent, name, log)
@@ -502,13 +502,8 @@ def _stitch(plan, image, target, digests):
         raise ValueError(f'cache_data: {plan.root}/sub_images.json: the sub-images do not cover {image}.')
 
 
-def _remove(folder, log, why, held_too=False):
-    """Remove a cache folder nobody holds, or also a held one (a damaged cache), and log it.
-
-    The folder is renamed aside first: a reader that maps its file keeps its pages.
-    """
-    if held_too:
-        return _remove_aside(folder, log, why)
+def _remove(folder, log, why):
+    """Remove a cache folder nobody holds (:func:`_remove_aside`), and log it."""
     try:
         lock = open(osp.join(folder, LOCK), 'rb')
     except FileNotFoundError:
@@ -528,6 +523,7 @@ def _remove(folder, log, why, held_too=False):
 
 
 def _remove_aside(folder, log, why):
+    """Remove a cache folder, held or not, renamed aside first: a reader that maps its file keeps its pages."""
     if not osp.isdir(folder):
         return False
     parent, name = osp.split(folder)

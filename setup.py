@@ -63,6 +63,7 @@ setup(
         'export': ['onnx', 'onnxscript', 'onnxruntime', 'safetensors'],
         'deploy': ['onnx', 'onnxscript', 'onnxruntime', 'openvino'],
         'spandrel': ['spandrel>=0.4'],
+        'wandb': ['wandb'],
         'test': [
             'pytest>=7',
             'onnx',
@@ -73,6 +74,7 @@ setup(
             'spandrel>=0.4',
             'matplotlib',
             'playwright',
+            'wandb',
             'ruff==0.17.6',
             'mypy==2.4.1',
         ],

@@ -2,14 +2,23 @@
 
 import ast
 import hashlib
+import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import basicsr
+import pytest
+import torch
+from basicsr.models import build_model
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.logger import MessageLogger
 
-from helpers import REPO
+from helpers import REPO, model_options
 
 
 def test_basicsr_files_are_untouched(tmp_path):
@@ -58,10 +67,85 @@ def test_every_patch_says_what_breaks_without_it():
         and isinstance(node.value, ast.Call)
     ]
     # the torchvision alias, parse_options (basicsr's modules, its package name), the one-line refusal, DDP, LMDB
-    # open, DataLoader worker seeds, LMDB records, resume, the runpy warning
-    assert len(patches) == 10
+    # open, DataLoader worker seeds, LMDB records, resume, the runpy warning, wandb (basicsr.utils, its train module),
+    # the final validation, the ETA, a test run's Best
+    assert len(patches) == 14
     for node in patches:
         first = node.lineno - 1  # the block of comment lines right above the statement
         while first > 0 and lines[first - 1].startswith('#'):
             first -= 1
         assert first < node.lineno - 1 and lines[first].startswith('# Without it'), f'compat.py line {node.lineno}'
+
+
+@pytest.fixture
+def basicsr_log():
+    """The messages basicsr's root logger gives (it does not propagate to pytest's)."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = get_root_logger()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.mark.parametrize(
+    'start_iter, clock_s, current_iter, eta',
+    [
+        (0, 9.0, 10, '0:01:30'),  # a new run: the clock starts after iteration 1, 9 iterations in 9 s, 90 left
+        (50, 20.0, 60, '0:01:20'),  # resumed at 50: 10 iterations in 20 s, 40 left
+        (0, 9.0, 100, '0:00:00'),  # the last line (basicsr: -1 day, 23:59:59)
+    ],
+)
+def test_the_eta_counts_the_iterations_left(basicsr_log, start_iter, clock_s, current_iter, eta):
+    opt = {'name': 'unit', 'logger': {'print_freq': 1, 'use_tb_logger': False}, 'train': {'total_iter': 100}}
+    messages = MessageLogger(opt, start_iter=start_iter)
+    messages.start_time = time.time() - clock_s
+    messages({'epoch': 0, 'iter': current_iter, 'lrs': [1e-3], 'time': 5.0, 'data_time': 0.1, 'l_pix': 0.25})
+    assert basicsr_log == [
+        f'[unit..][epoch:  0, iter:{current_iter:8,d}, lr:(1.000e-03,)] [eta: {eta}, time (data): 5.000 (0.100)] '
+        'l_pix: 2.5000e-01 '
+    ]
+
+
+@pytest.mark.parametrize('is_train', [True, False])
+def test_only_training_logs_the_best(basicsr_log, is_train):
+    """basicsr's test pipeline passes the run's name as the iteration: no "Best: ... @ <name> iter" there."""
+    model = SimpleNamespace(
+        opt={'is_train': is_train},
+        metric_results={'psnr': 31.5},
+        best_metric_results={'Set5': {'psnr': {'val': 32.25, 'iter': 2000}}},
+    )
+    SRModel._log_validation_metric_values(model, 2000 if is_train else 'demo_2000_iter', 'Set5', None)
+    best = '\tBest: 32.2500 @ 2000 iter' if is_train else ''
+    assert basicsr_log == [f'Validation Set5\n\t # psnr: 31.5000{best}\n']
+
+
+class _Pairs(torch.utils.data.Dataset):
+    opt = {'name': 'pairs'}
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        lq = torch.rand(3, 8, 8)
+        return {'lq': lq, 'gt': torch.nn.functional.interpolate(lq[None], scale_factor=2)[0], 'lq_path': 'a.png'}
+
+
+def test_the_last_iteration_is_validated_once(tmp_path, basicsr_log):
+    """basicsr's pipeline validates after its loop again, at total_iter + the epochs left: the same weights."""
+    opt = model_options(tmp_path, ema=0, val={'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2}}})
+    opt['train']['total_iter'] = 7
+    model = build_model(opt)
+    loader = torch.utils.data.DataLoader(_Pairs(), batch_size=1)
+    for current_iter in (5, 7, 9):  # a validation at 5 and at the end; then basicsr's after its loop
+        model.validation(loader, current_iter=current_iter, tb_logger=None)
+    assert [m.split('\n')[0] for m in basicsr_log if m.startswith('Validation')] == [
+        'Validation pairs',
+        'Validation pairs',
+        'Validation pairs of iteration 7 is done already.',
+    ]
+    assert model.best_metric_results['pairs']['psnr']['iter'] in (5, 7)

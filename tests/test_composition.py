@@ -341,6 +341,57 @@ def test_basicsr_own_entries_resume_on_the_cpu(lmdb_root, tmp_path, entry):
     assert [r['iter'] for r in read_validations(str(experiment))] == [2, 4]
 
 
+def _wandb_options(root, tmp_path, **logger):
+    opt = shrunk(OPTIONS / 'train_wdsr_b_x2.yml', root)
+    opt['logger']['wandb']['project'] = 'wdsr-test'
+    opt['logger'].update(logger)
+    return write_options(tmp_path / 'train.yml', opt)
+
+
+@pytest.mark.parametrize(
+    'logger, name, message',
+    [
+        ({}, 'train_wdsr_b_x2', "logger:wandb:project='wdsr-test' needs wandb, which is not installed: pip install"),
+        ({'use_tb_logger': False}, 'train_wdsr_b_x2', 'logger:wandb:project is set, which needs logger:use_tb_logger'),
+        ({}, 'debug_train_wdsr_b_x2', None),  # basicsr starts no wandb for a debug run
+    ],
+)
+def test_wandb_that_cannot_start_is_refused_before_any_work(lmdb_root, tmp_path, monkeypatch, logger, name, message):
+    """basicsr imports wandb after experiments/ and tb_logger/ exist, and asserts use_tb_logger there."""
+    monkeypatch.setitem(sys.modules, 'wandb', None)  # what `import wandb` meets without wandb installed
+    monkeypatch.chdir(tmp_path)
+    opt_file = _wandb_options(lmdb_root, tmp_path, **logger)
+    extra = ['--debug'] if name.startswith('debug') else []
+    if message is None:
+        assert parse(monkeypatch, opt_file, True, *extra)['name'] == name
+        return
+    with pytest.raises(OptionError, match=re.escape(f'{opt_file}: {message}')):
+        parse(monkeypatch, opt_file, True, *extra)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('entry', [['-m', 'wdsr_basicsr.train'], ['-m', 'basicsr.train']])
+def test_wandb_with_basicsr_keys_runs_against_todays_wandb(lmdb_root, tmp_path, entry):
+    """logger:wandb:project as BasicSR's files write it, offline: a wandb run that follows the tensorboard losses;
+    resume_id starts that run again."""
+    opt_file = _wandb_options(lmdb_root, tmp_path, print_freq=1)
+    env = {'WANDB_MODE': 'offline', 'WANDB_DIR': str(tmp_path), 'WANDB_SILENT': 'true'}
+    result = run([sys.executable, *entry, '-opt', opt_file], tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = next((tmp_path / 'experiments' / 'train_wdsr_b_x2').glob('train_*.log')).read_text()
+    run_id = re.search(r'Use wandb logger with id=(\w+); project=wdsr-test\.', log).group(1)
+    (run_dir,) = (tmp_path / 'wandb').glob(f'offline-run-*-{run_id}')
+    assert b'losses/l_pix' in (run_dir / f'run-{run_id}.wandb').read_bytes()
+    resumed = run(
+        [sys.executable, *entry, '-opt', opt_file, '--auto_resume', '--force_yml', 'train:total_iter=4']
+        + ['--force_yml', f'logger:wandb:resume_id={run_id}'],
+        tmp_path,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f'Resume wandb logger with id={run_id}.' in resumed.stderr
+
+
 @pytest.mark.slow
 def test_torchrun_through_basicsr_entry(lmdb_root, tmp_path):
     root = lmdb_root

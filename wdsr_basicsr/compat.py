@@ -9,9 +9,11 @@ without it. What can live in this package's own classes lives there
 :mod:`wdsr_basicsr.options`.
 """
 
+import datetime
 import functools
 import random
 import sys
+import time
 import warnings
 from os import path as osp
 
@@ -25,16 +27,24 @@ alias_torchvision_functional_tensor()
 
 import basicsr  # noqa: E402
 import basicsr.data  # noqa: E402
+import basicsr.models  # noqa: E402
 import basicsr.test  # noqa: E402
 import basicsr.train  # noqa: E402
+import basicsr.utils  # noqa: E402
+import basicsr.utils.logger  # noqa: E402
 import basicsr.utils.options  # noqa: E402
 from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
+from basicsr.models.sr_model import SRModel  # noqa: E402
+from basicsr.utils import get_root_logger  # noqa: E402
+from basicsr.utils.dist_util import master_only  # noqa: E402
 from basicsr.utils.file_client import LmdbBackend  # noqa: E402
+from basicsr.utils.logger import MessageLogger  # noqa: E402
 
 from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record, shared_lmdb  # noqa: E402
 from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
 from wdsr_basicsr.utils.resume import load_resume_state  # noqa: E402
+from wdsr_basicsr.utils.wandb_logger import init_wandb_logger  # noqa: E402
 
 
 def model_to_device(self, net):
@@ -118,6 +128,76 @@ def entry_parse_options(root_path, is_train=True):
     return opt, args
 
 
+_build_model = basicsr.models.build_model
+
+
+def build_model(opt):
+    """basicsr's ``build_model``; a training model validates each set once per iteration, and never past the end.
+
+    basicsr's pipeline validates again after its loop with an iteration counted past ``total_iter`` (one per
+    remaining epoch): the weights are the last iteration's, so that validation is named by ``total_iter``, and
+    skipped when that iteration's validation of the set has run already.
+    """
+    model = _build_model(opt)
+    total_iter = (opt.get('train') or {}).get('total_iter')
+    if opt.get('is_train') and total_iter is not None:
+        model.validation = functools.partial(validate_once, model.validation, total_iter, set())
+    return model
+
+
+def validate_once(validation, total_iter, done, dataloader, current_iter, tb_logger, save_img=False):
+    """``validation`` of a training model at ``min(current_iter, total_iter)``, unless ``done`` holds it already."""
+    current_iter = min(current_iter, total_iter)
+    key = (dataloader.dataset.opt['name'], current_iter)
+    if key in done:
+        get_root_logger().info(f'Validation {key[0]} of iteration {current_iter} is done already.')
+        return
+    done.add(key)
+    validation(dataloader, current_iter, tb_logger, save_img)
+
+
+@master_only
+def log_training(self, log_vars):
+    """basicsr's ``MessageLogger`` line (epoch, iteration, learning rates, times, losses; losses and the rest also
+    to tensorboard) with an ETA of the iterations left at the mean time of those timed so far.
+
+    basicsr counts one iteration fewer left than there are (its last line reads ``eta: -1 day, 23:59:59``) and
+    one more timed. Its clock starts after iteration 1 of a new run (``reset_start_time``), or when the logger is
+    made, at the resumed iteration ``start_iter``.
+    """
+    values = dict(log_vars)
+    epoch, current_iter, lrs = values.pop('epoch'), values.pop('iter'), values.pop('lrs')
+    rates = ''.join(f'{lr:.3e},' for lr in lrs)
+    message = f'[{self.exp_name[:5]}..][epoch:{epoch:3d}, iter:{current_iter:8,d}, lr:({rates})] '
+    if 'time' in values:
+        iter_time, data_time = values.pop('time'), values.pop('data_time')
+        timed = current_iter - max(self.start_iter, 1)
+        per_iter = (time.time() - self.start_time) / timed if timed > 0 else iter_time
+        eta = datetime.timedelta(seconds=int(per_iter * max(self.max_iters - current_iter, 0)))
+        message += f'[eta: {eta}, time (data): {iter_time:.3f} ({data_time:.3f})] '
+    for key, value in values.items():
+        message += f'{key}: {value:.4e} '
+        if self.use_tb_logger and 'debug' not in self.exp_name:
+            self.tb_logger.add_scalar(f'losses/{key}' if key.startswith('l_') else key, value, current_iter)
+    self.logger.info(message)
+
+
+def log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
+    """basicsr's validation lines of ``SRModel``: each metric's mean, and in training the best so far with its
+    iteration (a test run passes its name as the iteration: basicsr's line read ``Best: ... @ <name> iter``)."""
+    lines = [f'Validation {dataset_name}']
+    for metric, value in self.metric_results.items():
+        line = f'\t # {metric}: {value:.4f}'
+        if self.opt['is_train'] and hasattr(self, 'best_metric_results'):
+            best = self.best_metric_results[dataset_name][metric]
+            line += f'\tBest: {best["val"]:.4f} @ {best["iter"]} iter'
+        lines.append(line)
+    get_root_logger().info('\n'.join(lines) + '\n')
+    if tb_logger:
+        for metric, value in self.metric_results.items():
+            tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}', value, current_iter)
+
+
 _excepthook = sys.excepthook
 
 
@@ -159,3 +239,14 @@ PairedImageDataset.__getitem__ = paired_getitem
 # Without it resuming needs CUDA (basicsr maps the state to torch.cuda.current_device()); our entries call the
 # pipeline in basicsr.train, whose global this is.
 basicsr.train.load_resume_state = load_resume_state
+# Without it `logger: wandb: project` fails at start against today's wandb (basicsr calls wandb.util.generate_id,
+# since removed). basicsr's train module and a `python -m basicsr.train` copy take it from basicsr.utils.
+basicsr.utils.logger.init_wandb_logger = basicsr.utils.init_wandb_logger = basicsr.train.init_wandb_logger = (
+    init_wandb_logger
+)
+# Without it a run validates twice at its end, the second time named by an iteration past total_iter (@ 2001 iter).
+basicsr.models.build_model = basicsr.train.build_model = basicsr.test.build_model = build_model
+# Without it the last training line of every run reads `eta: -1 day, 23:59:59` (basicsr counts one iteration short).
+MessageLogger.__call__ = log_training
+# Without it a test run's log reads `Best: 33.93 @ demo_2000_iter iter` (basicsr's test passes the name as the iter).
+SRModel._log_validation_metric_values = log_validation_metric_values

@@ -449,12 +449,9 @@ class WDSRModel(SRModel):
         """Training: the row of :data:`VALIDATIONS_FILE`. Testing: ``metrics_<set>.json``, the results page."""
         experiments_root, results_root = (self.opt['path'].get(k) for k in ('experiments_root', 'results_root'))
         if self.opt['is_train'] and experiments_root:  # a model built in process may have none
-            # basicsr's last validation passes an iteration counted past the end (one per remaining epoch);
-            # the weights are those of the last iteration, and the record says so
-            iteration = min(current_iter, self.opt['train'].get('total_iter', current_iter))
             record_validation(
                 osp.join(experiments_root, VALIDATIONS_FILE),
-                {'iter': iteration, 'dataset': dataset_name, 'mean': self.metric_results},
+                {'iter': current_iter, 'dataset': dataset_name, 'mean': self.metric_results},
             )
         if not self.opt['is_train']:
             per_image = {name: values for _, name, values, _ in records}

@@ -20,6 +20,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from ..data.paired_dataset import CheckedPairedImageDataset
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
 from ..utils.messages import show_messages
+from ..utils.wandb_logger import wandb_fault
 from .check import check_name, check_options
 from .errors import OptionError
 from .reading import apply_force_yml, load_options
@@ -78,6 +79,9 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
     opt['auto_resume'] = args.auto_resume
     if args.debug and not opt['name'].startswith('debug'):
         opt['name'] = 'debug_' + opt['name']
+    fault = wandb_fault(opt) if is_train else None
+    if fault:
+        raise OptionError(f'{args.opt}: {fault}')
     derive_options(opt, root_path, is_train)
     try:
         check_data(opt)

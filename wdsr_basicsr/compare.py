@@ -143,7 +143,8 @@ def write_figure(data: dict, chosen: list[tuple[str, dict, dict]], page_dir: str
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(f'crops where the runs differ most ({metric}); figures: ' + ' / '.join(data['metrics']), fontsize=8)
+    figures = ' / '.join(data['metrics'])
+    fig.suptitle(f'crops where the runs differ most ({metric}); figures of the whole image: {figures}', fontsize=8)
     fig.tight_layout()
     for ext in ('png', 'pdf'):
         path = osp.join(page_dir, f'figure.{ext}')

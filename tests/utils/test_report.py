@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils.matlab_functions import imresize
 
 from helpers import OPTIONS, REPO, TEST, make_lmdbs, photo, run, write_options
 from wdsr_basicsr.archs import WDSR_B
@@ -80,6 +82,7 @@ def test_a_test_run_writes_its_page(runs):
     (set5,) = data['sets']
     assert sorted(i['name'] for i in set5['images']) == sorted(['baby', 'bird', HOSTILE, FLAT])
     metrics = json.loads((folder / 'metrics_Set5.json').read_text())['images']
+    bicubic_ssim = {}
     for image in set5['images']:
         assert image['models'][0]['metrics'] == metrics[image['name']] and not image['missing']
         gt = cv2.imread(str(folder / image['gt']))
@@ -87,13 +90,24 @@ def test_a_test_run_writes_its_page(runs):
         assert np.array_equal(
             gt, cv2.imread(str(folder.parent.parent / 'datasets/Set5/GTmod12' / f'{image["name"]}.png'))
         )
-        from basicsr.metrics import calculate_psnr
-        from basicsr.utils.matlab_functions import imresize
 
         bicubic = np.clip(np.round(imresize(lq / 255.0, 2) * 255), 0, 255).astype(np.uint8)
         assert np.array_equal(cv2.imread(str(folder / image['bicubic'])), bicubic)
         psnr = calculate_psnr(bicubic, gt, crop_border=2, test_y_channel=True)
         assert image['bicubic_metrics']['psnr_y'] == (pytest.approx(psnr) if np.isfinite(psnr) else None)
+        sr_psnr = calculate_psnr(cv2.imread(str(folder / image['models'][0]['sr'])), gt, 2, test_y_channel=True)
+        gain = image['models'][0]['gain']['psnr_y']  # the run's figure minus bicubic's
+        assert gain == (pytest.approx(sr_psnr - psnr) if np.isfinite(psnr) else None)
+        bicubic_ssim[image['name']] = calculate_ssim(bicubic, gt, crop_border=2, test_y_channel=True)
+    # the mean row: the run's means are those it recorded; bicubic's over the same images (FLAT's is infinite)
+    recorded = json.loads((folder / 'metrics_Set5.json').read_text())['mean']
+    assert set5['mean']['models'][0]['metrics'] == pytest.approx(recorded)
+    assert set5['mean']['bicubic']['psnr_y'] is None
+    by_hand = np.mean([bicubic_ssim[name] for name in bicubic_ssim])
+    assert set5['mean']['bicubic']['ssim_y'] == pytest.approx(by_hand)
+    assert set5['mean']['models'][0]['gain']['ssim_y'] == pytest.approx(recorded['ssim_y'] - by_hand)
+    log = next(folder.glob('test_net_a_*.log')).read_text()
+    assert f'Results page with Set5: {folder / "index.html"}' in log
     assert not np.isfinite(
         calculate_psnr(
             cv2.imread(str(folder / 'report/Set5' / f'{FLAT}_bicubic.png')),
@@ -140,6 +154,17 @@ def test_compare_page_and_figure(runs, tmp_path, capsys):
             crop = out / 'crops' / f'Set5_{image["name"]}_{label}.png'
             if crop.exists():  # the figure's crops are the source pixels
                 assert np.array_equal(cv2.imread(str(crop)), cv2.imread(str(out / path))[y : y + side, x : x + side])
+
+
+def test_the_figure_says_its_figures_are_of_the_whole_image(runs, tmp_path, monkeypatch):
+    """The numbers over each crop are the whole image's (a crop's own PSNR would differ): the title says so."""
+    from matplotlib.figure import Figure
+
+    titles = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, 'savefig', lambda fig, *a, **k: titles.append(fig.get_suptitle()) or save(fig, *a, **k))
+    assert compare_main([str(runs['net_a']), str(runs['net_b']), '-o', str(tmp_path / 'c')]) == 0
+    assert titles == ['crops where the runs differ most (psnr_y); figures of the whole image: psnr_y / ssim_y'] * 2
 
 
 def test_labels_are_shown_as_typed_and_name_their_crops_safely(runs, tmp_path):
@@ -211,6 +236,31 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         page.click('th:has-text("net_a psnr_y")')
         again = page.eval_on_selector_all('tbody tr td:nth-child(4)', 'cells => cells.map(c => Number(c.dataset.v))')
         assert again == sorted(first)
+        data, _ = page_data(runs['net_a'] / 'index.html')
+        mean = data['sets'][0]['mean']
+        footer = page.eval_on_selector('tfoot tr', 'r => Array.from(r.cells).map(c => c.textContent)')
+        headers = page.eval_on_selector_all('thead th', 'cells => cells.map(c => c.textContent)')
+        assert headers == [
+            'image',
+            'bicubic psnr_y',
+            'bicubic ssim_y',
+            'net_a psnr_y',
+            'net_a ssim_y',
+            'net_a gain psnr_y',
+            'net_a gain ssim_y',
+        ]
+        model = mean['models'][0]
+        assert footer == [
+            'mean (4 images)',
+            'n/a',  # bicubic is exact on the flat image: its mean PSNR is infinite
+            f'{mean["bicubic"]["ssim_y"]:.4f}',
+            f'{model["metrics"]["psnr_y"]:.4f}',
+            f'{model["metrics"]["ssim_y"]:.4f}',
+            'n/a',
+            f'{model["gain"]["ssim_y"]:+.4f}',
+        ]
+        page.click('th:has-text("net_a gain psnr_y")')  # sorting moves the images, never the mean row
+        assert page.eval_on_selector('tfoot tr', 'r => r.cells[0].textContent') == 'mean (4 images)'
         page.click('tbody tr:has-text("bird")')
         page.fill('input.slider', '80')
         page.dispatch_event('input.slider', 'input')
@@ -218,6 +268,17 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
             page.eval_on_selector('.pane:last-child .box .layer:nth-child(2)', 'i => i.style.clipPath')
             == 'inset(0px 0px 0px 80%)'
         )
+        bird = next(i for i in data['sets'][0]['images'] if i['name'] == 'bird')
+        layers = '.before-after .box img'
+        sources = "imgs => imgs.map(i => decodeURIComponent(i.getAttribute('src')))"
+        assert page.eval_on_selector_all(layers, sources) == [bird['bicubic'], bird['models'][0]['sr']]
+        page.select_option('.before-after select.left', 'HR')  # any two: HR against the run
+        assert page.eval_on_selector_all(layers, sources) == [bird['gt'], bird['models'][0]['sr']]
+        page.select_option('.before-after select.right', 'HR')  # the same on both sides: they swap
+        assert page.eval_on_selector_all(layers, sources) == [bird['models'][0]['sr'], bird['gt']]
+        page.click('tbody tr:has-text("baby")')  # the choice stays from image to image
+        baby = next(i for i in data['sets'][0]['images'] if i['name'] == 'baby')
+        assert page.eval_on_selector_all(layers, sources) == [baby['models'][0]['sr'], baby['gt']]
         page.click('tbody tr:has-text("flat")')  # '#' and '?' in its file names: URL-encoded
         page.wait_for_function('Array.from(document.images).every(i => i.complete)')
         assert page.evaluate('Array.from(document.images).every(i => i.naturalWidth > 0)')

@@ -461,7 +461,8 @@ class WDSRModel(SRModel):
             )
             if reporting:
                 report.write_set_report(results_root, dataset_name, {name: e for _, name, _, e in records if e})
-                report.write_page({self.opt['name']: results_root}, results_root, self.opt['name'])
+                page, _ = report.write_page({self.opt['name']: results_root}, results_root, self.opt['name'])
+                get_root_logger().info(f'Results page with {dataset_name}: {page}')
 
     def _report_entry(self, dataset_name, img_name, current_iter, metric_data, lq, metrics_opt):
         """Save the HR and bicubic images of a test image for the results page; return its page entry."""

@@ -4,8 +4,9 @@ A test run (``test.py``, or ``benchmark.py --weights``) that saves its images al
 and the bicubic upscaling of its input (``report/<set>/<image>_gt.png``, ``_bicubic.png``), the bicubic
 figures with the same metrics, and the square crop where the network gains most over bicubic
 (``report_<set>.json``). :func:`write_page` turns one or several such result folders into ``index.html``:
-one static file (styles and script inline, no server, no network) with a sortable table per set and a
-viewer whose panes zoom and pan together, plus a before/after slider. Images are referenced, not
+one static file (styles and script inline, no server, no network) with a sortable table per set (each run's
+figures and its gain over bicubic, a mean row) and a viewer whose panes zoom and pan together, plus a
+before/after slider between any two of HR, bicubic and the runs. Images are referenced, not
 embedded, so a page of Urban100 opens fast. Names are escaped: an image called ``<script>.png`` is text.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import re
 from os import path as osp
@@ -141,12 +143,43 @@ def page_data(runs: dict[str, str], page_dir: str) -> dict:
                     {
                         'label': label,
                         'metrics': item['metrics'],
+                        'gain': {
+                            k: _difference(item['metrics'].get(k), entry['bicubic_metrics'].get(k)) for k in metrics
+                        },
                         'sr': _relative(runs[label], item.get('sr'), page_dir, entry['missing']),
                     }
                 )
             images.append(entry)
-        sets.append({'name': set_name, 'images': images})
+        sets.append({'name': set_name, 'images': images, 'mean': _set_means(images, labels, metrics)})
     return {'models': labels, 'metrics': metrics, 'sets': sets, 'left_out': left_out}
+
+
+def _set_means(images: list[dict], labels: list[str], metrics: list[str]) -> dict:
+    """The mean row of a set's table, over the images shown: ``{'bicubic': {metric: mean}, 'models': [{'metrics':
+    {metric: mean}, 'gain': {metric: mean gain over bicubic}}, ...]}`` (None where a figure is not a number)."""
+    bicubic = {k: _mean([image['bicubic_metrics'].get(k) for image in images]) for k in metrics}
+    models = []
+    for i in range(len(labels)):
+        means = {k: _mean([image['models'][i]['metrics'].get(k) for image in images]) for k in metrics}
+        models.append({'metrics': means, 'gain': {k: _difference(means[k], bicubic[k]) for k in metrics}})
+    return {'bicubic': bicubic, 'models': models}
+
+
+def _mean(values: list) -> float | None:
+    """The mean of ``values``; None when there are none or one is not a finite number (null in the records)."""
+    if not values or not all(map(_is_number, values)):
+        return None
+    return sum(values) / len(values)
+
+
+def _difference(value, reference) -> float | None:
+    """``value - reference``; None unless both are finite numbers."""
+    return value - reference if _is_number(value) and _is_number(reference) else None
+
+
+def _is_number(value) -> bool:
+    """Whether ``value`` is a finite number (a record's figure; null stands for one that is not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _relative(root, path, page_dir, missing):

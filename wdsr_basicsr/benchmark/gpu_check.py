@@ -9,10 +9,10 @@ changed, on the demo LMDBs (built if missing):
 3. ``paper/norm_batch_lr1e-4_x2.yml`` (BatchNorm, converted to SyncBatchNorm under DDP on a GPU);
 4. fp16 (``amp_bf16: false``, GradScaler) for half the iterations, then ``--auto_resume`` to the end.
 
-Each must end, validate at least twice and save. Then it times (a) training iterations/s of WDSR-B 16x32,
-WDSR-A 16x32 and EDSR 16x64 (batch 16, 96 px HR, x2) in fp32 and bf16 + channels-last, eager and with
-``use_compile`` (CUDA graphs), (b) the training loader from the LMDB and from ``cache_data``, and (c) inference of
-the paper's Table 1 WDSR-B (8 blocks, 64 features) x2 on a 1020x678 LR image, weight norm folded, bf16,
+Each must end, validate at least twice and save; each part logs a line when it ends. Then it times (a) training
+iterations/s of WDSR-B 16x32, WDSR-A 16x32 and EDSR 16x64 (batch 16, 96 px HR, x2) in fp32 and bf16 + channels-last,
+eager and with ``use_compile`` (CUDA graphs), (b) the training loader from the LMDB and from ``cache_data``, and (c)
+inference of the paper's Table 1 WDSR-B (8 blocks, 64 features) x2 on a 1020x678 LR image, weight norm folded, bf16,
 channels-last, eager and ``torch.compile``. A markdown report goes to ``--out``.
 
 ``--device cpu`` runs the same steps with tiny sizes (gloo instead of NCCL, no fp16, no compiled inference): the test
@@ -116,6 +116,7 @@ def torchrun(opt: dict, work: str, *extra, validations: int = 2) -> dict:
     }
     if not record['ok']:
         logger.error('%s\n%s', result.stdout[-3000:], result.stderr[-5000:])
+    logger.info(f'{record["name"]}: {"ok" if record["ok"] else "FAILED"} ({wall:.0f} s)')
     return record
 
 
@@ -174,6 +175,7 @@ def training_speed(device: str, iters: int) -> list[dict]:
                 if with_compile:
                     row[f'{key}_first_s'] = first
         rows.append(row)
+        logger.info(f'training speed, {row["network"]}: {row["fp32"]:.1f} it/s (fp32, eager)')
         if device == 'cpu':
             break
     return rows
@@ -182,13 +184,16 @@ def training_speed(device: str, iters: int) -> list[dict]:
 def loader_speed(data: str, device: str) -> list[dict]:
     """Patches/s of the training loaders (:data:`~.training.LOADERS`)."""
     sizes = SIZES[device]
-    return [
-        {
-            'loader': label,
-            'patches_s': 16 / loader_seconds_per_batch(data, loader, sizes['workers'], 50, sizes['gt_size']),
-        }
-        for loader, label in LOADERS.items()
-    ]
+    rows = []
+    for loader, label in LOADERS.items():
+        rows.append(
+            {
+                'loader': label,
+                'patches_s': 16 / loader_seconds_per_batch(data, loader, sizes['workers'], 50, sizes['gt_size']),
+            }
+        )
+        logger.info(f'training loader, {label}: {rows[-1]["patches_s"]:.0f} patches/s')
+    return rows
 
 
 def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
@@ -211,6 +216,7 @@ def inference_speed(options: str, device: str, compile_net: bool) -> list[dict]:
         xi = x if channels_last else x.contiguous()
         ms = interleaved_median_ms([(forward, xi)], device, warmup=5 if compiled else 3, runs=20)[0]
         rows.append({'variant': label, 'ms': ms, 'lr_size': f'{w}x{h}'})
+        logger.info(f'inference, {label}: {ms:.2f} ms')
     return rows
 
 
@@ -302,8 +308,6 @@ def main(argv=None):
 
     start = time.perf_counter()
     runs = training_runs(args.options, args.device, data, work, iters)
-    for r in runs:
-        print(f'{r["name"]}: {"ok" if r["ok"] else "FAILED"} ({r["wall_s"]:.0f} s)', flush=True)
     speed = training_speed(args.device, 20 if args.device == 'cuda' else 2)
     loader = loader_speed(data, args.device)
     inference = inference_speed(args.options, args.device, args.device == 'cuda')

@@ -5,7 +5,7 @@
 3. the validation PSNR of the trained network is printed beside MATLAB-bicubic upscaling of the same
    LR images, with the paths of the log, checkpoints and SR images.
 
-Usage: python scripts/run_demo.py
+Usage: python scripts/run_demo.py [--force_yml key:sub=value ...]   (passed to the training, e.g. a shorter run)
 """
 
 import argparse
@@ -23,9 +23,14 @@ SCALE = 2
 
 
 def main(argv=None):
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        '--force_yml', nargs='+', default=[], help='Options of the training changed, as train.py takes them.'
+    )
+    args = parser.parse_args(argv)
     make_demo_data(DATA, scales=(SCALE,))
-    run_entry('train', OPTIONS, cwd=os.getcwd(), capture=False).check_returncode()
+    extra = ('--force_yml', *args.force_yml) if args.force_yml else ()
+    run_entry('train', OPTIONS, cwd=os.getcwd(), capture=False, extra=extra).check_returncode()
     exp = osp.join('experiments', NAME)
     last = read_validations(exp)[-1]['mean']
     bic, bic_y = bicubic_baseline(DATA, SCALE)

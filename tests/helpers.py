@@ -3,9 +3,13 @@
 Fixtures built from them live in ``conftest.py``; test files import from here, never from each other.
 """
 
+import http.server
+import io
 import os
 import subprocess
 import sys
+import threading
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -130,3 +134,45 @@ def model_options(tmp_path, norm='weight', ema=0.5, val=None):
 def batch(n=2, size=12):
     lq = torch.rand(n, 3, size, size)
     return {'lq': lq, 'gt': F.interpolate(lq, scale_factor=2, mode='bicubic', align_corners=False).clamp(0, 1)}
+
+
+def make_zip(members):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buf.getvalue()
+
+
+class RangeServer:
+    """An HTTP server on loopback serving bytes by path, honouring 'Range: bytes=N-'."""
+
+    def __init__(self, files):
+        self.files, self.ranges = files, []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  (http.server's naming)
+                body = owner.files.get(self.path.lstrip('/'))
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if self.headers.get('Range'):
+                    start = int(self.headers['Range'].split('=')[1].rstrip('-'))
+                    owner.ranges.append(start)
+                self.send_response(206 if start else 200)
+                self.send_header('Content-Length', str(len(body) - start))
+                self.end_headers()
+                self.wfile.write(body[start:])
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.server.server_port}/'
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,10 +1,6 @@
 """DIV2K preparation: bicubic LR, sub-images, LMDBs, rerun safety, bad input, download."""
 
-import http.server
-import io
 import os
-import threading
-import zipfile
 
 import cv2
 import lmdb
@@ -12,7 +8,7 @@ import numpy as np
 import pytest
 from basicsr.utils.matlab_functions import imresize
 
-from helpers import TRAIN_CROPS, VALID_CROPS, photo
+from helpers import TRAIN_CROPS, VALID_CROPS, RangeServer, make_zip, photo
 from wdsr_basicsr.prepare import PreparationError
 from wdsr_basicsr.prepare import lmdb as prepare_lmdb
 from wdsr_basicsr.prepare.div2k import download_div2k, prepare
@@ -175,48 +171,6 @@ def test_crop_not_multiple_of_scale_named(div2k_hr):
 
 
 # ----------------------------------------------------------------------------- download
-
-
-def make_zip(members):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, 'w') as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buf.getvalue()
-
-
-class RangeServer:
-    """An HTTP server on loopback serving bytes by path, honouring 'Range: bytes=N-'."""
-
-    def __init__(self, files):
-        self.files, self.ranges = files, []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802  (http.server's naming)
-                body = owner.files.get(self.path.lstrip('/'))
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                if self.headers.get('Range'):
-                    start = int(self.headers['Range'].split('=')[1].rstrip('-'))
-                    owner.ranges.append(start)
-                self.send_response(206 if start else 200)
-                self.send_header('Content-Length', str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
-        self.url = f'http://127.0.0.1:{self.server.server_port}/'
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Results pages of test runs and wdsr-compare: what they show, the crops, escaping, a real browser."""
 
 import json
-import shlex
 import shutil
 import sys
 
@@ -12,7 +11,8 @@ import torch
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.matlab_functions import imresize
 
-from helpers import OPTIONS, REPO, TEST, make_lmdbs, photo, run, write_options
+from docs import documented, words
+from helpers import OPTIONS, TEST, make_lmdbs, photo, run, write_options
 from wdsr_basicsr.archs import WDSR_B
 from wdsr_basicsr.compare import main as compare_main
 from wdsr_basicsr.options import load_options
@@ -362,13 +362,6 @@ def test_compare_leaves_a_truncated_image_out_of_the_figure(runs, tmp_path, caps
     )
 
 
-def docs_commands():
-    """The commands of docs/results.md's example after run_demo.py, as lists of words (the venv's entries)."""
-    text = (REPO / 'docs' / 'results.md').read_text()
-    block = text.split('```bash\n', 1)[1].split('```', 1)[0]
-    return [shlex.split(line) for line in block.splitlines() if line.startswith('.venv/bin/wdsr-')]
-
-
 @pytest.mark.slow
 def test_the_commands_of_docs_results_run(tmp_path):
     """docs/results.md, after the demo's training (two checkpoints of its network stand in for it), on the demo's
@@ -381,15 +374,12 @@ def test_the_commands_of_docs_results_run(tmp_path):
         torch.manual_seed(seed)
         net = WDSR_B(**{k: v for k, v in network.items() if k != 'type'})
         torch.save({'params': net.state_dict(), 'network_g': network}, models / name)
-    commands = docs_commands()
-    assert [c[0] for c in commands] == ['.venv/bin/wdsr-test', '.venv/bin/wdsr-test', '.venv/bin/wdsr-compare']
-    entries = {
-        '.venv/bin/wdsr-test': [sys.executable, TEST],
-        '.venv/bin/wdsr-compare': [sys.executable, '-m', 'wdsr_basicsr.compare'],
-    }
-    for words in commands:
-        args = [str(REPO / w) if w.startswith('options/') else w for w in words[1:]]
-        result = run(entries[words[0]] + args, tmp_path)
+    for text in (
+        documented('docs/results.md', 'name=demo_500_iter'),
+        documented('docs/results.md', 'name=demo_2000_iter'),
+        documented('docs/results.md', 'wdsr-compare'),
+    ):
+        result = run(words(text), tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
     data, _ = page_data(tmp_path / 'compare' / 'index.html')
     assert data['models'] == ['WDSR-B 500 it', 'WDSR-B 2000 it']

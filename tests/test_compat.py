@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import basicsr
+import basicsr.train
 import pytest
 import torch
 from basicsr.models import build_model
@@ -18,7 +19,9 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.logger import MessageLogger
 
-from helpers import REPO, model_options
+from helpers import OPTIONS, REPO, model_options
+from wdsr_basicsr.options import OptionError, load_options
+from wdsr_basicsr.runs import shrink_options
 
 
 def test_basicsr_files_are_untouched(tmp_path):
@@ -69,7 +72,7 @@ def test_every_patch_says_what_breaks_without_it():
     # the torchvision alias, parse_options (basicsr's modules, its package name), the one-line refusal, DDP, LMDB
     # open, DataLoader worker seeds, LMDB records, resume, the runpy warning, wandb (basicsr.utils, its train module),
     # the final validation, the ETA, a test run's Best
-    assert len(patches) == 14
+    assert len(patches) == 15
     for node in patches:
         first = node.lineno - 1  # the block of comment lines right above the statement
         while first > 0 and lines[first - 1].startswith('#'):
@@ -149,3 +152,43 @@ def test_the_last_iteration_is_validated_once(tmp_path, basicsr_log):
         'Validation pairs of iteration 7 is done already.',
     ]
     assert model.best_metric_results['pairs']['psnr']['iter'] in (5, 7)
+
+
+ENLARGE = 3
+
+
+def _samples(lmdb_root):
+    """Samples an epoch of the shipped file's training set (one per image, sampling: image) times ENLARGE."""
+    return len(list((lmdb_root / 'DIV2K_train_HR').glob('*.png'))) * ENLARGE
+
+
+def _training_loaders(lmdb_root, batch, iters):
+    """basicsr's create_train_val_dataloader on the shipped WDSR-B x2 file, shrunk to the fixture LMDBs."""
+    opt = shrink_options(
+        load_options(OPTIONS / 'train_wdsr_b_x2.yml'), data=str(lmdb_root), iters=iters, batch=batch, workers=0
+    )
+    opt.update(num_gpu=0, dist=False, rank=0, world_size=1)
+    opt['datasets']['train'].update(dataset_enlarge_ratio=ENLARGE, gt_size=24)
+    for phase, dataset in opt['datasets'].items():  # as basicsr's parse_options adds them
+        dataset.update(phase=phase.split('_')[0], scale=opt['scale'])
+    return basicsr.train.create_train_val_dataloader(opt, get_root_logger())
+
+
+def test_the_epochs_reach_total_iter_when_the_batch_does_not_divide_the_samples(lmdb_root, basicsr_log):
+    """basicsr counts ceil(samples / batch) iterations an epoch; its loader drops the incomplete batch."""
+    samples = _samples(lmdb_root)
+    batch = samples // 2 + 1  # one whole batch an epoch; basicsr counts two
+    iters = 6
+    loader, sampler, _, total_epochs, total_iters = _training_loaders(lmdb_root, batch, iters)
+    assert total_iters == iters
+    # basicsr's loop: epochs 0 .. total_epochs, each as many batches as the loader yields, until total_iter
+    sampler.set_epoch(0)
+    per_epoch = sum(1 for _ in loader)
+    assert per_epoch == 1 and (total_epochs + 1) * per_epoch >= iters
+    assert any(m.startswith('The training loader gives 1 iterations per epoch') for m in basicsr_log)
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(lmdb_root):
+    samples = _samples(lmdb_root)
+    with pytest.raises(OptionError, match=rf'datasets:train: {samples} samples per rank .* fewer than one batch'):
+        _training_loaders(lmdb_root, samples + 1, 6)

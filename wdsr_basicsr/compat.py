@@ -11,6 +11,7 @@ without it. What can live in this package's own classes lives there
 
 import datetime
 import functools
+import math
 import random
 import sys
 import time
@@ -125,7 +126,39 @@ def entry_parse_options(root_path, is_train=True):
     from_file = osp.normpath(getattr(main, '__file__', '') or '').endswith(osp.join('basicsr', 'train.py'))
     if main is not None and (spec_name == 'basicsr.train' or from_file) and hasattr(main, 'load_resume_state'):
         main.load_resume_state = load_resume_state  # type: ignore[attr-defined]
+        main.create_train_val_dataloader = create_train_val_dataloader  # type: ignore[attr-defined]
     return opt, args
+
+
+_create_train_val_dataloader = basicsr.train.create_train_val_dataloader
+
+
+def create_train_val_dataloader(opt, logger):
+    """basicsr's loaders, with the number of epochs counted from the batches the training loader gives.
+
+    basicsr counts an epoch as ``ceil(samples / batch)`` iterations, but its loader drops the last incomplete batch
+    (``drop_last``): where the batch does not divide the samples, its epochs run out before ``total_iter`` (a
+    300-iteration run over 20 samples in batches of 16 ends after 151, without the checkpoint it was asked for).
+
+    Raises:
+        OptionError: If the training set holds fewer samples per rank than one batch (no iteration at all).
+    """
+    train_loader, train_sampler, val_loaders, total_epochs, total_iters = _create_train_val_dataloader(opt, logger)
+    if train_loader is not None:
+        per_epoch = len(train_loader)
+        if per_epoch == 0:
+            raise OptionError(
+                f'datasets:train: {len(train_sampler)} samples per rank (after dataset_enlarge_ratio) are fewer '
+                'than one batch (batch_size_per_gpu): no iteration can run; raise dataset_enlarge_ratio.'
+            )
+        epochs = math.ceil(total_iters / per_epoch)
+        if epochs != total_epochs:
+            logger.info(
+                f'The training loader gives {per_epoch} iterations per epoch (the last incomplete batch is dropped): '
+                f'{epochs} epochs reach {total_iters} iterations.'
+            )
+            total_epochs = epochs
+    return train_loader, train_sampler, val_loaders, total_epochs, total_iters
 
 
 _build_model = basicsr.models.build_model
@@ -239,6 +272,9 @@ PairedImageDataset.__getitem__ = paired_getitem
 # Without it resuming needs CUDA (basicsr maps the state to torch.cuda.current_device()); our entries call the
 # pipeline in basicsr.train, whose global this is.
 basicsr.train.load_resume_state = load_resume_state
+# Without it a run whose batch does not divide its samples ends before total_iter, without its last checkpoint
+# (basicsr counts the epochs with the incomplete batch that its loader drops).
+basicsr.train.create_train_val_dataloader = create_train_val_dataloader
 # Without it `logger: wandb: project` fails at start against today's wandb (basicsr calls wandb.util.generate_id,
 # since removed). basicsr's train module and a `python -m basicsr.train` copy take it from basicsr.utils.
 basicsr.utils.logger.init_wandb_logger = basicsr.utils.init_wandb_logger = basicsr.train.init_wandb_logger = (

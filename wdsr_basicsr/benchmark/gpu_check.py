@@ -88,8 +88,9 @@ def shrink(
 def torchrun(opt: dict, work: str, *extra, validations: int = 2) -> dict:
     """Train ``opt`` through torchrun (one process); return the run's record for the report.
 
-    It passed when it ended, and validated ``validations`` times at least (one row per iteration in
-    ``validation.jsonl``, the earlier half's included after a resume).
+    It passed when it ended at its last iteration (its checkpoint ``net_g_<total_iter>.pth`` saved), and validated
+    ``validations`` times at least (one row per iteration in ``validation.jsonl``, the earlier half's included
+    after a resume).
     """
     start = time.perf_counter()
     result = run_entry('train', write_options(opt, work), cwd=work, nproc=1, extra=extra)
@@ -112,7 +113,10 @@ def torchrun(opt: dict, work: str, *extra, validations: int = 2) -> dict:
         'backend': (re.findall(r'torch.distributed: backend (\w+)', log) or ['?'])[0],
         'resumed': 'resumed at iteration' in log,
         'syncbn': 'SyncBatchNorm' in log,
-        'ok': result.returncode == 0 and 'End of training' in log and len(psnr) >= validations,
+        'ok': result.returncode == 0
+        and 'End of training' in log
+        and osp.isfile(osp.join(experiment, 'models', f'net_g_{opt["train"]["total_iter"]}.pth'))
+        and len(psnr) >= validations,
     }
     if not record['ok']:
         logger.error('%s\n%s', result.stdout[-3000:], result.stderr[-5000:])

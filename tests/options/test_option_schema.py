@@ -132,6 +132,25 @@ def test_numbers_in_exponent_form_are_numbers(tmp_path):
     assert opt['val']['val_freq'] == 5000 and isinstance(opt['val']['val_freq'], int)
 
 
+def test_a_huge_frequency_means_never(tmp_path):
+    """CodeFormer writes `val_freq: !!float 5e10  # no validation`: basicsr only tests current_iter % freq."""
+    text = (OPTIONS / 'train_wdsr_b_x2.yml').read_text()
+    for old, new in (
+        ('val_freq: !!float 5000', 'val_freq: !!float 5e10  # no validation'),
+        ('save_checkpoint_freq: !!float 5000', 'save_checkpoint_freq: !!float 1e10'),
+        ('print_freq: 100', 'print_freq: !!float 1e12'),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / 'x.yml').write_text(text)
+    opt = load_options(tmp_path / 'x.yml')
+    check_options(opt, 'x.yml', True)
+    frequencies = (opt['val']['val_freq'], opt['logger']['save_checkpoint_freq'], opt['logger']['print_freq'])
+    assert frequencies == (5 * 10**10, 10**10, 10**12)
+    # as basicsr's loop tests them over the run's iterations: never
+    assert not any(i % f == 0 for f in frequencies for i in range(1, opt['train']['total_iter'] + 1))
+
+
 def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
     path = tmp_path / 'twice.yml'
     path.write_text('name: first\nmodel_type: WDSRModel\ntrain:\n  total_iter: 5\n  total_iter: 6\n')

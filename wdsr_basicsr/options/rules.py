@@ -46,6 +46,11 @@ def _counts(section, low, *keys):
     return {(section, key): Rule('int', low, MAX_ITER) for key in keys}
 
 
+def _frequencies(section, *keys):
+    # basicsr only tests `current_iter % freq == 0`: any number from 1 up, a huge one (`!!float 5e10`) meaning never
+    return {(section, key): Rule('count', 1) for key in keys}
+
+
 DATASET = ('datasets', '*')
 #: The rules, by (section, key).
 RULES: dict[tuple[tuple[str, ...], str], Rule] = {
@@ -80,13 +85,13 @@ RULES: dict[tuple[tuple[str, ...], str], Rule] = {
     (('train', 'scheduler'), 'periods'): Rule('list', item=Rule('int', 1, MAX_ITER)),
     (('train', 'scheduler'), 'restarts'): Rule('list', item=Rule('int', 0, MAX_ITER)),
     (('train', 'scheduler'), 'restart_weights'): Rule('list', item=Rule('number', 0)),
-    **_counts(('val',), 1, 'val_freq'),
+    **_frequencies(('val',), 'val_freq'),
     **_counts(('val',), 0, 'tile', 'tile_pad'),
     **_bools(('val',), 'save_img', 'pbar', 'self_ensemble'),
     (('val',), 'metrics'): Rule('section', null=True),
     (('val', 'metrics'), '*'): Rule('typed'),
     (('val', 'metrics', '*'), 'crop_border'): Rule('int', 0, 1 << 16),
-    **_counts(('logger',), 1, 'print_freq', 'save_checkpoint_freq'),
+    **_frequencies(('logger',), 'print_freq', 'save_checkpoint_freq'),
     **_bools(('logger',), 'use_tb_logger'),
     (('logger',), 'wandb'): Rule('section', null=True),
     **_bools(('path',), 'strict_load_*'),

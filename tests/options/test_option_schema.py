@@ -157,7 +157,7 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
     with pytest.raises(
         ValueError,
         match=r"twice.yml, line 5: key 'total_iter' is written twice in one section "
-        r'\(lines 4 and 5\)',
+        r'\(lines 4 and 5\) with different values',
     ):
         load_options(path)
     path.write_text('name: first\nmodel_type: WDSRModel\nname: second\n')  # would train into another experiment
@@ -165,6 +165,25 @@ def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
         load_options(path)
     path.write_text('base: &base {a: 1, b: 2}\nderived:\n  <<: *base\n  b: 3\n')  # a merge key may be overridden
     assert load_options(path)['derived'] == {'a': 1, 'b': 3}
+    path.write_text('train:\n  total_iter: 5\n  total_iter: 5.0\n')  # equal in Python, but not the same value
+    with pytest.raises(ValueError, match='with different values'):
+        load_options(path)
+
+
+def test_a_key_written_twice_alike_is_a_warning(tmp_path):
+    """SAFMN's files write `resume_state: ~` twice in path:, which changes nothing (YAML keeps the second)."""
+    text = (OPTIONS / 'train_wdsr_b_x2.yml').read_text()
+    assert '  resume_state: ~\n' in text
+    path = tmp_path / 'alike.yml'
+    path.write_text(text.replace('  resume_state: ~\n', '  resume_state: ~\n  resume_state: ~\n'))
+    line = text[: text.index('  resume_state: ~\n')].count('\n') + 1
+    warnings: list[str] = []
+    opt = load_options(path, warnings)
+    assert opt == load_options(OPTIONS / 'train_wdsr_b_x2.yml')
+    assert warnings == [
+        f"{path}, line {line + 1}: key 'resume_state' is written twice in one section (lines {line} and "
+        f'{line + 1}), alike; the second changes nothing.'
+    ]
 
 
 def test_not_yaml_is_named(tmp_path):

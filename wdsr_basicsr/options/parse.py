@@ -51,10 +51,11 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
     args = _arguments()
     local_rank = local_rank_from_env(args.launcher, args.local_rank)
     try:
-        opt = Options(load_options(args.opt))
+        warnings: list[str] = []
+        opt = Options(load_options(args.opt, warnings))
         apply_force_yml(opt, args.force_yml or [])
         check_name(opt.get('name'), args.opt)
-        warnings = check_options(opt, args.opt, is_train)
+        warnings += check_options(opt, args.opt, is_train)
         uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt)
     except (ValueError, OSError) as error:  # the file, a key or the launch is at fault: before any work
         raise OptionError(str(error)) from error

@@ -17,38 +17,50 @@ EXPONENT_NUMBER = re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE
 
 
 class _SafeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses a key written twice in one mapping (YAML would keep the last silently),
-    and reads numbers in exponent form without a dot as numbers (:data:`EXPONENT_NUMBER`), everywhere.
+    """PyYAML's safe loader that refuses a key written twice in one mapping with different values (YAML would keep
+    the last silently) and notes one written twice alike (``duplicates``), and reads numbers in exponent form without
+    a dot as numbers (:data:`EXPONENT_NUMBER`), everywhere.
 
     basicsr's ``!!float`` is a standard tag and works; merge keys (``<<: *base``)
     may be overridden, as YAML means them to be.
     """
 
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
-            lines: dict[object, int] = {}
-            for key_node, _ in node.value:
+            first: dict[object, tuple[int, object]] = {}
+            for key_node, value_node in node.value:
                 if key_node.tag == 'tag:yaml.org,2002:merge':
                     continue
                 key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)):
+                    continue
                 line = key_node.start_mark.line + 1
-                if isinstance(key, (str, int, float, bool)) and key in lines:
-                    raise DuplicateKeyError(
-                        f'line {line}: key {key!r} is written twice in one section (lines '
-                        f'{lines[key]} and {line}); YAML would keep the second silently.'
-                    )
-                lines.setdefault(key, line)
+                value = self.construct_object(value_node, deep=True)
+                if key not in first:
+                    first[key] = (line, value)
+                    continue
+                seen_line, seen_value = first[key]
+                where = f'line {line}: key {key!r} is written twice in one section (lines {seen_line} and {line})'
+                if seen_value != value or type(seen_value) is not type(value):
+                    raise DuplicateKeyError(f'{where} with different values; YAML would keep the second silently.')
+                self.duplicates.append(f'{where}, alike; the second changes nothing.')
         return super().construct_mapping(node, deep)
 
 
 _SafeLoader.add_implicit_resolver('tag:yaml.org,2002:float', EXPONENT_NUMBER, list('-+0123456789.'))
 
 
-def load_options(path: str) -> dict:
+def load_options(path: str, warnings: list[str] | None = None) -> dict:
     """Read an option file with a safe YAML loader.
 
     Args:
         path (str): The YAML file.
+        warnings (list[str] | None): Where a key written twice alike in one section is noted, as
+            ``<path>, line N: ...``. Default: None (not noted).
 
     Returns:
         dict: The options.
@@ -56,12 +68,13 @@ def load_options(path: str) -> dict:
     Raises:
         ValueError: If the file uses a tag the safe loader does not construct
             (``!!python/object/apply`` and the like), naming the file, line and
-            tag, if a key is written twice in one section (both lines), if it
+            tag, if a key is written twice in one section with different values (both lines), if it
             is not YAML, or if its top level is not a mapping.
     """
     with open(path, encoding='utf-8') as f:
+        loader = _SafeLoader(f)
         try:
-            opt = yaml.load(f, Loader=_SafeLoader)  # noqa: S506  (a SafeLoader subclass)
+            opt = loader.get_single_data()
         except yaml.constructor.ConstructorError as error:
             mark = error.problem_mark
             raise ValueError(
@@ -72,6 +85,10 @@ def load_options(path: str) -> dict:
             raise ValueError(f'{path}, {error}') from None
         except yaml.YAMLError as error:
             raise ValueError(f'{path} is not valid YAML: {" ".join(str(error).split())}') from None
+        finally:
+            loader.dispose()
+    if warnings is not None:
+        warnings.extend(f'{path}, {duplicate}' for duplicate in loader.duplicates)
     if not isinstance(opt, dict):
         raise ValueError(
             f'{path}: an option file is a YAML mapping (name:, model_type:, ...), not {type(opt).__name__}.'

@@ -142,9 +142,18 @@ def init_dist(
     atexit.register(destroy_process_group)
 
 
-def destroy_process_group() -> None:
-    """End torch.distributed's process group, if one is running (our entries, or at exit for basicsr's)."""
+def destroy_process_group(synchronize: bool = False) -> None:
+    """End torch.distributed's process group, if one is running (our entries, or at exit for basicsr's).
+
+    Args:
+        synchronize (bool): Wait for every rank first (after a run that succeeded), so that no rank tears its
+            gloo pairs down while a peer still uses them: that aborted a rank of a finished 2-rank CPU run
+            ("terminate called without an active exception", SIGABRT). Not after a failure, where a peer may
+            never arrive. Default: False.
+    """
     if dist.is_available() and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -176,4 +185,4 @@ def run_reporting_rank(pipeline: Callable, root_path: str) -> None:
                 )
             logger.error(f'[rank {dist.get_rank()} of {dist.get_world_size()}] {type(error).__name__}: {error}.{hint}')
         raise
-    destroy_process_group()
+    destroy_process_group(synchronize=True)

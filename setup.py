@@ -44,7 +44,7 @@ setup(
     python_requires='>=3.9',
     packages=find_packages(include=['wdsr_basicsr', 'wdsr_basicsr.*']),
     py_modules=['wdsr_basicsr_startup', 'wdsr_basicsr_shim'],
-    package_data={'wdsr_basicsr': ['utils/page/*.html', 'utils/page/*.css', 'utils/page/*.js']},
+    package_data={'wdsr_basicsr': ['utils/page/*.html', 'utils/page/*.css', 'utils/page/*.js', 'options/*.json']},
     cmdclass={'build_pth': build_pth},
     install_requires=[
         'basicsr==1.4.2',

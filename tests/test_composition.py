@@ -20,6 +20,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from helpers import OPTIONS, REPO, run, torchrun, write_options
+from wdsr_basicsr.declare import Rule
 from wdsr_basicsr.options import OptionError, check_options, load_options, parse_options
 from wdsr_basicsr.runs import read_validations, shrink_options
 
@@ -152,9 +153,10 @@ def test_basicsr_builds_only_adam():
         check_options(opt, 'x.yml', True)
 
 
-@MODEL_REGISTRY.register()
-class SiblingTestModel(SRModel):
-    """A model of another plugin, with options of its own."""
+class _SiblingReads(SRModel):
+    """What a model of another plugin reads beside SRModel's options (this base declares nothing of its own)."""
+
+    option_keys: dict = {}
 
     def init_training_settings(self):
         self.sibling_strength = self.opt['sibling_strength']
@@ -162,20 +164,54 @@ class SiblingTestModel(SRModel):
         super().init_training_settings()
 
 
-def test_a_class_registered_by_anyone_brings_its_keys():
+@MODEL_REGISTRY.register()
+class SiblingTestModel(_SiblingReads):
+    """A sibling plugin's model that declares nothing: its keys are the run's to judge, never refused."""
+
+    option_keys = None
+
+
+@MODEL_REGISTRY.register()
+class DeclaringSiblingTestModel(_SiblingReads):
+    """A sibling plugin's model that declares what it reads (wdsr_basicsr.declare), as the README shows."""
+
+    option_keys = {'': ['sibling_strength'], 'train': {'sibling_warmup': Rule('int', 0)}}
+
+
+def sibling_file(model_type, **top):
     opt = copy.deepcopy(SAMPLES['BasicSR/train/EDSR/train_EDSR_Mx2.yml'])
-    opt['sibling_strength'] = 0.5
+    opt.update(model_type=model_type, sibling_strength=0.5, **top)
     opt['train']['sibling_warmup'] = 10
-    assert check_options(copy.deepcopy(opt), 'x.yml', True) == [
+    return opt
+
+
+def test_what_nothing_declares_is_never_refused():
+    """Keys: by basicsr's table and declarations, not by what else is registered in the process."""
+    assert check_options(sibling_file('SRModel'), 'x.yml', True) == [
         "x.yml: option sibling_strength has no effect: SRModel, PairedImageDataset and basicsr's pipeline do not read "
-        'it there (other registered classes do).',
+        'it there.',
         "x.yml: option train:sibling_warmup has no effect: SRModel, PairedImageDataset and basicsr's pipeline do not "
-        'read it there (other registered classes do).',
+        'read it there.',
     ]
-    opt['model_type'] = 'SiblingTestModel'
-    assert check_options(copy.deepcopy(opt), 'x.yml', True) == []
-    opt = dict(opt, sibling_strenght=opt.pop('sibling_strength'))  # (a subscript here would count as a read)
+    assert check_options(sibling_file('SiblingTestModel'), 'x.yml', True) == []  # left to the run: nothing known
+    opt = sibling_file('SiblingTestModel', sibling_strenght=1)
+    assert check_options(opt, 'x.yml', True) == []  # not a typo of anything known: the run names it if unread
+    opt['val']['val_frq'] = 5  # beside val_freq: a likely typo of basicsr's key, but the model may read it
+    assert check_options(opt, 'x.yml', True) == [
+        'x.yml: option val:val_frq may be a typo of val_freq (SiblingTestModel declare no option_keys: the run '
+        'names each key that nothing read).'
+    ]
+
+
+def test_a_declaring_sibling_gets_typos_and_values_refused():
+    assert check_options(sibling_file('DeclaringSiblingTestModel'), 'x.yml', True) == []
+    opt = sibling_file('DeclaringSiblingTestModel')
+    opt['sibling_strenght'] = opt.pop('sibling_strength')
     with pytest.raises(OptionError, match='unknown option sibling_strenght \\(did you mean sibling_strength\\?\\)'):
+        check_options(opt, 'x.yml', True)
+    opt = sibling_file('DeclaringSiblingTestModel')
+    opt['train']['sibling_warmup'] = -1
+    with pytest.raises(OptionError, match='train:sibling_warmup=-1 must be at least 0'):
         check_options(opt, 'x.yml', True)
 
 

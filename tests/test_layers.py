@@ -13,6 +13,7 @@ PACKAGE = REPO / 'wdsr_basicsr'
 LAYERS = {
     'archs': 0,
     'data': 0,
+    'declare': 0,
     'utils': 1,
     'options': 2,
     'models': 2,

@@ -59,11 +59,23 @@ REFUSED = [
     (LOSS + ('type',), DELETE, 'option train:pixel_opt has no type: it names what is built.'),
     (('train', 'scheduler', 'type'), DELETE, 'option train:scheduler has no type: it names what is built.'),
     (('network_g', 'num_feat'), '8', "network_g:num_feat='8' must be a number (quoted, it is text)."),
+    (('train', 'optim_g', 'betas'), [2, 3], 'train:optim_g:betas[0]=2 must be in [0, 1).'),
     (
         ('train', 'optim_g', 'betas'),
-        [2, 3],
-        'train:optim_g: Adam refuses these values: Invalid beta parameter at index 0: 2',
+        [0.9, 0.999, 0.5],  # torch's Adam takes the first two and ignores the third
+        'train:optim_g:betas=[0.9, 0.999, 0.5] must be a list of 2 values, not 3.',
     ),
+    (LOSS + ('loss_weight',), -1.0, 'train:pixel_opt:loss_weight=-1.0 must be at least 0.'),  # it would maximise L1
+    (('datasets', 'train', 'color'), 'Y', "datasets:train:color='Y' must be one of y."),  # basicsr compares with 'y'
+    (('network_g', 'norm'), 'Weight', "network_g:norm='Weight' must be one of weight, batch, none."),
+    (
+        ('network_g', 'rgb_mean'),
+        [0.5, 0.5],
+        'network_g:rgb_mean=[0.5, 0.5] must be a list of 3 values, not 2.',  # num_in_ch's default, 3
+    ),
+    (('datasets', 'train', 'sampling'), 'images', "datasets:train:sampling='images' must be one of image, record."),
+    (('dist_params', 'timeout_min'), 0, 'dist_params:timeout_min=0 must be above 0.'),
+    (('dist_params', 'backend'), 'mpi', "dist_params:backend='mpi' must be one of auto, nccl, gloo."),
     (('train', 'scheduler', 'milestones'), 100, 'train:scheduler:milestones=100 must be a list [a, b, ...].'),
     (LOSS + ('loss_weight',), 'x', "train:pixel_opt:loss_weight='x' must be a number (quoted, it is text)."),
     (('train', 'scheduler', 'gamma'), True, 'train:scheduler:gamma=True must be a number.'),

@@ -2,6 +2,7 @@
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,38 @@ def test_null_from_force_yml_is_refused_before_anything_moves():
     assert opt['train']['total_iter'] is None
     with pytest.raises(OptionError, match='train:total_iter is null'):
         check_options(opt, 'x.yml', True)
+
+
+def test_basicsr_table_is_what_basicsr_source_reads():
+    """The committed table is remade from basicsr's installed source (the development script's own function)."""
+    from wdsr_basicsr.options.source_reads import basicsr_table
+    from wdsr_basicsr.options.vocabulary import TABLE
+
+    assert json.loads(Path(TABLE).read_text()) == basicsr_table()
+
+
+def test_the_table_holds_reads_basicsr_makes():
+    """Spot checks against basicsr 1.4.2's own lines (grep-able in site-packages), made independently of the reader."""
+    import inspect
+
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+    from basicsr.models.sr_model import SRModel
+
+    from wdsr_basicsr.options.vocabulary import basicsr_table
+
+    classes = basicsr_table()['classes']
+    sr, paired = (classes[f'{c.__module__}.{c.__qualname__}']['reads'] for c in (SRModel, PairedImageDataset))
+    assert "train_opt.get('ema_decay', 0)" in inspect.getsource(SRModel) and 'ema_decay' in sr['train']
+    assert "self.opt['val'].get('pbar', False)" in inspect.getsource(SRModel) and 'pbar' in sr['val']
+    assert "self.opt['gt_size']" in inspect.getsource(PairedImageDataset) and 'gt_size' in paired['datasets:*']
+
+
+def test_the_reader_counts_loads_not_stores():
+    import ast
+
+    from wdsr_basicsr.options.source_reads import _SectionReads
+
+    reads = _SectionReads({'opt': ()})
+    code = "def f(opt):\n    opt['rank'] = 0\n    del opt['gone']\n    x = opt['train']['lr']\n    y = opt.get('val')\n"
+    reads.function(ast.parse(code).body[0], None)
+    assert reads.reads == {(): {'train', 'val'}, ('train',): {'lr'}}

@@ -21,11 +21,15 @@ from torch import nn as nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import _WeightNorm, weight_norm
 
+from ..declare import Rule
+
 NORMS = ('weight', 'batch', 'none')
 
 #: Mean RGB of the DIV2K training images, in [0, 1] (the value EDSR, WDSR and
 #: BasicSR use).
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+#: ``rgb_mean`` as an option file gives it (:mod:`wdsr_basicsr.declare`): one number per input channel.
+RGB_MEAN_RULE = Rule('list', item=Rule('number'), length='num_in_ch')
 
 
 class SettingsInStateDict(nn.Module):

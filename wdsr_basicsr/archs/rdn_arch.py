@@ -13,7 +13,7 @@ from basicsr.archs.arch_util import Upsample
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn as nn
 
-from .arch_util import DIV2K_RGB_MEAN, SettingsInStateDict, normalisation
+from .arch_util import DIV2K_RGB_MEAN, RGB_MEAN_RULE, SettingsInStateDict, normalisation
 
 
 class ResidualDenseBlock(nn.Module):
@@ -64,6 +64,9 @@ class RDN(SettingsInStateDict):
         rgb_mean (tuple[float]): Per-channel mean in [0, 1].
             Default: (0.4488, 0.4371, 0.4040), the DIV2K mean.
     """
+
+    #: What an option file's ``network_g`` must hold beside what the signature says (:mod:`wdsr_basicsr.declare`).
+    option_keys = {'': {'rgb_mean': RGB_MEAN_RULE}}
 
     def __init__(
         self,

@@ -19,7 +19,16 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn as nn
 
-from .arch_util import DIV2K_RGB_MEAN, SettingsInStateDict, check_norm, make_conv, normalisation
+from ..declare import Rule
+from .arch_util import (
+    DIV2K_RGB_MEAN,
+    NORMS,
+    RGB_MEAN_RULE,
+    SettingsInStateDict,
+    check_norm,
+    make_conv,
+    normalisation,
+)
 from .wdsr_fast import block_b_inference, takes_fast_path
 
 #: Initialisations of the ``init`` option: ``'default'`` is PyTorch's conv
@@ -128,6 +137,9 @@ class _WDSR(SettingsInStateDict):
         rgb_mean (tuple[float]): Per-channel mean in [0, 1].
         init (str): One of :data:`INITS`.
     """
+
+    #: What an option file's ``network_g`` must hold beside what the signature says (:mod:`wdsr_basicsr.declare`).
+    option_keys = {'': {'norm': Rule('str', words=NORMS), 'init': Rule('str', words=INITS), 'rgb_mean': RGB_MEAN_RULE}}
 
     def __init__(
         self,

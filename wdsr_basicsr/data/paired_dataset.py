@@ -18,6 +18,7 @@ from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
+from ..declare import Rule
 from .decoded_cache import CHANNELS, CachePlan, DecodedImages, Layout, check_memory, header_size, open_cache, plan_cache
 from .lmdb_util import (
     SUB_IMAGES,
@@ -124,6 +125,15 @@ class CheckedPairedImageDataset(PairedImageDataset):
             ``cache_data``), ``cache_dir`` (folder of the decoded images,
             default beside the data).
     """
+
+    #: What this class reads beside ``PairedImageDataset`` (:mod:`wdsr_basicsr.declare`).
+    option_keys = {
+        '': {
+            'cache_data': Rule('bool', null=True),
+            'sampling': Rule('str', words=SAMPLINGS),
+            'cache_dir': Rule('str', null=True),
+        }
+    }
 
     def __init__(self, opt: dict):
         plans = self.check_data(opt)

@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from ..declare import MAX_ITER, Rule
 from ..options.errors import OptionError
 from ..utils import report
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
@@ -31,6 +32,8 @@ from ..utils.records import forget_validations_after, record_validation, recorde
 from ..utils.tiling import sr_forward
 
 AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16
+#: The ``torch.optim`` classes that ``train: optim_g: type`` may name (those of BasicSR's current main).
+OPTIMIZERS = ('Adam', 'AdamW', 'Adamax', 'SGD', 'ASGD', 'RMSprop', 'Rprop')
 
 #: Where a training run appends its validations, in ``experiments/<name>/``: a JSON object per line.
 VALIDATIONS_FILE = 'validation.jsonl'
@@ -86,6 +89,19 @@ class WDSRModel(SRModel):
     * Evaluation (``val``): ``tile``/``tile_pad`` (input pixels) for large
       images, ``self_ensemble`` (x8).
     """
+
+    #: What this class reads beside ``SRModel`` (:mod:`wdsr_basicsr.declare`): the option check's one home of
+    #: these keys' rules.
+    option_keys = {
+        '': {key: Rule('bool', null=True) for key in ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile')},
+        'val': {
+            'tile': Rule('int', 0, MAX_ITER),
+            'tile_pad': Rule('int', 0, MAX_ITER),
+            'self_ensemble': Rule('bool', null=True),
+        },
+    }
+    #: The optimizers :meth:`get_optimizer` builds beside basicsr's Adam.
+    option_builds = {'get_optimizer': OPTIMIZERS}
 
     lq: torch.Tensor  # set by basicsr's feed_data
 
@@ -181,7 +197,7 @@ class WDSRModel(SRModel):
         parameter. On the CPU (where the optimizer is ~0.2% of an iteration,
         counted with ``torch.profiler``) the foreach one is used.
         """
-        if optim_type in ('Adam', 'AdamW', 'Adamax', 'SGD', 'ASGD', 'RMSprop', 'Rprop'):
+        if optim_type in OPTIMIZERS:
             optimizer_class = getattr(torch.optim, optim_type)
             if 'fused' not in kwargs and 'foreach' not in kwargs:
                 if self.device.type == 'cuda' and 'fused' in inspect.signature(optimizer_class).parameters:

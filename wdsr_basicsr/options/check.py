@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import inspect
 import math
@@ -23,16 +24,16 @@ from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault, patch_fault
+from ..declare import Rule, Section, declared_keys
 from ..utils.dist import DIST_PARAMS
 from .errors import OptionError
-from .rules import KEYED_SECTIONS, RULES, Rule
+from .rules import KEYED_SECTIONS, RULES
 from .vocabulary import (
+    ClassKeys,
     Vocabulary,
-    built_types,
     misspelt,
     optimizer_class,
     parameters,
-    pattern,
     require_registered,
     scheduler_class,
 )
@@ -81,18 +82,22 @@ def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
     try:
         _require(opt, is_train)
         _check_finite(opt, ())
-        for (section, key), rule in RULES.items():
-            for where, parent in _sections(opt, section):
-                for name in [k for k in parent if fnmatch.fnmatchcase(str(k), key)]:
-                    parent[name] = checked(parent[name], rule, where + (name,))
+        _check_values(opt, [(section, key, rule) for (section, key), rule in RULES.items()])
         model, datasets = _registered_classes(opt)
-        vocabulary = Vocabulary(model, list(datasets.values()))
-        warnings = _check_keys(opt, vocabulary)
+        _check_values(opt, _declared_rules(model, datasets))
+        vocabulary = Vocabulary(model, datasets)
+        warnings = _check_keys(opt, vocabulary, _declared_rules(model, datasets))
         warnings += _check_built(opt, model, vocabulary)
         _check_relations(opt, datasets)
     except OptionError as error:
         raise OptionError(f'{opt_path}: {error}') from None
     return [f'{opt_path}: {warning}' for warning in warnings]
+
+
+def model_keys(opt: dict) -> set[str]:
+    """The top-level keys that the model class of checked options (with its bases) is known to read."""
+    model = require_registered(MODEL_REGISTRY, opt['model_type'], 'model_', 'model')
+    return ClassKeys(model, 'model', ()).reads.get((), set())
 
 
 def name(where: tuple) -> str:
@@ -106,16 +111,24 @@ def _require(opt, is_train):
         for part in section:
             parent = parent.get(part) if isinstance(parent, dict) else None
         if isinstance(parent, dict) and key not in parent:
-            raise OptionError(f'option {name(section + (key,))} is missing.')
+            _missing(parent, section, key, '')
     if is_train and isinstance(opt['datasets'], dict) and 'train' not in opt['datasets']:
         raise OptionError('datasets has no train set.')
     if is_train and isinstance(opt.get('val'), dict) and 'val_freq' not in opt['val']:
-        raise OptionError('option val:val_freq is missing (or remove val to train without it).')
+        _missing(opt['val'], ('val',), 'val_freq', ' (or remove val to train without it)')
     if not is_train and not isinstance((opt.get('val') or {}).get('save_img'), bool):
         raise OptionError(
             "option val:save_img (true or false) is missing: basicsr's test pipeline reads it (a "
             'top-level save_img or suffix is not read; they go under val).'
         )
+
+
+def _missing(parent, section, key, hint):
+    """Refuse a missing key: as a typo where a key of its section is one (``val_frq`` for ``val_freq``)."""
+    typo = next((k for k in parent if misspelt(k, [key]) == key), None)
+    if typo is not None:
+        raise OptionError(f'unknown option {name(section + (typo,))} (did you mean {key}?)')
+    raise OptionError(f'option {name(section + (key,))} is missing{hint}.')
 
 
 def _check_finite(value, where):
@@ -138,9 +151,38 @@ def _sections(opt, section):
             (where + (k,), v)
             for where, p in found
             for k, v in p.items()
-            if (part == '*' or k == part) and isinstance(v, dict)
+            if fnmatch.fnmatchcase(str(k), part) and isinstance(v, dict)
         ]
     return found
+
+
+def _check_values(opt, rules):
+    """Each value that a rule names, by its rule (an integral number made an int), in place."""
+    for section, key, rule in rules:
+        for where, parent in _sections(opt, section):
+            for name in [k for k in parent if fnmatch.fnmatchcase(str(k), key)]:
+                parent[name] = checked(parent[name], _sized(rule, parent, {}), where + (name,))
+
+
+def _declared_rules(model, datasets) -> list[tuple[Section, str, Rule]]:
+    """The rules that the file's model and dataset classes declare (``option_keys``), with their sections."""
+    roots = [(model, ())] + [(cls, ('datasets', phase)) for phase, cls in datasets.items() if inspect.isclass(cls)]
+    return [
+        (root + section, key, rule)
+        for cls, root in roots
+        for klass in cls.__mro__
+        for section, keys in (declared_keys(klass) or {}).items()
+        for key, rule in keys.items()
+        if rule is not None
+    ]
+
+
+def _sized(rule: Rule, section: dict, defaults: dict) -> Rule:
+    """``rule`` with a length given by a key (``num_in_ch``) made a number: the section's value, else the default."""
+    if not isinstance(rule.length, str):
+        return rule
+    length = section.get(rule.length, defaults.get(rule.length))
+    return rule._replace(length=length if isinstance(length, int) and not isinstance(length, bool) else None)
 
 
 def checked(value, rule: Rule, where: tuple):
@@ -160,6 +202,8 @@ def checked(value, rule: Rule, where: tuple):
     elif rule.kind == 'list':
         if not isinstance(value, list):
             raise OptionError(f'{must}.')
+        if isinstance(rule.length, int) and len(value) != rule.length:
+            raise OptionError(f'{name(where)}={value!r} must be a list of {rule.length} values, not {len(value)}.')
         if rule.item is None:
             return value
         return [checked(v, rule.item, where[:-1] + (f'{where[-1]}[{i}]',)) for i, v in enumerate(value)]
@@ -176,8 +220,10 @@ def checked(value, rule: Rule, where: tuple):
 def _number(value, rule, where, must):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
-    if rule.low is not None and value < rule.low:
-        raise OptionError(f'{name(where)}={value!r} must be at least {rule.low}.')
+    if rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low):
+        raise OptionError(
+            f'{name(where)}={value!r} must be ' + ('above' if rule.low_open else 'at least') + f' {rule.low}.'
+        )
     if rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high):
         bound = f'in [{rule.low}, {rule.high})' if rule.high_open else f'at most {rule.high}'
         raise OptionError(f'{name(where)}={value!r} must be {bound}.')
@@ -197,13 +243,26 @@ def _registered_classes(opt):
     return model, datasets
 
 
-def _check_keys(opt, vocabulary):
+def _check_keys(opt, vocabulary, declared):
     """Judge every key of the sections that the file's classes read by key (:data:`.rules.KEYED_SECTIONS`)."""
     warnings = []
+    rules = [(section, key, rule) for (section, key), rule in RULES.items()] + declared
+
+    def fits(where, key, value, present):
+        """Whether ``value`` could be that of ``key`` in ``where``: by its rule, else of the type of ``present``."""
+        rule = next((r for s, k, r in rules if _matches(where, s) and fnmatch.fnmatchcase(key, k)), None)
+        if rule is None:
+            return isinstance(value, dict) == isinstance(present, dict) and type(value) in (type(present), int, float)
+        try:
+            checked(copy.deepcopy(value), _sized(rule, {}, {}), where + (key,))
+        except OptionError:
+            return False
+        return True
+
     for section in KEYED_SECTIONS:
         for where, parent in _sections(opt, section):
             for key in parent:
-                warning = vocabulary.judge(opt, where, str(key), KEYED_SECTIONS)
+                warning = vocabulary.judge(opt, where, str(key), KEYED_SECTIONS, fits)
                 if warning:
                     warnings.append(warning)
     dist_params = opt.get('dist_params') or {}
@@ -228,23 +287,35 @@ def _check_keywords(section, named, takes_more, where, taker, extra=(), typed=Tr
 
 
 def _check_factory(section, factory, where, skip=(), extra=()):
-    """Keywords and their values against ``factory``'s signature: a default's or annotation's type."""
+    """Keywords and their values against ``factory``'s declared rules (``option_keys``), else its signature."""
     signature = parameters(factory, ('type',) + tuple(skip))
     if signature is None:
         return []
     named, takes_more = signature
     warnings = _check_keywords(section, named, takes_more, where, getattr(factory, '__name__', 'it'), extra)
+    declared = {
+        key: rule
+        for klass in (reversed(factory.__mro__) if inspect.isclass(factory) else ())
+        for key, rule in (declared_keys(klass) or {}).get((), {}).items()
+        if rule is not None
+    }
+    defaults = {k: p.default for k, p in named.items() if p.default is not inspect.Parameter.empty}
     for key, parameter in named.items():
-        rule = signature_rule(parameter)
-        if key in section and rule is not None and (pattern_rule(where, key) is None):
-            section[key] = checked(section[key], rule, where + (key,))
+        rule = declared.get(key) or signature_rule(parameter)
+        if key in section and rule is not None and pattern_rule(where, key) is None:
+            section[key] = checked(section[key], _sized(rule, section, defaults), where + (key,))
     return warnings
+
+
+def _matches(where: Section, section: Section) -> bool:
+    """Whether the key path ``where`` is one that ``section`` (parts as shell patterns) names."""
+    return len(section) == len(where) and all(fnmatch.fnmatchcase(str(w), s) for w, s in zip(where, section))
 
 
 def pattern_rule(where, key):
     """The :data:`.rules.RULES` rule of a key, if any (its value was checked by it)."""
     return next(
-        (rule for (section, k), rule in RULES.items() if section == pattern(where) and fnmatch.fnmatchcase(key, k)),
+        (rule for (section, k), rule in RULES.items() if _matches(where, section) and fnmatch.fnmatchcase(key, k)),
         None,
     )
 
@@ -291,7 +362,7 @@ def _check_built(opt, model, vocabulary):
             warnings += _vgg_weights(section, f'train:{key}')
     for key, section in train.items():
         if isinstance(section, dict) and (key == 'scheduler' or key.startswith('optim_')):
-            warnings += _check_optimizer_or_scheduler(key, section, model)
+            warnings += _check_optimizer_or_scheduler(key, section, model, vocabulary)
     for key, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         function = require_registered(METRIC_REGISTRY, metric['type'], f'val:metrics:{key}:', 'metric')
         warnings += _check_factory(
@@ -300,12 +371,12 @@ def _check_built(opt, model, vocabulary):
     return warnings
 
 
-def _check_optimizer_or_scheduler(key, section, model):
+def _check_optimizer_or_scheduler(key, section, model, vocabulary):
     """A type that the model builds, with its keywords; then built once (torch's own checks of the values)."""
     method, fallback = (
         ('setup_schedulers', scheduler_class) if key == 'scheduler' else ('get_optimizer', optimizer_class)
     )
-    built = built_types(model, method, fallback)
+    built = vocabulary.model.builds(method, fallback)
     where = ('train', key)
     if built is not None and section['type'] not in built:
         raise OptionError(

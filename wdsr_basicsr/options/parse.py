@@ -21,7 +21,7 @@ from ..data.paired_dataset import CheckedPairedImageDataset
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
 from ..utils.messages import show_messages
 from ..utils.wandb_logger import wandb_fault
-from .check import check_name, check_options
+from .check import check_name, check_options, model_keys
 from .errors import OptionError
 from .reading import apply_force_yml, load_options
 
@@ -56,7 +56,7 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
         apply_force_yml(opt, args.force_yml or [])
         check_name(opt.get('name'), args.opt)
         warnings += check_options(opt, args.opt, is_train)
-        uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt)
+        uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt, model_keys=model_keys(opt))
     except (ValueError, OSError) as error:  # the file, a key or the launch is at fault: before any work
         raise OptionError(str(error)) from error
     opt['dist'] = args.launcher != 'none'

@@ -1,52 +1,44 @@
-"""What an option file's classes read, section by section, and what their factories take.
+"""What an option file's classes read, section by section, and what their factories take: known, not guessed.
 
-The keys come from the source of the classes an option file names (its model and dataset classes, with their
-bases) and of basicsr's pipeline: each ``x['key']``, ``x.get('key')``, ``'key' in x`` is recorded under the
-section that ``x`` stands for. ``self.opt`` is the top level in a model class and the dataset's own section
-in a dataset class; names bound from a section (``train_opt = self.opt['train']``, ``for phase, dataset_opt
-in opt['datasets'].items()``) follow it; in the pipeline's functions ``opt`` and ``dataset_opt`` stand for
-:data:`PIPELINE_NAMES`. A read the analysis cannot place is not counted. Sections are tuples of keys;
-``'*'`` stands for any key (a dataset's phase, a metric's name).
+Three sources, none of them source code read at run time:
+
+* basicsr 1.4.2's pipeline and registered model and dataset classes: the committed table :data:`TABLE`
+  (made from basicsr's source by ``scripts/basicsr_option_table.py``; a test remakes it and compares);
+* the ``option_keys`` (and ``option_builds``) that a class declares (:mod:`wdsr_basicsr.declare`): this
+  package's classes, and any sibling plugin's that does the same;
+* this package's own pipeline (:data:`.rules.PIPELINE_KEYS`).
+
+A class that is in neither the table nor declares its keys makes the sections it reads unjudgeable: a key
+there is never refused for what the check cannot know (the run names it if nothing read it, see
+:mod:`.observed`). Sections are tuples of keys; ``'*'`` stands for any key (a dataset's phase, a metric's name).
 """
 
 from __future__ import annotations
 
-import ast
 import functools
-import importlib
 import inspect
-import textwrap
+import json
+import importlib
 from collections.abc import Callable
+from os import path as osp
 
+import basicsr
 import torch
 from basicsr.models import lr_scheduler
-from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY, Registry
+from basicsr.utils.registry import Registry
 
+from ..declare import Section, declared_builds, declared_keys
 from .errors import OptionError
+from .rules import PIPELINE_KEYS
 
-#: basicsr's pipeline (train.py, test.py, data loaders, loggers, resume checks) and this package's start-up: the
-#: keys their functions read are known in every option file, beside those of the classes the file names.
-PIPELINE_MODULES = (
-    'basicsr.train',
-    'basicsr.test',
-    'basicsr.models',
-    'basicsr.data',
-    'basicsr.data.prefetch_dataloader',
-    'basicsr.utils.logger',
-    'basicsr.utils.misc',
-    'wdsr_basicsr.options.parse',
-    'wdsr_basicsr.utils.dist',
-)
-#: The sections that names stand for in the pipeline's functions.
-PIPELINE_NAMES = {'opt': (), 'dataset_opt': ('datasets', '*')}
+#: basicsr's reads, made by ``scripts/basicsr_option_table.py`` (see :func:`.source_reads.basicsr_table`).
+TABLE = osp.join(osp.dirname(osp.abspath(__file__)), 'basicsr_reads.json')
 #: Where ``self.opt`` of a registered class points: a model reads the whole file, a dataset its own section.
-CLASS_ROOTS = {'model': (), 'dataset': ('datasets', '*')}
+CLASS_ROOTS: dict[str, Section] = {'model': (), 'dataset': ('datasets', '*')}
 #: Sections whose keys are free names (datasets' phases, metrics' names): one pattern stands for them all.
 NAMED_SECTIONS = (('datasets',), ('val', 'metrics'))
-_NOT_SCANNED = ('builtins', 'abc', 'typing', 'torch')
-_READS = ('get', 'pop', 'setdefault')
-
-Section = tuple[str, ...]
+#: Modules of classes that read no options (a dataset's ``torch.utils.data.Dataset``, ``typing.Generic``).
+_READ_NOTHING = ('builtins', 'abc', 'typing', 'torch')
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -85,165 +77,153 @@ def shown(section: Section) -> str:
     return ':'.join(s if s != '*' else '<name>' for s in section) + ':' if section else 'the top level'
 
 
-def _string(node):
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+def section_name(section: Section) -> str:
+    """A section as the table and ``option_keys`` name it: ``'train'``, ``'datasets:*'``, ``''`` (top level)."""
+    return ':'.join(section)
 
 
-class _SectionReads:
-    """The keys that functions read, by section (see the module's description)."""
-
-    def __init__(self, names: dict[str, Section]):
-        self.names = names
-        self.reads: dict[Section, set[str]] = {}
-
-    def function(self, node: ast.AST, root: Section | None) -> None:
-        """Record the reads of one function; ``root`` is what ``self.opt`` (and a parameter ``opt``) stand for."""
-        bound = {'opt': root} if root is not None else {}
-        for child in sorted(
-            (n for n in ast.walk(node) if hasattr(n, 'lineno')),
-            key=lambda n: (getattr(n, 'lineno'), getattr(n, 'col_offset')),
-        ):
-            self._bind(child, bound, root)
-            key, holder = self._read(child)
-            section = self._section(holder, bound, root) if key is not None else None
-            if section is not None:
-                self.reads.setdefault(pattern(section), set()).add(key)
-
-    def _bind(self, node, bound, root):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            section = self._section(node.value, bound, root)
-            if section is not None:
-                bound[node.targets[0].id] = section
-        elif (
-            isinstance(node, (ast.For, ast.comprehension))
-            and isinstance(node.iter, ast.Call)
-            and isinstance(node.iter.func, ast.Attribute)
-            and node.iter.func.attr in ('items', 'values')
-        ):
-            section, target = self._section(node.iter.func.value, bound, root), node.target
-            if node.iter.func.attr == 'items' and isinstance(target, ast.Tuple) and len(target.elts) == 2:
-                target = target.elts[1]
-            if section is not None and isinstance(target, ast.Name):
-                bound[target.id] = section + ('*',)
-
-    @staticmethod
-    def _read(node):
-        """``(key, what it is read from)`` when ``node`` reads a key by a constant name, else ``(None, None)``."""
-        if isinstance(node, ast.Subscript):
-            return _string(node.slice), node.value
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in _READS
-            and node.args
-        ):
-            return _string(node.args[0]), node.func.value
-        if isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)):
-            return _string(node.left), node.comparators[0]
-        return None, None
-
-    def _section(self, node, bound, root):
-        """The section that the expression ``node`` stands for, or None."""
-        if isinstance(node, ast.Name):
-            return bound.get(node.id, self.names.get(node.id))
-        if (
-            isinstance(node, ast.Attribute)
-            and node.attr == 'opt'
-            and isinstance(node.value, ast.Name)
-            and node.value.id == 'self'
-        ):
-            return root
-        if isinstance(node, ast.BoolOp):  # opt.get('val') or {}
-            return next((s for s in (self._section(v, bound, root) for v in node.values) if s is not None), None)
-        key, holder = self._read(node) if not isinstance(node, ast.Compare) else (None, None)
-        if key is None:
-            return None
-        section = self._section(holder, bound, root)
-        return None if section is None else section + (key,)
+def _section_of(name: str) -> Section:
+    return tuple(name.split(':')) if name else ()
 
 
 @functools.lru_cache(maxsize=None)
-def module_reads(module_name: str) -> dict[Section, frozenset[str]] | None:
-    """The keys the functions of a pipeline module read, by section; None when its source cannot be read."""
+def basicsr_table() -> dict:
+    """The committed table of basicsr's reads (read once); an empty one when installed basicsr is another version."""
+    with open(TABLE, encoding='utf-8') as f:
+        table = json.load(f)
+    return table if table['basicsr'] == basicsr.__version__ else {'pipeline': {}, 'classes': {}}
+
+
+@functools.lru_cache(maxsize=None)
+def _basicsr_words() -> dict[Section, set[str]]:
+    words: dict[Section, set[str]] = {}
+    for entry in basicsr_table()['classes'].values():
+        root = CLASS_ROOTS[entry['kind']]
+        for section, keys in entry['reads'].items():
+            words.setdefault(pattern(root + _section_of(section)[len(root) :]), set()).update(keys)
+    return words
+
+
+def _locate(qualified: str):
+    """The class that ``module.qualname`` names, or None."""
+    module, _, name = qualified.rpartition('.')
     try:
-        tree = ast.parse(inspect.getsource(importlib.import_module(module_name)))
-    except (OSError, TypeError, SyntaxError):
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
         return None
-    reads = _SectionReads(PIPELINE_NAMES)
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            reads.function(node, None)
-    return {section: frozenset(keys) for section, keys in reads.reads.items()}
 
 
-def class_reads(cls: type, root: Section) -> dict[Section, frozenset[str]] | None:
-    """The keys the methods of ``cls`` and its bases read, by section; None when a source cannot be read."""
-    if (cls, root) not in _CLASS_READS:
-        _CLASS_READS[cls, root] = _class_reads(cls, root)
-    return _CLASS_READS[cls, root]
+def _qualified(cls: type) -> str:
+    return f'{cls.__module__}.{cls.__qualname__}'
 
 
-_CLASS_READS: dict[tuple[type, Section], dict[Section, frozenset[str]] | None] = {}
+class ClassKeys:
+    """What a registered class and its bases read, by section, and whether every one of them is known.
 
+    Args:
+        cls (type): The class.
+        kind (str): ``'model'`` or ``'dataset'`` (where its ``self.opt`` points, :data:`CLASS_ROOTS`).
+        root (Section): Where its ``self.opt`` points in this file (a dataset: ``('datasets', phase)``).
+    """
 
-def _class_reads(cls, root):
-    reads = _SectionReads({})
-    for klass in cls.__mro__:
-        if klass.__module__.split('.')[0] in _NOT_SCANNED:
-            continue
-        for function in vars(klass).values():
-            function = getattr(function, '__func__', function)  # static and class methods
-            if not inspect.isfunction(function):
+    def __init__(self, cls: type, kind: str, root: Section):
+        self.cls = cls
+        self.reads: dict[Section, set[str]] = {}
+        self.unknown: list[str] = []
+        classes = basicsr_table()['classes']
+        for klass in cls.__mro__:
+            if klass.__module__.split('.')[0] in _READ_NOTHING:
                 continue
-            try:
-                tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-            except (OSError, TypeError, SyntaxError):
+            declared = declared_keys(klass)
+            if _qualified(klass) in classes:
+                reads = {_section_of(s): set(keys) for s, keys in classes[_qualified(klass)]['reads'].items()}
+                reads = {root + s[len(CLASS_ROOTS[kind]) :]: keys for s, keys in reads.items()}
+            elif declared is not None:
+                reads = {root + s: set(keys) for s, keys in declared.items()}
+            else:
+                self.unknown.append(klass.__name__)
+                continue
+            for section, keys in reads.items():
+                self.reads.setdefault(pattern(section), set()).update(keys)
+
+    def builds(self, method: str, fallback: Callable) -> dict[str, type | None] | None:
+        """The types the model's ``method`` builds (``get_optimizer``, ``setup_schedulers``); None if unknown.
+
+        Along the MRO each class that defines ``method`` adds what it builds (the table's, or its
+        ``option_builds`` with ``fallback(name)`` for the class); one that is in neither makes it unknown.
+        """
+        classes = basicsr_table()['classes']
+        found: dict[str, type | None] = {}
+        for klass in reversed(self.cls.__mro__):
+            if method not in vars(klass):
+                continue
+            entry = classes.get(_qualified(klass), {}).get('builds', {})
+            declared = declared_builds(klass, method)
+            if method in entry:
+                found.update((n, _locate(q) if q else fallback(n)) for n, q in entry[method].items())
+            elif declared is not None:
+                found.update((name, fallback(name)) for name in declared)
+            else:
                 return None
-            reads.function(tree.body[0], root)
-    return {section: frozenset(keys) for section, keys in reads.reads.items()}
-
-
-def _merge(readings):
-    merged: dict[Section, set[str]] = {}
-    for reading in readings:
-        for section, keys in (reading or {}).items():
-            merged.setdefault(section, set()).update(keys)
-    return merged
+        return found or None
 
 
 class Vocabulary:
-    """The keys that an option file's model and dataset classes and basicsr's pipeline read, by section.
+    """The keys that an option file's model and dataset classes and the pipelines read, by section.
 
     Args:
         model (type): The file's model class.
-        datasets (list[type]): Its dataset classes.
+        datasets (dict[str, type]): Its dataset class of each phase.
     """
 
-    def __init__(self, model: type, datasets: list[type]):
-        readings = [module_reads(m) for m in PIPELINE_MODULES] + [class_reads(model, CLASS_ROOTS['model'])]
-        readings += [class_reads(d, CLASS_ROOTS['dataset']) for d in datasets if inspect.isclass(d)]
-        self.reads = _merge(readings)
-        self.judgeable = None not in readings
-        self.names = ', '.join(dict.fromkeys(c.__name__ for c in [model] + datasets if inspect.isclass(c)))
-        self._others = None
+    def __init__(self, model: type, datasets: dict[str, type]):
+        pipeline = {_section_of(s): set(k) for s, k in basicsr_table()['pipeline'].items()}
+        for section, keys in PIPELINE_KEYS.items():
+            pipeline.setdefault(section, set()).update(keys)
+        self.pipeline = pipeline
+        self.model = ClassKeys(model, 'model', ())
+        self.datasets = {
+            phase: ClassKeys(cls, 'dataset', ('datasets', phase))
+            for phase, cls in datasets.items()
+            if inspect.isclass(cls)
+        }
+        self.names = ', '.join(dict.fromkeys(c.__name__ for c in [model, *datasets.values()] if inspect.isclass(c)))
 
     def known(self, section: Section) -> set[str]:
-        """The keys read in ``section``."""
-        return self.reads.get(pattern(section), set())
+        """The keys read in ``section`` (a concrete one, or a pattern: then by any dataset)."""
+        found = set(self.pipeline.get(pattern(section), ())) | self.model.reads.get(pattern(section), set())
+        for phase, keys in self.datasets.items():
+            if section[:2] in (('datasets', phase), ('datasets', '*')):
+                found |= keys.reads.get(pattern(section), set())
+        return found
 
-    def judge(self, opt: dict, section: Section, key: str, owned: tuple[Section, ...]) -> str | None:
+    @staticmethod
+    def basicsr_words(section: Section) -> set[str]:
+        """What any of basicsr's classes reads in ``section``: words of basicsr's own, never a typo there."""
+        return _basicsr_words().get(pattern(section), set())
+
+    def unknown(self, section: Section) -> list[str]:
+        """The classes that may read ``section`` and neither the table nor a declaration knows."""
+        dataset = self.datasets.get(section[1]) if section[:1] == ('datasets',) and len(section) > 1 else None
+        return self.model.unknown + (dataset.unknown if dataset is not None else [])
+
+    def judge(self, opt: dict, section: Section, key: str, owned: tuple[Section, ...], fits: Callable) -> str | None:
         """None for a key read where it stands, else a warning; a key in the wrong section or a typo raises.
 
-        A key that the file's classes read in another of the ``owned`` sections belongs there: refused,
-        unless some registered class reads it where it stands, or it is written in its (one) home with the
-        same value (a duplicate, as BasicSR's TOF test file has). A typo of a key of its own section is
-        refused, unless some registered class reads it. Anything else is a warning.
+        Only where every class that may read the section is known: a key that the file's classes read in
+        another of the ``owned`` sections belongs there (refused, unless written in its one home with the
+        same value: a warning); a typo of a key of its own section is refused with that key, unless that key
+        is written there too and the value could not be that key's (``dataset: toy`` beside ``datasets:``).
+        Anything else is a warning; where a class is unknown, a likely typo is a warning and any other key
+        is left to the run (:mod:`.observed`).
 
         Args:
             opt (dict): The options (to find a key's home).
             section (Section): Where the key stands.
             key (str): The key.
-            owned (tuple[Section, ...]): The sections judged by key.
+            owned (tuple[Section, ...]): The sections judged by key (patterns).
+            fits (callable): ``fits(section, key, value, present)``: whether ``value`` could be that of ``key``
+                there, whose value is ``present``.
 
         Raises:
             OptionError: Without the file's name: the caller adds it.
@@ -251,32 +231,30 @@ class Vocabulary:
         if key in self.known(section):
             return None
         where = f'{shown(section)}{key}' if section else key
-        others = key in self._other_reads().get(pattern(section), ())
+        here = _section(opt, section)
+        close = misspelt(key, self.known(section))
+        if key in self.basicsr_words(section) or (close in here and not fits(section, close, here[key], here[close])):
+            close = None  # a word of basicsr's own there, or another option beside the one it resembles
+        unknown = self.unknown(section)
+        if unknown:
+            if close is None:
+                return None
+            return (
+                f'option {where} may be a typo of {close} ({", ".join(unknown)} declare no option_keys: the run '
+                'names each key that nothing read).'
+            )
         homes = [s for s in owned if key in self.known(s) and pattern(s) != pattern(section)]
-        if homes and self.judgeable and not others:
+        if homes:
             home = _section(opt, homes[0]) if len(homes) == 1 and '*' not in homes[0] else None
-            if home is None or home.get(key, object()) != _section(opt, section).get(key):
+            if home is None or home.get(key, object()) != here.get(key):
                 raise OptionError(
                     f'{where}: belongs under {" or ".join(shown(s) for s in homes)} ({self.names} and '
                     f'basicsr read it there; where it stands nothing does).'
                 )
             return f'option {where} has no effect: a duplicate of {shown(homes[0])}{key}, which is read.'
-        close = misspelt(key, self.known(section))
-        if close and self.judgeable and not others:
+        if close:
             raise OptionError(f'unknown option {where} (did you mean {close}?)')
-        also = ' (other registered classes do)' if others else ''
-        return f"option {where} has no effect: {self.names} and basicsr's pipeline do not read it there{also}."
-
-    def _other_reads(self):
-        """What every registered model and dataset class reads, by section (read once, when needed)."""
-        if self._others is None:
-            self._others = _merge(
-                class_reads(c, CLASS_ROOTS[kind])
-                for kind, registry in (('model', MODEL_REGISTRY), ('dataset', DATASET_REGISTRY))
-                for _, c in registry
-                if inspect.isclass(c)
-            )
-        return self._others
+        return f"option {where} has no effect: {self.names} and basicsr's pipeline do not read it there."
 
 
 def _section(opt, section):
@@ -328,71 +306,6 @@ def parameters(factory: Callable, skip: tuple[str, ...] = ()) -> tuple[dict[str,
         and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     }
     return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def _resolve(node, namespace):
-    """The object a dotted name (``torch.optim.Adam``) stands for in ``namespace``, or None."""
-    names = []
-    while isinstance(node, ast.Attribute):
-        names.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name) or node.id not in namespace:
-        return None
-    obj = namespace[node.id]
-    for name in reversed(names):
-        obj = getattr(obj, name, None)
-    return obj
-
-
-def built_types(cls: type, method: str, fallback: Callable) -> dict[str, type | None] | None:
-    """The types a model's ``get_optimizer`` / ``setup_schedulers`` builds, read from its ``if`` branches.
-
-    A branch ``if x == 'A':`` or ``if x in ('A', 'B'):`` builds the first class
-    called in its body (``torch.optim.Adam(...)``,
-    ``lr_scheduler.MultiStepRestartLR(...)``), else ``fallback(name)``.
-    Definitions along the MRO are merged, the most derived winning.
-
-    Args:
-        cls (type): The model class.
-        method (str): The method's name.
-        fallback (callable): ``name -> class or None`` for branches that call no class by name.
-
-    Returns:
-        dict[str, type | None] | None: Type name to class; None when no branch could be read.
-    """
-    found: dict[str, type | None] = {}
-    for klass in reversed(cls.__mro__):
-        func = klass.__dict__.get(method)
-        if func is None:
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        for node in ast.walk(tree):
-            if not (
-                isinstance(node, ast.If)
-                and isinstance(node.test, ast.Compare)
-                and isinstance(node.test.ops[0], (ast.Eq, ast.In))
-            ):
-                continue
-            right = node.test.comparators[0]
-            names = (
-                [_string(e) for e in right.elts]
-                if isinstance(right, (ast.List, ast.Tuple, ast.Set))
-                else [_string(right)]
-            )
-            if not names or None in names:
-                continue
-            called = (
-                _resolve(call.func, func.__globals__)
-                for stmt in node.body
-                for call in ast.walk(stmt)
-                if isinstance(call, ast.Call)
-            )
-            factory = next((obj for obj in called if inspect.isclass(obj)), None)
-            found.update((name, factory or fallback(name)) for name in names)
-    return found or None
 
 
 def optimizer_class(name: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import shutil
 import sysconfig
 from collections.abc import Callable
@@ -34,7 +35,11 @@ def toolchain_problem(device_type: str) -> str | None:
             )
         return None
     compiler = os.environ.get('CXX', 'g++')
-    if shutil.which(compiler) is None:
+    try:
+        command = shlex.split(compiler)  # as inductor reads $CXX: a command line (`ccache g++`), not one name
+    except ValueError as error:
+        return f'torch.compile on the CPU cannot read $CXX={compiler!r} as a command line ({error})'
+    if not command or shutil.which(command[0]) is None:
         return (
             f'torch.compile on the CPU needs a C++ compiler: {compiler!r} (from $CXX, else g++) is not on the '
             'PATH (apt install g++, or set CXX)'

@@ -13,17 +13,23 @@ import datetime
 import logging
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import torch
 import torch.distributed as dist
 
+from ..declare import Rule
 from .compile import toolchain_problem
 
 logger = logging.getLogger(__name__)
 
-DIST_PARAMS = ('backend', 'port', 'timeout_min')
 DIST_BACKENDS = ('nccl', 'gloo')
+#: What ``dist_params`` may hold (:func:`init_dist` reads it; the option check judges it by these rules).
+DIST_PARAMS = {
+    'backend': Rule('str', null=True, words=('auto', *DIST_BACKENDS)),
+    'port': Rule('int', 1, 65535),
+    'timeout_min': Rule('number', 0, None, null=True, low_open=True),
+}
 
 
 def local_rank_from_env(launcher: str, cli_local_rank: int | None = None) -> int:
@@ -45,14 +51,18 @@ def local_rank_from_env(launcher: str, cli_local_rank: int | None = None) -> int
     return int(os.environ.get('LOCAL_RANK', 0))
 
 
-def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bool:
+def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str, *, model_keys: Collection[str]) -> bool:
     """Refuse launcher, device and option combinations that cannot work, before any work starts.
+
+    ``dist_params``' values are the option check's (:data:`DIST_PARAMS`); here, what they mean on this machine.
 
     Args:
         opt (dict): The options (``num_gpu``, ``dist_params``, ``use_amp``, ``amp_bf16``, ``use_compile``).
         launcher (str): 'none', 'pytorch' or 'slurm'.
         local_rank (int): This process's local rank (ignored for 'none').
         opt_path (str): The option file, named in the errors.
+        model_keys (Collection[str]): The top-level keys the model reads: ``use_amp`` and ``use_compile``
+            are judged only where it reads them (another model ignores them).
 
     Returns:
         bool: Whether the run uses CUDA GPUs (``num_gpu`` not 0, GPUs visible).
@@ -66,11 +76,6 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bo
         raise ValueError(f'{opt_path}: num_gpu={num_gpu!r} must be auto or a number of GPUs (0 for the CPU).')
     dist_params = opt.get('dist_params') or {}
     backend = dist_params.get('backend')
-    if backend not in (None, 'auto') + DIST_BACKENDS:
-        raise ValueError(f'{opt_path}: dist_params:backend={backend!r}; use nccl (GPUs), gloo (CPU) or auto.')
-    timeout = dist_params.get('timeout_min')
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f'{opt_path}: dist_params:timeout_min={timeout!r} must be a positive number of minutes.')
     uses_gpu = num_gpu == 'auto' and gpus > 0 or num_gpu not in ('auto', 0)
     if num_gpu not in ('auto', 0) and gpus == 0:
         raise ValueError(f'{opt_path}: num_gpu={num_gpu} but no CUDA GPU is visible; use num_gpu: 0 (CPU) or auto.')
@@ -96,12 +101,13 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str) -> bo
                 f'local rank {local_rank} (--local-rank / LOCAL_RANK) but {gpus} GPU(s) are visible '
                 f'on this node: start at most {gpus} process(es) per node.'
             )
-    if opt.get('use_amp') and not opt.get('amp_bf16') and not uses_gpu:
+    if 'use_amp' in model_keys and opt.get('use_amp') and not opt.get('amp_bf16') and not uses_gpu:
         raise ValueError(
             f'{opt_path}: use_amp with fp16 (amp_bf16: false) needs a CUDA GPU; on the CPU set '
             'amp_bf16: true (bf16 autocast) or use_amp: false.'
         )
-    problem = toolchain_problem('cuda' if uses_gpu else 'cpu') if opt.get('use_compile') else None
+    compiles = 'use_compile' in model_keys and opt.get('use_compile')
+    problem = toolchain_problem('cuda' if uses_gpu else 'cpu') if compiles else None
     if problem:
         raise ValueError(f'{opt_path}: use_compile: {problem}.')
     return uses_gpu

@@ -1,0 +1,85 @@
+"""How a class declares the option keys it reads, so that the option check knows them without reading source.
+
+A registered class (a model, a dataset, a network, of this package or of a sibling plugin) may carry the
+class attribute ``option_keys``: plain data, so a sibling needs nothing of ours to write it. It maps a
+section, named relative to where the class reads (a model: the top level of the file; a dataset: its own
+``datasets:<phase>`` section; a network: its ``network_*`` section), with ``':'`` between parts and ``''``
+for that root, to the keys the class itself reads there (not those of its bases), either as a list of names
+or as a mapping ``{key: rule}`` whose rule says what the value must be (a :class:`Rule`, or None)::
+
+    @MODEL_REGISTRY.register()
+    class HATModel(SRModel):
+        option_keys = {'': ['tile'], 'val': {'window_size': None}}
+
+A model may also declare ``option_builds``: for ``'get_optimizer'`` or ``'setup_schedulers'``, the type
+names its own method builds beside what its bases build.
+
+The option check then refuses a typo of a declared key (with the key it stands for) and judges values by
+the declared rules; a key that neither basicsr's table nor a declaration knows is only a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+#: A section of an option file: the keys that lead to it (``('train', 'optim_g')``); ``()`` is the top level.
+Section = tuple[str, ...]
+#: The largest iteration count: basicsr's loggers and torch's schedulers keep iterations in 32-bit fields.
+MAX_ITER = 2**31 - 1
+
+
+class Rule(NamedTuple):
+    """What one option must be.
+
+    Attributes:
+        kind (str): ``'int'``, ``'number'``, ``'count'`` (a number; an integral one made an int), ``'bool'``,
+            ``'str'``, ``'list'`` (of ``item``), ``'section'`` (a mapping) or ``'typed'`` (a mapping with a
+            ``type``, built by a registry or a model).
+        low, high (float | None): The range, both ends included (``low_open`` / ``high_open``: that end
+            excluded).
+        null (bool): Whether null means something (a random seed, no loss, torch's default timeout).
+        words (tuple[str, ...]): Strings accepted beside the kind (``num_gpu: auto``); for a ``'str'``, the
+            only strings accepted.
+        item (Rule | None): The rule of each element of a list.
+        high_open (bool): Whether ``high`` itself is excluded.
+        length (int | str | None): A list's length: a number, or the name of the key of the same section
+            (its value, else the factory's default) that gives it (``rgb_mean`` has ``num_in_ch`` values).
+        low_open (bool): Whether ``low`` itself is excluded.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    null: bool = False
+    words: tuple[str, ...] = ()
+    item: Rule | None = None
+    high_open: bool = False
+    length: int | str | None = None
+    low_open: bool = False
+
+
+def declared_keys(cls: type) -> dict[Section, dict[str, Rule | None]] | None:
+    """The keys that ``cls`` itself declares (its own ``option_keys``, not a base's), by section; None if none.
+
+    Raises:
+        TypeError: If the declaration is not a mapping of sections to lists or mappings of keys.
+    """
+    declared = vars(cls).get('option_keys')
+    if declared is None:
+        return None
+    if not isinstance(declared, Mapping):
+        raise TypeError(f'{cls.__qualname__}.option_keys must map sections to keys, not {declared!r}.')
+    found: dict[Section, dict[str, Rule | None]] = {}
+    for section, keys in declared.items():
+        if not isinstance(section, str) or not isinstance(keys, (Mapping, list, tuple)):
+            raise TypeError(f'{cls.__qualname__}.option_keys[{section!r}] must name keys (a list or a mapping).')
+        rules = keys if isinstance(keys, Mapping) else dict.fromkeys(keys)
+        found[tuple(section.split(':')) if section else ()] = dict(rules)
+    return found
+
+
+def declared_builds(cls: type, method: str) -> tuple[str, ...] | None:
+    """The type names that ``cls``'s own ``method`` builds, as its ``option_builds`` declares; None if undeclared."""
+    builds = vars(cls).get('option_builds') or {}
+    return tuple(builds[method]) if method in builds else None

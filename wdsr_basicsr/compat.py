@@ -44,6 +44,7 @@ from basicsr.utils.logger import MessageLogger  # noqa: E402
 
 from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record, shared_lmdb  # noqa: E402
 from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
+from wdsr_basicsr.options.observed import UnreadReport, WatchedSection  # noqa: E402
 from wdsr_basicsr.utils.resume import load_resume_state  # noqa: E402
 from wdsr_basicsr.utils.wandb_logger import init_wandb_logger  # noqa: E402
 
@@ -175,6 +176,12 @@ def build_model(opt):
     total_iter = (opt.get('train') or {}).get('total_iter')
     if opt.get('is_train') and total_iter is not None:
         model.validation = functools.partial(validate_once, model.validation, total_iter, set())
+    watched = opt.watch if isinstance(opt, WatchedSection) else None
+    if watched is not None and watched.index and opt.get('rank', 0) == 0:
+        waits_for = ('iteration',) * bool(opt.get('is_train')) + ('validation',) * (opt.get('val') is not None)
+        report = UnreadReport(watched, waits_for)
+        model.optimize_parameters = report.after(model.optimize_parameters, 'iteration')
+        model.validation = report.after(model.validation, 'validation')
     return model
 
 

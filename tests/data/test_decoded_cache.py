@@ -500,13 +500,13 @@ def one_line(result):
 
 
 CACHE_FAULTS = [
-    ({'sampling': 'area'}, "datasets:train: sampling='area'; use image"),
+    ({'sampling': 'area'}, "datasets:train:sampling='area' must be one of image, record."),
     ({'cache_data': False}, 'datasets:train: sampling is read with cache_data: true only'),
     (
         {'io_backend': {'type': 'memcached'}},
         "datasets:train: cache_data reads io_backend lmdb or disk, not 'memcached'",
     ),
-    ({'cache_dir': 5}, 'datasets:train: cache_dir=5 must be the path of a folder (text).'),
+    ({'cache_dir': 5}, 'datasets:train:cache_dir=5 must be a string.'),
     (
         {'cache_data': False, 'sampling': None, 'cache_dir': 'c'},
         'datasets:train: cache_dir is read with cache_data: true only',

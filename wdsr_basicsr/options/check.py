@@ -63,7 +63,7 @@ _KINDS = {
 }
 
 
-def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
+def check_options(opt: dict, opt_path: str, is_train: bool, left: list | None = None) -> list[str]:
     """Check an option file before any work: its sections, keys where they stand, values, registered types.
 
     Numbers are made the type their reader computes with (``6e5`` iterations: 600000), in place.
@@ -72,6 +72,8 @@ def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
         opt (dict): The options.
         opt_path (str): The option file, named in every message.
         is_train (bool): Training (``train``, ``logger``, ``datasets:train`` required) or testing (``val``).
+        left (list | None): Where to add ``(section, key)`` for each key left to the run: in a section that a
+            class reads which declares nothing, and not known to be read (:mod:`.observed` watches them).
 
     Returns:
         list[str]: Warnings: keys that nothing reads where they stand, weights that basicsr will download.
@@ -86,7 +88,7 @@ def check_options(opt: dict, opt_path: str, is_train: bool) -> list[str]:
         model, datasets = _registered_classes(opt)
         _check_values(opt, _declared_rules(model, datasets))
         vocabulary = Vocabulary(model, datasets)
-        warnings = _check_keys(opt, vocabulary, _declared_rules(model, datasets))
+        warnings = _check_keys(opt, vocabulary, _declared_rules(model, datasets), left if left is not None else [])
         warnings += _check_built(opt, model, vocabulary)
         _check_relations(opt, datasets)
     except OptionError as error:
@@ -243,7 +245,7 @@ def _registered_classes(opt):
     return model, datasets
 
 
-def _check_keys(opt, vocabulary, declared):
+def _check_keys(opt, vocabulary, declared, left):
     """Judge every key of the sections that the file's classes read by key (:data:`.rules.KEYED_SECTIONS`)."""
     warnings = []
     rules = [(section, key, rule) for (section, key), rule in RULES.items()] + declared
@@ -262,6 +264,8 @@ def _check_keys(opt, vocabulary, declared):
     for section in KEYED_SECTIONS:
         for where, parent in _sections(opt, section):
             for key in parent:
+                if str(key) not in vocabulary.known(where) and vocabulary.unknown(where):
+                    left.append((where, str(key)))
                 warning = vocabulary.judge(opt, where, str(key), KEYED_SECTIONS, fits)
                 if warning:
                     warnings.append(warning)

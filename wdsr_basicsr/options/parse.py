@@ -23,6 +23,7 @@ from ..utils.messages import show_messages
 from ..utils.wandb_logger import wandb_fault
 from .check import check_name, check_options, model_keys
 from .errors import OptionError
+from .observed import WatchedSection, watch
 from .reading import apply_force_yml, load_options
 
 logger = logging.getLogger(__name__)
@@ -55,10 +56,12 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
         opt = Options(load_options(args.opt, warnings))
         apply_force_yml(opt, args.force_yml or [])
         check_name(opt.get('name'), args.opt)
-        warnings += check_options(opt, args.opt, is_train)
+        left: list = []
+        warnings += check_options(opt, args.opt, is_train, left)
         uses_gpu = check_launch(opt, args.launcher, local_rank, args.opt, model_keys=model_keys(opt))
     except (ValueError, OSError) as error:  # the file, a key or the launch is at fault: before any work
         raise OptionError(str(error)) from error
+    watch(opt, left)  # from here on, what reads a key left to the run counts
     opt['dist'] = args.launcher != 'none'
     if opt['dist']:
         dist_params = dict(opt.get('dist_params') or {})
@@ -129,8 +132,10 @@ def is_site_directory(path: str) -> bool:
     return osp.realpath(path) in {osp.realpath(p) for p in sites}
 
 
-class Options(dict):
+class Options(WatchedSection):
     """The options of a run: a dict whose ``root_path`` is never an installed site directory.
+
+    Its reads of keys left to the run are watched (:mod:`.observed`).
 
     basicsr's ``train_pipeline`` stores the root it was given after parsing
     (``opt['root_path'] = root_path``, then ``tb_logger/`` goes under it); run

@@ -130,13 +130,21 @@ def module_reads(module_name: str) -> dict[Section, set[str]]:
 
 
 def own_reads(cls: type, root: Section) -> dict[Section, set[str]]:
-    """The keys that the methods ``cls`` itself defines read, by section (``self.opt`` is ``root``)."""
+    """The keys that the methods ``cls`` itself defines read, by section (``self.opt`` is ``root``).
+
+    The class is read from its source file, so a method that anyone has patched since counts as written.
+    """
     reads = _SectionReads({})
-    for function in vars(cls).values():
-        function = getattr(function, '__func__', function)  # static and class methods
-        if inspect.isfunction(function):
-            reads.function(ast.parse(textwrap.dedent(inspect.getsource(function))).body[0], root)
+    for function in _methods(cls).values():
+        reads.function(function, root)
     return reads.reads
+
+
+def _methods(cls: type) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The methods that the source of ``cls`` defines, by name."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    return {n.name: n for n in body.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
 def own_builds(cls: type, method: str) -> dict[str, str | None]:
@@ -145,11 +153,12 @@ def own_builds(cls: type, method: str) -> dict[str, str | None]:
     A branch builds the first class called in its body (``torch.optim.Adam(...)``), else what
     :data:`BUILDERS` finds for the name; the class is named ``module.qualname`` (None: none found).
     """
-    func = vars(cls).get(method)
-    if func is None:
+    function = _methods(cls).get(method)
+    if function is None:
         return {}
+    namespace = vars(importlib.import_module(cls.__module__))
     found = {}
-    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(func)))):
+    for node in ast.walk(function):
         if not (
             isinstance(node, ast.If)
             and isinstance(node.test, ast.Compare)
@@ -163,7 +172,7 @@ def own_builds(cls: type, method: str) -> dict[str, str | None]:
         if not names or None in names:
             continue
         called = (
-            _resolve(call.func, func.__globals__)
+            _resolve(call.func, namespace)
             for stmt in node.body
             for call in ast.walk(stmt)
             if isinstance(call, ast.Call)
@@ -211,7 +220,7 @@ def basicsr_table() -> dict:
             for cls in registered.__mro__:
                 if not cls.__module__.startswith('basicsr.'):
                     continue
-                builds = {m: own_builds(cls, m) for m in BUILDERS if kind == 'model' and m in vars(cls)}
+                builds = {m: own_builds(cls, m) for m in BUILDERS if kind == 'model' and m in _methods(cls)}
                 classes[f'{cls.__module__}.{cls.__qualname__}'] = {
                     'kind': kind,
                     'reads': _keys(own_reads(cls, CLASS_ROOTS[kind])),

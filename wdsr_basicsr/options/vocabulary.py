@@ -16,9 +16,9 @@ there is never refused for what the check cannot know (the run names it if nothi
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import json
-import importlib
 from collections.abc import Callable
 from os import path as osp
 

@@ -121,7 +121,10 @@ def test_a_duplicate_with_the_same_value_is_a_warning():
     """BasicSR's test_TOF_official.yml writes save_img at the top level and under val: basicsr runs it."""
     opt = load_options(DEMO)
     warnings = check_options(edit(opt, ('save_img',), opt['val']['save_img']), 'demo.yml', True)
-    assert warnings == ['demo.yml: option save_img has no effect: a duplicate of val:save_img, which is read.']
+    assert warnings == ['demo.yml: option save_img has no effect: val:save_img is the one read (SRFormer writes both).']
+    opt = load_options(DEMO)  # with another value too (SRFormer's test files): basicsr runs it, reading val's
+    warnings = check_options(edit(opt, ('save_img',), not opt['val']['save_img']), 'demo.yml', True)
+    assert warnings == ['demo.yml: option save_img has no effect: val:save_img is the one read (SRFormer writes both).']
 
 
 @pytest.mark.slow

@@ -212,7 +212,7 @@ class Vocabulary:
 
         Only where every class that may read the section is known: a key that the file's classes read in
         another of the ``owned`` sections belongs there (refused, unless written in its one home with the
-        same value: a warning); a typo of a key of its own section is refused with that key, unless that key
+        same value, or at the top level beside the same key of ``val:``: a warning); a typo of a key of its own section is refused with that key, unless that key
         is written there too and the value could not be that key's (``dataset: toy`` beside ``datasets:``).
         Anything else is a warning; where a class is unknown, a likely typo is a warning and any other key
         is left to the run (:mod:`.observed`).
@@ -246,6 +246,8 @@ class Vocabulary:
         homes = [s for s in owned if key in self.known(s) and pattern(s) != pattern(section)]
         if homes:
             home = _section(opt, homes[0]) if len(homes) == 1 and '*' not in homes[0] else None
+            if home is not None and not section and homes[0] == ('val',) and key in home:
+                return f'option {where} has no effect: val:{key} is the one read (SRFormer writes both).'
             if home is None or home.get(key, object()) != here.get(key):
                 raise OptionError(
                     f'{where}: belongs under {" or ".join(shown(s) for s in homes)} ({self.names} and '

@@ -588,3 +588,58 @@ def test_the_sibling_sample_holds_their_real_quirks():
         isinstance(opt.get('save_img'), bool) and opt['save_img'] != opt['val']['save_img'] for opt in SIBLINGS.values()
     )
     assert {name.split('/')[0] for name in SIBLINGS} == {'HAT', 'SRFormer', 'SAFMN', 'CodeFormer', 'DAT'}
+
+
+def test_wdsr_switches_under_another_model_have_no_effect(vgg_on_disk, monkeypatch):
+    """use_compile / use_amp under ESRGANModel: warned as unread, and no compiler or GPU asked for."""
+    monkeypatch.setenv('CXX', 'no-such-compiler')
+    opt = copy.deepcopy(SAMPLES['BasicSR/train/ESRGAN/train_ESRGAN_x4.yml'])
+    opt.update(use_compile=True, use_amp=True, amp_bf16=False, num_gpu=0)
+    warnings = check_options(copy.deepcopy(opt), 'x.yml', True)
+    assert [w for w in warnings if 'use_' in w] == [
+        f"x.yml: option {key} has no effect: ESRGANModel, PairedImageDataset and basicsr's pipeline do not read it "
+        'there.'
+        for key in ('use_compile', 'use_amp')
+    ]
+    parse(monkeypatch, write_options(vgg_on_disk / 'opt.yml', opt), True)  # nothing refused
+
+
+def test_a_word_beside_the_key_it_resembles_is_not_a_typo(vgg_on_disk):
+    """`dataset: toy` beside `datasets:` cannot be a dataset section: a warning; `val_frq: 5` beside `val_freq`
+    could be the frequency: refused as its typo."""
+    opt = copy.deepcopy(SAMPLES['BasicSR/train/EDSR/train_EDSR_Mx2.yml'])
+    assert check_options(dict(copy.deepcopy(opt), dataset='toy'), 'x.yml', True) == [
+        "x.yml: option dataset has no effect: SRModel, PairedImageDataset and basicsr's pipeline do not read it there."
+    ]
+    opt['val']['val_frq'] = 5
+    with pytest.raises(OptionError, match='unknown option val:val_frq \\(did you mean val_freq\\?\\)'):
+        check_options(opt, 'x.yml', True)
+
+
+@pytest.mark.parametrize(
+    'edit, message',
+    [
+        (lambda o: o['datasets']['train'].update(color='Y'), "datasets:train:color='Y' must be one of y."),
+        (lambda o: o['train']['pixel_opt'].update(loss_weight=-1.0), 'pixel_opt:loss_weight=-1.0 must be at least 0.'),
+        (
+            lambda o: o['val'].update(val_frq=o['val'].pop('val_freq')),
+            'unknown option val:val_frq (did you mean val_freq?)',
+        ),
+        (
+            lambda o: o['network_g'].update(rgb_mean=[0.4, 0.4]),
+            'network_g:rgb_mean=[0.4, 0.4] must be a list of 3 values',
+        ),
+    ],
+)
+def test_bad_values_are_refused_through_basicsr_own_parse_options(lmdb_root, tmp_path, monkeypatch, edit, message):
+    """As a sibling's train.py reaches it: basicsr.utils.options.parse_options (ours, through compat)."""
+    import basicsr.utils.options
+
+    opt = shrunk(OPTIONS / 'train_wdsr_b_x2.yml', lmdb_root)
+    edit(opt)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', write_options(tmp_path / 'e.yml', opt)])
+    with pytest.raises(OptionError) as error:
+        basicsr.utils.options.parse_options(str(tmp_path), is_train=True)
+    assert message in str(error.value) and '\n' not in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['e.yml']

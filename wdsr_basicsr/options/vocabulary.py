@@ -212,10 +212,11 @@ class Vocabulary:
 
         Only where every class that may read the section is known: a key that the file's classes read in
         another of the ``owned`` sections belongs there (refused, unless written in its one home with the
-        same value, or at the top level beside the same key of ``val:``: a warning); a typo of a key of its own section is refused with that key, unless that key
-        is written there too and the value could not be that key's (``dataset: toy`` beside ``datasets:``).
-        Anything else is a warning; where a class is unknown, a likely typo is a warning and any other key
-        is left to the run (:mod:`.observed`).
+        same value, or at the top level beside the same key of ``val:``: a warning); a typo of a key of its
+        own section is refused with that key, unless the key is a word some basicsr class reads there, or
+        that key is written there too and the value could not be its (``dataset: toy`` beside
+        ``datasets:``). Anything else is a warning; where a class is unknown, a likely typo is a warning and
+        any other key is left to the run (:mod:`.observed`).
 
         Args:
             opt (dict): The options (to find a key's home).

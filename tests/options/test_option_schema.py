@@ -244,3 +244,20 @@ def test_the_reader_counts_loads_not_stores():
     code = "def f(opt):\n    opt['rank'] = 0\n    del opt['gone']\n    x = opt['train']['lr']\n    y = opt.get('val')\n"
     reads.function(ast.parse(code).body[0], None)
     assert reads.reads == {(): {'train', 'val'}, ('train',): {'lr'}}
+
+
+def test_the_check_reads_no_source(monkeypatch):
+    """Declared, not guessed: with no source readable (a .pyc-only install), the verdicts are the same."""
+    import inspect
+
+    def no_source(obj):
+        raise OSError('no source')
+
+    edited = shipped()
+    edited['val']['val_frq'] = 5
+    expected = check_options(shipped(), 'x.yml', True)
+    monkeypatch.setattr(inspect, 'getsource', no_source)
+    monkeypatch.setattr(inspect, 'getsourcelines', no_source)
+    assert check_options(shipped(), 'x.yml', True) == expected
+    with pytest.raises(OptionError, match='unknown option val:val_frq'):
+        check_options(edited, 'x.yml', True)

@@ -13,16 +13,18 @@ and keeps the rest of basicsr's parsing, with these differences:
 * The distributed start takes ``dist_params`` (``backend``, ``port``,
   ``timeout_min``) for every launcher, after :func:`~wdsr_basicsr.utils.dist.check_launch`
   has refused launcher and device combinations that cannot work.
-* Before any work, :func:`check_options` judges every key in its section against what the file's
-  registered classes and basicsr's pipeline read there, and every value by what it must be (so another
-  plugin's files keep meaning what they meant), and refuses only what cannot work; :func:`check_data`
-  then checks each dataset against its data.
+* Before any work, :func:`check_options` judges every key in its section by what is known to read it there
+  (basicsr's committed table, the ``option_keys`` that classes declare: :mod:`wdsr_basicsr.declare`) and
+  every value by its one rule, and refuses only what it knows cannot work (so another plugin's files keep
+  meaning what they meant); :func:`check_data` then checks each dataset against its data. Keys that a class
+  which declares nothing may read are left to the run, which names those nothing read (:mod:`.observed`).
 * A run rooted at an installed site directory (``python -m basicsr.train``)
   writes under the current directory instead (:func:`derive_options`).
 
 Modules: :mod:`.errors` (:class:`OptionError`), :mod:`.reading` (safe YAML, ``--force_yml``),
 :mod:`.vocabulary` (what the registered classes read, by section, and take), :mod:`.rules` (what values must
-be), :mod:`.check` (:func:`check_options`, :func:`check_name`), :mod:`.parse` (:func:`parse_options`,
+be), :mod:`.observed` (the keys left to the run), :mod:`.source_reads` (development only: the table from
+basicsr's source), :mod:`.check` (:func:`check_options`, :func:`check_name`), :mod:`.parse` (:func:`parse_options`,
 :func:`derive_options`, :func:`check_data`, :func:`run_pipeline`).
 """
 

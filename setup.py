@@ -8,7 +8,7 @@ from setuptools.command.build import build
 PTH = 'wdsr_basicsr.pth'  # site.py runs it at start-up: wdsr_basicsr_startup.install() (BasicSR's entries find us)
 
 
-class build_pth(Command):
+class BuildPth(Command):
     """Put ``wdsr_basicsr.pth`` at the top of the wheel (site-packages), in a regular and an editable install."""
 
     description = 'install the start-up hook wdsr_basicsr.pth'
@@ -45,7 +45,7 @@ setup(
     packages=find_packages(include=['wdsr_basicsr', 'wdsr_basicsr.*']),
     py_modules=['wdsr_basicsr_startup', 'wdsr_basicsr_shim'],
     package_data={'wdsr_basicsr': ['utils/page/*.html', 'utils/page/*.css', 'utils/page/*.js', 'options/*.json']},
-    cmdclass={'build_pth': build_pth},
+    cmdclass={'build_pth': BuildPth},
     install_requires=[
         'basicsr==1.4.2',
         'torch>=2.1',

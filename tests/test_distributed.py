@@ -150,7 +150,7 @@ def test_distributed_validation_equals_one_process(valid3_root, tmp_path):
     test_opt['network_g'] = opt['network_g']
     test_opt['path']['pretrain_network_g'] = 'experiments/trained/models/net_g_latest.pth'
     figures = {}
-    for launch, name in ((['python'], 'single'), (['torchrun'], 'dist')):
+    for name in ('single', 'dist'):
         test_opt['name'] = name
         opt_file = write_options(tmp_path / f'{name}.yml', test_opt)
         args = (

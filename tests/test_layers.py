@@ -199,7 +199,7 @@ def prints_outside_entries(package):
         if name in ENTRY_MODULES:
             continue
 
-        def visit(node, function):
+        def visit(node, function, name=name):
             for child in ast.iter_child_nodes(node):
                 inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
                 if (
@@ -209,7 +209,7 @@ def prints_outside_entries(package):
                     and function != 'main'
                 ):
                     found.append(f'{name}:{child.lineno}')
-                visit(child, inner)
+                visit(child, inner, name)
 
         visit(ast.parse(path.read_text()), None)
     return found

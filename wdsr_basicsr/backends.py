@@ -30,7 +30,7 @@ EXTRAS = {
 _MODULES = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino'}
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailableError(RuntimeError):
     """A backend was asked for that is not installed (the message names what to install)."""
 
 
@@ -47,11 +47,11 @@ def installed(backend: str) -> bool:
 
 
 def check_backend(backend: str) -> None:
-    """Raise :class:`BackendUnavailable` (naming the extra) or ``ValueError`` unless ``backend`` can run."""
+    """Raise :class:`BackendUnavailableError` (naming the extra) or ``ValueError`` unless ``backend`` can run."""
     if backend not in BACKENDS:
         raise ValueError(f'backend {backend!r} is not one of {", ".join(BACKENDS)}.')
     if not installed(backend):
-        raise BackendUnavailable(f'backend {backend} is not installed: {EXTRAS[backend]}.')
+        raise BackendUnavailableError(f'backend {backend} is not installed: {EXTRAS[backend]}.')
 
 
 def runtime_errors(backend: str) -> tuple[type[Exception], ...]:

@@ -217,7 +217,7 @@ class _WDSR(SettingsInStateDict):
 
 
 @ARCH_REGISTRY.register()
-class WDSR_A(_WDSR):
+class WDSR_A(_WDSR):  # noqa: N801  (the registered name that option files give: DESIGN.md's contract)
     """WDSR-A: wide activation with two 3x3 convs per block.
 
     Paper: Wide Activation for Efficient and Accurate Image Super-Resolution
@@ -280,7 +280,7 @@ class WDSR_A(_WDSR):
 
 
 @ARCH_REGISTRY.register()
-class WDSR_B(_WDSR):
+class WDSR_B(_WDSR):  # noqa: N801  (the registered name that option files give: DESIGN.md's contract)
     """WDSR-B: wide activation with a 1x1 expansion and a linear low-rank pair per block.
 
     Paper: Wide Activation for Efficient and Accurate Image Super-Resolution

@@ -56,10 +56,8 @@ class _SectionReads:
     def function(self, node: ast.AST, root: Section | None) -> None:
         """Record the reads of one function; ``root`` is what ``self.opt`` (and a parameter ``opt``) stand for."""
         bound = {'opt': root} if root is not None else {}
-        for child in sorted(
-            (n for n in ast.walk(node) if hasattr(n, 'lineno')),
-            key=lambda n: (getattr(n, 'lineno'), getattr(n, 'col_offset')),
-        ):
+        placed: list[ast.expr | ast.stmt] = [n for n in ast.walk(node) if isinstance(n, (ast.expr, ast.stmt))]
+        for child in sorted(placed, key=lambda n: (n.lineno, n.col_offset)):
             self._bind(child, bound, root)
             key, holder = self._read(child)
             section = self._section(holder, bound, root) if key is not None else None

@@ -86,7 +86,7 @@ def _section_of(name: str) -> Section:
     return tuple(name.split(':')) if name else ()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def basicsr_table() -> dict:
     """The committed table of basicsr's reads (read once); an empty one when installed basicsr is another version."""
     with open(TABLE, encoding='utf-8') as f:
@@ -94,7 +94,7 @@ def basicsr_table() -> dict:
     return table if table['basicsr'] == basicsr.__version__ else {'pipeline': {}, 'classes': {}}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _basicsr_words() -> dict[Section, set[str]]:
     words: dict[Section, set[str]] = {}
     for entry in basicsr_table()['classes'].values():

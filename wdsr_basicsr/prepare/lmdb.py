@@ -107,7 +107,7 @@ def build_split_lmdbs(
     for stem, (records, size) in tqdm(zip(stems, pool.imap(job, stems)), total=len(stems), desc=f'{split} LMDB'):
         if not records:
             too_small.append(stem)
-        for key, data, place in records:
+        for key, data, _ in records:
             for which, maker in makers.items():
                 png, shape = data[which]
                 maker.put(png, key, shape)
@@ -150,7 +150,7 @@ def check_keys_agree(root: str, split: str, scales: tuple[int, ...]) -> None:
     names = lmdb_names(split, scales)
     reference = osp.join(root, names['hr'])
     ref_keys = set(read_meta_info(reference))
-    for key, name in names.items():
+    for name in names.values():
         keys = set(read_meta_info(osp.join(root, name)))
         if keys != ref_keys:
             extra, lacking = sorted(keys - ref_keys)[:5], sorted(ref_keys - keys)[:5]

@@ -14,6 +14,7 @@ LAYERS = {
     'archs': 0,
     'data': 0,
     'declare': 0,
+    'files': 0,
     'utils': 1,
     'options': 2,
     'models': 2,

@@ -103,7 +103,7 @@ def test_auto_resume_takes_the_newest_consistent_state(lmdb_root, tmp_path):
         assert path.stat().st_mode & 0o777 == 0o644  # what torch.save gives under the default umask
     (exp / 'models' / 'net_g_4.pth').write_bytes((exp / 'models' / 'net_g_4.pth').read_bytes()[:300])  # cut short
     (exp / 'training_states' / 'notes.state').write_text('mine')
-    (exp / 'models' / '.net_g_6.pth.k3j2.tmp').write_bytes(b'half a save')
+    (exp / 'models' / '.net_g_6.pth.k3j2.partial').write_bytes(b'half a save')
     opt['train']['total_iter'] = 6
     result = train(tmp_path, write_options(tmp_path / 'r.yml', opt), '--auto_resume')
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,9 +113,9 @@ def test_auto_resume_takes_the_newest_consistent_state(lmdb_root, tmp_path):
         and 'net_g_4.pth' in out
     )
     assert 'notes.state is not a training state (<iter>.state); ignored' in out
-    assert f'Removing {tmp_path}/experiments/trust/models/.net_g_6.pth.k3j2.tmp, left by an interrupted save' in out
+    assert f'Removed {tmp_path}/experiments/trust/models/.net_g_6.pth.k3j2.partial, left by an interrupted save' in out
     assert 'iter: 2.' in sorted(exp.glob('train_trust_*.log'))[-1].read_text()  # resumed from 2, not 4
-    assert not (exp / 'models' / '.net_g_6.pth.k3j2.tmp').exists() and (exp / 'models' / 'net_g_6.pth').exists()
+    assert not (exp / 'models' / '.net_g_6.pth.k3j2.partial').exists() and (exp / 'models' / 'net_g_6.pth').exists()
 
     # every state damaged: stop with the list instead of starting again from 0
     for state in (exp / 'training_states').glob('*.state'):

@@ -20,8 +20,8 @@ from torch import nn
 
 from . import backends
 from .archs.describe import describe
+from .files import written_aside
 from .loading import network_from_checkpoint
-from .utils.checkpoint import atomic_path
 from .utils.messages import show_messages
 
 #: Largest difference from PyTorch accepted for the exported model, on outputs in [0, 1].
@@ -90,7 +90,7 @@ def export(model_path: str, fmt: str, output: str, opt_path: str | None = None, 
         raise ValueError(f'--output {output} is the checkpoint itself; write the export to another file.')
     net, network_g = network_from_checkpoint(model_path, opt_path)
     num_in_ch = network_g.get('num_in_ch', 3)
-    with atomic_path(output, suffix=f'.tmp{osp.splitext(output)[1]}') as tmp:
+    with written_aside(output, suffix=osp.splitext(output)[1]) as tmp:
         if fmt == 'onnx':
             run = write_onnx(net, tmp, num_in_ch, opset)
         elif fmt == 'safetensors':

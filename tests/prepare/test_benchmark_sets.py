@@ -157,7 +157,7 @@ def test_nothing_merged_nothing_lost_and_reruns_complete(tmp_path, capsys):
     (src / 'Set14.zip').write_bytes(b'PK\x03\x04 cut short')  # a corrupt archive
     out = tmp_path / 'datasets'
     (out / '.extract_leftover' / 'Set5').mkdir(parents=True)  # left by a killed run
-    (out / '.B100.tmp').mkdir()
+    (out / '.B100.k2x9.partial').mkdir()  # a set half written (files.written_aside's name)
     assert main(['--input', str(src), '--output', str(out), '--scales', '2', '--sets', 'Set5', 'Set14']) == 1
     captured = capsys.readouterr()
     assert f'{src / "Set5" / "a.jpg"} and {src / "Set5" / "a.png"} would both be written as a.png' in captured.err
@@ -165,7 +165,7 @@ def test_nothing_merged_nothing_lost_and_reruns_complete(tmp_path, capsys):
     assert 'Set5: 1 images prepared, the benchmark has 5' in captured.err
     assert f'Set14: {src / "Set14.zip"} cannot be read (BadZipFile' in captured.err
     assert os.listdir(out / 'Set5' / 'GTmod12') == ['b.png']
-    assert 'Removing' in captured.out and sorted(os.listdir(out)) == ['Set5']
+    assert 'Removed' in captured.out and sorted(os.listdir(out)) == ['Set5']
     # a rerun with more scales completes the set from its GTmod12
     assert main(['--input', str(src), '--output', str(out), '--scales', '2', '3', '--sets', 'Set5']) == 0
     assert 'Set5: ' + str(out / 'Set5') + ' exists; added LRbicx3.' in capsys.readouterr().out

@@ -9,6 +9,7 @@ import pytest
 from basicsr.utils.matlab_functions import imresize
 
 from helpers import TRAIN_CROPS, VALID_CROPS, RangeServer, make_zip, photo
+from wdsr_basicsr.files import is_leftover
 from wdsr_basicsr.prepare import PreparationError
 from wdsr_basicsr.prepare import lmdb as prepare_lmdb
 from wdsr_basicsr.prepare.div2k import download_div2k, prepare
@@ -123,7 +124,7 @@ def test_interrupted_run_leaves_nothing_that_looks_finished(div2k_hr, monkeypatc
     assert not [p for p in os.listdir(div2k_hr) if p.startswith('DIV2K') and p.endswith('.lmdb')]
     monkeypatch.setattr(prepare_lmdb.LmdbMaker, 'close', original_close)
     assert len(run_prepare(div2k_hr)) == 8
-    assert not [p for p in os.listdir(div2k_hr) if p.startswith('_tmp_')]
+    assert not [p for p in os.listdir(div2k_hr) if is_leftover(p)]
 
 
 def no_lmdb_written(root):

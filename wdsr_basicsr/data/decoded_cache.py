@@ -46,6 +46,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..files import is_leftover, remove_leftovers, written_aside
+
 #: Bumped when the file layout or the identity changes: a cache of another version is another cache.
 CACHE_VERSION = 2
 CHANNELS = 3  # basicsr's imfrombytes reads colour images: BGR, 3 channels, 8 bits
@@ -327,8 +329,7 @@ def open_cache(plan: CachePlan, log: Callable[[str], None] = lambda message: Non
             if plan.fallback:
                 log(f'cache_data: the folder of {plan.root} cannot be written: the cache goes to {parent}.')
             _remove_aside(plan.folder, log, 'damaged')  # never rewritten: a damaged cache goes aside
-            for leftover in glob.glob(osp.join(parent, f'.{name}.*.partial')):  # a killed builder's
-                shutil.rmtree(leftover, ignore_errors=True)
+            remove_leftovers(parent, name)  # a killed builder's
             _build(plan, parent, name, log)
             os.remove(build_lock)  # after the rename: whoever takes the lock later finds the cache
             images = _open(plan.folder, plan.identity)
@@ -376,45 +377,39 @@ def _build(plan, parent, name, log):
     for entry, (h, w) in sizes.items():
         index[entry] = [offset, h, w]
         offset += h * w * CHANNELS
-    temporary = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.partial', dir=parent)
     start = time.perf_counter()
     try:
-        digests = _write_pixels(plan, osp.join(temporary, PIXELS), index, offset)
-        if _identity(plan.root, digests, plan.layout) != plan.identity:  # what was decoded is what names the cache
-            raise ValueError(
-                f'cache_data: the images of {plan.root} changed while this run was starting (their content is '
-                'not what was checked); start it again.'
-            )
-        record = {
-            'version': CACHE_VERSION,
-            'identity': plan.identity,
-            'paths': paths_identity(plan.root, plan.keys, plan.layout),
-            'root': osp.realpath(plan.root),
-            'bytes': offset,
-            'images': index,
-        }
-        with open(osp.join(temporary, INDEX), 'w') as f:
-            json.dump(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        open(osp.join(temporary, LOCK), 'wb').close()
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o777 & ~umask)  # mkdtemp's 0700 would hide a shared cache from other users
-        try:
-            os.rename(temporary, plan.folder)
-        except OSError:
-            if _read_index(plan.folder, plan.identity) is None:
-                raise
-            shutil.rmtree(temporary, ignore_errors=True)  # another builder was first: the same pixels
-            return
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+        with written_aside(plan.folder, folder=True) as temporary:
+            _write_cache(plan, temporary, index, offset)
+    except OSError:
+        if _read_index(plan.folder, plan.identity) is None:
+            raise
+        return  # another builder renamed the same pixels into place first
     log(
         f'cache_data: {len(index)} images of {plan.root} decoded into {plan.folder} '
         f'({offset / 2**30:.2f} GiB, {time.perf_counter() - start:.1f} s; later runs map it).'
     )
+
+
+def _write_cache(plan, temporary, index, offset):
+    """Decode the images into the folder ``temporary``, then write its index and lock file."""
+    digests = _write_pixels(plan, osp.join(temporary, PIXELS), index, offset)
+    if _identity(plan.root, digests, plan.layout) != plan.identity:  # what was decoded is what names the cache
+        raise ValueError(
+            f'cache_data: the images of {plan.root} changed while this run was starting (their content is '
+            'not what was checked); start it again.'
+        )
+    record = {
+        'version': CACHE_VERSION,
+        'identity': plan.identity,
+        'paths': paths_identity(plan.root, plan.keys, plan.layout),
+        'root': osp.realpath(plan.root),
+        'bytes': offset,
+        'images': index,
+    }
+    with open(osp.join(temporary, INDEX), 'w') as f:
+        json.dump(record, f)
+    open(osp.join(temporary, LOCK), 'wb').close()
 
 
 def _sizes(plan):
@@ -609,7 +604,7 @@ def prune_caches(parent: str, log: Callable[[str], None] = logger.info) -> list[
     removed = [cache['folder'] for cache in list_caches(parent) if _remove(cache['folder'], log, 'pruned')]
     for leftover in glob.glob(osp.join(glob.escape(parent), f'.*{SUFFIX}.*.removed')):  # a removal cut short
         shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in glob.glob(osp.join(glob.escape(parent), f'.*{SUFFIX}.*.partial')):
+    for leftover in [osp.join(parent, n) for n in sorted(os.listdir(parent)) if is_leftover(n, f'*{SUFFIX}')]:
         name = osp.basename(leftover)[1:].rsplit('.', 2)[0]
         build_lock = osp.join(parent, f'.{name}.lock')
         try:

@@ -38,6 +38,7 @@ from os import path as osp
 import cv2
 from tqdm import tqdm
 
+from ..files import remove_leftovers, written_aside
 from ..utils.image_io import IMAGE_EXTENSIONS, frames
 from ..utils.messages import show_messages
 from ..utils.resize import bicubic_downscale, mod_crop
@@ -118,10 +119,13 @@ def prepare_set(name: str, images: list[str], output: str, scales: tuple[int, ..
         tuple[list[str], list[str]]: Errors (images left out, each naming its file) and warnings (a set with
         fewer images than the benchmark has).
     """
+    with written_aside(osp.join(output, name), folder=True) as tmp:
+        return _write_set(name, images, tmp, scales)
+
+
+def _write_set(name, images, tmp, scales):
+    """Write the set's GTmod12 and LRbicx folders into the folder ``tmp``; returns (problems, warnings)."""
     problems, warnings = [], []
-    final = osp.join(output, name)
-    tmp = osp.join(output, f'.{name}.tmp')
-    shutil.rmtree(tmp, ignore_errors=True)
     folders = {'gt': osp.join(tmp, 'GTmod12')} | {s: osp.join(tmp, f'LRbicx{s}') for s in scales}
     for folder in folders.values():
         os.makedirs(folder)
@@ -157,7 +161,6 @@ def prepare_set(name: str, images: list[str], output: str, scales: tuple[int, ..
             f'{name}: {written} images prepared, the benchmark has {SETS[name]}; results on it are not '
             'comparable with published ones.'
         )
-    os.replace(tmp, final)
     return problems, warnings
 
 
@@ -173,31 +176,25 @@ def add_scales(name: str, output: str, scales: tuple[int, ...]) -> list[int]:
         final = osp.join(output, name, f'LRbicx{s}')
         if osp.isdir(final):
             continue
-        tmp = osp.join(output, name, f'.LRbicx{s}.tmp')
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        for image in tqdm(sorted(os.listdir(gt)), desc=f'{name} x{s}', unit='image'):
-            hr = cv2.imread(osp.join(gt, image), cv2.IMREAD_COLOR)
-            if hr is None:
-                raise PreparationError(f'{osp.join(gt, image)} cannot be read as an image.')
-            cv2.imwrite(osp.join(tmp, image), bicubic_downscale(hr, s))
-        os.replace(tmp, final)
+        with written_aside(final, folder=True) as tmp:
+            for image in tqdm(sorted(os.listdir(gt)), desc=f'{name} x{s}', unit='image'):
+                hr = cv2.imread(osp.join(gt, image), cv2.IMREAD_COLOR)
+                if hr is None:
+                    raise PreparationError(f'{osp.join(gt, image)} cannot be read as an image.')
+                cv2.imwrite(osp.join(tmp, image), bicubic_downscale(hr, s))
         added.append(s)
     return added
 
 
 def remove_temporaries(output: str) -> None:
     """Remove what an interrupted run left in ``output``: extraction folders, sets and scales half written."""
+    removed = remove_leftovers(output) + [p for s in SETS for p in remove_leftovers(osp.join(output, s), 'LRbicx*')]
     for entry in os.listdir(output):
-        path = osp.join(output, entry)
-        if entry.startswith('.extract_') or entry in {f'.{name}.tmp' for name in SETS}:
-            logger.info(f'Removing {path}, left by an interrupted run.')
-            shutil.rmtree(path, ignore_errors=True)
-        elif entry in SETS and osp.isdir(path):
-            for sub in os.listdir(path):
-                if sub.startswith('.LRbicx') and sub.endswith('.tmp'):
-                    logger.info(f'Removing {osp.join(path, sub)}, left by an interrupted run.')
-                    shutil.rmtree(osp.join(path, sub), ignore_errors=True)
+        if entry.startswith('.extract_'):  # a TemporaryDirectory of an extraction cut short
+            removed.append(osp.join(output, entry))
+            shutil.rmtree(removed[-1], ignore_errors=True)
+    for path in removed:
+        logger.info(f'Removed {path}, left by an interrupted run.')
 
 
 def download_benchmarks(input_dir: str) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from basicsr.metrics import calculate_psnr
 from skimage import data as skimage_data
 
+from ..files import written_aside
 from ..utils.messages import show_messages
 from ..utils.resize import matlab_resize
 from . import read_bgr, run_and_report
@@ -57,9 +58,8 @@ def write_div2k_layout(root: str) -> dict[str, list[str]]:
             path = osp.join(folder, f'{index:04d}.png')
             if not osp.exists(path):
                 rgb = getattr(skimage_data, name)()
-                tmp = path + '.tmp.png'
-                cv2.imwrite(tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-                os.replace(tmp, path)
+                with written_aside(path, suffix='.png') as tmp:
+                    cv2.imwrite(tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             paths[split].append(path)
     return paths
 

@@ -42,7 +42,6 @@ import argparse
 import logging
 import multiprocessing
 import os
-import shutil
 import sys
 from functools import partial
 from multiprocessing.pool import Pool
@@ -52,6 +51,7 @@ import cv2
 import torch
 from tqdm import tqdm
 
+from ..files import remove_leftovers, written_aside
 from ..utils.messages import show_messages
 from ..utils.resize import bicubic_downscale
 from . import PreparationError, read_bgr, run_and_report
@@ -96,9 +96,9 @@ def make_pool(workers: int) -> Pool:
     return context.Pool(workers, initializer=_init_worker)
 
 
-def _make_lr_image(stem, root, split, scale):
+def _make_lr_image(stem, root, split, scale, folder):
     hr = read_bgr(osp.join(hr_dir(root, split), f'{stem}.png'))
-    cv2.imwrite(osp.join(lr_dir(root, split, scale) + '.partial', f'{stem}x{scale}.png'), bicubic_downscale(hr, scale))
+    cv2.imwrite(osp.join(folder, f'{stem}x{scale}.png'), bicubic_downscale(hr, scale))
 
 
 def make_missing_lr(root: str, split: str, scales: tuple[int, ...], stems: list[str], pool: Pool) -> None:
@@ -107,13 +107,11 @@ def make_missing_lr(root: str, split: str, scales: tuple[int, ...], stems: list[
         final = lr_dir(root, split, scale)
         if osp.isdir(final):
             continue
-        tmp = final + '.partial'
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        job = partial(_make_lr_image, root=root, split=split, scale=scale)
-        for _ in tqdm(pool.imap_unordered(job, stems), total=len(stems), desc=f'{split} LR x{scale} (bicubic)'):
-            pass
-        os.replace(tmp, final)
+        remove_leftovers(osp.dirname(final), osp.basename(final))
+        with written_aside(final, folder=True) as tmp:
+            job = partial(_make_lr_image, root=root, split=split, scale=scale, folder=tmp)
+            for _ in tqdm(pool.imap_unordered(job, stems), total=len(stems), desc=f'{split} LR x{scale} (bicubic)'):
+                pass
 
 
 def _check_image(stem, root, split, scales):

@@ -8,10 +8,10 @@ uniform positions over whole images (:mod:`wdsr_basicsr.data.decoded_cache` puts
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
-import shutil
 from functools import partial
 from multiprocessing.pool import Pool
 from os import path as osp
@@ -22,6 +22,7 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
 from ..data.lmdb_util import read_meta_info, write_sub_images
+from ..files import remove_leftovers, written_aside
 from ..utils.resize import mod_crop
 from . import PreparationError, read_bgr
 from .layout import hr_dir, lmdb_names, lr_path
@@ -95,11 +96,19 @@ def build_split_lmdbs(
     missing = {k: n for k, n in names.items() if not osp.isdir(osp.join(root, n))}
     if not missing:
         return []
-    makers = {}
-    for key, name in missing.items():
-        tmp = osp.join(root, f'_tmp_{name}')
-        shutil.rmtree(tmp, ignore_errors=True)
-        makers[key] = LmdbMaker(tmp, compress_level=PNG_COMPRESSION)
+    with contextlib.ExitStack() as stack:
+        folders = {}
+        for key, name in missing.items():
+            remove_leftovers(root, name)
+            folders[key] = stack.enter_context(written_aside(osp.join(root, name), folder=True, suffix='.lmdb'))
+            os.rmdir(folders[key])  # basicsr's LmdbMaker makes its folder itself, and refuses one that exists
+        _write_records(folders, root, split, scales, stems, crop_size=crop_size, step=step, pool=pool)
+    return [osp.join(root, name) for name in missing.values()]
+
+
+def _write_records(folders, root, split, scales, stems, *, crop_size, step, pool):
+    """Fill the LMDB of each key (``'hr'`` or a scale) in ``folders`` with the split's records."""
+    makers = {key: LmdbMaker(folder, compress_level=PNG_COMPRESSION) for key, folder in folders.items()}
     job = partial(_split_records, root=root, split=split, scales=scales, crop_size=crop_size, step=step)
     count = 0
     too_small = []
@@ -122,7 +131,7 @@ def build_split_lmdbs(
                 image: ((h // s, w // s), {k: (top // s, left // s) for k, (top, left) in parts.items()})
                 for image, ((h, w), parts) in places.items()
             }
-            write_sub_images(osp.join(root, f'_tmp_{missing[key]}'), scaled)
+            write_sub_images(folders[key], scaled)
     if too_small:
         shown = ', '.join(osp.join(hr_dir(root, split), f'{stem}.png') for stem in too_small[:10])
         more = f' and {len(too_small) - 10} more' if len(too_small) > 10 else ''
@@ -133,12 +142,6 @@ def build_split_lmdbs(
         )
     if count == 0:
         raise PreparationError(f'No {split} record: every HR image is smaller than --crop-size {crop_size}.')
-    written = []
-    for name in missing.values():
-        final = osp.join(root, name)
-        os.replace(osp.join(root, f'_tmp_{name}'), final)
-        written.append(final)
-    return written
 
 
 def check_keys_agree(root: str, split: str, scales: tuple[int, ...]) -> None:

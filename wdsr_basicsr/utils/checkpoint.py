@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pickle
 import re
-import tempfile
-from collections.abc import Iterator
 from os import path as osp
 
 import torch
+
+from ..files import written_aside
 
 
 def strip_prefixes(state: dict, prefixes: tuple[str, ...] = ('module.',)) -> dict:
@@ -33,46 +32,14 @@ def strip_prefixes(state: dict, prefixes: tuple[str, ...] = ('module.',)) -> dic
     return out
 
 
-@contextlib.contextmanager
-def atomic_path(path: str, suffix: str = '.tmp') -> Iterator[str]:
-    """A temporary file beside ``path`` to write; renamed over ``path`` only when the block ends without error.
-
-    A kill or an error at any instant leaves either the previous file or the
-    new one, never a partial file under ``path``; the temporary file is removed
-    on error. The file gets the mode ``open`` would give (0644 under the usual
-    umask), not the 0600 of a temporary file.
-
-    Args:
-        path (str): Destination.
-        suffix (str): End of the temporary name (``'.tmp.onnx'`` for a reader
-            that goes by the extension). Default: '.tmp'.
-
-    Yields:
-        str: The temporary path.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
 def save_atomic(obj: object, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (:func:`atomic_path`).
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (:func:`written_aside`).
 
     Args:
         obj: What to save.
         path (str): Destination.
     """
-    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+    with written_aside(path) as tmp, open(tmp, 'wb') as f:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())

@@ -10,7 +10,7 @@ import json
 import math
 from os import path as osp
 
-from .checkpoint import atomic_path
+from ..files import written_aside
 
 
 def finite(value):
@@ -26,7 +26,7 @@ def finite(value):
 
 def write_json(path: str, value, indent: int | None = 1) -> None:
     """Write ``value`` to ``path`` as standard JSON (non-finite numbers as null), replacing the file atomically."""
-    with atomic_path(path) as temporary, open(temporary, 'w') as f:
+    with written_aside(path) as temporary, open(temporary, 'w') as f:
         json.dump(finite(value), f, indent=indent, allow_nan=False)
 
 
@@ -38,7 +38,7 @@ def _rows(path):
 
 
 def _write(path, rows):
-    with atomic_path(path) as temporary, open(temporary, 'w') as f:
+    with written_aside(path) as temporary, open(temporary, 'w') as f:
         f.writelines(json.dumps(finite(row), allow_nan=False) + '\n' for row in rows)
 
 

@@ -17,6 +17,7 @@ from os import path as osp
 import torch
 from basicsr.utils.misc import check_resume
 
+from ..files import is_leftover, remove_leftovers
 from .checkpoint import load_checkpoint
 from .dist import all_gather
 
@@ -79,7 +80,7 @@ def find_resume_state(opt: dict) -> dict | None:
             return None
         names = sorted(os.listdir(state_dir))
         for name in names:
-            if not STATE_NAME.fullmatch(name) and not (name.startswith('.') and name.endswith('.tmp')):
+            if not STATE_NAME.fullmatch(name) and not is_leftover(name):
                 logger.warning(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); ignored.')
         candidates = [
             osp.join(state_dir, n)
@@ -138,7 +139,5 @@ def remove_temporaries(experiments_root: str) -> None:
         folder = osp.join(experiments_root, folder)
         if not osp.isdir(folder):
             continue
-        for name in os.listdir(folder):
-            if name.startswith('.') and name.endswith('.tmp'):
-                logger.warning(f'Removing {osp.join(folder, name)}, left by an interrupted save.')
-                os.remove(osp.join(folder, name))
+        for leftover in remove_leftovers(folder):
+            logger.warning(f'Removed {leftover}, left by an interrupted save.')

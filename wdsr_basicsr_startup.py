@@ -9,8 +9,9 @@ finder wraps basicsr's loader once:
 
 1. before basicsr's ``__init__`` runs: :func:`wdsr_basicsr_shim.alias_torchvision_functional_tensor`
    (basicsr 1.4.2 imports a torchvision module that no longer exists);
-2. after it ran: ``import wdsr_basicsr`` (its patches of basicsr and the
-   registration of WDSR_A, WDSR_B, RDN, WDSRModel, ...).
+2. after it ran: ``import wdsr_basicsr`` (the registration of WDSR_A, WDSR_B,
+   RDN, WDSRModel, ...) and ``wdsr_basicsr.compat.install()`` (its patches of
+   basicsr 1.4.2; another version: one line, nothing patched).
 
 A failure in either step prints one line on stderr and leaves basicsr as it
 is; a start-up without basicsr is not affected at all. Set
@@ -51,7 +52,9 @@ class _RegisteringLoader:
             _say(f'torchvision shim not applied ({type(error).__name__}: {error}).')
         self._loader.exec_module(module)
         try:
-            import wdsr_basicsr  # noqa: F401  (patches and registrations)
+            import wdsr_basicsr.compat  # registrations (the package), then the patches, version-checked
+
+            wdsr_basicsr.compat.install()
         except Exception as error:  # noqa: BLE001
             _say(
                 f'not registered with basicsr ({type(error).__name__}: {error}); '

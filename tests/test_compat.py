@@ -1,7 +1,7 @@
 """The compat layer: basicsr 1.4.2 importable beside today's torchvision, its files untouched, each patch explained."""
 
-import ast
 import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -19,7 +19,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.logger import MessageLogger
 
-from helpers import OPTIONS, REPO, model_options
+from helpers import OPTIONS, model_options
 from wdsr_basicsr.options import OptionError, load_options
 from wdsr_basicsr.runs import shrink_options
 
@@ -58,26 +58,93 @@ def test_basicsr_files_are_untouched(tmp_path):
     )
 
 
-def test_every_patch_says_what_breaks_without_it():
-    source = (REPO / 'wdsr_basicsr' / 'compat.py').read_text()
-    lines = source.splitlines()
-    patches = [
-        node
-        for node in ast.parse(source).body
-        if isinstance(node, ast.Assign)
-        and isinstance(node.targets[0], ast.Attribute)
-        or isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Call)
-    ]
-    # the torchvision alias, parse_options (basicsr's modules, its package name), the one-line refusal, DDP, LMDB
-    # open, DataLoader worker seeds, LMDB records, resume, the runpy warning, wandb (basicsr.utils, its train module),
-    # the final validation, the ETA, a test run's Best
-    assert len(patches) == 15
-    for node in patches:
-        first = node.lineno - 1  # the block of comment lines right above the statement
-        while first > 0 and lines[first - 1].startswith('#'):
-            first -= 1
-        assert first < node.lineno - 1 and lines[first].startswith('# Without it'), f'compat.py line {node.lineno}'
+#: What compat.install() replaces in basicsr 1.4.2 (read off basicsr's own modules, by hand): ``module[:class]``,
+#: attribute.
+PATCHED = [
+    ('basicsr.utils.options', 'parse_options'),
+    ('basicsr.train', 'parse_options'),
+    ('basicsr.test', 'parse_options'),
+    ('basicsr', 'parse_options'),
+    ('basicsr.models.base_model:BaseModel', 'model_to_device'),
+    ('basicsr.utils.file_client:LmdbBackend', '__init__'),
+    ('basicsr.data', 'worker_init_fn'),
+    ('basicsr.data.paired_image_dataset:PairedImageDataset', '__getitem__'),
+    ('basicsr.train', 'load_resume_state'),
+    ('basicsr.train', 'create_train_val_dataloader'),
+    ('basicsr.utils.logger', 'init_wandb_logger'),
+    ('basicsr.utils', 'init_wandb_logger'),
+    ('basicsr.train', 'init_wandb_logger'),
+    ('basicsr.models', 'build_model'),
+    ('basicsr.train', 'build_model'),
+    ('basicsr.test', 'build_model'),
+    ('basicsr.utils.logger:MessageLogger', '__call__'),
+    ('basicsr.models.sr_model:SRModel', '_log_validation_metric_values'),
+]
+WHERE = """
+import importlib, inspect, json, pkgutil, sys, warnings
+from torch import serialization
+import wdsr_basicsr
+for module in pkgutil.walk_packages(wdsr_basicsr.__path__, 'wdsr_basicsr.'):
+    importlib.import_module(module.name)  # every module of the package, the entries and compat included
+
+def where(target, attribute):
+    module, _, cls = target.partition(':')
+    owner = importlib.import_module(module)
+    value = getattr(getattr(owner, cls) if cls else owner, attribute)
+    # through basicsr's decorators (master_only) to the first function of ours, if any
+    value = inspect.unwrap(value, stop=lambda f: 'wdsr_basicsr' in f.__code__.co_filename)
+    return 'wdsr_basicsr' if 'wdsr_basicsr' in value.__code__.co_filename else value.__module__.split('.')[0]
+
+def state():
+    return {
+        'defined in': sorted({where(*t) for t in PATCHED}),
+        'excepthook': sys.excepthook is sys.__excepthook__,
+        'Counter a safe global': any(getattr(g, '__name__', '') == 'Counter' for g in serialization.get_safe_globals()),
+        'runpy filter': any(f[1] is not None and 'found in sys' in f[1].pattern for f in warnings.filters),
+    }
+
+before = state()
+from wdsr_basicsr import compat
+compat.install()
+after = state()
+patched = {t: where(*t) for t in map(tuple, PATCHED)}
+compat.install()  # once: a second call changes nothing
+again = {t: where(*t) for t in map(tuple, PATCHED)}
+print(json.dumps([before, after, sorted(set(patched.values())), patched == again]))
+"""
+
+
+@pytest.mark.slow
+def test_importing_patches_nothing_until_install(tmp_path):
+    """A fresh interpreter without the start-up hook imports every package module: basicsr's functions are still
+    basicsr's, torch and the process untouched; install() then replaces exactly the hand-listed ones, once."""
+    code = f'PATCHED = {PATCHED!r}\n' + WHERE
+    result = subprocess.run(
+        [sys.executable, '-c', code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, WDSR_BASICSR_NO_HOOK='1'),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    before, after, patched_into, idempotent = json.loads(result.stdout.splitlines()[-1])
+    untouched = {'excepthook': True, 'Counter a safe global': False, 'runpy filter': False}
+    assert before == {'defined in': ['basicsr'], **untouched}
+    assert after == {'defined in': ['wdsr_basicsr'], **untouched, 'runpy filter': True}
+    assert patched_into == ['wdsr_basicsr'] and idempotent
+
+
+def test_another_basicsr_version_is_named_and_nothing_patched(monkeypatch):
+    from wdsr_basicsr import compat
+
+    monkeypatch.setattr(compat, '_installed', False)
+    monkeypatch.setattr(basicsr, '__version__', '1.4.3')
+    before = basicsr.train.build_model
+    with pytest.raises(compat.CompatError, match='adapts basicsr 1.4.2, and basicsr 1.4.3 is installed: nothing was'):
+        compat.install()
+    with pytest.raises(SystemExit, match='^error: wdsr-basicsr adapts basicsr 1.4.2'):
+        compat.entry_install()
+    assert basicsr.train.build_model is before
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ with written_aside(sys.argv[1]) as tmp:
 """
 
 
+@pytest.mark.slow
 def test_what_a_killed_writer_leaves_is_found_and_removed(tmp_path):
     target = tmp_path / 'net_g_6.pth'
     target.write_text('old')

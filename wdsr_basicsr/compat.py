@@ -1,12 +1,11 @@
-"""The patches of basicsr 1.4.2: the only place in the project that changes basicsr's behaviour.
+"""The patches of basicsr 1.4.2: the only place in the project that changes basicsr's (or torch's) behaviour.
 
-Imported first by :mod:`wdsr_basicsr` (by hand, by our entries, or by the
-start-up hook :mod:`wdsr_basicsr_startup` when anything imports basicsr).
-Nothing on disk is edited; each patch below says in one line what breaks
-without it. What can live in this package's own classes lives there
-(``WDSRModel``, ``CheckedPairedImageDataset``); the resume policy lives in
-:mod:`wdsr_basicsr.utils.resume`, the option loader in
-:mod:`wdsr_basicsr.options`.
+:func:`install` applies them, once, after checking basicsr's version; the entries call it, and so does the
+start-up hook :mod:`wdsr_basicsr_startup` when anything imports basicsr. Importing this module patches
+nothing (but the torchvision alias that basicsr needs to be imported at all). Nothing on disk is edited; each
+patch in :func:`install` says in one line what breaks without it. What can live in this package's own
+classes lives there (``WDSRModel``, ``CheckedPairedImageDataset``); the resume policy lives in
+:mod:`wdsr_basicsr.utils.resume`, the option loader in :mod:`wdsr_basicsr.options`.
 """
 
 import datetime
@@ -45,6 +44,7 @@ from basicsr.utils.logger import MessageLogger  # noqa: E402
 from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record, shared_lmdb  # noqa: E402
 from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
 from wdsr_basicsr.options.observed import UnreadReport, WatchedSection  # noqa: E402
+from wdsr_basicsr.options.parse import is_site_directory  # noqa: E402
 from wdsr_basicsr.utils.resume import load_resume_state  # noqa: E402
 from wdsr_basicsr.utils.wandb_logger import init_wandb_logger  # noqa: E402
 
@@ -114,14 +114,32 @@ def worker_init_fn(worker_id, num_workers, rank, seed):
     np.random.seed(worker_seed)
 
 
+class SiteRootKeepingOptions(WatchedSection):
+    """The options of a run through basicsr's entries: their ``root_path`` is never an installed site directory.
+
+    basicsr's ``train_pipeline`` stores the root it was given after parsing (``opt['root_path'] = root_path``,
+    then ``tb_logger/`` goes under it); run as ``python -m basicsr.train`` that root is site-packages. The root
+    that :func:`~wdsr_basicsr.options.derive_options` chose is kept instead.
+    """
+
+    def __setitem__(self, key, value):
+        if key == 'root_path' and 'root_path' in self and is_site_directory(value):
+            value = self['root_path']
+        super().__setitem__(key, value)
+
+
 def entry_parse_options(root_path, is_train=True):
     """Our :func:`parse_options`, which basicsr's ``train_pipeline`` calls first; under ``python -m basicsr.train``
     or a clone's ``basicsr/train.py`` it also gives that ``__main__`` copy of basicsr's train module our resume.
 
     Such a copy is not the imported ``basicsr.train`` that the patch below reaches; its ``train_pipeline`` looks
-    ``load_resume_state`` up in its own globals after this returns.
+    ``load_resume_state`` up in its own globals after this returns. A refused option file ends the entry (basicsr's
+    own, or a sibling's ``train.py``) with one line, as ours print it, like argparse's usage errors.
     """
-    opt, args = parse_options(root_path, is_train)
+    try:
+        opt, args = parse_options(root_path, is_train, SiteRootKeepingOptions)
+    except OptionError as error:
+        raise SystemExit(f'error: {error}') from None
     main = sys.modules.get('__main__')
     spec_name = getattr(getattr(main, '__spec__', None), 'name', None)
     from_file = osp.normpath(getattr(main, '__file__', '') or '').endswith(osp.join('basicsr', 'train.py'))
@@ -238,58 +256,80 @@ def log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
             tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}', value, current_iter)
 
 
-_excepthook = sys.excepthook
+#: The basicsr these patches were written for (and read from: see each patch's line).
+BASICSR_VERSION = '1.4.2'
+_installed = False
 
 
-def report_option_error(kind, error, traceback):
-    """``sys.excepthook``: an :class:`OptionError` that ends basicsr's own entries is one line, as ours print it."""
-    if issubclass(kind, OptionError):
-        sys.stderr.write(f'error: {error}\n')  # the interpreter then exits with status 1
-    else:
-        _excepthook(kind, error, traceback)
+class CompatError(RuntimeError):
+    """The installed basicsr is not the version these patches were written for: nothing was patched."""
 
 
-# Without it an option file can run code (PyYAML's full loader, `eval` of --force_yml), distributed runs need NCCL
-# and CUDA, and `python -m basicsr.train` writes experiments/ into site-packages. The module's own name is patched
-# too: `python -m basicsr.train` and a BasicSR clone's `basicsr/train.py` import it from there.
-basicsr.utils.options.parse_options = basicsr.train.parse_options = basicsr.test.parse_options = entry_parse_options
-# Without it `from basicsr import parse_options` (basicsr re-exports its train module's names) is the loader above.
-basicsr.parse_options = entry_parse_options
-# Without it every `python -m basicsr.train` / `-m basicsr.test` starts with runpy's "found in sys.modules ...
-# unpredictable behaviour" warning: basicsr's own __init__ imports both modules; the one consequence (the __main__
-# copy's resume) is handled by entry_parse_options.
-warnings.filterwarnings(
-    'ignore',
-    message=r"'basicsr\.(train|test)' found in sys\.modules after import of package 'basicsr'",
-    category=RuntimeWarning,
-)
-# Without it `python -m basicsr.train` and a clone's `basicsr/train.py` end a refused option file in a traceback of
-# basicsr's pipeline (their module is __main__, which no patch reaches) instead of the one line of our entries.
-sys.excepthook = report_option_error
-# Without it DDP on the CPU fails (basicsr passes CUDA device ids), and every forward broadcasts constant buffers.
-BaseModel.model_to_device = model_to_device
-# Without it a cut-short data.mdb kills a DataLoader worker with SIGBUS, and a second dataset (or a forked worker)
-# over an LMDB that is open in the process fails with "already open in this process".
-LmdbBackend.__init__ = lmdb_backend_init
-# Without it every epoch's workers replay the first epoch's crops and flips: basicsr seeds them with seed + worker_id +
-# rank * num_workers, the same at every epoch (workers are started anew each epoch unless persistent_workers).
-basicsr.data.worker_init_fn = worker_init_fn
-# Without it a missing or corrupt LMDB record fails as "'NoneType' object has no attribute ...", naming nothing.
-PairedImageDataset.__getitem__ = paired_getitem
-# Without it resuming needs CUDA (basicsr maps the state to torch.cuda.current_device()); our entries call the
-# pipeline in basicsr.train, whose global this is.
-basicsr.train.load_resume_state = load_resume_state
-# Without it a run whose batch does not divide its samples ends before total_iter, without its last checkpoint
-# (basicsr counts the epochs with the incomplete batch that its loader drops).
-basicsr.train.create_train_val_dataloader = create_train_val_dataloader
-# Without it `logger: wandb: project` fails at start against today's wandb (basicsr calls wandb.util.generate_id,
-# since removed). basicsr's train module and a `python -m basicsr.train` copy take it from basicsr.utils.
-basicsr.utils.logger.init_wandb_logger = basicsr.utils.init_wandb_logger = basicsr.train.init_wandb_logger = (
-    init_wandb_logger
-)
-# Without it a run validates twice at its end, the second time named by an iteration past total_iter (@ 2001 iter).
-basicsr.models.build_model = basicsr.train.build_model = basicsr.test.build_model = build_model
-# Without it the last training line of every run reads `eta: -1 day, 23:59:59` (basicsr counts one iteration short).
-MessageLogger.__call__ = log_training
-# Without it a test run's log reads `Best: 33.93 @ demo_2000_iter iter` (basicsr's test passes the name as the iter).
-SRModel._log_validation_metric_values = log_validation_metric_values
+def entry_install() -> None:
+    """:func:`install` for an entry: another basicsr version ends it with one line (like argparse's errors)."""
+    try:
+        install()
+    except CompatError as error:
+        raise SystemExit(f'error: {error}') from None
+
+
+def install() -> None:
+    """Patch basicsr 1.4.2 in memory, once (a second call does nothing); each patch says what breaks without it.
+
+    The entries and the start-up hook call it; importing a module of this package patches nothing.
+
+    Raises:
+        CompatError: If the installed basicsr is another version (then nothing is patched).
+    """
+    global _installed
+    if _installed:
+        return
+    if basicsr.__version__ != BASICSR_VERSION:
+        raise CompatError(
+            f'wdsr-basicsr adapts basicsr {BASICSR_VERSION}, and basicsr {basicsr.__version__} is installed: nothing '
+            f'was patched (pip install basicsr=={BASICSR_VERSION}).'
+        )
+    _installed = True
+    # Without it an option file can run code (PyYAML's full loader, `eval` of --force_yml), distributed runs need NCCL
+    # and CUDA, and `python -m basicsr.train` writes experiments/ into site-packages. The module's own name is patched
+    # too: `python -m basicsr.train` and a BasicSR clone's `basicsr/train.py` import it from there.
+    basicsr.utils.options.parse_options = basicsr.train.parse_options = basicsr.test.parse_options = entry_parse_options
+    # Without it `from basicsr import parse_options` (basicsr re-exports its train module's names) is the loader above.
+    basicsr.parse_options = entry_parse_options
+    # Without it every `python -m basicsr.train` / `-m basicsr.test` starts with runpy's "found in sys.modules ...
+    # unpredictable behaviour" warning: basicsr's own __init__ imports both modules; the one consequence (the __main__
+    # copy's resume) is handled by entry_parse_options.
+    warnings.filterwarnings(
+        'ignore',
+        message=r"'basicsr\.(train|test)' found in sys\.modules after import of package 'basicsr'",
+        category=RuntimeWarning,
+    )
+    # Without it DDP on the CPU fails (basicsr passes CUDA device ids), and every forward broadcasts constant buffers.
+    BaseModel.model_to_device = model_to_device
+    # Without it a cut-short data.mdb kills a DataLoader worker with SIGBUS, and a second dataset (or a forked worker)
+    # over an LMDB that is open in the process fails with "already open in this process".
+    LmdbBackend.__init__ = lmdb_backend_init
+    # Without it every epoch's workers replay the first epoch's crops and flips: basicsr seeds them with seed +
+    # worker_id + rank * num_workers, the same at every epoch (workers are started anew each epoch unless
+    # persistent_workers).
+    basicsr.data.worker_init_fn = worker_init_fn
+    # Without it a missing or corrupt LMDB record fails as "'NoneType' object has no attribute ...", naming nothing.
+    PairedImageDataset.__getitem__ = paired_getitem
+    # Without it resuming needs CUDA (basicsr maps the state to torch.cuda.current_device()); our entries call the
+    # pipeline in basicsr.train, whose global this is.
+    basicsr.train.load_resume_state = load_resume_state
+    # Without it a run whose batch does not divide its samples ends before total_iter, without its last checkpoint
+    # (basicsr counts the epochs with the incomplete batch that its loader drops).
+    basicsr.train.create_train_val_dataloader = create_train_val_dataloader
+    # Without it `logger: wandb: project` fails at start against today's wandb (basicsr calls wandb.util.generate_id,
+    # since removed). basicsr's train module and a `python -m basicsr.train` copy take it from basicsr.utils.
+    basicsr.utils.logger.init_wandb_logger = basicsr.utils.init_wandb_logger = basicsr.train.init_wandb_logger = (
+        init_wandb_logger
+    )
+    # Without it a run validates twice at its end, the second time named by an iteration past total_iter (@ 2001 iter).
+    basicsr.models.build_model = basicsr.train.build_model = basicsr.test.build_model = build_model
+    # Without it the last training line of every run reads `eta: -1 day, 23:59:59` (basicsr counts one iteration short).
+    MessageLogger.__call__ = log_training
+    # Without it a test run's log reads `Best: 33.93 @ demo_2000_iter iter` (basicsr's test passes the name as the
+    # iteration).
+    SRModel._log_validation_metric_values = log_validation_metric_values

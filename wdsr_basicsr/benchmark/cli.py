@@ -8,6 +8,7 @@ from os import path as osp
 import torch
 
 from ..backends import BACKENDS
+from ..compat import entry_install
 from ..utils.messages import show_messages
 from ..utils.records import write_json
 from .measure import DTYPES, benchmark_row
@@ -63,6 +64,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     show_messages(information_to_stderr=True)  # stdout is the table
+    entry_install()  # it runs basicsr's models and loaders in this process
     args = parse_args(argv)
     torch.backends.cudnn.benchmark = True
     h, w = args.lr_size

@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from ..archs import fold_weight_norm
+from ..compat import entry_install
 from ..loading import build_described
 from ..options import load_options
 from ..prepare.demo import make_demo_data
@@ -281,6 +282,7 @@ def report(
 
 def main(argv=None):
     show_messages()
+    entry_install()  # it runs basicsr's models and loaders in this process
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
     parser.add_argument(

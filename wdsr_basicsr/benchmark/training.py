@@ -35,6 +35,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 
+from ..compat import entry_install
 from ..data.decoded_cache import open_cache
 from ..data.paired_dataset import CheckedPairedImageDataset
 from ..prepare.demo import make_demo_data
@@ -283,6 +284,7 @@ def _print_loader(args) -> dict[str, float]:
 
 def main(argv=None):
     show_messages(information_to_stderr=True)  # stdout is the table
+    entry_install()  # it runs basicsr's models and loaders in this process
     args = _arguments(argv)
     step = _print_steps(args)
     print()

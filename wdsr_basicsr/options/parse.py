@@ -29,7 +29,9 @@ from .reading import apply_force_yml, load_options
 logger = logging.getLogger(__name__)
 
 
-def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argparse.Namespace]:
+def parse_options(
+    root_path: str, is_train: bool = True, options_type: type[WatchedSection] = WatchedSection
+) -> tuple[WatchedSection, argparse.Namespace]:
     """Parse the command line and option file of ``train.py`` / ``test.py``, start torch.distributed.
 
     Args:
@@ -39,13 +41,15 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
             passes the parent of the basicsr package: when that is an installed
             site directory, the current directory is used instead.
         is_train (bool): Training (True) or testing. Default: True.
+        options_type (type[WatchedSection]): The mapping the options are returned in (reads of the keys left to
+            the run are watched, :mod:`.observed`). Default: :class:`WatchedSection`.
 
     Raises:
         OptionError: If the option file cannot be read, or an option or the
             launch cannot work, naming the file and key; nothing has started.
 
     Returns:
-        tuple[Options, argparse.Namespace]: The options, with basicsr's derived
+        tuple[WatchedSection, argparse.Namespace]: The options, with basicsr's derived
         entries (``dist``, ``rank``, ``world_size``, dataset phases, paths), and
         the parsed arguments.
     """
@@ -53,7 +57,7 @@ def parse_options(root_path: str, is_train: bool = True) -> tuple[Options, argpa
     local_rank = local_rank_from_env(args.launcher, args.local_rank)
     try:
         warnings: list[str] = []
-        opt = Options(load_options(args.opt, warnings))
+        opt = options_type(load_options(args.opt, warnings))
         apply_force_yml(opt, args.force_yml or [])
         check_name(opt.get('name'), args.opt)
         left: list = []
@@ -130,23 +134,6 @@ def is_site_directory(path: str) -> bool:
     sites = [sysconfig.get_paths()[key] for key in ('purelib', 'platlib')] + [site.getusersitepackages()]
     sites += getattr(site, 'getsitepackages', list)()  # absent in some old virtualenvs
     return osp.realpath(path) in {osp.realpath(p) for p in sites}
-
-
-class Options(WatchedSection):
-    """The options of a run: a dict whose ``root_path`` is never an installed site directory.
-
-    Its reads of keys left to the run are watched (:mod:`.observed`).
-
-    basicsr's ``train_pipeline`` stores the root it was given after parsing
-    (``opt['root_path'] = root_path``, then ``tb_logger/`` goes under it); run
-    as ``python -m basicsr.train`` that root is site-packages. The root that
-    :func:`derive_options` chose is kept instead.
-    """
-
-    def __setitem__(self, key, value):
-        if key == 'root_path' and 'root_path' in self and is_site_directory(value):
-            value = self['root_path']
-        super().__setitem__(key, value)
 
 
 def derive_options(opt: dict, root_path: str, is_train: bool) -> None:

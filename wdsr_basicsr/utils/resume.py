@@ -23,9 +23,6 @@ from .dist import all_gather
 
 logger = logging.getLogger(__name__)
 
-# MultiStepRestartLR keeps its milestones in a Counter: allow it in weights_only loads.
-torch.serialization.add_safe_globals([Counter])
-
 STATE_NAME = re.compile(r'\d+\.state')
 
 
@@ -97,7 +94,8 @@ def find_resume_state(opt: dict) -> dict | None:
     reasons = []
     for path in candidates:
         try:
-            state = load_checkpoint(path, 'path:resume_state')
+            with torch.serialization.safe_globals([Counter]):  # MultiStepRestartLR keeps its milestones in one
+                state = load_checkpoint(path, 'path:resume_state')
             _check_resumable(opt, state, path)
         except (RuntimeError, ValueError, FileNotFoundError) as error:
             if not opt['auto_resume']:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import fnmatch
 import inspect
-import math
 from os import path as osp
 
 import torch
@@ -24,10 +23,22 @@ from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault, patch_fault
-from ..declare import Rule, Section, declared_keys
+from ..declare import declared_keys
 from ..utils.dist import DIST_PARAMS
 from .errors import OptionError
 from .rules import KEYED_SECTIONS, RULES
+from .values import (
+    check_finite,
+    check_values,
+    checked,
+    declared_rules,
+    matches,
+    name,
+    pattern_rule,
+    sections,
+    signature_rule,
+    sized,
+)
 from .vocabulary import (
     ClassKeys,
     Vocabulary,
@@ -51,16 +62,6 @@ REQUIRED_TO_TRAIN = (
 )
 #: The names a section of ``datasets`` may have (basicsr reads the phase before the first ``_``).
 PHASES = ('train', 'val', 'test')
-_KINDS = {
-    'int': 'an integer',
-    'number': 'a number',
-    'count': 'a number',
-    'bool': 'true or false (unquoted)',
-    'str': 'a string',
-    'list': 'a list [a, b, ...]',
-    'section': 'a section of key: value lines',
-    'typed': 'a section of key: value lines with a type',
-}
 
 
 def check_options(opt: dict, opt_path: str, is_train: bool, left: list | None = None) -> list[str]:
@@ -83,12 +84,12 @@ def check_options(opt: dict, opt_path: str, is_train: bool, left: list | None = 
     """
     try:
         _require(opt, is_train)
-        _check_finite(opt, ())
-        _check_values(opt, [(section, key, rule) for (section, key), rule in RULES.items()])
+        check_finite(opt, ())
+        check_values(opt, [(section, key, rule) for (section, key), rule in RULES.items()])
         model, datasets = _registered_classes(opt)
-        _check_values(opt, _declared_rules(model, datasets))
+        check_values(opt, declared_rules(model, datasets))
         vocabulary = Vocabulary(model, datasets)
-        warnings = _check_keys(opt, vocabulary, _declared_rules(model, datasets), left if left is not None else [])
+        warnings = _check_keys(opt, vocabulary, declared_rules(model, datasets), left if left is not None else [])
         warnings += _check_built(opt, model, vocabulary)
         _check_relations(opt, datasets)
     except OptionError as error:
@@ -100,11 +101,6 @@ def model_keys(opt: dict) -> set[str]:
     """The top-level keys that the model class of checked options (with its bases) is known to read."""
     model = require_registered(MODEL_REGISTRY, opt['model_type'], 'model_', 'model')
     return ClassKeys(model, 'model', ()).reads.get((), set())
-
-
-def name(where: tuple) -> str:
-    """How a message names an option: ``train:optim_g:lr``."""
-    return ':'.join(map(str, where))
 
 
 def _require(opt, is_train):
@@ -133,107 +129,6 @@ def _missing(parent, section, key, hint):
     raise OptionError(f'option {name(section + (key,))} is missing{hint}.')
 
 
-def _check_finite(value, where):
-    """Refuse a NaN or infinite number anywhere (no option of basicsr means one)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_finite(item, where + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_finite(item, where[:-1] + (f'{where[-1]}[{index}]',))
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise OptionError(f'{name(where)}={value!r} must be a finite number.')
-
-
-def _sections(opt, section):
-    """The mappings (with their key paths) that ``section`` names in ``opt``, ``'*'`` matching every key."""
-    found: list[tuple[tuple, dict]] = [((), opt)]
-    for part in section:
-        found = [
-            (where + (k,), v)
-            for where, p in found
-            for k, v in p.items()
-            if fnmatch.fnmatchcase(str(k), part) and isinstance(v, dict)
-        ]
-    return found
-
-
-def _check_values(opt, rules):
-    """Each value that a rule names, by its rule (an integral number made an int), in place."""
-    for section, key, rule in rules:
-        for where, parent in _sections(opt, section):
-            for name in [k for k in parent if fnmatch.fnmatchcase(str(k), key)]:
-                parent[name] = checked(parent[name], _sized(rule, parent, {}), where + (name,))
-
-
-def _declared_rules(model, datasets) -> list[tuple[Section, str, Rule]]:
-    """The rules that the file's model and dataset classes declare (``option_keys``), with their sections."""
-    roots = [(model, ())] + [(cls, ('datasets', phase)) for phase, cls in datasets.items() if inspect.isclass(cls)]
-    return [
-        (root + section, key, rule)
-        for cls, root in roots
-        for klass in cls.__mro__
-        for section, keys in (declared_keys(klass) or {}).items()
-        for key, rule in keys.items()
-        if rule is not None
-    ]
-
-
-def _sized(rule: Rule, section: dict, defaults: dict) -> Rule:
-    """``rule`` with a length given by a key (``num_in_ch``) made a number: the section's value, else the default."""
-    if not isinstance(rule.length, str):
-        return rule
-    length = section.get(rule.length, defaults.get(rule.length))
-    return rule._replace(length=length if isinstance(length, int) and not isinstance(length, bool) else None)
-
-
-def checked(value, rule: Rule, where: tuple):
-    """``value`` if it is what ``rule`` says (an integral number made an int), else an OptionError."""
-    must = f'{name(where)}={value!r} must be {_KINDS[rule.kind]}'
-    if value is None:
-        if rule.null or rule.kind == 'bool':  # basicsr tests switches for truth: null is false
-            return value
-        raise OptionError(f'{name(where)} is null; it must be {_KINDS[rule.kind]}.')
-    if isinstance(value, str) and value in rule.words:
-        return value
-    if rule.kind in ('section', 'typed'):
-        if not isinstance(value, dict):
-            raise OptionError(f'option {name(where)} must be {_KINDS[rule.kind]}, not {value!r}.')
-        if rule.kind == 'typed' and value.get('type') is None:
-            raise OptionError(f'option {name(where)} has no type: it names what is built.')
-    elif rule.kind == 'list':
-        if not isinstance(value, list):
-            raise OptionError(f'{must}.')
-        if isinstance(rule.length, int) and len(value) != rule.length:
-            raise OptionError(f'{name(where)}={value!r} must be a list of {rule.length} values, not {len(value)}.')
-        if rule.item is None:
-            return value
-        return [checked(v, rule.item, where[:-1] + (f'{where[-1]}[{i}]',)) for i, v in enumerate(value)]
-    elif rule.kind in ('bool', 'str'):
-        if not isinstance(value, bool if rule.kind == 'bool' else str):
-            raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
-        if rule.kind == 'str' and rule.words:
-            raise OptionError(f'{name(where)}={value!r} must be one of {", ".join(rule.words)}.')
-    else:
-        return _number(value, rule, where, must)
-    return value
-
-
-def _number(value, rule, where, must):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
-    if rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low):
-        raise OptionError(
-            f'{name(where)}={value!r} must be ' + ('above' if rule.low_open else 'at least') + f' {rule.low}.'
-        )
-    if rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high):
-        bound = f'in [{rule.low}, {rule.high})' if rule.high_open else f'at most {rule.high}'
-        raise OptionError(f'{name(where)}={value!r} must be {bound}.')
-    if rule.kind == 'int' and value != int(value):
-        raise OptionError(f'{must}.')
-    return int(value) if rule.kind in ('int', 'count') and value == int(value) else value
-
-
 def _registered_classes(opt):
     """The model class and the dataset class of each phase (registered names refused with the closest)."""
     model = require_registered(MODEL_REGISTRY, opt['model_type'], 'model_', 'model')
@@ -252,17 +147,17 @@ def _check_keys(opt, vocabulary, declared, left):
 
     def fits(where, key, value, present):
         """Whether ``value`` could be that of ``key`` in ``where``: by its rule, else of the type of ``present``."""
-        rule = next((r for s, k, r in rules if _matches(where, s) and fnmatch.fnmatchcase(key, k)), None)
+        rule = next((r for s, k, r in rules if matches(where, s) and fnmatch.fnmatchcase(key, k)), None)
         if rule is None:
             return isinstance(value, dict) == isinstance(present, dict) and type(value) in (type(present), int, float)
         try:
-            checked(copy.deepcopy(value), _sized(rule, {}, {}), where + (key,))
+            checked(copy.deepcopy(value), sized(rule, {}, {}), where + (key,))
         except OptionError:
             return False
         return True
 
     for section in KEYED_SECTIONS:
-        for where, parent in _sections(opt, section):
+        for where, parent in sections(opt, section):
             for key in parent:
                 if str(key) not in vocabulary.known(where) and vocabulary.unknown(where):
                     left.append((where, str(key)))
@@ -307,46 +202,8 @@ def _check_factory(section, factory, where, skip=(), extra=()):
     for key, parameter in named.items():
         rule = declared.get(key) or signature_rule(parameter)
         if key in section and rule is not None and pattern_rule(where, key) is None:
-            section[key] = checked(section[key], _sized(rule, section, defaults), where + (key,))
+            section[key] = checked(section[key], sized(rule, section, defaults), where + (key,))
     return warnings
-
-
-def _matches(where: Section, section: Section) -> bool:
-    """Whether the key path ``where`` is one that ``section`` (parts as shell patterns) names."""
-    return len(section) == len(where) and all(fnmatch.fnmatchcase(str(w), s) for w, s in zip(where, section))
-
-
-def pattern_rule(where, key):
-    """The :data:`.rules.RULES` rule of a key, if any (its value was checked by it)."""
-    return next(
-        (rule for (section, k), rule in RULES.items() if _matches(where, section) and fnmatch.fnmatchcase(key, k)),
-        None,
-    )
-
-
-def signature_rule(parameter: inspect.Parameter) -> Rule | None:
-    """What a keyword must be by its annotation (``int``, ``float``, ``bool``, ``str``) or its default's type.
-
-    An int default takes any number (basicsr's ``res_scale=1`` is given 0.1; ``64.0`` is made 64); a None
-    default anything.
-    """
-    annotation = parameter.annotation
-    names = {'int': int, 'float': float, 'bool': bool, 'str': str}
-    kind: type | None = names.get(annotation) if isinstance(annotation, str) else annotation
-    if kind not in (int, float, bool, str):
-        kind = None if parameter.default is inspect.Parameter.empty else type(parameter.default)
-    return SIGNATURE_RULES.get(kind) if kind is not None else None
-
-
-#: The rule of a keyword whose default (or annotation) has this type.
-SIGNATURE_RULES: dict[type, Rule] = {
-    bool: Rule('bool'),
-    int: Rule('count'),
-    float: Rule('number'),
-    str: Rule('str'),
-    list: Rule('list'),
-    tuple: Rule('list'),
-}
 
 
 def _check_built(opt, model, vocabulary):

@@ -3,7 +3,7 @@
 The README's demo (``scripts/run_demo.py``), ``wdsr-reproduce``, the GPU check (``scripts/check_gpu.py``) and
 the tests run the option files users run through this module, with only data paths, sizes and lengths
 changed (:func:`shrink_options`). Validation figures are read from the run's ``validation.jsonl``
-(:data:`wdsr_basicsr.models.wdsr_model.VALIDATIONS_FILE`), not scraped from its log.
+(:data:`wdsr_basicsr.models.results.VALIDATIONS_FILE`), not scraped from its log.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from os import path as osp
 
 import yaml
 
-from .models.wdsr_model import VALIDATIONS_FILE
+from .models.results import VALIDATIONS_FILE
 from .prepare.layout import hr_dir, lmdb_names, lr_dir
 
 #: The entries a run may start, beside this module.

@@ -7,40 +7,29 @@ import inspect
 import math
 from collections import OrderedDict
 from os import path as osp
-from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from basicsr.data import build_dataloader, build_dataset
-from basicsr.metrics import calculate_metric
-from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
-from ..declare import MAX_ITER, Rule
+from ..declare import Rule
 from ..options.errors import OptionError
-from ..utils import report
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import compile_step, toolchain_problem
 from ..utils.dist import all_gather
-from ..utils.records import forget_validations_after, record_validation, recorded_datasets, write_json
-from ..utils.tiling import sr_forward
+from .validation import SplitValidationModel
 
 AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16
 #: The ``torch.optim`` classes that ``train: optim_g: type`` may name (those of BasicSR's current main).
 OPTIMIZERS = ('Adam', 'AdamW', 'Adamax', 'SGD', 'ASGD', 'RMSprop', 'Rprop')
 
-#: Where a training run appends its validations, in ``experiments/<name>/``: a JSON object per line.
-VALIDATIONS_FILE = 'validation.jsonl'
-
 
 @MODEL_REGISTRY.register()
-class WDSRModel(SRModel):
+class WDSRModel(SplitValidationModel):
     """SR model for WDSR (and the EDSR/RDN baselines), on basicsr's ``SRModel``.
 
     Training and validation follow ``SRModel``; this class changes:
@@ -64,17 +53,9 @@ class WDSRModel(SRModel):
       the EMA network of every ``norm`` variant validates correctly; weight
       norm's ``g`` and ``v`` are averaged, so the EMA copy stays a weight-normed
       network.
-    * Validation runs the bare network (or its EMA copy), never the DDP
-      wrapper, so no collective runs on one rank only. In a distributed run the
-      images are split across the ranks and the per-image metrics gathered:
-      the figures equal a one-process run, each image is saved once. A test run
-      also writes the per-image metrics to ``results/<name>/metrics_<set>.json``
-      and, when it saves its images, the results page ``results/<name>/index.html``
-      (:mod:`wdsr_basicsr.utils.report`). A training run records each
-      validation's means in ``experiments/<name>/validation.jsonl`` (one JSON
-      object per line: ``iter``, ``dataset``, ``mean``; one row per iteration
-      and set, the rows after a resumed iteration dropped at resume), which
-      tools read instead of the log.
+    * Validation (:class:`~wdsr_basicsr.models.validation.SplitValidationModel`): the bare network (or its
+      EMA copy) on this rank's share of the images, the figures of a one-process run, the records and page
+      of :class:`~wdsr_basicsr.models.results.ResultsWriter`.
     * Every saved network file holds the ``network_g`` options beside
       ``params``/``params_ema``; network files and training states are written
       atomically (temporary file, then rename).
@@ -86,19 +67,12 @@ class WDSRModel(SRModel):
     * A loss that is NaN or infinite stops the run before anything is saved.
     * ``train: optim_g: type`` may be any optimizer of BasicSR's current main
       (Adam, AdamW, Adamax, SGD, ASGD, RMSprop, Rprop); basicsr 1.4.2 builds Adam only.
-    * Evaluation (``val``): ``tile``/``tile_pad`` (input pixels) for large
-      images, ``self_ensemble`` (x8).
     """
 
     #: What this class reads beside ``SRModel`` (:mod:`wdsr_basicsr.declare`): the option check's one home of
     #: these keys' rules.
     option_keys = {
         '': {key: Rule('bool', null=True) for key in ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile')},
-        'val': {
-            'tile': Rule('int', 0, MAX_ITER),
-            'tile_pad': Rule('int', 0, MAX_ITER),
-            'self_ensemble': Rule('bool', null=True),
-        },
     }
     #: The optimizers :meth:`get_optimizer` builds beside basicsr's Adam.
     option_builds = {'get_optimizer': OPTIMIZERS}
@@ -256,14 +230,12 @@ class WDSRModel(SRModel):
                     'without fp16): the loss scale starts afresh.'
                 )
         self._check_ranks_agree(resume_state['iter'])
-        experiments_root = self.opt['path'].get('experiments_root')
-        if experiments_root:
-            record = osp.join(experiments_root, VALIDATIONS_FILE)
+        if self.results.record:
             if self.opt['rank'] == 0:  # the iterations after this one are trained again
-                forget_validations_after(record, resume_state['iter'])
-            self._validate_missed(resume_state['iter'], record)
+                self.results.forget_after(resume_state['iter'])
+            self._validate_missed(resume_state['iter'])
 
-    def _validate_missed(self, current_iter: int, record: str) -> None:
+    def _validate_missed(self, current_iter: int) -> None:
         """Validate at the resumed iteration the sets it has no row for (a run stopped between save and validation).
 
         basicsr saves a training state, then validates: a run stopped between the two resumes after that
@@ -273,7 +245,7 @@ class WDSRModel(SRModel):
         val = self.opt.get('val') or {}
         if not val.get('val_freq') or current_iter % val['val_freq']:
             return
-        done = recorded_datasets(record, current_iter)
+        done = self.results.recorded(current_iter)
         missed = [
             dataset_opt
             for phase, dataset_opt in self.opt['datasets'].items()
@@ -351,157 +323,3 @@ class WDSRModel(SRModel):
             f'{source} was trained with another network: {why}. Resume with the options it was '
             'trained with, or train under another name; nothing was changed.'
         )
-
-    # ------------------------------------------------------------------ evaluation
-
-    def test(self) -> None:
-        """SR of ``self.lq`` by the EMA copy or the bare network (never the DDP wrapper), as ``val`` says."""
-        val_opt = self.opt.get('val') or {}
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
-        was_training = net.training
-        net.eval()
-        self.output = sr_forward(
-            net,
-            self.lq,
-            self.opt['scale'],
-            tile=val_opt.get('tile', 0),
-            tile_pad=val_opt.get('tile_pad', 10),
-            ensemble=val_opt.get('self_ensemble', False),
-            amp_dtype=self.amp_dtype,
-        )
-        net.train(was_training)
-
-    def validation(self, dataloader: DataLoader, current_iter: int | str, tb_logger, save_img: bool = False) -> None:
-        """Validate on ``dataloader``'s dataset, split across the ranks of a distributed run.
-
-        Rank r takes images r, r + world_size, ...; the per-image metrics are
-        gathered on every rank and averaged in the dataset's order, so the
-        figures (and the best-metric record) equal a one-process run's. Each
-        image is saved by the rank that ran it. In a test run, rank 0 writes
-        the per-image metrics to ``results/<name>/metrics_<dataset name>.json``;
-        in a training run it records the means in :data:`VALIDATIONS_FILE` (one row per iteration and set).
-
-        Args:
-            dataloader (DataLoader): basicsr's validation loader (batch 1).
-            current_iter (int | str): Iteration, or the run's name when testing.
-            tb_logger: Tensorboard logger or None.
-            save_img (bool): Save the SR images. Default: False.
-        """
-        dataset: Any = dataloader.dataset  # a basicsr dataset: its options, its length
-        dataset_name = dataset.opt['name']
-        metrics_opt = self.opt['val'].get('metrics') or {}
-        reporting = save_img and not self.opt['is_train']  # a test run that saves its images gets a results page
-        records = self._test_my_share(dataloader, current_iter, save_img, reporting)
-        if not metrics_opt:
-            return
-        records = sorted((r for part in all_gather(records) for r in part), key=lambda r: r[0])
-        self._average_metrics(records, dataset_name, current_iter)
-        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
-        if self.opt['rank'] == 0:
-            self._write_records(records, dataset_name, current_iter, reporting)
-
-    def _test_my_share(self, dataloader: DataLoader, current_iter, save_img: bool, reporting: bool) -> list[tuple]:
-        """Run this rank's images (r, r + world_size, ...): each saved as asked, its metrics, its page entry.
-
-        Returns:
-            list[tuple]: ``(index, image name, {metric: value}, page entry or None)`` per image.
-        """
-        dataset: Any = dataloader.dataset
-        dataset_name, metrics_opt = dataset.opt['name'], self.opt['val'].get('metrics') or {}
-        rank, world_size = self.opt['rank'], self.opt['world_size']
-        indices = list(range(rank, len(dataset), world_size))
-        loader = DataLoader(
-            Subset(dataset, indices),
-            batch_size=1,
-            shuffle=False,
-            num_workers=dataloader.num_workers,
-            collate_fn=dataloader.collate_fn,
-        )
-        pbar = tqdm(total=len(dataset), unit='image') if self.opt['val'].get('pbar') and rank == 0 else None
-        records = []
-        for index, val_data in zip(indices, loader):
-            img_name = osp.splitext(osp.basename(val_data['lq_path'][0]))[0]
-            metric_data, lq = self._test_one(val_data, keep_lq=reporting)
-            if save_img:
-                imwrite(metric_data['img'], self._visualization_path(dataset_name, img_name, current_iter))
-            values = {name: float(calculate_metric(metric_data, opt_)) for name, opt_ in metrics_opt.items()}
-            entry = None
-            if reporting and 'img2' in metric_data:
-                entry = self._report_entry(dataset_name, img_name, current_iter, metric_data, lq, metrics_opt)
-            records.append((index, img_name, values, entry))
-            if pbar:
-                pbar.update(world_size)
-                pbar.set_description(f'Test {img_name}')
-        if pbar:
-            pbar.close()
-        return records
-
-    def _test_one(self, val_data: dict, keep_lq: bool) -> tuple[dict, np.ndarray | None]:
-        """The SR output (``img``) and the HR (``img2``, when given) of one sample as uint8 images; its input too."""
-        self.feed_data(val_data)
-        self.test()
-        metric_data = {'img': tensor2img([self.output.detach().cpu()])}
-        lq = tensor2img([self.lq.detach().cpu()]) if keep_lq else None
-        if hasattr(self, 'gt'):
-            metric_data['img2'] = tensor2img([self.gt.detach().cpu()])
-            del self.gt
-        del self.lq, self.output
-        if self.device.type == 'cuda':
-            torch.cuda.empty_cache()
-        return metric_data, lq
-
-    def _average_metrics(self, records: list[tuple], dataset_name: str, current_iter) -> None:
-        """``metric_results``: the means over every rank's images, summed in the dataset's order; the best ones."""
-        self._initialize_best_metric_results(dataset_name)
-        self.metric_results = {}
-        for name in self.opt['val']['metrics']:
-            total = 0.0
-            for _, _, values, _ in records:  # summed in the dataset's order, as a one-process run sums
-                total += values[name]
-            self.metric_results[name] = total / len(records)
-            self._update_best_metric_result(dataset_name, name, self.metric_results[name], current_iter)
-
-    def _write_records(self, records: list[tuple], dataset_name: str, current_iter, reporting: bool) -> None:
-        """Training: the row of :data:`VALIDATIONS_FILE`. Testing: ``metrics_<set>.json``, the results page."""
-        experiments_root, results_root = (self.opt['path'].get(k) for k in ('experiments_root', 'results_root'))
-        if self.opt['is_train'] and experiments_root:  # a model built in process may have none
-            record_validation(
-                osp.join(experiments_root, VALIDATIONS_FILE),
-                {'iter': current_iter, 'dataset': dataset_name, 'mean': self.metric_results},
-            )
-        if not self.opt['is_train']:
-            per_image = {name: values for _, name, values, _ in records}
-            write_json(
-                osp.join(results_root, f'metrics_{dataset_name}.json'),
-                {'dataset': dataset_name, 'mean': self.metric_results, 'images': per_image},
-            )
-            if reporting:
-                report.write_set_report(results_root, dataset_name, {name: e for _, name, _, e in records if e})
-                page, _ = report.write_page({self.opt['name']: results_root}, results_root, self.opt['name'])
-                get_root_logger().info(f'Results page with {dataset_name}: {page}')
-
-    def _report_entry(self, dataset_name, img_name, current_iter, metric_data, lq, metrics_opt):
-        """Save the HR and bicubic images of a test image for the results page; return its page entry."""
-        results_root = self.opt['path']['results_root']
-        folder = osp.join(results_root, 'report', dataset_name)
-        bicubic, crop = report.save_references(
-            folder, img_name, metric_data['img'], metric_data['img2'], lq, self.opt['scale']
-        )
-        bicubic_data = dict(metric_data, img=bicubic)
-        return {
-            'sr': osp.relpath(self._visualization_path(dataset_name, img_name, current_iter), results_root),
-            'gt': osp.relpath(osp.join(folder, f'{img_name}_gt.png'), results_root),
-            'bicubic': osp.relpath(osp.join(folder, f'{img_name}_bicubic.png'), results_root),
-            'crop': crop,
-            'bicubic_metrics': {
-                name: float(calculate_metric(bicubic_data, opt_)) for name, opt_ in metrics_opt.items()
-            },
-        }
-
-    def _visualization_path(self, dataset_name, img_name, current_iter):
-        """Where basicsr's ``SRModel`` saves a validation image (training) or a test result."""
-        folder = self.opt['path']['visualization']
-        if self.opt['is_train']:
-            return osp.join(folder, img_name, f'{img_name}_{current_iter}.png')
-        suffix = self.opt['val'].get('suffix') or self.opt['name']
-        return osp.join(folder, dataset_name, f'{img_name}_{suffix}.png')

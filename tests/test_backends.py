@@ -80,26 +80,16 @@ def test_cli_backends_give_the_same_image(checkpoint, tmp_path, capsys):
     assert 'backend auto: torch ' in chosen and 'onnxruntime ' in chosen and 'openvino ' in chosen and ' -> ' in chosen
 
 
+def infer_one_photo(tmp_path, checkpoint, *flags):
+    """wdsr-inference on the CPU of one photograph written into ``tmp_path``; its exit status."""
+    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 20, 20))
+    command = ['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'), '--model_path', checkpoint, '--device', 'cpu']
+    return inference_main(command + list(flags))
+
+
 def test_missing_runtime_names_the_extra(checkpoint, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(backends, 'installed', lambda backend: backend != 'openvino')
-    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 20, 20))
-    assert (
-        inference_main(
-            [
-                '-i',
-                str(tmp_path / 'a.png'),
-                '-o',
-                str(tmp_path / 'o'),
-                '--model_path',
-                checkpoint,
-                '--device',
-                'cpu',
-                '--backend',
-                'openvino',
-            ]
-        )
-        == 2
-    )
+    assert infer_one_photo(tmp_path, checkpoint, '--backend', 'openvino') == 2
     assert 'backend openvino is not installed: pip install "wdsr-basicsr[deploy]"' in capsys.readouterr().err
     assert (
         benchmark_main(
@@ -124,25 +114,7 @@ def test_missing_runtime_names_the_extra(checkpoint, tmp_path, monkeypatch, caps
 
 
 def test_cpu_runtime_with_bf16_is_refused(checkpoint, tmp_path, capsys):
-    cv2.imwrite(str(tmp_path / 'a.png'), photo('coffee', 20, 20))
-    assert (
-        inference_main(
-            [
-                '-i',
-                str(tmp_path / 'a.png'),
-                '-o',
-                str(tmp_path / 'o'),
-                '--model_path',
-                checkpoint,
-                '--device',
-                'cpu',
-                '--backend',
-                'onnxruntime',
-                '--bf16',
-            ]
-        )
-        == 2
-    )
+    assert infer_one_photo(tmp_path, checkpoint, '--backend', 'onnxruntime', '--bf16') == 2
     assert '--backend onnxruntime runs on the CPU in fp32' in capsys.readouterr().err
 
 

@@ -16,18 +16,22 @@ from wdsr_basicsr.data.lmdb_util import shared_lmdb
 
 
 def train_opt(root, scale=2, **extra):
+    """A training set's section over the fixture's sub-image LMDBs under ``root`` (``extra`` overrides)."""
     opt = dict(
         name='demo_train',
         type='CheckedPairedImageDataset',
         phase='train',
         scale=scale,
-        dataroot_gt=str(root / 'DIV2K_train_HR_sub.lmdb'),
-        dataroot_lq=str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
         io_backend=dict(type='lmdb'),
         gt_size=32,
         use_hflip=True,
         use_rot=True,
     )
+    if root is not None:
+        opt.update(
+            dataroot_gt=str(root / 'DIV2K_train_HR_sub.lmdb'),
+            dataroot_lq=str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
+        )
     opt.update(extra)
     return opt
 
@@ -191,20 +195,9 @@ def basicsr_style_pair(tmp_path, scale=4, names=('baboon', 'comic')):
 
 
 def pair_opt(roots, scale=4, **extra):
-    opt = dict(
-        name='pair',
-        type='CheckedPairedImageDataset',
-        phase='train',
-        scale=scale,
-        dataroot_gt=str(roots['gt']),
-        dataroot_lq=str(roots['lq']),
-        io_backend=dict(type='lmdb'),
-        gt_size=16,
-        use_hflip=False,
-        use_rot=False,
-    )
-    opt.update(extra)
-    return opt
+    """``train_opt`` over the two LMDBs of :func:`basicsr_style_pair`: small patches, no flips."""
+    opt = dict(dataroot_gt=str(roots['gt']), dataroot_lq=str(roots['lq']), gt_size=16, use_hflip=False, use_rot=False)
+    return train_opt(None, scale, **dict(opt, name='pair', **extra))
 
 
 def test_meta_info_with_a_wrong_size_is_read_from_the_records(tmp_path, monkeypatch):

@@ -202,14 +202,14 @@ def pair_opt(roots, scale=4, **extra):
 
 def test_meta_info_with_a_wrong_size_is_read_from_the_records(tmp_path, monkeypatch):
     """BasicSR's own lq.lmdb records comic as (80,60,3) while the image stored is 90x60: the records decide."""
-    from wdsr_basicsr.data import paired_dataset
+    from wdsr_basicsr.data import pair_sizes
 
     roots = basicsr_style_pair(tmp_path)
     meta = roots['lq'] / 'meta_info.txt'
     assert meta.read_text().splitlines()[1] == 'comic.png (18,12,3) 1'  # written by basicsr: 72x48 / 4
     meta.write_text(meta.read_text().replace('comic.png (18,12,3)', 'comic.png (16,12,3)'))
     warnings = []
-    monkeypatch.setattr(paired_dataset, '_warn', warnings.append)
+    monkeypatch.setattr(pair_sizes, 'warn', warnings.append)
     dataset = build_dataset(pair_opt(roots))
     assert warnings == [
         f'datasets:pair: {meta}, line 2: records comic as 12x16, but the image stored is 12x18; the record is used.'

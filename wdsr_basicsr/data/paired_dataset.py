@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import logging
-import math
 import random
-import re
 from os import path as osp
 
 import numpy as np
 import torch
-from basicsr.data.data_util import paired_paths_from_folder, paired_paths_from_meta_info_file
 from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
@@ -19,31 +14,23 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
 from ..declare import Rule
-from .decoded_cache import CHANNELS, CachePlan, DecodedImages, Layout, check_memory, header_size, open_cache, plan_cache
+from .cache_layouts import image_groups, plan_caches, sub_image_layouts
+from .decoded_cache import CachePlan, DecodedImages, check_memory, open_cache
 from .lmdb_util import (
     SUB_IMAGES,
-    check_lmdb_complete,
-    lmdb_keys,
-    read_meta_info,
-    read_record,
-    read_sub_images,
-    record_shape,
+)
+from .pair_sizes import (
+    check_batch,
+    check_sizes,
+    folder_pair_sizes,
+    lmdb_pair_sizes,
+    patch_fault,
+    warn,
 )
 
-#: How many example keys a key-mismatch error lists.
-NUM_EXAMPLE_KEYS = 5
 #: How a training sample picks its image (``sampling``, with ``cache_data``): each source image equally often
 #: (the authors'), or each stored record equally often (basicsr's; on sub-image LMDBs this weights images by area).
 SAMPLINGS = ('image', 'record')
-#: The key of a sub-image made by basicsr's ``extract_subimages`` / ``prepare_div2k``: ``<image>_s<number>``.
-SUB_IMAGE_KEY = re.compile(r'^(?P<image>.+)_s\d+$')
-
-
-def patch_fault(gt_size: int, scale: int) -> str | None:
-    """What is wrong with a training set's ``gt_size`` for ``scale``, or None (the option check asks too)."""
-    if gt_size % scale:
-        return f'gt_size={gt_size} is not a multiple of scale={scale} (the LQ patch is gt_size / scale pixels).'
-    return None
 
 
 def cache_options_fault(opt: dict) -> str | None:
@@ -180,13 +167,13 @@ class CheckedPairedImageDataset(PairedImageDataset):
             raise ValueError(f'datasets:{name}: {fault}')
         lmdb = opt['io_backend']['type'] == 'lmdb'
         sizes = lmdb_pair_sizes(opt, name) if lmdb else folder_pair_sizes(opt, name)
-        _check_sizes(opt, name, sizes, exact=train and not opt.get('cache_data'))
+        check_sizes(opt, name, sizes, exact=train and not opt.get('cache_data'))
         by_image = train and bool(opt.get('cache_data')) and opt.get('sampling', 'image') == 'image'
         layouts = sub_image_layouts(opt, name, sizes) if by_image and lmdb else None
         if train and world_size:
             samples = len(layouts['gt']) if layouts else len(image_groups(list(sizes), by_image))
-            _check_batch(opt, name, samples, world_size)
-        return _plan_caches(opt, name, sizes, layouts, opt.get('cache_dir')) if opt.get('cache_data') else {}
+            check_batch(opt, name, samples, world_size)
+        return plan_caches(opt, name, sizes, layouts, opt.get('cache_dir')) if opt.get('cache_data') else {}
 
     def _open_cache(self, plans: dict[str, CachePlan]) -> None:
         """Map (or decode first) the images of both sides, and say how a training sample picks its image."""
@@ -215,7 +202,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
             ]
             overlapping = sum(len(group) > 1 for group in self.groups)
             if overlapping and self.sampling == 'image':
-                _warn(
+                warn(
                     f'datasets:{self.opt.get("name", "train")}: {overlapping} images of {self.lq_folder} are '
                     f'stored as sub-images with no complete {SUB_IMAGES} (where each lies in its image): a '
                     'position is drawn once per sub-image that holds it, so where sub-images overlap it is drawn '
@@ -275,254 +262,3 @@ class CheckedPairedImageDataset(PairedImageDataset):
             normalize(lq, self.mean, self.std, inplace=True)
             normalize(gt, self.mean, self.std, inplace=True)
         return {'lq': lq, 'gt': gt, 'lq_path': lq_path, 'gt_path': gt_path}
-
-
-def image_groups(keys: list[str], by_image: bool) -> list[list[int]]:
-    """The records (indices into ``keys``) grouped by source image, or one group per record.
-
-    Args:
-        keys (list[str]): The records' keys or file names; sub-images are ``<image>_s<n>``.
-        by_image (bool): Group the sub-images of one image (``sampling: image``).
-    """
-    groups: dict[object, list[int]] = {}
-    for record, key in enumerate(keys):
-        stem = osp.splitext(osp.basename(key))[0]
-        match = SUB_IMAGE_KEY.match(stem) if by_image else None
-        groups.setdefault(match.group('image') if match else (stem, record), []).append(record)
-    return list(groups.values())
-
-
-def sub_image_layouts(opt: dict, name: str, sizes: dict) -> dict[str, Layout] | None:
-    """Where each record of the two LMDBs lies in its source image, when both record it and cover every image.
-
-    Args:
-        opt (dict): The dataset's options.
-        name (str): The dataset's name, for messages.
-        sizes (dict): ``key -> ((h, w) GT, (h, w) LQ)`` of the records (:func:`lmdb_pair_sizes`).
-
-    Returns:
-        dict[str, Layout] | None: The ``'gt'`` and ``'lq'`` layouts (only the records of ``sizes``), or None
-        where an LMDB has no ``sub_images.json`` or its records leave part of an image uncovered.
-
-    Raises:
-        ValueError: If a ``sub_images.json`` is malformed, lacks a record, places it outside its image, or
-            the GT and LQ files disagree at ``scale``.
-    """
-    found = {}
-    for side, root_key in (('gt', 'dataroot_gt'), ('lq', 'dataroot_lq')):
-        try:
-            layout = read_sub_images(opt[root_key])
-        except ValueError as error:
-            raise ValueError(f'datasets:{name}: {error}') from None
-        if layout is None:
-            return None
-        places = {key: (image, place) for image, (_, _, parts) in layout.items() for key, place in parts.items()}
-        missing = sorted(sizes.keys() - places.keys())
-        if missing:
-            raise ValueError(
-                f'datasets:{name}: {osp.join(opt[root_key], SUB_IMAGES)} places no sub-image for {len(missing)} '
-                f'keys (e.g. {missing[:NUM_EXAMPLE_KEYS]}); prepare the LMDBs again.'
-            )
-        found[side] = (layout, places)
-    scale = opt['scale']
-    layouts: dict[str, Layout] = {'gt': {}, 'lq': {}}
-    for key, record_sizes in sizes.items():
-        (image, (top, left)), (lq_image, (lq_top, lq_left)) = found['gt'][1][key], found['lq'][1][key]
-        (h, w, _), (lq_h, lq_w, _) = found['gt'][0][image], found['lq'][0].get(lq_image, (0, 0, {}))
-        if lq_image != image or (top, left, h, w) != (lq_top * scale, lq_left * scale, lq_h * scale, lq_w * scale):
-            raise ValueError(
-                f'datasets:{name}: the {SUB_IMAGES} of dataroot_gt and dataroot_lq place {key} differently at '
-                f'scale {scale} (in {image} {w}x{h} at {left},{top}; in {lq_image} {lq_w}x{lq_h} at '
-                f'{lq_left},{lq_top}); prepare the LMDBs again.'
-            )
-        for side, size, place, record in (
-            ('gt', (h, w), (top, left), record_sizes[0]),
-            ('lq', (lq_h, lq_w), (lq_top, lq_left), record_sizes[1]),
-        ):
-            if place[0] + record[0] > size[0] or place[1] + record[1] > size[1]:
-                raise ValueError(
-                    f'datasets:{name}: {osp.join(opt["dataroot_" + side], SUB_IMAGES)} places {key} '
-                    f'({record[1]}x{record[0]}) at {place[1]},{place[0]}, outside {image} ({size[1]}x{size[0]}); '
-                    'prepare the LMDBs again.'
-                )
-            layouts[side].setdefault(image, (size[0], size[1], {}))[2][key] = place
-    for side, index in (('gt', 0), ('lq', 1)):
-        for h, w, parts in layouts[side].values():
-            covered = np.zeros((h, w), bool)
-            for key, (top, left) in parts.items():
-                record_h, record_w = sizes[key][index]
-                covered[top : top + record_h, left : left + record_w] = True
-            if not covered.all():
-                return None
-    return layouts
-
-
-def _plan_caches(
-    opt: dict, name: str, sizes: dict, layouts: dict[str, Layout] | None, cache_dir: str | None
-) -> dict[str, CachePlan]:
-    """The caches of both sides (:func:`~.decoded_cache.plan_cache`), their memory checked together."""
-    lmdb = opt['io_backend']['type'] == 'lmdb'
-    if lmdb:
-        keys = {'gt': sorted(sizes), 'lq': sorted(sizes)}
-    else:
-        pairs = folder_pairs(opt, name)
-        keys = {
-            side: [osp.relpath(pair[f'{side}_path'], opt[f'dataroot_{side}']) for pair in pairs]
-            for side in ('gt', 'lq')
-        }
-    plans, held = {}, 0
-    for side, index in (('gt', 0), ('lq', 1)):
-        root = opt[f'dataroot_{side}']
-        layout = layouts[side] if layouts else None
-        if layout is not None:
-            nbytes = sum(h * w for h, w, _ in layout.values()) * CHANNELS
-        else:
-            nbytes = sum(size[index][0] * size[index][1] for size in sizes.values()) * CHANNELS
-        read = functools.partial(read_record, root) if lmdb else functools.partial(_read_file, root)
-        try:
-            check_memory(nbytes, held, root)
-            plans[side] = plan_cache(root, keys[side], read, nbytes=nbytes, cache_dir=cache_dir, layout=layout)
-        except (OSError, MemoryError) as error:
-            raise type(error)(f'datasets:{name}: cache_data: {error}') from None
-        held += nbytes
-    return plans
-
-
-def _read_file(root: str, key: str) -> bytes:
-    """The bytes of the file ``key`` under ``root``."""
-    with open(osp.join(root, key), 'rb') as f:
-        return f.read()
-
-
-def lmdb_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Per key of a GT and an LQ LMDB: the GT's and the LQ's (h, w), from meta_info.txt.
-
-    The two LMDBs must list the same keys, each present in its LMDB, and be complete. Where the two
-    meta_info.txt shapes do not fit the scale, the records are decoded: if they fit, a warning names the
-    meta_info line that is wrong.
-    """
-    metas = {}
-    for key in ('dataroot_gt', 'dataroot_lq'):
-        meta = osp.join(opt[key], 'meta_info.txt')
-        if not osp.isfile(meta):
-            raise FileNotFoundError(
-                f'datasets:{name}: {key} {opt[key]} has no meta_info.txt; is it an LMDB '
-                'made by scripts/prepare_div2k.py or basicsr?'
-            )
-        check_lmdb_complete(opt[key])
-        metas[key] = read_meta_info(opt[key])
-        absent = sorted(metas[key].keys() - lmdb_keys(opt[key]))
-        if absent:
-            raise LookupError(
-                f'datasets:{name}: {meta} lists {len(absent)} keys that the LMDB does not hold '
-                f'(e.g. {absent[:NUM_EXAMPLE_KEYS]}); prepare it again.'
-            )
-    gt, lq = metas['dataroot_gt'], metas['dataroot_lq']
-    if gt.keys() != lq.keys():
-        only_gt = sorted(gt.keys() - lq.keys())[:NUM_EXAMPLE_KEYS]
-        only_lq = sorted(lq.keys() - gt.keys())[:NUM_EXAMPLE_KEYS]
-        raise ValueError(
-            f'datasets:{name}: the LMDBs list different keys: {len(gt.keys() - lq.keys())} only in '
-            f'dataroot_gt {opt["dataroot_gt"]} (e.g. {only_gt}), {len(lq.keys() - gt.keys())} only '
-            f'in dataroot_lq {opt["dataroot_lq"]} (e.g. {only_lq}).'
-        )
-    sizes = {}
-    for key in sorted(gt):  # basicsr's order
-        (gt_shape, gt_line), (lq_shape, lq_line) = gt[key], lq[key]
-        if gt_shape and lq_shape and fits(gt_shape[:2], lq_shape[:2], opt['scale']):
-            sizes[key] = (gt_shape[:2], lq_shape[:2])
-            continue
-        gt_real, lq_real = (record_shape(opt[root], key)[:2] for root in ('dataroot_gt', 'dataroot_lq'))
-        real = (gt_real, lq_real)
-        for root, shape, line, stored in (
-            ('dataroot_gt', gt_shape, gt_line, real[0]),
-            ('dataroot_lq', lq_shape, lq_line, real[1]),
-        ):
-            if shape and tuple(shape[:2]) != stored and fits(gt_real, lq_real, opt['scale']):
-                _warn(
-                    f'datasets:{name}: {osp.join(opt[root], "meta_info.txt")}, line {line}: records {key} as '
-                    f'{shape[1]}x{shape[0]}, but the image stored is {stored[1]}x{stored[0]}; the record is used.'
-                )
-        sizes[key] = real
-    return sizes
-
-
-def _warn(message: str) -> None:
-    """A warning of the data check, on basicsr's logger (the run's log) without setting that logger up: the
-    check runs before basicsr's pipeline does it, and a logger set up first would be kept without the log file."""
-    logging.getLogger('basicsr').warning(message)
-
-
-def folder_pair_sizes(opt: dict, name: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Per GT file (relative to ``dataroot_gt``) of paired folders: the GT's and the LQ's (h, w), from headers.
-
-    The pairs are basicsr's (``filename_tmpl``, ``meta_info_file``).
-    """
-    sizes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    for pair in folder_pairs(opt, name):
-        try:
-            sizes[osp.relpath(pair['gt_path'], opt['dataroot_gt'])] = (
-                header_size(pair['gt_path']),
-                header_size(pair['lq_path']),
-            )
-        except (OSError, ValueError) as error:
-            raise ValueError(f'datasets:{name}: {pair["gt_path"]} or {pair["lq_path"]}: {error}') from None
-    return sizes
-
-
-def folder_pairs(opt: dict, name: str) -> list[dict[str, str]]:
-    """basicsr's pairs of paired folders (``filename_tmpl``, ``meta_info_file``): ``gt_path`` and ``lq_path``."""
-    folders = [opt['dataroot_lq'], opt['dataroot_gt']]
-    try:
-        if opt.get('meta_info_file') is not None:
-            return paired_paths_from_meta_info_file(
-                folders, ['lq', 'gt'], opt['meta_info_file'], opt.get('filename_tmpl', '{}')
-            )
-        return paired_paths_from_folder(folders, ['lq', 'gt'], opt.get('filename_tmpl', '{}'))
-    except (AssertionError, ValueError) as error:  # basicsr asserts that the folders pair up
-        raise ValueError(f'datasets:{name}: {error}') from None
-
-
-def fits(gt: tuple[int, ...], lq: tuple[int, ...], scale: int) -> bool:
-    """Whether an LQ image of size ``lq`` is a GT of size ``gt`` downscaled by ``scale`` (sizes rounded down)."""
-    return tuple(lq) == (gt[0] // scale, gt[1] // scale)
-
-
-def _check_sizes(opt, name, sizes, exact):
-    """Each pair fits the scale (exactly, for basicsr's crop of a training sample), each LQ holds the patch."""
-    scale = opt['scale']
-    lq_size = opt['gt_size'] // scale if opt['phase'] == 'train' else 0
-    for key, ((h, w), (lq_h, lq_w)) in sizes.items():
-        if not fits((h, w), (lq_h, lq_w), scale) or (exact and (h, w) != (lq_h * scale, lq_w * scale)):
-            why = (
-                (
-                    ' (basicsr crops a training sample from exact multiples: crop the GT, or use cache_data: '
-                    'true, which drops the rows no LQ pixel covers)'
-                )
-                if fits((h, w), (lq_h, lq_w), scale)
-                else ''
-            )
-            raise ValueError(
-                f'datasets:{name}: scale {scale} does not match the data: {key} is {w}x{h} in '
-                f'dataroot_gt {opt["dataroot_gt"]} and {lq_w}x{lq_h} in dataroot_lq '
-                f'{opt["dataroot_lq"]} (expected {w // scale}x{h // scale}){why}.'
-            )
-        if lq_h < lq_size or lq_w < lq_size:
-            raise ValueError(
-                f'datasets:{name}: image {key} of dataroot_lq {opt["dataroot_lq"]} is {lq_w}x{lq_h}, '
-                f'smaller than the LQ patch ({lq_size} px: gt_size {opt["gt_size"]} / scale {scale}).'
-            )
-
-
-def _check_batch(opt, name, samples, world_size):
-    """An epoch gives each process at least one full batch (basicsr drops the last, partial one)."""
-    ratio = opt.get('dataset_enlarge_ratio', 1)
-    per_process = math.ceil(samples * ratio / world_size)  # basicsr's EnlargedSampler
-    batch = opt['batch_size_per_gpu']
-    if per_process < batch:
-        needed = math.ceil(batch * world_size / samples)
-        raise ValueError(
-            f'datasets:{name}: {samples} samples x dataset_enlarge_ratio {ratio} give {per_process} per '
-            f'epoch to each of {world_size} processes, fewer than batch_size_per_gpu {batch}: no '
-            f'iteration would run; set dataset_enlarge_ratio to at least {needed}.'
-        )

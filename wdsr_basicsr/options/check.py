@@ -22,7 +22,8 @@ from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault, patch_fault
+from ..data.pair_sizes import patch_fault
+from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
 from ..declare import declared_keys
 from ..utils.dist import DIST_PARAMS
 from .errors import OptionError

@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .data.decoded_cache import list_caches, prune_caches, user_cache_dir
+from .data.cache_admin import list_caches, prune_caches
+from .data.decoded_cache import user_cache_dir
 from .utils.messages import show_messages
 
 

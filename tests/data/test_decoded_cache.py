@@ -20,7 +20,7 @@ from basicsr.utils.lmdb_util import make_lmdb_from_imgs
 
 from helpers import OPTIONS, TRAIN, TRAIN_CROPS, photo, run, write_options
 from wdsr_basicsr.cache import main as cache_cli
-from wdsr_basicsr.data import decoded_cache
+from wdsr_basicsr.data import cache_admin, cache_open, decoded_cache
 from wdsr_basicsr.data.lmdb_util import shared_lmdb
 from wdsr_basicsr.data.paired_dataset import CheckedPairedImageDataset
 from wdsr_basicsr.options import OptionError, load_options, parse_options
@@ -601,7 +601,7 @@ def test_prune_removes_the_caches_nobody_holds(lmdb_root, tmp_path, capsys):
     unheld = {other.caches['gt'].folder, other.caches['lq'].folder}
     del other
     gc.collect()
-    listed = {cache['folder']: cache['held'] for cache in decoded_cache.list_caches(str(tmp_path / 'cache'))}
+    listed = {cache['folder']: cache['held'] for cache in cache_admin.list_caches(str(tmp_path / 'cache'))}
     assert listed == {held.caches['gt'].folder: True, held.caches['lq'].folder: True, **dict.fromkeys(unheld, False)}
     assert cache_cli(['list', str(tmp_path / 'cache')]) == 0  # wdsr-cache list
     rows = dict(line.split('\t', 1) for line in capsys.readouterr().out.splitlines())
@@ -624,8 +624,8 @@ def test_a_file_changed_between_the_check_and_the_build_names_no_cache(tmp_path)
     opt = dict(folder_options(hr, lr), cache_data=True)
     plans = CheckedPairedImageDataset.check_data(dict(opt))
     cv2.imwrite(str(lr / '0001x2.png'), cv2.imread(str(lr / '0001x2.png'))[::-1])  # between check and build
-    decoded_cache.open_cache(plans['gt'])  # the GT did not change
+    cache_open.open_cache(plans['gt'])  # the GT did not change
     with pytest.raises(ValueError, match=r'the images of .*LR changed while this run was starting'):
-        decoded_cache.open_cache(plans['lq'])
+        cache_open.open_cache(plans['lq'])
     assert not os.path.exists(plans['lq'].folder)
     assert not [p for p in os.listdir(tmp_path) if p.endswith('.partial')]  # no half-built folder left

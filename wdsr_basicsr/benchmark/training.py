@@ -36,7 +36,7 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.models import build_model
 
 from ..compat import entry_install
-from ..data.decoded_cache import open_cache
+from ..data.cache_open import open_cache
 from ..data.paired_dataset import CheckedPairedImageDataset
 from ..prepare.demo import make_demo_data
 from ..prepare.layout import hr_dir, lr_dir

@@ -13,40 +13,35 @@ in any order, share one.
 
 **Never rewritten.** A cache is built in a hidden folder beside its final place and renamed into place when
 complete, so a folder under a cache's name is complete and is never written again. Builders of one identity
-take turns on a build lock; readers hold a shared lock on the cache's ``lock`` file as long as they use it, so a
-ready cache on read-only storage is used without writing anything, and :func:`prune_caches` removes exactly the
-caches nobody holds. A new cache of the same files (their content changed) removes the old one when nobody holds
-it.
+take turns on a build lock (:func:`~.cache_open.open_cache`); readers hold a shared lock on the cache's ``lock``
+file as long as they use it, so a ready cache on read-only storage is used without writing anything, and
+:func:`~.cache_admin.prune_caches` removes exactly the caches nobody holds. A new cache of the same files (their
+content changed) removes the old one when nobody holds it.
 
 **Where.** Beside the data root, or in the dataset's ``cache_dir``; when neither can be written, in the user's
 cache folder (:func:`user_cache_dir`). A ready cache in any of them is used. Memory and disk are checked by
 :func:`plan_cache` and :func:`check_memory` before anything is decoded or written.
+
+This module holds the format, the identity and the plan; :mod:`.cache_open` maps or builds a cache,
+:mod:`.cache_admin` lists, removes and prunes them.
 """
 
 from __future__ import annotations
 
-import fcntl
-import glob
 import hashlib
 import io
 import json
 import logging
 import os
 import shutil
-import tempfile
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from os import path as osp
 from typing import BinaryIO
 
-import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
-
-from ..files import is_leftover, remove_leftovers, written_aside
 
 #: Bumped when the file layout or the identity changes: a cache of another version is another cache.
 CACHE_VERSION = 2
@@ -186,10 +181,10 @@ def cache_identity(root: str, keys: list[str], read: Callable[[str], bytes], lay
     """
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # hashlib releases the GIL on large buffers
         digests = dict(zip(keys, pool.map(lambda key: hashlib.sha256(read(key)).hexdigest(), keys)))
-    return _identity(root, digests, layout)
+    return content_identity(root, digests, layout)
 
 
-def _identity(root, digests, layout):
+def content_identity(root, digests, layout):
     """The identity of the files ``key -> sha256`` under ``root``, put together as ``layout`` says."""
     described = {
         'version': CACHE_VERSION,
@@ -244,7 +239,7 @@ def plan_cache(
     name = f'{osp.basename(osp.realpath(root))}.{identity[:NAME_DIGITS]}{SUFFIX}'
     plan = CachePlan(root, keys, read, layout, identity, '', False, nbytes, False)
     for place in places:
-        if _read_index(osp.join(place, name), identity) is not None:
+        if read_index(osp.join(place, name), identity) is not None:
             plan.folder, plan.ready, plan.fallback = osp.join(place, name), True, place != primary
             return plan
     writable = [place for place in places if _writable(place)]
@@ -303,61 +298,7 @@ def check_memory(needed: int, held: int, root: str) -> str:
     return f'{needed / 2**30:.2f} GiB of decoded images{beside}; {available / 2**30:.2f} GiB of memory available'
 
 
-def open_cache(plan: CachePlan, log: Callable[[str], None] = lambda message: None) -> DecodedImages:
-    """The images of ``plan``: its ready cache, mapped, else built first (by one process; the others wait).
-
-    Args:
-        plan (CachePlan): From :func:`plan_cache`.
-        log (Callable[[str], None]): Where the build and the caches it removes are reported. Default: nowhere.
-
-    Returns:
-        DecodedImages: The images, with the shared lock held.
-
-    Raises:
-        ValueError: If an image cannot be decoded, or sub-images of one image disagree, naming the root and key.
-    """
-    images = _open(plan.folder, plan.identity)
-    if images is not None:
-        return images
-    parent, name = osp.split(plan.folder)
-    os.makedirs(parent, exist_ok=True)
-    build_lock = osp.join(parent, f'.{name}.lock')
-    with open(build_lock, 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder of an identity; the others then find its cache
-        images = _open(plan.folder, plan.identity)
-        if images is None:
-            if plan.fallback:
-                log(f'cache_data: the folder of {plan.root} cannot be written: the cache goes to {parent}.')
-            _remove_aside(plan.folder, log, 'damaged')  # never rewritten: a damaged cache goes aside
-            remove_leftovers(parent, name)  # a killed builder's
-            _build(plan, parent, name, log)
-            os.remove(build_lock)  # after the rename: whoever takes the lock later finds the cache
-            images = _open(plan.folder, plan.identity)
-    if images is None:
-        raise OSError(f'cache_data: {plan.folder} was built but cannot be read back.')
-    _remove_superseded(plan, log)
-    return images
-
-
-def _open(folder, identity):
-    """The complete cache in ``folder`` with its shared lock taken, or None."""
-    try:
-        lock = open(osp.join(folder, LOCK), 'rb')
-    except OSError:
-        return None
-    fcntl.flock(lock, fcntl.LOCK_SH)
-    index = _read_index(folder, identity)
-    try:
-        same = os.fstat(lock.fileno()).st_ino == os.stat(osp.join(folder, LOCK)).st_ino  # not pruned meanwhile
-    except OSError:
-        same = False
-    if index is None or not same:
-        lock.close()
-        return None
-    return DecodedImages(folder, index, lock)
-
-
-def _read_index(folder, identity):
+def read_index(folder, identity):
     """The cache's index when ``folder`` holds the complete cache of ``identity``, else None."""
     try:
         with open(osp.join(folder, INDEX)) as f:
@@ -368,253 +309,3 @@ def _read_index(folder, identity):
     if not isinstance(record, dict) or record.get('identity') != identity or record.get('bytes') != size:
         return None
     return record['images']
-
-
-def _build(plan, parent, name, log):
-    """Decode into a hidden folder beside the cache's place, then rename it into place."""
-    sizes = _sizes(plan)
-    index, offset = {}, 0
-    for entry, (h, w) in sizes.items():
-        index[entry] = [offset, h, w]
-        offset += h * w * CHANNELS
-    start = time.perf_counter()
-    try:
-        with written_aside(plan.folder, folder=True) as temporary:
-            _write_cache(plan, temporary, index, offset)
-    except OSError:
-        if _read_index(plan.folder, plan.identity) is None:
-            raise
-        return  # another builder renamed the same pixels into place first
-    log(
-        f'cache_data: {len(index)} images of {plan.root} decoded into {plan.folder} '
-        f'({offset / 2**30:.2f} GiB, {time.perf_counter() - start:.1f} s; later runs map it).'
-    )
-
-
-def _write_cache(plan, temporary, index, offset):
-    """Decode the images into the folder ``temporary``, then write its index and lock file."""
-    digests = _write_pixels(plan, osp.join(temporary, PIXELS), index, offset)
-    if _identity(plan.root, digests, plan.layout) != plan.identity:  # what was decoded is what names the cache
-        raise ValueError(
-            f'cache_data: the images of {plan.root} changed while this run was starting (their content is '
-            'not what was checked); start it again.'
-        )
-    record = {
-        'version': CACHE_VERSION,
-        'identity': plan.identity,
-        'paths': paths_identity(plan.root, plan.keys, plan.layout),
-        'root': osp.realpath(plan.root),
-        'bytes': offset,
-        'images': index,
-    }
-    with open(osp.join(temporary, INDEX), 'w') as f:
-        json.dump(record, f)
-    open(osp.join(temporary, LOCK), 'wb').close()
-
-
-def _sizes(plan):
-    """``entry -> (h, w)``: each key's header, or each image of the layout."""
-    if plan.layout is not None:
-        return {image: (h, w) for image, (h, w, _) in sorted(plan.layout.items())}
-
-    def size_of(key):
-        try:
-            return header_size(plan.read(key))
-        except ValueError as error:
-            raise ValueError(f'cache_data: {plan.root}: image {key!r} cannot be read: {error}.') from None
-
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        return dict(zip(plan.keys, pool.map(size_of, plan.keys)))
-
-
-def _decode(plan, key, digests):
-    """Decode ``key`` as basicsr's ``imfrombytes`` does, recording the digest of the bytes decoded."""
-    content = plan.read(key)
-    digests[key] = hashlib.sha256(content).hexdigest()
-    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f'cache_data: {plan.root}: image {key!r} cannot be decoded.')
-    return img
-
-
-def _write_pixels(plan, path, index, nbytes):
-    """Decode every entry into the file at ``path`` (threads: OpenCV releases the GIL), with a progress bar.
-
-    Returns:
-        dict[str, str]: The digest of each key's bytes, as decoded.
-    """
-    pixels = np.memmap(path, dtype=np.uint8, mode='w+', shape=(max(nbytes, 1),))
-    digests: dict[str, str] = {}
-
-    def write(entry, pixels=pixels):
-        start, h, w = index[entry]
-        target = pixels[start : start + h * w * CHANNELS].reshape(h, w, CHANNELS)
-        if plan.layout is None:
-            img = _decode(plan, entry, digests)
-            if img.shape[0] * img.shape[1] != h * w:
-                raise ValueError(
-                    f'cache_data: {plan.root}: image {entry!r} decodes to {img.shape[1]}x{img.shape[0]} '
-                    f'(its header says {w}x{h}).'
-                )
-            index[entry] = [start, img.shape[0], img.shape[1]]  # OpenCV turns a JPEG as its EXIF orientation says
-            target = target.reshape(img.shape)
-            target[...] = img
-        else:
-            _stitch(plan, entry, target, digests)
-
-    entries = list(index)
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for _ in tqdm(pool.map(write, entries), total=len(entries), desc=f'decoding {osp.basename(plan.root)}'):
-            pass
-    pixels.flush()
-    del pixels, write  # unmapped before the folder is renamed
-    if nbytes == 0:
-        os.truncate(path, 0)
-    return digests
-
-
-def _stitch(plan, image, target, digests):
-    """Put the sub-images of ``image`` back at their places; where they overlap they must agree."""
-    h, w, parts = plan.layout[image]
-    covered = np.zeros((h, w), bool)
-    for key, (top, left) in sorted(parts.items()):
-        part = _decode(plan, key, digests)
-        ph, pw = part.shape[:2]
-        if top + ph > h or left + pw > w:
-            raise ValueError(
-                f'cache_data: {plan.root}/sub_images.json: {key} ({pw}x{ph} at {left},{top}) lies outside '
-                f'{image} ({w}x{h}); prepare the LMDB again.'
-            )
-        region, seen = target[top : top + ph, left : left + pw], covered[top : top + ph, left : left + pw]
-        if seen.any() and not np.array_equal(region[seen], part[seen]):
-            raise ValueError(
-                f'cache_data: {plan.root}/sub_images.json: {key} at {left},{top} differs from the sub-images of '
-                f'{image} it overlaps: the file does not describe this LMDB; prepare it again.'
-            )
-        region[...] = part
-        seen[...] = True
-    if not covered.all():
-        raise ValueError(f'cache_data: {plan.root}/sub_images.json: the sub-images do not cover {image}.')
-
-
-def _remove(folder, log, why):
-    """Remove a cache folder nobody holds (:func:`_remove_aside`), and log it."""
-    try:
-        lock = open(osp.join(folder, LOCK), 'rb')
-    except FileNotFoundError:
-        lock = None  # no lock file: not a complete cache, nobody can hold it
-    except OSError:
-        return False
-    try:
-        if lock is not None:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return False  # held
-        return _remove_aside(folder, log, f'{why}; nobody holds it')
-    finally:
-        if lock is not None:
-            lock.close()
-
-
-def _remove_aside(folder, log, why):
-    """Remove a cache folder, held or not, renamed aside first: a reader that maps its file keeps its pages."""
-    if not osp.isdir(folder):
-        return False
-    parent, name = osp.split(folder)
-    aside = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.removed', dir=parent)
-    os.rename(folder, osp.join(aside, name))
-    shutil.rmtree(aside, ignore_errors=True)
-    log(f'cache_data: removed {folder} ({why}).')
-    return True
-
-
-def _remove_superseded(plan, log):
-    """Remove the caches of the same files with other content (older versions of them) that nobody holds."""
-    parent, name = osp.split(plan.folder)
-    paths = paths_identity(plan.root, plan.keys, plan.layout)
-    for folder in glob.glob(
-        osp.join(glob.escape(parent), f'{glob.escape(osp.basename(osp.realpath(plan.root)))}.*{SUFFIX}')
-    ):
-        if osp.basename(folder) == name:
-            continue
-        try:
-            with open(osp.join(folder, INDEX)) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and record.get('paths') == paths:
-            _remove(folder, log, 'decoded from an earlier content of the same files')
-
-
-def list_caches(parent: str) -> list[dict]:
-    """The caches in ``parent``: ``folder``, ``root``, ``images``, ``bytes`` and ``held`` (a reader holds it).
-
-    Raises:
-        OSError: If ``parent`` cannot be listed.
-    """
-    caches = []
-    for entry in sorted(os.listdir(parent)):
-        folder = osp.join(parent, entry)
-        if entry.startswith('.') or not entry.endswith(SUFFIX) or not osp.isdir(folder):
-            continue
-        try:
-            with open(osp.join(folder, INDEX)) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            record = {}
-        caches.append(
-            {
-                'folder': folder,
-                'root': record.get('root'),
-                'images': len(record.get('images', {})),
-                'bytes': record.get('bytes'),
-                'held': _held(folder),
-            }
-        )
-    return caches
-
-
-def _held(folder):
-    try:
-        with open(osp.join(folder, LOCK), 'rb') as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def prune_caches(parent: str, log: Callable[[str], None] = logger.info) -> list[str]:
-    """Remove every cache in ``parent`` that nobody holds, and what killed builders left; log each removal.
-
-    A cache removed here is built again by the next run that needs it.
-
-    Args:
-        parent (str): A folder of caches (a data root's folder, a ``cache_dir``, :func:`user_cache_dir`).
-        log (Callable[[str], None]): Where each removal is reported. Default: this module's logger.
-
-    Returns:
-        list[str]: The cache folders removed.
-
-    Raises:
-        OSError: If ``parent`` cannot be listed.
-    """
-    removed = [cache['folder'] for cache in list_caches(parent) if _remove(cache['folder'], log, 'pruned')]
-    for leftover in glob.glob(osp.join(glob.escape(parent), f'.*{SUFFIX}.*.removed')):  # a removal cut short
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in [osp.join(parent, n) for n in sorted(os.listdir(parent)) if is_leftover(n, f'*{SUFFIX}')]:
-        name = osp.basename(leftover)[1:].rsplit('.', 2)[0]
-        build_lock = osp.join(parent, f'.{name}.lock')
-        try:
-            with open(build_lock, 'rb') as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # no builder at work
-                shutil.rmtree(leftover, ignore_errors=True)
-                os.remove(build_lock)
-        except FileNotFoundError:
-            shutil.rmtree(leftover, ignore_errors=True)
-        except BlockingIOError:
-            continue
-        log(f'cache_data: removed {leftover} (left by a build that did not finish).')
-    return removed

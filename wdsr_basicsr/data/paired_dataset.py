@@ -15,7 +15,8 @@ from torchvision.transforms.functional import normalize
 
 from ..declare import Rule
 from .cache_layouts import image_groups, plan_caches, sub_image_layouts
-from .decoded_cache import CachePlan, DecodedImages, check_memory, open_cache
+from .cache_open import open_cache
+from .decoded_cache import CachePlan, DecodedImages, check_memory
 from .lmdb_util import (
     SUB_IMAGES,
 )

@@ -101,6 +101,23 @@ def network_from_checkpoint(path: str, opt_path: str | None = None, fold: bool =
     """
     checkpoint = load_checkpoint(path, '--model_path')
     state = _state_of(checkpoint)
+    network_opt, source = _network_options(checkpoint, state, path, opt_path)
+    _check_state(state, path)
+    net = build_described(network_opt, source)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise ValueError(
+            f'--model_path {path} does not fit network_g {network_opt}: {" ".join(line.strip() for line in first[:3])}'
+        ) from None
+    net.eval()
+    return (fold_weight_norm(net) if fold else net), dict(network_opt)
+
+
+def _network_options(checkpoint, state, path, opt_path):
+    """The ``network_g`` options to build (the option file's, the checkpoint's, or read off the state) and where
+    they come from; only :data:`INFERENCE_NETWORKS` are built."""
     if opt_path is not None:
         network_opt, source = load_options(opt_path).get('network_g'), f'--opt {opt_path}'
         if not network_opt:
@@ -124,6 +141,11 @@ def network_from_checkpoint(path: str, opt_path: str | None = None, fold: bool =
             f'{source}: network_g type {kind!r} is refused: only {", ".join(INFERENCE_NETWORKS)} are '
             'built from a checkpoint or option file for inference.'
         )
+    return network_opt, source
+
+
+def _check_state(state, path):
+    """Refuse a checkpoint without parameters, with keys that are not names, or with NaN / infinite values."""
     if state is None:
         raise ValueError(f'--model_path {path} has neither params_ema nor params, and is not a state dict.')
     if not all(isinstance(key, str) for key in state):
@@ -141,13 +163,3 @@ def network_from_checkpoint(path: str, opt_path: str | None = None, fold: bool =
             f'--model_path {path}: {", ".join(bad[:5])} hold NaN or infinite values; the network would '
             'write black or meaningless images.'
         )
-    net = build_described(network_opt, source)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        raise ValueError(
-            f'--model_path {path} does not fit network_g {network_opt}: {" ".join(line.strip() for line in first[:3])}'
-        ) from None
-    net.eval()
-    return (fold_weight_norm(net) if fold else net), dict(network_opt)

@@ -160,20 +160,53 @@ def benchmark_row(
     metrics of :func:`score` on the option file's sets.
     """
     opt = load_network_options(opt_path)
-    metrics = None
-    if weights:
-        model, metrics = score(evaluation_options(opt_path, weights, device, self_ensemble, root))
-        net = model.get_bare_model(model.net_g).cpu().eval()
-    else:
-        net = build_described(opt['network_g'], f'--opt {opt_path}').eval()
+    net, metrics = _network(opt, opt_path, weights, device, self_ensemble, root)
     folded = fold_weight_norm(copy.deepcopy(net))
     h, w = lr_size
     x = torch.rand(1, opt['network_g'].get('num_in_ch', 3), h, w)
     macs = count_macs(folded, x)
-    x = x.to(device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     peers = {b: make_runner(folded, b, x.shape[1]) for b in backends if b != 'torch'}
+    timing = (device, dtype, channels_last, compile_net)
+    (reference_ms, reference_macs), latency, unfolded, peer_ms = _times(net, folded, x, peers, timing, rounds)
+    gflops = 2 * macs / (latency / 1000) / 1e9
+    reference_gflops = 2 * reference_macs / (reference_ms / 1000) / 1e9
+    scale = opt['scale']
+    settings = {'lr_size': [h, w], 'device': device, 'dtype': dtype, 'channels_last': channels_last}
+    row = {
+        'name': osp.splitext(osp.basename(opt_path))[0],
+        'arch': opt['network_g']['type'],
+        'scale': scale,
+        'params_effective': count_parameters(net, 'effective'),
+        'params_raw': count_parameters(net, 'raw'),
+        'gmacs': macs / 1e9,
+        'gmacs_720p': gmacs_for_output(folded, scale, x.shape[1]),
+        'latency_ms': latency,
+        'latency_unfolded_ms': unfolded,
+        'mpix_per_s': h * scale * w * scale / 1e6 / (latency / 1000),
+        'gflops': gflops,
+        'reference_gflops': reference_gflops,
+        'gflops_vs_conv': gflops / reference_gflops,
+        **settings,
+        'compile': compile_net,
+        **_peer_figures(peers, folded, x, latency, peer_ms),
+    }
+    return dict(row, weights=weights, metrics=metrics) if weights else row
+
+
+def _network(opt, opt_path, weights, device, self_ensemble, root):
+    """The network to time, in eval mode on the CPU, and with ``weights`` its :func:`score` on the file's sets."""
+    if not weights:
+        return build_described(opt['network_g'], f'--opt {opt_path}').eval(), None
+    model, metrics = score(evaluation_options(opt_path, weights, device, self_ensemble, root))
+    return model.get_bare_model(model.net_g).cpu().eval(), metrics
+
+
+def _times(net, folded, x, peers, timing, rounds):
+    """Median milliseconds, timed in the same rounds: the reference conv (with its MACs), the folded and the
+    unfolded network, each other runtime. ``timing`` is ``(device, dtype, channels_last, compile_net)``."""
+    device, dtype, channels_last, compile_net = timing
+    h, w = x.shape[-2:]
     reference, reference_x, reference_macs = reference_conv(h, w, device, dtype, channels_last)
     reference_ms, latency, unfolded, *peer_ms = interleaved_median_ms(
         [
@@ -185,38 +218,18 @@ def benchmark_row(
         device,
         runs=rounds,
     )
-    scale = opt['scale']
-    gflops = 2 * macs / (latency / 1000) / 1e9
-    reference_gflops = 2 * reference_macs / (reference_ms / 1000) / 1e9
-    row = {
-        'name': osp.splitext(osp.basename(opt_path))[0],
-        'arch': opt['network_g']['type'],
-        'scale': scale,
-        'params_effective': count_parameters(net, 'effective'),
-        'params_raw': count_parameters(net, 'raw'),
-        'gmacs': macs / 1e9,
-        'gmacs_720p': gmacs_for_output(folded, opt['scale'], x.shape[1]),
-        'latency_ms': latency,
-        'latency_unfolded_ms': unfolded,
-        'mpix_per_s': h * scale * w * scale / 1e6 / (latency / 1000),
-        'gflops': gflops,
-        'reference_gflops': reference_gflops,
-        'gflops_vs_conv': gflops / reference_gflops,
-        'lr_size': [h, w],
-        'device': device,
-        'dtype': dtype,
-        'channels_last': channels_last,
-        'compile': compile_net,
+    return (reference_ms, reference_macs), latency, unfolded, peer_ms
+
+
+def _peer_figures(peers: dict, folded: torch.nn.Module, x: torch.Tensor, latency: float, peer_ms: list) -> dict:
+    """The other runtimes' times, their largest difference from PyTorch's output, PyTorch against the fastest."""
+    if not peers:
+        return {}
+    with torch.no_grad():
+        expected = folded(x)
+        max_diff = {b: float((run(x.contiguous()) - expected).abs().max()) for b, run in peers.items()}
+    return {
+        'backends_max_diff': max_diff,
+        'backends_ms': dict(torch=latency, **dict(zip(peers, peer_ms))),
+        'torch_vs_best_peer': latency / min(peer_ms),
     }
-    if peers:
-        with torch.no_grad():
-            expected = folded(x)
-            row['backends_max_diff'] = {
-                b: float((run(x.contiguous()) - expected).abs().max()) for b, run in peers.items()
-            }
-        row['backends_ms'] = dict(torch=latency, **dict(zip(peers, peer_ms)))
-        row['torch_vs_best_peer'] = latency / min(peer_ms)
-    if weights:
-        row['weights'] = weights
-        row['metrics'] = metrics
-    return row

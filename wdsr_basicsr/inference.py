@@ -125,6 +125,34 @@ def parse_args(argv=None):
         help='Option file whose network_g describes the checkpoint; needed '
         'only for checkpoints without a network_g entry.',
     )
+    _add_evaluation_flags(parser)
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--backend',
+        choices=('auto',) + BACKENDS,
+        default='auto',
+        help='Runtime: auto (default) picks the fastest installed one on the CPU in fp32 (PyTorch on '
+        'a GPU or with --half/--bf16); onnxruntime and openvino are optional extras, CPU and fp32.',
+    )
+    parser.add_argument('--suffix', default='', help='Appended to each output stem as _SUFFIX. Default: none.')
+    parser.add_argument(
+        '--ext',
+        choices=['auto', 'png', 'jpg'],
+        default='auto',
+        help='Output format; auto keeps the input format (PNG where JPEG cannot hold alpha or 16 bit, '
+        'and for gray + alpha).',
+    )
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='Replace outputs that exist already (inputs are '
+        'never replaced). Without it, existing outputs stop the run before any work.',
+    )
+    return parser.parse_args(argv)
+
+
+def _add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of how the network runs: output scale, tiles, self-ensemble, precision."""
     parser.add_argument(
         '-s',
         '--outscale',
@@ -155,29 +183,6 @@ def parse_args(argv=None):
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument('--half', action='store_true', help='fp16 autocast.')
     precision.add_argument('--bf16', action='store_true', help='bf16 autocast.')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument(
-        '--backend',
-        choices=('auto',) + BACKENDS,
-        default='auto',
-        help='Runtime: auto (default) picks the fastest installed one on the CPU in fp32 (PyTorch on '
-        'a GPU or with --half/--bf16); onnxruntime and openvino are optional extras, CPU and fp32.',
-    )
-    parser.add_argument('--suffix', default='', help='Appended to each output stem as _SUFFIX. Default: none.')
-    parser.add_argument(
-        '--ext',
-        choices=['auto', 'png', 'jpg'],
-        default='auto',
-        help='Output format; auto keeps the input format (PNG where JPEG cannot hold alpha or 16 bit, '
-        'and for gray + alpha).',
-    )
-    parser.add_argument(
-        '--overwrite',
-        action='store_true',
-        help='Replace outputs that exist already (inputs are '
-        'never replaced). Without it, existing outputs stop the run before any work.',
-    )
-    return parser.parse_args(argv)
 
 
 def check_arguments(args: argparse.Namespace) -> None:

@@ -71,21 +71,11 @@ def shrink_options(
     opt = copy.deepcopy(dict(opt))
     if name is not None:
         opt['name'] = name
-    scale = opt['scale']
+    sizes = {'gt_size': gt_size, 'batch_size_per_gpu': batch, 'num_worker_per_gpu': workers}
+    sizes['dataset_enlarge_ratio'] = enlarge
     for phase, dataset in opt['datasets'].items():
-        if phase == 'train' and dataset.get('cache_data') and (dataset.get('io_backend') or {}).get('type') == 'disk':
-            dataset.update(dataroot_gt=hr_dir(data, 'train'), dataroot_lq=lr_dir(data, 'train', scale))
-        else:
-            gt, lq = div2k_lmdbs(data, 'train' if phase == 'train' else 'valid', scale)
-            dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
-        dataset.pop('meta_info_file', None)
+        _shrink_dataset(dataset, phase, data, opt['scale'])
         if phase == 'train':
-            sizes = {
-                'gt_size': gt_size,
-                'batch_size_per_gpu': batch,
-                'num_worker_per_gpu': workers,
-                'dataset_enlarge_ratio': enlarge,
-            }
             dataset.update({key: value for key, value in sizes.items() if value is not None})
     opt['network_g'].update(network or {})
     train = opt.get('train')
@@ -97,6 +87,16 @@ def shrink_options(
         opt['val']['val_freq'] = max(1, iters // validations)
         opt['logger'].update(print_freq=max(1, iters // 10), save_checkpoint_freq=max(1, iters // checkpoints))
     return opt
+
+
+def _shrink_dataset(dataset: dict, phase: str, data: str, scale: int) -> None:
+    """Point a dataset at the DIV2K data under ``data``: the LMDBs, or a caching training set's whole images."""
+    if phase == 'train' and dataset.get('cache_data') and (dataset.get('io_backend') or {}).get('type') == 'disk':
+        dataset.update(dataroot_gt=hr_dir(data, 'train'), dataroot_lq=lr_dir(data, 'train', scale))
+    else:
+        gt, lq = div2k_lmdbs(data, 'train' if phase == 'train' else 'valid', scale)
+        dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
+    dataset.pop('meta_info_file', None)
 
 
 def write_options(opt: dict, folder: str) -> str:

@@ -56,21 +56,10 @@ def sub_image_layouts(opt: dict, name: str, sizes: dict) -> dict[str, Layout] | 
             the GT and LQ files disagree at ``scale``.
     """
     found = {}
-    for side, root_key in (('gt', 'dataroot_gt'), ('lq', 'dataroot_lq')):
-        try:
-            layout = read_sub_images(opt[root_key])
-        except ValueError as error:
-            raise ValueError(f'datasets:{name}: {error}') from None
-        if layout is None:
+    for side in ('gt', 'lq'):
+        found[side] = _recorded_places(opt, name, sizes, side)
+        if found[side] is None:
             return None
-        places = {key: (image, place) for image, (_, _, parts) in layout.items() for key, place in parts.items()}
-        missing = sorted(sizes.keys() - places.keys())
-        if missing:
-            raise ValueError(
-                f'datasets:{name}: {osp.join(opt[root_key], SUB_IMAGES)} places no sub-image for {len(missing)} '
-                f'keys (e.g. {missing[:NUM_EXAMPLE_KEYS]}); prepare the LMDBs again.'
-            )
-        found[side] = (layout, places)
     scale = opt['scale']
     layouts: dict[str, Layout] = {'gt': {}, 'lq': {}}
     for key, record_sizes in sizes.items():
@@ -93,15 +82,38 @@ def sub_image_layouts(opt: dict, name: str, sizes: dict) -> dict[str, Layout] | 
                     'prepare the LMDBs again.'
                 )
             layouts[side].setdefault(image, (size[0], size[1], {}))[2][key] = place
-    for side, index in (('gt', 0), ('lq', 1)):
-        for h, w, parts in layouts[side].values():
-            covered = np.zeros((h, w), bool)
-            for key, (top, left) in parts.items():
-                record_h, record_w = sizes[key][index]
-                covered[top : top + record_h, left : left + record_w] = True
-            if not covered.all():
-                return None
-    return layouts
+    return layouts if all(_covers(layouts[side], sizes, index) for side, index in (('gt', 0), ('lq', 1))) else None
+
+
+def _recorded_places(opt, name, sizes, side):
+    """``(layout, {key: (image, place)})`` of one side's ``sub_images.json``, or None where it has none."""
+    root = opt[f'dataroot_{side}']
+    try:
+        layout = read_sub_images(root)
+    except ValueError as error:
+        raise ValueError(f'datasets:{name}: {error}') from None
+    if layout is None:
+        return None
+    places = {key: (image, place) for image, (_, _, parts) in layout.items() for key, place in parts.items()}
+    missing = sorted(sizes.keys() - places.keys())
+    if missing:
+        raise ValueError(
+            f'datasets:{name}: {osp.join(root, SUB_IMAGES)} places no sub-image for {len(missing)} '
+            f'keys (e.g. {missing[:NUM_EXAMPLE_KEYS]}); prepare the LMDBs again.'
+        )
+    return layout, places
+
+
+def _covers(layout, sizes, index):
+    """Whether the records of each image of ``layout`` cover all its pixels (``index``: 0 GT sizes, 1 LQ)."""
+    for h, w, parts in layout.values():
+        covered = np.zeros((h, w), bool)
+        for key, (top, left) in parts.items():
+            record_h, record_w = sizes[key][index]
+            covered[top : top + record_h, left : left + record_w] = True
+        if not covered.all():
+            return False
+    return True
 
 
 def plan_caches(

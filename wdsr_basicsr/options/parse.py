@@ -66,15 +66,7 @@ def parse_options(
     except (ValueError, OSError) as error:  # the file, a key or the launch is at fault: before any work
         raise OptionError(str(error)) from error
     watch(opt, left)  # from here on, what reads a key left to the run counts
-    opt['dist'] = args.launcher != 'none'
-    if opt['dist']:
-        dist_params = dict(opt.get('dist_params') or {})
-        if dist_params.get('backend') in (None, 'auto'):
-            dist_params['backend'] = 'nccl' if uses_gpu else 'gloo'
-        init_dist(args.launcher, local_rank, **dist_params)
-    else:
-        logger.info('Disable distributed.')
-    opt['rank'], opt['world_size'] = get_dist_info()
+    _start_distributed(opt, args.launcher, local_rank, uses_gpu)
     if opt['rank'] == 0:
         for warning in warnings:
             logger.warning(f'Warning: {warning}')
@@ -96,6 +88,20 @@ def parse_options(
     except (ValueError, OSError, LookupError, MemoryError) as error:  # the data is at fault: before any work
         raise OptionError(str(error)) from error
     return opt, args
+
+
+def _start_distributed(opt: dict, launcher: str, local_rank: int, uses_gpu: bool) -> None:
+    """torch.distributed for a launcher (``dist_params``; backend ``auto``: NCCL on GPUs, gloo on the CPU), then
+    ``opt['dist']``, ``opt['rank']`` and ``opt['world_size']`` as basicsr reads them."""
+    opt['dist'] = launcher != 'none'
+    if opt['dist']:
+        dist_params = dict(opt.get('dist_params') or {})
+        if dist_params.get('backend') in (None, 'auto'):
+            dist_params['backend'] = 'nccl' if uses_gpu else 'gloo'
+        init_dist(launcher, local_rank, **dist_params)
+    else:
+        logger.info('Disable distributed.')
+    opt['rank'], opt['world_size'] = get_dist_info()
 
 
 def check_data(opt: dict) -> None:

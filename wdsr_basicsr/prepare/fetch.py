@@ -66,21 +66,27 @@ def download(url: str, dest: str, chunk_size: int = 1 << 20) -> None:
                         break
                     f.write(block)
                     bar.update(len(block))
+    _check_download(part, dest, total)
+    os.replace(part, dest)
+
+
+def _check_download(part: str, dest: str, total: int | None) -> None:
+    """Refuse (and remove) a download of another size than announced, or a zip whose members fail their CRC."""
     size = osp.getsize(part)
     if total is not None and size != total:
         os.remove(part)
         raise PreparationError(f'{dest}: got {size} bytes, the server announced {total}; removed, run again.')
-    if dest.endswith('.zip'):
-        try:
-            with zipfile.ZipFile(part) as archive:
-                bad = archive.testzip()
-        except zipfile.BadZipFile as error:
-            os.remove(part)
-            raise PreparationError(f'{dest}: not a valid zip ({error}); removed, run again.') from error
-        if bad is not None:
-            os.remove(part)
-            raise PreparationError(f'{dest}: CRC check failed for member {bad}; removed, run again.')
-    os.replace(part, dest)
+    if not dest.endswith('.zip'):
+        return
+    try:
+        with zipfile.ZipFile(part) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile as error:
+        os.remove(part)
+        raise PreparationError(f'{dest}: not a valid zip ({error}); removed, run again.') from error
+    if bad is not None:
+        os.remove(part)
+        raise PreparationError(f'{dest}: CRC check failed for member {bad}; removed, run again.')
 
 
 def check_members(archive: str, dest: str, names: list[str]) -> None:

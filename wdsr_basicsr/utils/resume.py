@@ -73,23 +73,10 @@ def find_resume_state(opt: dict) -> dict | None:
         remove_temporaries(experiments_root)
     state_dir = osp.join(experiments_root, 'training_states')
     if opt['auto_resume']:
-        if not osp.isdir(state_dir):
-            return None
-        names = sorted(os.listdir(state_dir))
-        for name in names:
-            if not STATE_NAME.fullmatch(name) and not is_leftover(name):
-                logger.warning(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); ignored.')
-        candidates = [
-            osp.join(state_dir, n)
-            for n in sorted(
-                (n for n in names if STATE_NAME.fullmatch(n)), key=lambda n: int(n.split('.')[0]), reverse=True
-            )
-        ]
-        if not candidates:
-            return None
-    elif opt['path'].get('resume_state'):
-        candidates = [opt['path']['resume_state']]
+        candidates = _states_newest_first(state_dir)
     else:
+        candidates = [opt['path']['resume_state']] if opt['path'].get('resume_state') else []
+    if not candidates:
         return None
     reasons = []
     for path in candidates:
@@ -111,6 +98,16 @@ def find_resume_state(opt: dict) -> dict | None:
         'from; nothing was started (training from iteration 0 would write over them). Repair or move '
         'them, or train under another name:\n  ' + '\n  '.join(reasons)
     )
+
+
+def _states_newest_first(state_dir: str) -> list[str]:
+    """The ``<iter>.state`` files of ``state_dir``, newest first; any other file is named in a warning."""
+    names = sorted(os.listdir(state_dir)) if osp.isdir(state_dir) else []
+    for name in names:
+        if not STATE_NAME.fullmatch(name) and not is_leftover(name):
+            logger.warning(f'Warning: {osp.join(state_dir, name)} is not a training state (<iter>.state); ignored.')
+    states = sorted((n for n in names if STATE_NAME.fullmatch(n)), key=lambda n: int(n.split('.')[0]), reverse=True)
+    return [osp.join(state_dir, n) for n in states]
 
 
 def _check_resumable(opt, state, path):

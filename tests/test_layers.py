@@ -188,7 +188,6 @@ ENTRY_MODULES = (
     'benchmark.cli',
     'benchmark.gpu_check',
     'benchmark.training',
-    'prepare.__init__',
 )
 
 

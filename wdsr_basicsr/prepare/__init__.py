@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -28,13 +27,9 @@ def read_bgr(path: str) -> np.ndarray:
         raise PreparationError(str(error)) from None
 
 
-def run_and_report(job: Callable[[], list[str]]) -> int:
-    """Run ``job`` (which returns the paths it wrote), print them or the data fault; return the exit status."""
+def run_job(job: Callable[[], list[str]]) -> tuple[list[str], str | None]:
+    """Run ``job``, which returns the paths it wrote: those paths, or the line that names its data fault."""
     try:
-        written = job()
+        return job(), None
     except PreparationError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
-    for path in written:
-        print(f'wrote {path}')
-    return 0
+        return [], f'error: {error}'

@@ -24,7 +24,7 @@ from skimage import data as skimage_data
 from ..files import written_aside
 from ..utils.messages import show_messages
 from ..utils.resize import matlab_resize
-from . import read_bgr, run_and_report
+from . import read_bgr, run_job
 from .div2k import prepare
 from .layout import hr_dir, lr_path
 
@@ -86,7 +86,13 @@ def main(argv=None):
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4], help='LR scales. Default: 2 3 4.')
     parser.add_argument('--workers', type=int, default=None, help='Worker processes. Default: CPU count.')
     args = parser.parse_args(argv)
-    return run_and_report(lambda: make_demo_data(args.root, args.scales, args.workers))
+    written, fault = run_job(lambda: make_demo_data(args.root, args.scales, args.workers))
+    if fault:
+        print(fault, file=sys.stderr)
+        return 1
+    for path in written:
+        print(f'wrote {path}')
+    return 0
 
 
 def bicubic_baseline(root: str, scale: int) -> tuple[float, float]:

@@ -54,7 +54,7 @@ from tqdm import tqdm
 from ..files import remove_leftovers, written_aside
 from ..utils.messages import show_messages
 from ..utils.resize import bicubic_downscale
-from . import PreparationError, read_bgr, run_and_report
+from . import PreparationError, read_bgr, run_job
 from .fetch import download, unpack
 from .layout import SPLITS, hr_dir, list_hr_stems, lmdb_names, lr_dir, lr_path
 from .lmdb import build_split_lmdbs, check_keys_agree
@@ -208,17 +208,21 @@ def main(argv=None):
             download_div2k(args.root, args.scales, args.base_url)
         return prepare(args.root, args.scales, crop_size=args.crop_size, step=args.step, workers=args.workers)
 
-    status = run_and_report(job)
-    if status == 0:
-        print(
-            'Training files read the sub-image LMDBs and sample as the authors (cache_data: true, sampling: image): '
-            'the sub-images are put back into their images (sub_images.json) and decoded once into a '
-            '<name>.<id>.decoded folder beside the LMDB (DIV2K train: about 6.6 GB HR, 6.6 / s^2 GB LR, in memory '
-            'while training). options/authors/ and options/paper/ read the whole images: '
-            f'{hr_dir(args.root, "train")} and {lr_dir(args.root, "train", args.scales[0])} '
-            f"(filename_tmpl: '{{}}x{args.scales[0]}')."
-        )
-    return status
+    written, fault = run_job(job)
+    if fault:
+        print(fault, file=sys.stderr)
+        return 1
+    for path in written:
+        print(f'wrote {path}')
+    print(
+        'Training files read the sub-image LMDBs and sample as the authors (cache_data: true, sampling: image): '
+        'the sub-images are put back into their images (sub_images.json) and decoded once into a '
+        '<name>.<id>.decoded folder beside the LMDB (DIV2K train: about 6.6 GB HR, 6.6 / s^2 GB LR, in memory '
+        'while training). options/authors/ and options/paper/ read the whole images: '
+        f'{hr_dir(args.root, "train")} and {lr_dir(args.root, "train", args.scales[0])} '
+        f"(filename_tmpl: '{{}}x{args.scales[0]}')."
+    )
+    return 0
 
 
 if __name__ == '__main__':

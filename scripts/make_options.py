@@ -124,7 +124,12 @@ def datasets(scale, root='datasets/DIV2K', gt_size=96, batch=16, workers=6, enla
     dataset_enlarge_ratio: {enlarge}
     prefetch_mode: ~
   val:
-    name: DIV2K_valid
+{div2k_valid(root, scale)}"""
+
+
+def div2k_valid(root, scale):
+    """The DIV2K validation set's lines (under its phase), read from prepare_div2k's LMDBs."""
+    return f"""    name: DIV2K_valid
     type: CheckedPairedImageDataset
     dataroot_gt: {root}/DIV2K_valid_HR.lmdb
     dataroot_lq: {root}/DIV2K_valid_LR_bicubic_X{scale}.lmdb
@@ -299,13 +304,7 @@ manual_seed: 0
 
 datasets:
 {sets}  test_{1 if demo else 6}:
-    name: DIV2K_valid
-    type: CheckedPairedImageDataset
-    dataroot_gt: {root}/DIV2K_valid_HR.lmdb
-    dataroot_lq: {root}/DIV2K_valid_LR_bicubic_X{scale}.lmdb
-    io_backend:
-      type: lmdb
-
+{div2k_valid(root, scale)}
 {net}
 path:
   pretrain_network_g: experiments/{train_name}/models/net_g_latest.pth

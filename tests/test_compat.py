@@ -24,6 +24,12 @@ from wdsr_basicsr.options import OptionError, load_options
 from wdsr_basicsr.runs import shrink_options
 
 
+def without_hook(code, cwd):
+    """``python -c code`` in a fresh interpreter with the start-up hook off (as from a source tree)."""
+    env = dict(os.environ, WDSR_BASICSR_NO_HOOK='1')
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=cwd, env=env)
+
+
 def test_basicsr_files_are_untouched(tmp_path):
     """From a source tree (no start-up hook), importing the package first makes basicsr importable and runnable,
     and every file of the installed basicsr stays as it was: its import of the vanished torchvision module is
@@ -43,13 +49,7 @@ def test_basicsr_files_are_untouched(tmp_path):
         'import basicsr.data.degradations; import basicsr.train, basicsr.test; '
         'print(build_network({"type": "WDSR_B", "num_feat": 4, "num_block": 1})(torch.rand(1, 3, 8, 8)).shape)'
     )
-    result = subprocess.run(
-        [sys.executable, '-c', script],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=dict(os.environ, WDSR_BASICSR_NO_HOOK='1'),
-    )
+    result = without_hook(script, tmp_path)
     assert result.returncode == 0 and 'torch.Size([1, 3, 16, 16])' in result.stdout, result.stderr
     assert snapshot() == before
     assert (
@@ -118,14 +118,7 @@ print(json.dumps([before, after, sorted(set(patched.values())), patched == again
 def test_importing_patches_nothing_until_install(tmp_path):
     """A fresh interpreter without the start-up hook imports every package module: basicsr's functions are still
     basicsr's, torch and the process untouched; install() then replaces exactly the hand-listed ones, once."""
-    code = f'PATCHED = {PATCHED!r}\n' + WHERE
-    result = subprocess.run(
-        [sys.executable, '-c', code],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=dict(os.environ, WDSR_BASICSR_NO_HOOK='1'),
-    )
+    result = without_hook(f'PATCHED = {PATCHED!r}\n' + WHERE, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     before, after, patched_into, idempotent = json.loads(result.stdout.splitlines()[-1])
     untouched = {'excepthook': True, 'Counter a safe global': False, 'runpy filter': False}

@@ -228,6 +228,11 @@ def test_kill_one_rank_then_both_resume_alike(valid3_root, tmp_path):
     )
 
 
+def launched(opt_file):
+    """The training entry's arguments under a launcher."""
+    return [TRAIN, '-opt', opt_file, '--launcher', 'pytorch']
+
+
 def test_two_nodes_on_one_machine(valid3_root, tmp_path):
     # the README's multi-node command with the 8-GPU file, as 2 "nodes" of 1 CPU process
     opt = shipped('dist/train_wdsr_b_x2_8gpu.yml', valid3_root, 'nodes')
@@ -235,21 +240,8 @@ def test_two_nodes_on_one_machine(valid3_root, tmp_path):
     port = free_port()
     nodes = [
         popen(
-            [
-                sys.executable,
-                '-m',
-                'torch.distributed.run',
-                '--nnodes=2',
-                f'--node_rank={rank}',
-                '--nproc_per_node=1',
-                '--master_addr=127.0.0.1',
-                f'--master_port={port}',
-                TRAIN,
-                '-opt',
-                opt_file,
-                '--launcher',
-                'pytorch',
-            ],
+            [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={rank}', '--nproc_per_node=1']
+            + ['--master_addr=127.0.0.1', f'--master_port={port}', *launched(opt_file)],
             tmp_path,
         )
         for rank in (0, 1)
@@ -262,17 +254,7 @@ def test_two_nodes_on_one_machine(valid3_root, tmp_path):
 def test_torch_distributed_launch_passes_local_rank(valid3_root, tmp_path):
     opt_file = write_options(tmp_path / 'l.yml', shipped('train_wdsr_a_x2.yml', valid3_root, 'launch'))
     result = run(
-        [
-            sys.executable,
-            '-m',
-            'torch.distributed.launch',
-            '--nproc_per_node=2',
-            TRAIN,
-            '-opt',
-            opt_file,
-            '--launcher',
-            'pytorch',
-        ],
+        [sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2', *launched(opt_file)],
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-4000:]

@@ -12,6 +12,17 @@ from wdsr_basicsr.runs import read_validations
 pytestmark = pytest.mark.slow  # every test runs the training or test entry end to end
 
 
+def fixture_set(name, gt, lq):
+    """A dataset section over two of the fixture's LMDBs."""
+    return {
+        'name': name,
+        'type': 'CheckedPairedImageDataset',
+        'dataroot_gt': str(gt),
+        'dataroot_lq': str(lq),
+        'io_backend': {'type': 'lmdb'},
+    }
+
+
 def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **network):
     return {
         'name': name,
@@ -20,26 +31,20 @@ def tiny_options(root, name='tiny', scale=2, total_iter=4, norm='weight', **netw
         'num_gpu': 0,
         'manual_seed': 0,
         'datasets': {
-            'train': {
-                'name': 'fixture',
-                'type': 'CheckedPairedImageDataset',
-                'dataroot_gt': str(root / 'DIV2K_train_HR_sub.lmdb'),
-                'dataroot_lq': str(root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'),
-                'io_backend': {'type': 'lmdb'},
-                'gt_size': 24,
-                'use_hflip': True,
-                'use_rot': True,
-                'num_worker_per_gpu': 0,
-                'batch_size_per_gpu': 2,
-                'dataset_enlarge_ratio': 1,
-            },
-            'val': {
-                'name': 'fixture_valid',
-                'type': 'CheckedPairedImageDataset',
-                'dataroot_gt': str(root / 'DIV2K_valid_HR.lmdb'),
-                'dataroot_lq': str(root / f'DIV2K_valid_LR_bicubic_X{scale}.lmdb'),
-                'io_backend': {'type': 'lmdb'},
-            },
+            'train': dict(
+                fixture_set(
+                    'fixture', root / 'DIV2K_train_HR_sub.lmdb', root / f'DIV2K_train_LR_bicubic_X{scale}_sub.lmdb'
+                ),
+                gt_size=24,
+                use_hflip=True,
+                use_rot=True,
+                num_worker_per_gpu=0,
+                batch_size_per_gpu=2,
+                dataset_enlarge_ratio=1,
+            ),
+            'val': fixture_set(
+                'fixture_valid', root / 'DIV2K_valid_HR.lmdb', root / f'DIV2K_valid_LR_bicubic_X{scale}.lmdb'
+            ),
         },
         'network_g': dict({'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': scale, 'norm': norm}, **network),
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},

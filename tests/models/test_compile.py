@@ -136,19 +136,9 @@ def test_use_compile_must_be_a_boolean(tmp_path):
 @pytest.mark.slow
 def test_auto_resume_switches_between_eager_and_compiled(lmdb_root, tmp_path):
     """The demo file trained eager to 2, resumed compiled to 4, resumed eager to 6: same files, same keys."""
-    opt = shrink_options(
-        load_options(DEMO),
-        data=str(lmdb_root),
-        name='switch',
-        iters=6,
-        gt_size=24,
-        batch=2,
-        workers=0,
-        network={'num_feat': 8, 'num_block': 1},
-        enlarge=4,
-        validations=3,
-        checkpoints=3,
-    )
+    lengths = {'iters': 6, 'enlarge': 4, 'validations': 3, 'checkpoints': 3}  # a checkpoint every 2 iterations
+    sizes = {'gt_size': 24, 'batch': 2, 'workers': 0, 'network': {'num_feat': 8, 'num_block': 1}}
+    opt = shrink_options(load_options(DEMO), data=str(lmdb_root), name='switch', **lengths, **sizes)
     opt['logger']['use_tb_logger'] = False
     opt['datasets']['train']['cache_dir'] = str(tmp_path / 'cache')
     experiment = tmp_path / 'experiments' / 'switch'

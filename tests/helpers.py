@@ -18,7 +18,8 @@ import torch.nn.functional as F
 import yaml
 from skimage import data as skimage_data
 
-import wdsr_basicsr  # noqa: F401  (compat first: basicsr is importable in every test module)
+import wdsr_basicsr  # noqa: F401  (the torchvision alias first: basicsr is importable in every test module)
+from wdsr_basicsr.options import in_process_options, load_options
 from wdsr_basicsr.prepare.div2k import prepare
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,34 +102,18 @@ def reference_forward(net, x, kind, res_scale, img_range, mean):
 
 
 def model_options(tmp_path, norm='weight', ema=0.5, val=None):
-    models, states = tmp_path / 'models', tmp_path / 'training_states'
-    models.mkdir(exist_ok=True)
-    states.mkdir(exist_ok=True)
-    return {
-        'name': 'unit',
-        'model_type': 'WDSRModel',
-        'scale': 2,
-        'num_gpu': 0,
-        'is_train': True,
-        'dist': False,
-        'rank': 0,
-        'world_size': 1,
-        'network_g': {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 2, 'upscale': 2, 'norm': norm},
-        'path': {
-            'pretrain_network_g': None,
-            'strict_load_g': True,
-            'models': str(models),
-            'training_states': str(states),
-            'visualization': str(tmp_path / 'vis'),
-        },
-        'train': {
-            'ema_decay': ema,
-            'optim_g': {'type': 'Adam', 'lr': 1e-3},
-            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
-        },
-        'val': val or {},
-    }
+    """The demo file's options made runnable in this process (the package's one builder), for a model built by
+    hand: a tiny WDSR-B, ``ema``, ``val``, eager steps; models/ and training_states/ under ``tmp_path``."""
+    opt = load_options(OPTIONS / 'demo_wdsr_b_x2.yml')
+    opt.update(name=tmp_path.name, use_compile=False)
+    opt['network_g'].update(num_feat=8, num_block=2, norm=norm)
+    opt['train']['ema_decay'] = ema
+    opt['train']['scheduler']['milestones'] = [100]
+    opt['datasets'] = {'train': opt['datasets']['train']}  # the tests hand the model their own batches and loaders
+    opt['val'] = dict({'val_freq': 10**9, 'save_img': False}, **(val or {}))  # validated by hand, never by the loop
+    opt['path']['experiments_root'] = str(tmp_path.parent)  # experiments_root/<name> is tmp_path itself
+    in_process_options(opt, 'demo_wdsr_b_x2.yml', str(tmp_path), is_train=True)
+    return opt
 
 
 def batch(n=2, size=12):

@@ -136,8 +136,10 @@ def test_training_validation_records_its_means(tmp_path, with_root):
 
     opt = model_options(tmp_path, ema=0, val={'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2}}})
     if with_root:
-        opt['path']['experiments_root'] = str(tmp_path)
+        assert opt['path']['experiments_root'] == str(tmp_path)
         opt['train']['total_iter'] = 7
+    else:
+        del opt['path']['experiments_root']  # a model built in process without an experiments folder
     model = build_model(opt)
     dataset = _Pairs()
     loader = torch.utils.data.DataLoader(dataset, batch_size=1)

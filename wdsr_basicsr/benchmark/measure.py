@@ -18,7 +18,7 @@ from ..archs import count_parameters, fold_weight_norm
 from ..backends import make_runner
 from ..loading import build_described
 from ..models.wdsr_model import WDSRModel
-from ..options import check_name, check_options, derive_options, load_options
+from ..options import in_process_options, load_options
 from ..utils.timing import interleaved_median_ms
 
 logger = logging.getLogger(__name__)
@@ -102,16 +102,13 @@ def evaluation_options(opt_path: str, weights: str | None, device: str, self_ens
     ``benchmark_<name>``, so its results go to ``<root>/results/benchmark_<name>``.
     """
     opt = load_network_options(opt_path)
-    check_name(opt.get('name'), opt_path)
-    check_options(opt, opt_path, is_train=False)
     opt['datasets'] = {phase: ds for phase, ds in opt['datasets'].items() if phase != 'train'}
-    if not opt['datasets'] or not (opt['val'] or {}).get('metrics'):
+    if not opt['datasets'] or not (opt.get('val') or {}).get('metrics'):
         raise ValueError(f'--opt {opt_path} has no validation/test set or no val:metrics to score --weights on.')
     opt['name'] = f'benchmark_{opt["name"]}'
-    opt.update(num_gpu=1 if device == 'cuda' else 0, dist=False, rank=0, world_size=1)
     opt['path'].update(pretrain_network_g=weights, strict_load_g=True)
     opt['val'].update(pbar=True, self_ensemble=self_ensemble or opt['val'].get('self_ensemble', False))
-    derive_options(opt, root, is_train=False)
+    in_process_options(opt, opt_path, root, is_train=False, num_gpu=1 if device == 'cuda' else 0)
     return opt
 
 

@@ -31,7 +31,7 @@ be), :mod:`.values` (a value by its rule), :mod:`.observed` (the keys left to th
 
 from .check import check_name, check_options
 from .errors import OptionError
-from .parse import derive_options, parse_options, run_pipeline
+from .parse import derive_options, in_process_options, parse_options, run_pipeline
 from .reading import apply_force_yml, load_options
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     'check_name',
     'check_options',
     'derive_options',
+    'in_process_options',
     'load_options',
     'parse_options',
     'run_pipeline',

@@ -90,6 +90,33 @@ def parse_options(
     return opt, args
 
 
+def in_process_options(opt: dict, opt_path: str, root_path: str, is_train: bool, num_gpu: int = 0) -> list[str]:
+    """Make options runnable in this process, in place, as :func:`parse_options` makes them for one process.
+
+    The one builder of a runnable ``opt`` besides the entries' (the benchmark's scoring, the tests' models):
+    the name and every option checked, one process (``dist``, ``rank``, ``world_size``), basicsr's derived
+    entries (:func:`derive_options`). No command line, no torch.distributed, no seed, no data check.
+
+    Args:
+        opt (dict): The options as read (:func:`~.reading.load_options`).
+        opt_path (str): The option file, named in every message.
+        root_path (str): As for :func:`derive_options`.
+        is_train (bool): Training or testing.
+        num_gpu (int): GPUs the model uses (0: the CPU). Default: 0.
+
+    Returns:
+        list[str]: The check's warnings.
+
+    Raises:
+        ValueError: As :func:`~.check.check_options` and :func:`~.check.check_name` do.
+    """
+    check_name(opt.get('name'), opt_path)
+    warnings = check_options(opt, opt_path, is_train)
+    opt.update(num_gpu=num_gpu, dist=False, rank=0, world_size=1, auto_resume=False)
+    derive_options(opt, root_path, is_train)
+    return warnings
+
+
 def _start_distributed(opt: dict, launcher: str, local_rank: int, uses_gpu: bool) -> None:
     """torch.distributed for a launcher (``dist_params``; backend ``auto``: NCCL on GPUs, gloo on the CPU), then
     ``opt['dist']``, ``opt['rank']`` and ``opt['world_size']`` as basicsr reads them."""

@@ -188,12 +188,16 @@ def build_model(opt):
 
     basicsr's pipeline validates again after its loop with an iteration counted past ``total_iter`` (one per
     remaining epoch): the weights are the last iteration's, so that validation is named by ``total_iter``, and
-    skipped when that iteration's validation of the set has run already.
+    skipped when that iteration's validation of the set has run already. A model that can (``validate_missed``,
+    :class:`~wdsr_basicsr.models.WDSRModel`) validates, right after basicsr resumes it, the sets that the stopped
+    run saved but never validated at that iteration.
     """
     model = _build_model(opt)
     total_iter = (opt.get('train') or {}).get('total_iter')
     if opt.get('is_train') and total_iter is not None:
         model.validation = functools.partial(validate_once, model.validation, total_iter, set())
+    if opt.get('is_train') and callable(getattr(model, 'validate_missed', None)):
+        model.resume_training = functools.partial(resume_then_validate, model.resume_training, model.validate_missed)
     watched = opt.watch if isinstance(opt, WatchedSection) else None
     if watched is not None and watched.index and opt.get('rank', 0) == 0:
         waits_for = ('iteration',) * bool(opt.get('is_train')) + ('validation',) * (opt.get('val') is not None)
@@ -201,6 +205,12 @@ def build_model(opt):
         model.optimize_parameters = report.after(model.optimize_parameters, 'iteration')
         model.validation = report.after(model.validation, 'validation')
     return model
+
+
+def resume_then_validate(resume_training, validate_missed, resume_state):
+    """basicsr's ``model.resume_training``, then the validation that the stopped run missed at that iteration."""
+    resume_training(resume_state)
+    validate_missed(resume_state['iter'])
 
 
 def validate_once(validation, total_iter, done, dataloader, current_iter, tb_logger, save_img=False):

@@ -230,20 +230,19 @@ class WDSRModel(SplitValidationModel):
                     'without fp16): the loss scale starts afresh.'
                 )
         self._check_ranks_agree(resume_state['iter'])
-        if self.results.record:
-            if self.opt['rank'] == 0:  # the iterations after this one are trained again
-                self.results.forget_after(resume_state['iter'])
-            self._validate_missed(resume_state['iter'])
+        if self.results.record and self.opt['rank'] == 0:  # the iterations after this one are trained again
+            self.results.forget_after(resume_state['iter'])
 
-    def _validate_missed(self, current_iter: int) -> None:
+    def validate_missed(self, current_iter: int) -> None:
         """Validate at the resumed iteration the sets it has no row for (a run stopped between save and validation).
 
         basicsr saves a training state, then validates: a run stopped between the two resumes after that
         iteration, whose validation would never be recorded. The weights are the saved ones, so the row is the
-        one the run would have written.
+        one the run would have written. basicsr's pipeline runs it right after resuming the model (see
+        :func:`wdsr_basicsr.compat.build_model`).
         """
         val = self.opt.get('val') or {}
-        if not val.get('val_freq') or current_iter % val['val_freq']:
+        if not self.results.record or not val.get('val_freq') or current_iter % val['val_freq']:
             return
         done = self.results.recorded(current_iter)
         missed = [

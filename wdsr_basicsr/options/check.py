@@ -36,6 +36,7 @@ from .values import (
     matches,
     name,
     pattern_rule,
+    section_at,
     sections,
     signature_rule,
     sized,
@@ -106,10 +107,8 @@ def model_keys(opt: dict) -> set[str]:
 
 def _require(opt, is_train):
     for section, key in REQUIRED + (REQUIRED_TO_TRAIN if is_train else ()):
-        parent = opt
-        for part in section:
-            parent = parent.get(part) if isinstance(parent, dict) else None
-        if isinstance(parent, dict) and key not in parent:
+        parent = section_at(opt, section)
+        if parent is not None and key not in parent:
             _missing(parent, section, key, '')
     if is_train and isinstance(opt['datasets'], dict) and 'train' not in opt['datasets']:
         raise OptionError('datasets has no train set.')

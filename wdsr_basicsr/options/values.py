@@ -44,6 +44,14 @@ def check_finite(value, where):
         raise OptionError(f'{name(where)}={value!r} must be a finite number.')
 
 
+def section_at(opt: dict, section: Section) -> dict | None:
+    """The mapping that the key path ``section`` leads to in ``opt``, or None where there is none."""
+    found: object = opt
+    for key in section:
+        found = found.get(key) if isinstance(found, dict) else None
+    return found if isinstance(found, dict) else None
+
+
 def sections(opt, section):
     """The mappings (with their key paths) that ``section`` names in ``opt``, ``'*'`` matching every key."""
     found: list[tuple[tuple, dict]] = [((), opt)]

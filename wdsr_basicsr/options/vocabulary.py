@@ -30,6 +30,7 @@ from basicsr.utils.registry import Registry
 from ..declare import Section, declared_builds, declared_keys
 from .errors import OptionError
 from .rules import PIPELINE_KEYS
+from .values import section_at
 
 #: basicsr's reads, made by ``scripts/basicsr_option_table.py`` (see :func:`.source_reads.basicsr_table`).
 TABLE = osp.join(osp.dirname(osp.abspath(__file__)), 'basicsr_reads.json')
@@ -232,7 +233,7 @@ class Vocabulary:
         if key in self.known(section):
             return None
         where = f'{shown(section)}{key}' if section else key
-        here = _section(opt, section)
+        here = section_at(opt, section) or {}
         close = misspelt(key, self.known(section))
         if key in self.basicsr_words(section) or (close in here and not fits(section, close, here[key], here[close])):
             close = None  # a word of basicsr's own there, or another option beside the one it resembles
@@ -246,7 +247,7 @@ class Vocabulary:
             )
         homes = [s for s in owned if key in self.known(s) and pattern(s) != pattern(section)]
         if homes:
-            home = _section(opt, homes[0]) if len(homes) == 1 and '*' not in homes[0] else None
+            home = section_at(opt, homes[0]) if len(homes) == 1 and '*' not in homes[0] else None
             if home is not None and not section and homes[0] == ('val',) and key in home:
                 return f'option {where} has no effect: val:{key} is the one read (SRFormer writes both).'
             if home is None or home.get(key, object()) != here.get(key):
@@ -258,13 +259,6 @@ class Vocabulary:
         if close:
             raise OptionError(f'unknown option {where} (did you mean {close}?)')
         return f"option {where} has no effect: {self.names} and basicsr's pipeline do not read it there."
-
-
-def _section(opt, section):
-    """The mapping at ``section`` of ``opt`` (an empty one where there is none)."""
-    for key in section:
-        opt = opt.get(key) if isinstance(opt, dict) else None
-    return opt if isinstance(opt, dict) else {}
 
 
 # ---------------------------------------------------------------- registered types and their keywords

@@ -79,6 +79,15 @@ def declared_keys(cls: type) -> dict[Section, dict[str, Rule | None]] | None:
     return found
 
 
+def inherited_rules(cls: type) -> dict[Section, dict[str, Rule]]:
+    """The rules that ``cls`` and its bases declare, by section; a subclass's rule of a key wins."""
+    found: dict[Section, dict[str, Rule]] = {}
+    for klass in reversed(cls.__mro__):
+        for section, keys in (declared_keys(klass) or {}).items():
+            found.setdefault(section, {}).update((key, rule) for key, rule in keys.items() if rule is not None)
+    return found
+
+
 def declared_builds(cls: type, method: str) -> tuple[str, ...] | None:
     """The type names that ``cls``'s own ``method`` builds, as its ``option_builds`` declares; None if undeclared."""
     builds = vars(cls).get('option_builds') or {}

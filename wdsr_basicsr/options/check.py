@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import inspect
 from os import path as osp
@@ -24,7 +23,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from ..data.pair_sizes import patch_fault
 from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
-from ..declare import declared_keys
+from ..declare import inherited_rules
 from ..utils.dist import DIST_PARAMS
 from .errors import OptionError
 from .rules import KEYED_SECTIONS, RULES
@@ -89,9 +88,10 @@ def check_options(opt: dict, opt_path: str, is_train: bool, left: list | None = 
         check_finite(opt, ())
         check_values(opt, [(section, key, rule) for (section, key), rule in RULES.items()])
         model, datasets = _registered_classes(opt)
-        check_values(opt, declared_rules(model, datasets))
+        declared = declared_rules(model, datasets)
+        check_values(opt, declared)
         vocabulary = Vocabulary(model, datasets)
-        warnings = _check_keys(opt, vocabulary, declared_rules(model, datasets), left if left is not None else [])
+        warnings = _check_keys(opt, vocabulary, declared, left if left is not None else [])
         warnings += _check_built(opt, model, vocabulary)
         _check_relations(opt, datasets)
     except OptionError as error:
@@ -151,7 +151,7 @@ def _check_keys(opt, vocabulary, declared, left):
         if rule is None:
             return isinstance(value, dict) == isinstance(present, dict) and type(value) in (type(present), int, float)
         try:
-            checked(copy.deepcopy(value), sized(rule, {}, {}), where + (key,))
+            checked(value, sized(rule, {}, {}), where + (key,))  # reads the value, returns a converted copy
         except OptionError:
             return False
         return True
@@ -192,12 +192,7 @@ def _check_factory(section, factory, where, skip=(), extra=()):
         return []
     named, takes_more = signature
     warnings = _check_keywords(section, named, takes_more, where, getattr(factory, '__name__', 'it'), extra)
-    declared = {
-        key: rule
-        for klass in (reversed(factory.__mro__) if inspect.isclass(factory) else ())
-        for key, rule in (declared_keys(klass) or {}).get((), {}).items()
-        if rule is not None
-    }
+    declared = inherited_rules(factory).get((), {}) if inspect.isclass(factory) else {}
     defaults = {k: p.default for k, p in named.items() if p.default is not inspect.Parameter.empty}
     for key, parameter in named.items():
         rule = declared.get(key) or signature_rule(parameter)

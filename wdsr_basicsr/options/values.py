@@ -11,7 +11,7 @@ import fnmatch
 import inspect
 import math
 
-from ..declare import Rule, Section, declared_keys
+from ..declare import Rule, Section, inherited_rules
 from .errors import OptionError
 from .rules import RULES
 
@@ -69,8 +69,8 @@ def check_values(opt, rules):
     """Each value that a rule names, by its rule (an integral number made an int), in place."""
     for section, key, rule in rules:
         for where, parent in sections(opt, section):
-            for name in [k for k in parent if fnmatch.fnmatchcase(str(k), key)]:
-                parent[name] = checked(parent[name], sized(rule, parent, {}), where + (name,))
+            for found in [k for k in parent if fnmatch.fnmatchcase(str(k), key)]:
+                parent[found] = checked(parent[found], sized(rule, parent, {}), where + (found,))
 
 
 def declared_rules(model, datasets) -> list[tuple[Section, str, Rule]]:
@@ -79,10 +79,8 @@ def declared_rules(model, datasets) -> list[tuple[Section, str, Rule]]:
     return [
         (root + section, key, rule)
         for cls, root in roots
-        for klass in cls.__mro__
-        for section, keys in (declared_keys(klass) or {}).items()
-        for key, rule in keys.items()
-        if rule is not None
+        for section, rules in inherited_rules(cls).items()
+        for key, rule in rules.items()
     ]
 
 

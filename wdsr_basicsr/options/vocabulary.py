@@ -99,9 +99,8 @@ def basicsr_table() -> dict:
 def _basicsr_words() -> dict[Section, set[str]]:
     words: dict[Section, set[str]] = {}
     for entry in basicsr_table()['classes'].values():
-        root = CLASS_ROOTS[entry['kind']]
-        for section, keys in entry['reads'].items():
-            words.setdefault(pattern(root + _section_of(section)[len(root) :]), set()).update(keys)
+        for section, keys in entry['reads'].items():  # the table's sections are patterns already
+            words.setdefault(_section_of(section), set()).update(keys)
     return words
 
 

@@ -1,5 +1,6 @@
 """The one writer of files a user keeps: aside, synced, renamed; what a kill leaves is found and removed."""
 
+import glob
 import os
 import signal
 import subprocess
@@ -61,3 +62,12 @@ def test_what_a_killed_writer_leaves_is_found_and_removed(tmp_path):
     assert remove_leftovers(str(tmp_path), 'other.pth') == []  # only the name asked for
     assert remove_leftovers(str(tmp_path)) == [str(tmp_path / left[0])]
     assert sorted(os.listdir(tmp_path)) == ['.hidden_by_the_user', 'net_g_6.pth']
+
+
+def test_only_the_leftovers_of_the_names_asked_for_are_removed(tmp_path):
+    """A user's own hidden files beside prepared data stay; a name with pattern characters is matched as written."""
+    for entry in ('.Set5.k2.partial', '.mine.k2.partial', '.a[b].k2.partial', '.ab.k2.partial'):
+        (tmp_path / entry).mkdir()
+    assert remove_leftovers(str(tmp_path), 'Set5') == [str(tmp_path / '.Set5.k2.partial')]
+    assert remove_leftovers(str(tmp_path), glob.escape('a[b]')) == [str(tmp_path / '.a[b].k2.partial')]
+    assert sorted(os.listdir(tmp_path)) == ['.ab.k2.partial', '.mine.k2.partial']

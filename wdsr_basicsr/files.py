@@ -57,7 +57,8 @@ def written_aside(path: str, *, folder: bool = False, suffix: str = '') -> Itera
 
 
 def is_leftover(name: str, of: str = '*') -> bool:
-    """Whether the entry ``name`` is what :func:`written_aside` left of ``of`` (a name or shell pattern)."""
+    """Whether the entry ``name`` is what :func:`written_aside` left of ``of`` (a shell pattern: escape a name
+    that may hold ``*?[`` with ``glob.escape``)."""
     return fnmatch.fnmatchcase(name, f'.{of}.*{PARTIAL}*')
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import json
 import os
@@ -58,7 +59,7 @@ def open_cache(plan: CachePlan, log: Callable[[str], None] = lambda message: Non
             if plan.fallback:
                 log(f'cache_data: the folder of {plan.root} cannot be written: the cache goes to {parent}.')
             remove_aside(plan.folder, log, 'damaged')  # never rewritten: a damaged cache goes aside
-            remove_leftovers(parent, name)  # a killed builder's
+            remove_leftovers(parent, glob.escape(name))  # a killed builder's (the name as it is, not a pattern)
             _build(plan, parent, name, log)
             os.remove(build_lock)  # after the rename: whoever takes the lock later finds the cache
             images = _open(plan.folder, plan.identity)

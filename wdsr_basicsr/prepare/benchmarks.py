@@ -188,7 +188,7 @@ def add_scales(name: str, output: str, scales: tuple[int, ...]) -> list[int]:
 
 def remove_temporaries(output: str) -> None:
     """Remove what an interrupted run left in ``output``: extraction folders, sets and scales half written."""
-    removed = remove_leftovers(output) + [p for s in SETS for p in remove_leftovers(osp.join(output, s), 'LRbicx*')]
+    removed = [p for s in SETS for p in remove_leftovers(output, s) + remove_leftovers(osp.join(output, s), 'LRbicx*')]
     for entry in os.listdir(output):
         if entry.startswith('.extract_'):  # a TemporaryDirectory of an extraction cut short
             removed.append(osp.join(output, entry))

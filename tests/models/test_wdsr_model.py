@@ -58,14 +58,16 @@ def test_ema_copies_batchnorm_statistics(tmp_path):
 
 
 def test_nan_loss_stops_without_saving(tmp_path):
+    """The step itself never looks (no host sync); the save after it does, and refuses, naming the iteration."""
     model = build_model(model_options(tmp_path))
     model.save(0, 1)
     saved = (tmp_path / 'models' / 'net_g_1.pth').read_bytes()
     bad = batch()
     bad['lq'][0, 0, 0, 0] = float('nan')
     model.feed_data(bad)
-    with pytest.raises(FloatingPointError, match='l_pix.*iteration 7'):
-        model.optimize_parameters(7)
+    model.optimize_parameters(7)
+    with pytest.raises(FloatingPointError, match='l_pix.*iteration 7: training stopped before saving'):
+        model.save(0, 7)
     assert sorted(os.listdir(tmp_path / 'models')) == ['net_g_1.pth']
     assert (tmp_path / 'models' / 'net_g_1.pth').read_bytes() == saved
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-import math
 from collections import OrderedDict
 from os import path as osp
 
@@ -19,8 +19,10 @@ from torch import nn
 from ..declare import Rule
 from ..options.errors import OptionError
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
-from ..utils.compile import compile_step, toolchain_problem
+from ..utils.compile import capture_step, compile_step, toolchain_problem
 from ..utils.dist import all_gather
+from .captured import CapturedUpdate, capture_problem, whole_step
+from .loss_window import LossWindow
 from .validation import SplitValidationModel
 
 AMP_DTYPES = {True: torch.bfloat16, False: torch.float16}  # by amp_bf16
@@ -40,15 +42,23 @@ class WDSRModel(SplitValidationModel):
       a ``GradScaler`` whose state is saved in the training state and restored
       on resume) and ``use_channels_last``. Weight norm's ``g * v / ||v||`` is
       computed from the fp32 parameters, before autocast casts the weight.
-    * ``use_compile`` (top level): the training step's forward and losses,
-      and so their backward, run through ``torch.compile`` (inductor: C++ on
-      the CPU, Triton and CUDA graphs on a single GPU; see
-      :mod:`wdsr_basicsr.utils.compile`). Only the step is compiled: the
+    * A training step never waits for the device: its losses stay there
+      (:class:`~wdsr_basicsr.models.loss_window.LossWindow`) until basicsr's
+      logger reads them (the log shows means since the previous line), the
+      optimizer runs its fused implementation (else foreach), the EMA update
+      is one foreach operation, batches are copied without a wait.
+    * ``use_compile`` (top level): ``true``: the whole step (forward, losses,
+      backward, optimizer, EMA) captured in one graph by ``torch.compile``
+      (inductor: C++ on the CPU, Triton and CUDA graphs on one GPU; see
+      :mod:`wdsr_basicsr.models.captured`); where it cannot be captured whole
+      by construction (DDP, fp16's GradScaler, another optimizer than
+      Adam/AdamW), forward and losses compiled, and a step that cannot be
+      traced in one graph stops the run at its first iteration. ``auto``:
+      the same on a CUDA GPU with Triton, eager elsewhere and where the step
+      cannot be traced (each choice logged). Only the step is compiled: the
       network object, its saved keys, validation (eager, any image size) and
       the training states are those of an eager run, so a run may resume
-      with the switch turned either way. The optimizer runs its fused
-      implementation on CUDA (else foreach) and the EMA update is one foreach
-      operation, in eager runs too.
+      with the switch turned either way.
     * EMA (``train: ema_decay``) also copies buffers (BatchNorm statistics), so
       the EMA network of every ``norm`` variant validates correctly; weight
       norm's ``g`` and ``v`` are averaged, so the EMA copy stays a weight-normed
@@ -64,7 +74,8 @@ class WDSRModel(SplitValidationModel):
       EMA loads ``params`` and says so in the log.
     * On resume, every rank checks that all ranks resumed at the same
       iteration with the same weights.
-    * A loss that is NaN or infinite stops the run before anything is saved.
+    * A loss that is NaN or infinite stops the run at the next log line, save
+      or validation, whichever comes first: before anything is saved.
     * ``train: optim_g: type`` may be any optimizer of BasicSR's current main
       (Adam, AdamW, Adamax, SGD, ASGD, RMSprop, Rprop); basicsr 1.4.2 builds Adam only.
     """
@@ -72,17 +83,22 @@ class WDSRModel(SplitValidationModel):
     #: What this class reads beside ``SRModel`` (:mod:`wdsr_basicsr.declare`): the option check's one home of
     #: these keys' rules.
     option_keys = {
-        '': {key: Rule('bool', null=True) for key in ('use_amp', 'amp_bf16', 'use_channels_last', 'use_compile')},
+        '': dict(
+            {key: Rule('bool', null=True) for key in ('use_amp', 'amp_bf16', 'use_channels_last')},
+            use_compile=Rule('bool', null=True, words=('auto',)),
+        ),
     }
     #: The optimizers :meth:`get_optimizer` builds beside basicsr's Adam.
     option_builds = {'get_optimizer': OPTIMIZERS}
 
     lq: torch.Tensor  # set by basicsr's feed_data
+    #: torch.compile's backend for ``use_compile`` (tests trace with 'aot_eager': the same graph, no code generation).
+    compile_backend = 'inductor'
 
     def __init__(self, opt: dict):
         self.amp_dtype = AMP_DTYPES[bool(opt.get('amp_bf16', False))] if opt.get('use_amp') else None
         self.memory_format = torch.channels_last if opt.get('use_channels_last') else torch.contiguous_format
-        self.use_compile = bool(opt.get('use_compile', False))
+        self.loss_window = LossWindow()
         super().__init__(opt)
         if opt['dist']:
             ddp = self.net_g
@@ -95,8 +111,10 @@ class WDSRModel(SplitValidationModel):
         return super().model_to_device(net.to(memory_format=self.memory_format))
 
     def feed_data(self, data: dict) -> None:
-        super().feed_data(data)
-        self.lq = self.lq.contiguous(memory_format=self.memory_format)
+        """``lq`` (and ``gt``) on the device, copied without a wait from pinned memory; ``lq`` in the memory format."""
+        self.lq = data['lq'].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device, non_blocking=True)
 
     # ------------------------------------------------------------------ training
 
@@ -105,18 +123,55 @@ class WDSRModel(SplitValidationModel):
         if hasattr(self, 'net_g_ema'):
             self.net_g_ema.to(memory_format=self.memory_format)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        # the function, not a bound method: the model keeping a reference to itself would outlive the pipeline
-        # and be destroyed (its DDP wrapper included) at interpreter exit, after torch.distributed
-        self._step = type(self)._forward_and_losses
-        if self.use_compile:
-            problem = toolchain_problem(self.device.type)
-            if problem:
-                raise RuntimeError(f'use_compile: {problem}.')
-            self._step = compile_step(self._step, self.device.type, bool(self.opt['dist']))
-            get_root_logger().info(
-                f'use_compile: the training step (forward and losses, and their backward) is '
-                f'compiled by torch.compile on {self.device.type} at the first iteration.'
+        self._captured = self._compiled = None
+        mode, why = self._step_plan()
+        logger = get_root_logger()
+        if mode == 'captured':
+            self._capture()
+            logger.info(
+                'use_compile: the training step is captured whole (forward, losses, backward, optimizer, EMA: one '
+                f'graph{", replayed as CUDA graphs" if self.device.type == "cuda" else ""}) by torch.compile on '
+                f'{self.device.type} at the first iteration.'
             )
+        elif mode == 'compiled':
+            # the function, not a bound method: the model keeping a reference to itself would outlive the pipeline
+            # and be destroyed (its DDP wrapper included) at interpreter exit, after torch.distributed
+            self._compiled = compile_step(type(self)._losses, self.device.type, bool(self.opt['dist']))
+            logger.info(
+                'use_compile: the training step (forward and losses, and their backward) is compiled by '
+                f'torch.compile on {self.device.type} at the first iteration; not captured whole: {why}.'
+            )
+        elif self.opt.get('use_compile') == 'auto':
+            logger.info(f'use_compile: auto: the training step runs eagerly ({why}).')
+        logger.info('Training losses in the log are means over the iterations since the previous log line.')
+
+    def _step_plan(self) -> tuple[str, str]:
+        """How the training step runs: ('eager' | 'compiled' | 'captured', why not further).
+
+        Raises:
+            RuntimeError: If ``use_compile: true`` and torch.compile lacks its toolchain here.
+        """
+        choice = self.opt.get('use_compile')
+        if not choice:
+            return 'eager', 'use_compile is off'
+        problem = toolchain_problem(self.device.type)
+        if problem and choice is True:
+            raise RuntimeError(f'use_compile: {problem}.')
+        if problem:
+            return 'eager', problem
+        if choice == 'auto' and self.device.type != 'cuda':
+            return 'eager', 'auto compiles on CUDA GPUs; on the CPU compiling takes minutes (use_compile: true)'
+        problem = capture_problem(
+            distributed=bool(self.opt['dist']), grad_scaler=self.scaler.is_enabled(), optimizers=self.optimizers
+        )
+        return ('compiled', problem) if problem else ('captured', '')
+
+    def _capture(self) -> None:
+        """Make the captured step (compiled at its first call)."""
+        update = CapturedUpdate(self.optimizer_g, self.device)
+        ema = functools.partial(self.model_ema, self.ema_decay) if self.ema_decay > 0 else None
+        step = whole_step(self._losses, update, ema)
+        self._captured = (capture_step(step, self.device.type, self.compile_backend), update)
 
     def model_ema(self, decay=0.999):
         """``net_g_ema = decay * net_g_ema + (1 - decay) * net_g`` over all parameters at once; buffers copied."""
@@ -131,8 +186,8 @@ class WDSRModel(SplitValidationModel):
         if ema_buffers:  # torch's foreach ops refuse empty lists (EDSR keeps no buffer)
             torch._foreach_copy_(ema_buffers, [b.data for b in net_g.buffers()])
 
-    def _forward_and_losses(self, lq: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, OrderedDict]:
-        """The network's output (fp32) and the losses: what ``use_compile`` compiles (its backward too)."""
+    def _losses(self, lq: torch.Tensor, gt: torch.Tensor) -> OrderedDict:
+        """The losses of the network's output (fp32): what ``use_compile`` compiles (its backward too)."""
         with self._autocast():
             output = self.net_g(lq)
         output = output.float()
@@ -142,39 +197,75 @@ class WDSRModel(SplitValidationModel):
         if self.cri_perceptual:
             l_percep, l_style = self.cri_perceptual(output, gt)
             loss_dict.update((k, v) for k, v in (('l_percep', l_percep), ('l_style', l_style)) if v is not None)
-        return output, loss_dict
+        return loss_dict
 
     def optimize_parameters(self, current_iter: int) -> None:
-        """One step: forward under autocast (``use_amp``), losses in fp32, (scaled) backward, EMA."""
+        """One step: forward (autocast with ``use_amp``), losses in fp32, (scaled) backward, update, EMA.
+
+        Nothing here waits for the device: the losses are added to :attr:`loss_window` on the device and read
+        (and checked) when the log, a save or a validation asks.
+        """
+        losses = self._captured_step() if self._captured is not None else self._eager_step()
+        self.loss_window.add(current_iter, losses)
+
+    def _eager_step(self) -> dict:
+        """The step eagerly (forward and losses compiled where :meth:`_step_plan` said so); the detached losses."""
         self.optimizer_g.zero_grad(set_to_none=True)
-        self.output, loss_dict = self._step(self, self.lq, self.gt)
+        loss_dict = self._compiled(self, self.lq, self.gt) if self._compiled else self._losses(self.lq, self.gt)
         self.scaler.scale(sum(loss_dict.values())).backward()
         self.scaler.step(self.optimizer_g)
         self.scaler.update()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
-        bad = {name: value for name, value in self.log_dict.items() if not math.isfinite(value)}
-        if bad:
-            raise FloatingPointError(
-                f'Loss {bad} at iteration {current_iter}: training stopped, nothing saved; '
-                'the last checkpoint in experiments/.../models is intact. Lower the learning '
-                'rate or resume from the last training state.'
-            )
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+        return {name: value.detach() for name, value in loss_dict.items()}
+
+    def _captured_step(self) -> dict:
+        """The captured step; one that cannot be captured (found at the first call, before anything changed) runs
+        eagerly from then on under ``use_compile: auto``, and stops the run under ``true``."""
+        captured, update = self._captured
+        update.prepare()
+        try:
+            return captured(self.lq, self.gt)
+        except torch._dynamo.exc.Unsupported as error:
+            reason = str(error).strip().splitlines()[0]
+            if self.opt.get('use_compile') is True:
+                raise RuntimeError(
+                    f'use_compile: the training step cannot be captured whole ({reason}); set use_compile: auto '
+                    'to run it eagerly then, or false.'
+                ) from None
+            get_root_logger().warning(f'use_compile: auto: the training step runs eagerly: it cannot be captured ({reason}).')
+            self._captured = None
+            return self._eager_step()
+
+    def get_current_log(self) -> OrderedDict:
+        """The mean of each loss since the previous log line, over all ranks; raise if one is not finite."""
+        means = self.loss_window.read('logging')
+        self.loss_window.restart()
+        return means
+
+    def save(self, epoch: int, current_iter: int) -> None:
+        """basicsr's save, after checking that no loss since the last log line is NaN or infinite."""
+        self.loss_window.read('saving')
+        super().save(epoch, current_iter)
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False) -> None:
+        """The validation, after checking that no loss since the last log line is NaN or infinite."""
+        self.loss_window.read('validating')
+        super().validation(dataloader, current_iter, tb_logger, save_img)
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """The ``torch.optim`` class ``optim_type`` (those of BasicSR's current main), else basicsr's own choice.
 
         Unless the options say otherwise, the optimizer runs its fused
-        implementation on CUDA where torch has one (Adam, AdamW, SGD), else its
-        foreach one: one kernel over all parameters instead of a few per
-        parameter. On the CPU (where the optimizer is ~0.2% of an iteration,
-        counted with ``torch.profiler``) the foreach one is used.
+        implementation where torch has one (Adam, AdamW, SGD; on CUDA and the
+        CPU), else its foreach one: one kernel over all parameters instead of a
+        few per parameter, and its step counts kept on the parameters' device,
+        so a step never reads one back to the host.
         """
         if optim_type in OPTIMIZERS:
             optimizer_class = getattr(torch.optim, optim_type)
             if 'fused' not in kwargs and 'foreach' not in kwargs:
-                if self.device.type == 'cuda' and 'fused' in inspect.signature(optimizer_class).parameters:
+                if 'fused' in inspect.signature(optimizer_class).parameters:
                     kwargs = dict(kwargs, fused=True)
                 else:
                     kwargs = dict(kwargs, foreach=True)

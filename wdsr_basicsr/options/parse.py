@@ -172,6 +172,8 @@ def is_site_directory(path: str) -> bool:
 def derive_options(opt: dict, root_path: str, is_train: bool) -> None:
     """Add basicsr's derived entries to checked options, in place: phases, scales, paths, ``num_gpu: auto``.
 
+    A run on GPUs reads its training batches into pinned memory (``pin_memory``, unless the file says).
+
     Runs go to ``experiments/<name>`` (training) or ``results/<name>`` (testing)
     under ``path: experiments_root`` / ``results_root`` when the file gives
     them (as BasicSR's current main reads them), else under ``root_path``, or
@@ -192,6 +194,8 @@ def derive_options(opt: dict, root_path: str, is_train: bool) -> None:
 
     for phase, dataset in opt['datasets'].items():
         dataset['phase'] = phase.split('_')[0]  # val_1, val_2, test_1, ...
+        if opt['num_gpu'] and dataset['phase'] == 'train':  # batches copied to the GPU without a wait
+            dataset.setdefault('pin_memory', True)
         if 'scale' in opt:
             dataset['scale'] = opt['scale']
         for key in ('dataroot_gt', 'dataroot_lq'):

@@ -54,7 +54,7 @@ def toolchain_problem(device_type: str) -> str | None:
 
 
 def compile_step(step: Callable, device_type: str, distributed: bool) -> Callable:
-    """``step`` compiled by inductor for fixed shapes; on a single CUDA GPU also captured in CUDA graphs.
+    """``step`` (forward and losses) compiled by inductor for fixed shapes; on a single CUDA GPU also in CUDA graphs.
 
     Training patches have one shape (basicsr's training loader drops the last
     incomplete batch), so the step is compiled for static shapes; another
@@ -82,3 +82,33 @@ def compile_step(step: Callable, device_type: str, distributed: bool) -> Callabl
         return compiled(*args)
 
     return graphed_step
+
+
+def capture_step(step: Callable, device_type: str, backend: str = 'inductor') -> Callable:
+    """``step`` (a whole training step: forward, backward, update) compiled as one graph, or an error at its first call.
+
+    ``fullgraph=True``: anything that would split the graph (a host sync in a loss, an unsupported call) raises
+    ``torch._dynamo.exc.Unsupported`` at the first call, before any tensor changed. The gradients inside
+    (``torch.autograd.grad``) are traced with dynamo's ``trace_autograd_ops``, set for each call (a new input
+    shape compiles again). On CUDA the graph is replayed as CUDA graphs (``mode='reduce-overhead'``); each call
+    starts a new CUDA-graph step, so the previous call's outputs must have been read.
+
+    Args:
+        step (Callable): The function to capture.
+        device_type (str): 'cpu' or 'cuda'.
+        backend (str): torch.compile's backend ('aot_eager' traces and runs without code generation, for
+            tests). Default: 'inductor'.
+
+    Returns:
+        Callable: The captured function (same arguments and results).
+    """
+    mode = 'reduce-overhead' if device_type == 'cuda' and backend == 'inductor' else None
+    compiled = torch.compile(step, fullgraph=True, dynamic=False, backend=backend, mode=mode)
+
+    def captured_step(*args):
+        if mode is not None:
+            torch.compiler.cudagraph_mark_step_begin()
+        with torch._dynamo.config.patch(trace_autograd_ops=True):
+            return compiled(*args)
+
+    return captured_step

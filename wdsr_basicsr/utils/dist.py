@@ -106,7 +106,7 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str, *, mo
             f'{opt_path}: use_amp with fp16 (amp_bf16: false) needs a CUDA GPU; on the CPU set '
             'amp_bf16: true (bf16 autocast) or use_amp: false.'
         )
-    compiles = 'use_compile' in model_keys and opt.get('use_compile')
+    compiles = 'use_compile' in model_keys and opt.get('use_compile') is True  # auto runs eagerly without one
     problem = toolchain_problem('cuda' if uses_gpu else 'cpu') if compiles else None
     if problem:
         raise ValueError(f'{opt_path}: use_compile: {problem}.')

@@ -193,7 +193,7 @@ def train_file(
     save_img=False,
     pretrain=None,
     official_metric=False,
-    compile_step=False,
+    compile_step='auto',
 ):
     data = data or datasets(scale)
     stones = ', '.join(str(m) for m in milestones)
@@ -206,7 +206,7 @@ manual_seed: 0
 use_amp: false  # true: autocast in training and validation (the paper trains in fp32)
 amp_bf16: true  # with use_amp: bf16 (GPUs and CPUs); false: fp16 with a GradScaler (GPUs only)
 use_channels_last: false  # true: NHWC memory format, faster convs on tensor-core GPUs
-use_compile: {'true' if compile_step else 'false'}  # true: the training step through torch.compile (C++ on the CPU, CUDA graphs on one GPU)
+use_compile: {compile_step}  # auto: the whole step in one graph (CUDA graphs) on a GPU with Triton, eager elsewhere; true: also on the CPU
 
 {data}
 {net}
@@ -501,7 +501,7 @@ def files():
         save_freq=500,
         print_freq=100,
         save_img=True,
-        compile_step=True,
+        compile_step='true',
     )
     out['test_demo_wdsr_b_x2.yml'] = test_file(
         'test_demo_wdsr_b_x2', 2, network('WDSR_B', 2, num_block=4, num_feat=16), 'demo_wdsr_b_x2', demo=True

@@ -50,7 +50,7 @@ from ..runs import read_log, read_validations, run_entry, shrink_options, write_
 from ..utils.messages import show_messages
 from ..utils.timing import interleaved_median_ms
 from .measure import prepare_for_timing
-from .training import LOADERS, NETS, loader_seconds_per_batch, step_seconds
+from .training import LOADERS, NETS, loader_seconds_per_batch, step_timings
 
 logger = logging.getLogger(__name__)
 
@@ -155,32 +155,39 @@ def training_runs(options: str, device: str, data: str, work: str, iters: int) -
     return runs + [rest]
 
 
+#: The training-speed columns: (key, precision, step mode); ``use_compile: auto``, as shipped, captures on a GPU.
+SPEED_COLUMNS = (
+    ('fp32_eager', False, 'eager'),
+    ('fp32_compiled', False, 'compiled'),
+    ('fp32_captured', False, 'captured'),
+    ('bf16_cl_captured', True, 'captured'),
+)
+
+
 def training_speed(device: str, iters: int) -> list[dict]:
-    """Iterations/s of the three 16-block networks: fp32 and bf16 + channels-last, eager and compiled."""
-    compiled = (False, True)
+    """basicsr's loop body with each step of :data:`SPEED_COLUMNS`: it/s, kernels and host syncs per iteration."""
     rows = []
     for name, network in NETS.items():
         row: dict[str, object] = {'network': name if device == 'cuda' else 'WDSR-B 1x8 (CPU smoke run)'}
         if device == 'cpu':  # the suite's smoke run: one tiny network is enough to exercise the code
             network = {'type': 'WDSR_B', 'upscale': 2, **CPU_NET}
-        for precision, bf16 in (('fp32', False), ('bf16_cl', True)):
-            timed = step_seconds(
+        for bf16 in (False, True):
+            columns = [(key, mode) for key, half, mode in SPEED_COLUMNS if half == bf16]
+            timed = step_timings(
                 network,
                 device=device,
                 bf16=bf16,
                 channels_last=bf16,
-                compiled=compiled,
+                modes=tuple(mode for _, mode in columns),
                 iters=iters,
+                rounds=min(5, iters),
                 batch=SIZES[device]['batch'],
                 gt_size=SIZES[device]['gt_size'],
             )
-            for (seconds, first), with_compile in zip(timed, compiled):
-                key = f'{precision}_compiled' if with_compile else precision
-                row[key] = 1 / seconds
-                if with_compile:
-                    row[f'{key}_first_s'] = first
+            row.update((key, t) for (key, _), t in zip(columns, timed))
         rows.append(row)
-        logger.info(f'training speed, {row["network"]}: {row["fp32"]:.1f} it/s (fp32, eager)')
+        eager: Any = row['fp32_eager']
+        logger.info(f'training speed, {row["network"]}: {1 / eager["seconds"]:.1f} it/s (fp32, eager)')
         if device == 'cpu':
             break
     return rows
@@ -250,17 +257,25 @@ def report(
         )
     lines += [
         '',
-        "## Training speed: iterations/s of WDSRModel's step, batch 16, 96 px HR, x2 (fused Adam, L1)",
+        "## Training speed: basicsr's loop body (rate, feed, WDSRModel step), batch 16, 96 px HR, x2 (fused Adam, L1)",
         '',
-        '| network | fp32 | bf16 + channels-last | fp32 compiled | bf16 + channels-last compiled | '
-        'compile s, fp32 / bf16 (first 3 iterations) |',
+        'it/s (CUDA events over the timed iterations) / kernels per iteration / host syncs per iteration '
+        '(torch.profiler); eager, forward and losses compiled, the whole step captured (`use_compile`, as '
+        'shipped: auto), and captured in bf16 + channels-last. Warm-up (compile) s of the captured step.',
+        '',
+        '| network | fp32 eager | fp32 compiled | fp32 captured (as shipped) | bf16 + channels-last captured | '
+        'warm-up s, fp32 / bf16 |',
         '|---|---:|---:|---:|---:|---:|',
     ]
-    lines += [
-        f'| {r["network"]} | {r["fp32"]:.1f} | {r["bf16_cl"]:.1f} | {r["fp32_compiled"]:.1f} | '
-        f'{r["bf16_cl_compiled"]:.1f} | {r["fp32_compiled_first_s"]:.0f} / {r["bf16_cl_compiled_first_s"]:.0f} |'
-        for r in speed
-    ]
+    for r in speed:
+        cells = [
+            f'{1 / r[key]["seconds"]:.1f} / {r[key]["kernels"]:.0f} / {r[key]["syncs"]:.1f}'
+            for key, _, _ in SPEED_COLUMNS
+        ]
+        lines.append(
+            f'| {r["network"]} | {" | ".join(cells)} | '
+            f'{r["fp32_captured"]["first_s"]:.0f} / {r["bf16_cl_captured"]["first_s"]:.0f} |'
+        )
     lines += [
         '',
         f'## Training loader: patches/s, batch 16, {SIZES[device]["gt_size"]} px HR patches of the demo set',
@@ -314,7 +329,7 @@ def main(argv=None):
 
     start = time.perf_counter()
     runs = training_runs(args.options, args.device, data, work, iters)
-    speed = training_speed(args.device, 20 if args.device == 'cuda' else 2)
+    speed = training_speed(args.device, 200 if args.device == 'cuda' else 2)
     loader = loader_speed(data, args.device)
     inference = inference_speed(args.options, args.device, args.device == 'cuda')
     text = report(args.device, runs, speed, loader, inference, time.perf_counter() - start)

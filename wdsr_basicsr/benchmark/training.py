@@ -2,12 +2,16 @@
 
 Measures
 
-* ``WDSRModel.optimize_parameters`` (forward, L1 loss, backward, fused/foreach
-  Adam step) at batch 16, 96 px HR patches, x2, for the 16-block WDSR-A
-  (32 features, x4 wide), WDSR-B (32 features, x6 wide) and EDSR (64
-  features), on ``--device``, optionally in bf16 and channels-last, eager and
-  with ``use_compile`` (medians of alternating rounds after warm-up; the
-  first compiled iterations, which compile, are reported apart);
+* basicsr's loop body (``update_learning_rate``, ``feed_data``,
+  ``optimize_parameters``: forward, L1 loss, backward, fused Adam step) at
+  batch 16, 96 px HR patches, x2, for the 16-block WDSR-A (32 features, x4
+  wide), WDSR-B (32 features, x6 wide) and EDSR (64 features), on
+  ``--device``, optionally in bf16 and channels-last, with the step eager,
+  compiled (forward and losses) and captured whole (medians of alternating
+  rounds after warm-up, CUDA events on a GPU; the warm-up iterations, which
+  compile, reported apart), and beside the wall time what ``torch.profiler``
+  counts per iteration: the kernels and their summed device time, and the
+  host syncs: the gap between wall time and kernel time is overhead;
 * the training loader (CheckedPairedImageDataset, random 96 px crops, flips
   and rotations) in patches per second per worker process, decoding the demo
   LMDB sub-images (basicsr's way) and cropping from ``cache_data`` (the demo's
@@ -17,8 +21,8 @@ Measures
 * the first build of each cache of the demo set: checking and digesting the
   encoded images, then decoding them.
 
-Usage: python scripts/bench_train.py [--device cpu|cuda] [--bf16] [--channels-last] [--no-compile]
-       [--root datasets/demo] [--workers 2]
+Usage: python scripts/bench_train.py [--device cpu|cuda] [--bf16] [--channels-last]
+       [--modes eager compiled captured] [--iters N] [--root datasets/demo] [--workers 2]
 """
 
 from __future__ import annotations
@@ -49,11 +53,16 @@ NETS = {
     'WDSR-B 16x32': {'type': 'WDSR_B', 'num_feat': 32, 'num_block': 16, 'expansion': 6, 'upscale': 2},
     'EDSR 16x64': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 16, 'upscale': 2},
 }
-WARMUP = 3  # iterations before timing (the compiled step compiles in the first)
+WARMUP = 3  # iterations before timing (a compiled step compiles in the first)
+#: How the step runs (:meth:`~wdsr_basicsr.models.WDSRModel.use_step`): eager; forward and losses compiled (what
+#: DDP and fp16 get); the whole step captured in one graph (``use_compile`` on one GPU or the CPU).
+MODES = ('eager', 'compiled', 'captured')
+#: Profiler events that make the host wait for the device (``Tensor.item`` and the like end in the first).
+SYNC_EVENTS = ('aten::_local_scalar_dense', 'cudaStreamSynchronize', 'cudaDeviceSynchronize', 'cudaEventSynchronize')
 
 
-def training_model(network: dict, *, device: str, bf16: bool, channels_last: bool, compiled: bool, folder: str):
-    """A ``WDSRModel`` in training mode for ``network`` (Adam, L1, no EMA), saving (if ever) under ``folder``."""
+def training_model(network: dict, *, device: str, bf16: bool, channels_last: bool, mode: str, folder: str):
+    """A ``WDSRModel`` in training mode for ``network`` (Adam, L1, no EMA) whose step runs as ``mode``."""
     opt = {
         'name': 'bench',
         'model_type': 'WDSRModel',
@@ -66,7 +75,7 @@ def training_model(network: dict, *, device: str, bf16: bool, channels_last: boo
         'use_amp': bf16,
         'amp_bf16': True,
         'use_channels_last': channels_last,
-        'use_compile': compiled,
+        'use_compile': False,
         'network_g': dict(network),
         'path': {'pretrain_network_g': None, 'models': folder, 'training_states': folder},
         'train': {
@@ -77,63 +86,125 @@ def training_model(network: dict, *, device: str, bf16: bool, channels_last: boo
         },
         'val': {},
     }
-    return build_model(opt)
+    model = build_model(opt)
+    model.use_step(mode)
+    return model
 
 
-def step_seconds(
+def loop_body(model, data: dict, current_iter: int) -> None:
+    """What basicsr's ``train_pipeline`` runs for one iteration between two batches: rate, feed, step."""
+    model.update_learning_rate(current_iter, warmup_iter=-1)
+    model.feed_data(data)
+    model.optimize_parameters(current_iter)
+
+
+def profile_counts(model, data: dict, device: str, first_iter: int, iters: int = 5) -> dict[str, float]:
+    """Per iteration of :func:`loop_body`, from ``torch.profiler``: device work, its time, and host syncs.
+
+    On CUDA the work is the kernels (and copies) the device ran, timed on the device; on the CPU, the
+    top-level ATen operators called (what eager would launch as kernels on a GPU) and their CPU time. Host
+    syncs are the :data:`SYNC_EVENTS` seen.
+
+    Returns:
+        dict[str, float]: ``kernels``, ``kernel_ms`` and ``syncs``, per iteration.
+    """
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device == 'cuda':
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+        torch.cuda.synchronize()
+    with torch.profiler.profile(activities=activities) as prof:
+        for i in range(iters):
+            loop_body(model, data, first_iter + i)
+        if device == 'cuda':
+            torch.cuda.synchronize()
+    events = prof.events()
+    syncs = sum(1 for e in events if e.name in SYNC_EVENTS)
+    if device == 'cuda':
+        work = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+        seconds = sum(e.device_time for e in work) / 1e6
+    else:
+        work = [
+            e
+            for e in events
+            if e.name.startswith('aten::') and not (e.cpu_parent and e.cpu_parent.name.startswith('aten::'))
+        ]
+        seconds = sum(e.cpu_time_total for e in work) / 1e6
+    return {'kernels': len(work) / iters, 'kernel_ms': seconds * 1000 / iters, 'syncs': syncs / iters}
+
+
+def step_timings(
     network: dict,
     *,
     device: str,
     bf16: bool,
     channels_last: bool,
-    compiled: tuple[bool, ...],
+    modes: tuple[str, ...],
     iters: int,
+    rounds: int = 5,
     batch: int = 16,
     gt_size: int = 96,
-) -> list[tuple[float, float]]:
-    """Median seconds of one ``WDSRModel`` training iteration, and the seconds of its warm-up iterations.
+) -> list[dict[str, float]]:
+    """Time basicsr's loop body (:func:`loop_body`) with the step run each way of ``modes``, and profile it.
 
-    With several entries in ``compiled`` (eager and compiled), the models are
-    timed in alternating rounds, so a change of machine load slows them alike.
+    As basicsr's ``train_pipeline``: ``cudnn.benchmark`` on, a new rate, ``feed_data`` of a batch (pinned on
+    CUDA, as the loader gives it with ``pin_memory``), the step. After :data:`WARMUP` iterations (compiling),
+    the models run ``rounds`` alternating rounds of ``iters // rounds`` iterations, so a change of machine load
+    slows them alike; on CUDA a round is timed by CUDA events around it (the device's time for the whole
+    round, nothing synchronised inside), on the CPU by the wall clock.
 
     Args:
         network (dict): The ``network_g`` section (``upscale`` is the scale).
         device (str): 'cpu' or 'cuda'.
         bf16 (bool): ``use_amp`` with ``amp_bf16``.
         channels_last (bool): ``use_channels_last``.
-        compiled (tuple[bool, ...]): ``use_compile`` of each model timed.
-        iters (int): Timed iterations after :data:`WARMUP`.
+        modes (tuple[str, ...]): How each model's step runs (:data:`MODES`).
+        iters (int): Timed iterations per model (at least ``rounds``).
+        rounds (int): Rounds the iterations are split in. Default: 5.
         batch (int): Batch size. Default: 16.
         gt_size (int): HR patch size. Default: 96.
 
     Returns:
-        list[tuple[float, float]]: Per model, (median seconds per iteration, seconds of the warm-up iterations).
+        list[dict[str, float]]: Per mode: ``seconds`` (median per iteration over the rounds), ``first_s`` (the
+        warm-up iterations), and :func:`profile_counts`'s figures.
     """
+    torch.backends.cudnn.benchmark = True  # as basicsr's train_pipeline sets it
     scale = network['upscale']
     data = {
         'lq': torch.rand(batch, 3, gt_size // scale, gt_size // scale),
         'gt': torch.rand(batch, 3, gt_size, gt_size),
     }
+    if device == 'cuda':
+        data = {key: value.pin_memory() for key, value in data.items()}
+    per_round = max(1, iters // rounds)
 
-    def step(model, i):
-        start = time.perf_counter()
-        model.feed_data(data)
-        model.optimize_parameters(i + 1)
+    def timed(model, first_iter, count):
         if device == 'cuda':
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for i in range(count):
+                loop_body(model, data, first_iter + i)
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1000
+        begin = time.perf_counter()
+        for i in range(count):
+            loop_body(model, data, first_iter + i)
+        return time.perf_counter() - begin
 
     with tempfile.TemporaryDirectory() as folder:
         models = [
-            training_model(network, device=device, bf16=bf16, channels_last=channels_last, compiled=c, folder=folder)
-            for c in compiled
+            training_model(network, device=device, bf16=bf16, channels_last=channels_last, mode=m, folder=folder)
+            for m in modes
         ]
-        warmup = [sum(step(model, i) for i in range(WARMUP)) for model in models]
-        times: list[list[float]] = [[] for _ in models]
-        for i in range(iters):
-            for model, spent in zip(models, times):
-                spent.append(step(model, WARMUP + i))
-    return [(statistics.median(spent), first) for spent, first in zip(times, warmup)]
+        results = [{'first_s': timed(model, 1, WARMUP)} for model in models]
+        spent: list[list[float]] = [[] for _ in models]
+        for r in range(rounds):
+            for model, seconds in zip(models, spent):
+                seconds.append(timed(model, 1 + WARMUP + r * per_round, per_round) / per_round)
+        for model, seconds, result in zip(models, spent, results):
+            result['seconds'] = statistics.median(seconds)
+            result.update(profile_counts(model, data, device, 1 + WARMUP + rounds * per_round))
+    return results
 
 
 #: The training loaders timed, by what they read: basicsr's (LMDB sub-images, a PNG decoded per sample), and
@@ -216,7 +287,13 @@ def _arguments(argv):
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--bf16', action='store_true', help='bf16 autocast (use_amp, amp_bf16).')
     parser.add_argument('--channels-last', action='store_true')
-    parser.add_argument('--no-compile', action='store_true', help='Leave out the compiled step (use_compile).')
+    parser.add_argument(
+        '--modes',
+        nargs='+',
+        choices=MODES,
+        help='How the step runs: eager, compiled (forward and losses), captured (the whole step in one graph). '
+        'Default: all on CUDA; eager and captured on the CPU.',
+    )
     parser.add_argument(
         '--nets',
         nargs='+',
@@ -225,36 +302,51 @@ def _arguments(argv):
         metavar='NET',
         help=f'Networks to time. Default: all ({", ".join(NETS)}).',
     )
-    parser.add_argument('--iters', type=int, default=5, help='Timed iterations per network. Default: 5.')
+    parser.add_argument(
+        '--iters', type=int, help='Timed iterations per network and mode. Default: 200 on CUDA, 5 on the CPU.'
+    )
     parser.add_argument('--root', default='datasets/demo', help='Demo set (built if missing).')
     parser.add_argument('--workers', type=int, default=2, help='Loader worker processes. Default: 2.')
     parser.add_argument('--batches', type=int, default=30, help='Loader batches to time. Default: 30.')
     args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda but torch sees no CUDA GPU.')
+    if args.iters is not None and args.iters < 1:
+        parser.error(f'--iters {args.iters}: time at least one iteration.')
+    args.modes = tuple(args.modes or (MODES if args.device == 'cuda' else ('eager', 'captured')))
+    args.iters = args.iters or (200 if args.device == 'cuda' else 5)
     return args
 
 
 def _print_steps(args) -> dict[str, float]:
     """The training-step table; returns each network's fastest seconds per step."""
+    work = 'kernels' if args.device == 'cuda' else 'top-level ATen ops (CPU time)'
     print(
         f'device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {args.bf16}, '
-        f'channels-last {args.channels_last}; WDSRModel training step, batch 16, 96 px HR, x2, Adam, L1'
+        f"channels-last {args.channels_last}; basicsr's loop body (rate, feed, WDSRModel step), batch 16, 96 px HR, "
+        f'x2, Adam, L1; median of 5 rounds, {args.iters} iterations each way after {WARMUP} of warm-up; '
+        f'per iteration from torch.profiler over 5 more: {work} and host syncs'
     )
-    print('| network | eager ms/iter | compiled ms/iter | speed-up | compile (first 3 iterations) s |')
-    print('|---|---:|---:|---:|---:|')
+    print('| network | step | ms/iter | it/s | kernels/iter | kernel ms/iter | host syncs/iter | warm-up s |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|')
     step = {}
     for name in args.nets:
-        common = dict(device=args.device, bf16=args.bf16, channels_last=args.channels_last, iters=args.iters)
-        timed = step_seconds(NETS[name], compiled=(False,) if args.no_compile else (False, True), **common)
-        (eager, _), step[name] = timed[0], min(seconds for seconds, _ in timed)
-        row = f'| {name} | {eager * 1000:.0f} |'
-        if args.no_compile:
-            row += ' | | |'
-        else:
-            compiled, first = timed[1]
-            row += f' {compiled * 1000:.0f} | {eager / compiled:.2f}x | {first:.0f} |'
-        print(row, flush=True)
+        timed = step_timings(
+            NETS[name],
+            device=args.device,
+            bf16=args.bf16,
+            channels_last=args.channels_last,
+            modes=args.modes,
+            iters=args.iters,
+            rounds=min(5, args.iters),
+        )
+        step[name] = min(t['seconds'] for t in timed)
+        for mode, t in zip(args.modes, timed):
+            print(
+                f'| {name} | {mode} | {t["seconds"] * 1000:.1f} | {1 / t["seconds"]:.1f} | {t["kernels"]:.0f} | '
+                f'{t["kernel_ms"]:.1f} | {t["syncs"]:.1f} | {t["first_s"]:.1f} |',
+                flush=True,
+            )
     return step
 
 

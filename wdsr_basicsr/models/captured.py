@@ -12,6 +12,7 @@ before each step, only when it changed, so a new rate neither recompiles nor wai
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.optim.adam import adam
@@ -35,7 +36,7 @@ def capture_problem(*, distributed: bool, grad_scaler: bool, optimizers: list) -
         # DDP all-reduces gradients from hooks on ``.grad`` accumulation, in buckets that overlap the backward;
         # gradients taken with autograd.grad bypass them. Forward and losses compiled with the backward in
         # DDP's hands keeps that overlap (compiled autograd with DDP is experimental in torch, and unmeasured here).
-        return 'under DDP the gradient all-reduce runs in DDP\'s backward hooks'
+        return "under DDP the gradient all-reduce runs in DDP's backward hooks"
     if grad_scaler:
         return "fp16's GradScaler decides on the host whether a step is skipped"
     others = [type(o).__name__ for o in optimizers if type(o) not in CAPTURED_OPTIMIZERS]
@@ -55,9 +56,11 @@ class CapturedUpdate:
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device):
-        self.optimizer = optimizer
-        self.capturable = device.type == 'cuda'
-        self.lrs = [torch.tensor(float(g['lr']), dtype=torch.float64, device=device) for g in optimizer.param_groups]
+        self.optimizer: Any = optimizer  # an Adam: its _init_group, and the _opt_called flag torch's schedulers read
+        self.cuda = device.type == 'cuda'
+        # one-element vectors (torch.optim squeezes them): dynamo would take a 0-d CPU tensor for a float input
+        # and guard on its value at every call
+        self.lrs = [torch.tensor([float(g['lr'])], dtype=torch.float64, device=device) for g in optimizer.param_groups]
         self.host_lrs = [float(g['lr']) for g in optimizer.param_groups]
         self.groups: list[tuple] = []
         self._state_ids: list[int] = []
@@ -95,11 +98,11 @@ class CapturedUpdate:
             for p in params:
                 p.grad = None
         _, _, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = lists
-        if self.capturable:  # the capturable update wants its step counts on the device (fused Adam's already are)
-            for p, step in zip(params, steps):
-                if step.device != p.device:
-                    self.optimizer.state[p]['step'] = step.to(p.device)
-            steps = [self.optimizer.state[p]['step'] for p in params]
+        for p, step in zip(params, steps):  # the capturable update wants its step counts beside the parameters
+            if step.device != p.device:  # (where fused Adam keeps them; foreach Adam keeps them on the CPU)
+                self.optimizer.state[p]['step'] = step.to(p.device)
+        steps = [self.optimizer.state[p]['step'] for p in params]
+        if self.cuda:
             for tensor in (*exp_avgs, *exp_avg_sqs, *max_exp_avg_sqs, *steps, *self.lrs):
                 torch._dynamo.mark_static_address(tensor)  # CUDA graphs update them in place, uncopied
         return params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, has_complex
@@ -121,8 +124,9 @@ class CapturedUpdate:
                 exp_avg_sqs,
                 max_exp_avg_sqs,
                 steps64,
-                foreach=self.capturable,  # inductor fuses the per-tensor form on the CPU; foreach needs capturable
-                capturable=self.capturable,
+                # capturable: every hyper-parameter stays a tensor in the graph (not read back to guard on it)
+                foreach=self.cuda,  # inductor fuses the per-tensor form on the CPU
+                capturable=True,
                 differentiable=False,
                 fused=False,
                 has_complex=has_complex,

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import inspect
 from collections import OrderedDict
+from collections.abc import Callable
 from os import path as osp
 
 import torch
@@ -15,7 +16,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import nn
+from torch._dynamo.exc import BackendCompilerFailed, Unsupported, UserError
 
+from ..archs.aligned import aligned_forward, check_alignable
 from ..declare import Rule
 from ..options.errors import OptionError
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
@@ -86,6 +89,7 @@ class WDSRModel(SplitValidationModel):
         '': dict(
             {key: Rule('bool', null=True) for key in ('use_amp', 'amp_bf16', 'use_channels_last')},
             use_compile=Rule('bool', null=True, words=('auto',)),
+            align_channels=Rule('int', 1, 64, null=True),
         ),
     }
     #: The optimizers :meth:`get_optimizer` builds beside basicsr's Adam.
@@ -123,20 +127,17 @@ class WDSRModel(SplitValidationModel):
         if hasattr(self, 'net_g_ema'):
             self.net_g_ema.to(memory_format=self.memory_format)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self._captured = self._compiled = None
+        self._train_forward = self._aligned_forward() or self.net_g
         mode, why = self._step_plan()
+        self.use_step(mode)
         logger = get_root_logger()
         if mode == 'captured':
-            self._capture()
             logger.info(
                 'use_compile: the training step is captured whole (forward, losses, backward, optimizer, EMA: one '
                 f'graph{", replayed as CUDA graphs" if self.device.type == "cuda" else ""}) by torch.compile on '
                 f'{self.device.type} at the first iteration.'
             )
         elif mode == 'compiled':
-            # the function, not a bound method: the model keeping a reference to itself would outlive the pipeline
-            # and be destroyed (its DDP wrapper included) at interpreter exit, after torch.distributed
-            self._compiled = compile_step(type(self)._losses, self.device.type, bool(self.opt['dist']))
             logger.info(
                 'use_compile: the training step (forward and losses, and their backward) is compiled by '
                 f'torch.compile on {self.device.type} at the first iteration; not captured whole: {why}.'
@@ -144,6 +145,42 @@ class WDSRModel(SplitValidationModel):
         elif self.opt.get('use_compile') == 'auto':
             logger.info(f'use_compile: auto: the training step runs eagerly ({why}).')
         logger.info('Training losses in the log are means over the iterations since the previous log line.')
+
+    def use_step(self, mode: str) -> None:
+        """Run the training step as ``mode`` says from the next iteration (compiled at its first call).
+
+        Args:
+            mode (str): ``'eager'``; ``'compiled'``: forward and losses (and so their backward) through
+                torch.compile; ``'captured'``: the whole step in one graph (:mod:`.captured`).
+        """
+        self._captured = self._compiled = None
+        if mode == 'compiled':
+            # the function, not a bound method: the model keeping a reference to itself would outlive the pipeline
+            # and be destroyed (its DDP wrapper included) at interpreter exit, after torch.distributed
+            self._compiled = compile_step(type(self)._losses, self.device.type, bool(self.opt['dist']))
+        elif mode == 'captured':
+            update = CapturedUpdate(self.optimizer_g, self.device)
+            ema = functools.partial(self.model_ema, self.ema_decay) if self.ema_decay > 0 else None
+            step = whole_step(self._losses, update, ema)
+            self._captured = (capture_step(step, self.device.type, self.compile_backend), update)
+        elif mode != 'eager':
+            raise ValueError(f"mode={mode!r}: the step runs 'eager', 'compiled' or 'captured'.")
+
+    def _aligned_forward(self):
+        """The training forward with channels padded to ``align_channels`` (:mod:`~wdsr_basicsr.archs.aligned`), or
+        None when the option is off. Off by default: unmeasured on a GPU yet.
+
+        Raises:
+            ValueError: If the network cannot be padded so, or the run is distributed (DDP's forward is needed).
+        """
+        multiple = self.opt.get('align_channels')
+        if not multiple:
+            return None
+        if self.opt['dist']:
+            raise ValueError("align_channels: a distributed run trains through DDP's own forward; leave it off.")
+        net = self.get_bare_model(self.net_g)
+        check_alignable(net)
+        return functools.partial(aligned_forward, net, multiple=multiple)
 
     def _step_plan(self) -> tuple[str, str]:
         """How the training step runs: ('eager' | 'compiled' | 'captured', why not further).
@@ -166,13 +203,6 @@ class WDSRModel(SplitValidationModel):
         )
         return ('compiled', problem) if problem else ('captured', '')
 
-    def _capture(self) -> None:
-        """Make the captured step (compiled at its first call)."""
-        update = CapturedUpdate(self.optimizer_g, self.device)
-        ema = functools.partial(self.model_ema, self.ema_decay) if self.ema_decay > 0 else None
-        step = whole_step(self._losses, update, ema)
-        self._captured = (capture_step(step, self.device.type, self.compile_backend), update)
-
     def model_ema(self, decay=0.999):
         """``net_g_ema = decay * net_g_ema + (1 - decay) * net_g`` over all parameters at once; buffers copied."""
         net_g = self.get_bare_model(self.net_g)
@@ -189,7 +219,7 @@ class WDSRModel(SplitValidationModel):
     def _losses(self, lq: torch.Tensor, gt: torch.Tensor) -> OrderedDict:
         """The losses of the network's output (fp32): what ``use_compile`` compiles (its backward too)."""
         with self._autocast():
-            output = self.net_g(lq)
+            output = self._train_forward(lq)
         output = output.float()
         loss_dict = OrderedDict()
         if self.cri_pix:
@@ -205,7 +235,7 @@ class WDSRModel(SplitValidationModel):
         Nothing here waits for the device: the losses are added to :attr:`loss_window` on the device and read
         (and checked) when the log, a save or a validation asks.
         """
-        losses = self._captured_step() if self._captured is not None else self._eager_step()
+        losses = self._eager_step() if self._captured is None else self._captured_step(*self._captured)
         self.loss_window.add(current_iter, losses)
 
     def _eager_step(self) -> dict:
@@ -219,21 +249,23 @@ class WDSRModel(SplitValidationModel):
             self.model_ema(decay=self.ema_decay)
         return {name: value.detach() for name, value in loss_dict.items()}
 
-    def _captured_step(self) -> dict:
+    def _captured_step(self, captured: Callable, update: CapturedUpdate) -> dict:
         """The captured step; one that cannot be captured (found at the first call, before anything changed) runs
         eagerly from then on under ``use_compile: auto``, and stops the run under ``true``."""
-        captured, update = self._captured
         update.prepare()
         try:
             return captured(self.lq, self.gt)
-        except torch._dynamo.exc.Unsupported as error:
-            reason = str(error).strip().splitlines()[0]
+        except (Unsupported, UserError, BackendCompilerFailed) as error:  # found before the step ran
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            reason = next((line for line in lines if line.startswith('Caused by:')), lines[0] if lines else repr(error))
             if self.opt.get('use_compile') is True:
                 raise RuntimeError(
                     f'use_compile: the training step cannot be captured whole ({reason}); set use_compile: auto '
                     'to run it eagerly then, or false.'
                 ) from None
-            get_root_logger().warning(f'use_compile: auto: the training step runs eagerly: it cannot be captured ({reason}).')
+            get_root_logger().warning(
+                f'use_compile: auto: the training step runs eagerly: it cannot be captured ({reason}).'
+            )
             self._captured = None
             return self._eager_step()
 

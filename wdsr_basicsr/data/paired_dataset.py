@@ -8,7 +8,6 @@ from os import path as osp
 import numpy as np
 import torch
 from basicsr.data.paired_image_dataset import PairedImageDataset
-from basicsr.data.transforms import augment, paired_random_crop
 from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
@@ -28,6 +27,7 @@ from .pair_sizes import (
     patch_fault,
     warn,
 )
+from .patches import cut_patch, draw_patch
 
 #: How a training sample picks its image (``sampling``, with ``cache_data``): each source image equally often
 #: (the authors'), or each stored record equally often (basicsr's; on sub-image LMDBs this weights images by area).
@@ -236,17 +236,18 @@ class CheckedPairedImageDataset(PairedImageDataset):
     def _sample(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str, lq_path: str) -> dict:
         """basicsr's ``PairedImageDataset`` sample from decoded uint8 images: crop and augment, then to [0, 1].
 
-        The crop and the flips and rotations move pixels only, so taking them
-        before the conversion to float gives the values basicsr's order gives.
+        The patch is drawn as basicsr draws it (:func:`~.patches.draw_patch`, from Python's ``random``); the crop
+        and the flips and rotations move pixels only, so taking them before the conversion to float gives the
+        values basicsr's order gives.
         """
         scale = self.opt['scale']
         if self.opt['phase'] == 'train':
             h, w = img_lq.shape[0] * scale, img_lq.shape[1] * scale
             if 0 <= img_gt.shape[0] - h < scale and 0 <= img_gt.shape[1] - w < scale:
                 img_gt = img_gt[:h, :w]  # HR not a multiple of scale (whole images): the rows no LR pixel covers
-            img_gt, img_lq = paired_random_crop(img_gt, img_lq, self.opt['gt_size'], scale, gt_path)
-            img_gt, img_lq = img_gt.copy(), img_lq.copy()  # basicsr's augment flips in place; the cache is shared
-            img_gt, img_lq = augment([img_gt, img_lq], self.opt['use_hflip'], self.opt['use_rot'])
+            gt_size = self.opt['gt_size']
+            draw = draw_patch(random, img_lq.shape[:2], gt_size // scale, self.opt['use_hflip'], self.opt['use_rot'])
+            img_gt, img_lq = cut_patch(img_gt, draw, gt_size, scale), cut_patch(img_lq, draw, gt_size // scale)
         if self.opt['phase'] != 'train':
             img_gt = img_gt[0 : img_lq.shape[0] * scale, 0 : img_lq.shape[1] * scale, :]
         gt: torch.Tensor

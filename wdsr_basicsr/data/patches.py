@@ -1,0 +1,112 @@
+"""A training patch: where it is drawn and how it is flipped (one rule), cut on the host or gathered on a device.
+
+:func:`draw_patch` draws a patch's place and flips from a random source exactly as basicsr's
+``paired_random_crop`` and ``augment`` draw them from Python's ``random`` (the same calls, in the same order),
+so a run samples what basicsr samples. :func:`cut_patch` cuts the drawn patch from decoded images with NumPy
+(the values basicsr's functions give); :class:`DevicePatches` keeps decoded images in one device buffer and
+gathers a whole batch of drawn patches there in a few operations, with the same values.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import torch
+
+
+class RandomSource(Protocol):
+    """What :func:`draw_patch` draws from: Python's ``random`` module or a ``random.Random``."""
+
+    def randint(self, a: int, b: int) -> int: ...
+
+    def random(self) -> float: ...
+
+
+class Draw(NamedTuple):
+    """A patch's place (top-left, in LR pixels) and its flips, as basicsr's ``augment`` applies them in order."""
+
+    top: int
+    left: int
+    hflip: bool
+    vflip: bool
+    rot90: bool
+
+
+def draw_patch(rng: RandomSource, lq_shape: tuple[int, int], lq_size: int, use_hflip: bool, use_rot: bool) -> Draw:
+    """Draw a patch of ``lq_size`` LR pixels in an LR image of ``lq_shape`` (h, w), and its flips.
+
+    The calls basicsr 1.4.2 makes: ``randint`` for the top, then the left (``paired_random_crop``), then one
+    ``random()`` for each flip that its option allows (``augment``: horizontal flip, vertical flip,
+    transposition).
+    """
+    top = rng.randint(0, lq_shape[0] - lq_size)
+    left = rng.randint(0, lq_shape[1] - lq_size)
+    hflip = use_hflip and rng.random() < 0.5
+    vflip = use_rot and rng.random() < 0.5
+    rot90 = use_rot and rng.random() < 0.5
+    return Draw(top, left, hflip, vflip, rot90)
+
+
+def cut_patch(img: np.ndarray, draw: Draw, size: int, scale: int = 1) -> np.ndarray:
+    """The patch ``draw`` places (at ``scale`` times its LR place) in an HWC image, flipped, as a new array."""
+    top, left = draw.top * scale, draw.left * scale
+    patch = img[top : top + size, left : left + size]
+    if draw.hflip:
+        patch = patch[:, ::-1]
+    if draw.vflip:
+        patch = patch[::-1]
+    if draw.rot90:
+        patch = patch.transpose(1, 0, 2)
+    return np.ascontiguousarray(patch)
+
+
+class DevicePatches:
+    """Decoded 8-bit images (HWC, BGR as OpenCV decodes them) in one buffer on a device; batches gathered there.
+
+    :meth:`gather` returns what the host path returns for the same draws (:func:`cut_patch`, then RGB, CHW,
+    float in [0, 1]): one index computation and one gather per side, whatever the batch size.
+
+    Args:
+        images (list[np.ndarray]): The images, each (h, w, channels) uint8, all with the same channels.
+        device (torch.device | str): Where they live.
+    """
+
+    def __init__(self, images: list[np.ndarray], device: torch.device | str):
+        channels = {img.shape[2] for img in images}
+        if len(channels) != 1:
+            raise ValueError(f'DevicePatches: the images have different channel counts {sorted(channels)}.')
+        self.channels = channels.pop()
+        sizes = [img.size for img in images]
+        self.buffer = torch.empty(sum(sizes), dtype=torch.uint8, device=device)
+        offset = 0
+        for img, size in zip(images, sizes):
+            self.buffer[offset : offset + size].copy_(torch.from_numpy(np.ascontiguousarray(img).reshape(-1)))
+            offset += size
+        self.offsets = torch.tensor(np.cumsum([0] + sizes[:-1]), dtype=torch.int64, device=device)
+        self.widths = torch.tensor([img.shape[1] for img in images], dtype=torch.int64, device=device)
+
+    @property
+    def nbytes(self) -> int:
+        return self.buffer.numel()
+
+    def gather(self, images: torch.Tensor, draws: torch.Tensor, size: int, scale: int = 1) -> torch.Tensor:
+        """The drawn patches of a batch, RGB (channels reversed), (N, C, size, size), float in [0, 1].
+
+        Args:
+            images (Tensor): (N,) int64, each patch's image, on the buffer's device.
+            draws (Tensor): (N, 5) int64 rows of :class:`Draw` (top, left, hflip, vflip, rot90), same device.
+            size (int): Patch size in this side's pixels.
+            scale (int): This side's pixels per LR pixel (the draws are in LR pixels). Default: 1.
+        """
+        top, left, hflip, vflip, rot90 = (draws[:, k].view(-1, 1, 1) for k in range(5))
+        i = torch.arange(size, device=draws.device).view(1, size, 1)
+        j = torch.arange(size, device=draws.device).view(1, 1, size)
+        row = torch.where(rot90.bool(), j, i)  # the transposition comes last: undo it first
+        col = torch.where(rot90.bool(), i, j)
+        row = torch.where(vflip.bool(), size - 1 - row, row)
+        col = torch.where(hflip.bool(), size - 1 - col, col)
+        pixel = (top * scale + row) * self.widths[images].view(-1, 1, 1) + left * scale + col
+        start = self.offsets[images].view(-1, 1, 1, 1) + pixel.unsqueeze(1) * self.channels
+        reverse = torch.arange(self.channels - 1, -1, -1, device=draws.device).view(1, -1, 1, 1)
+        return self.buffer[start + reverse].float().div_(255.0)

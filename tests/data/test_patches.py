@@ -7,9 +7,9 @@ import pytest
 import torch
 from basicsr.data import build_dataset
 from basicsr.data.transforms import augment, paired_random_crop
+from test_sampling import lmdb_train
 
 from helpers import photo
-from test_sampling import lmdb_train
 from wdsr_basicsr.data.patches import DevicePatches, cut_patch, draw_patch
 
 FLIPS = [(True, True), (True, False), (False, True), (False, False)]

@@ -59,6 +59,8 @@ def recipe_model(tmp_path, use_compile, ema=None, dtype=torch.float32, **train):
     opt.update(use_compile=use_compile, use_amp=recipe['use_amp'], use_channels_last=recipe['use_channels_last'])
     torch.manual_seed(1)  # the same initial weights in every model
     model = build_model(opt)
+    if use_compile is True:  # what a GPU gets (on the CPU, true compiles forward and losses only)
+        model.use_step('captured')
     for net in [model.net_g] + ([model.net_g_ema] if hasattr(model, 'net_g_ema') else []):
         net.to(dtype)  # in place: the parameters stay the optimizer's objects
     return model
@@ -204,6 +206,15 @@ def test_a_nan_stops_the_run_before_the_next_save_with_nothing_written(tmp_path,
             model.get_current_log()
     assert sorted(p.name for p in models.iterdir()) == before == ['net_g_2.pth']
     assert not (tmp_path / str(use_compile) / 'training_states' / '4.state').exists()
+
+
+def test_true_on_the_cpu_compiles_forward_and_losses_and_says_why(tmp_path, caplog):
+    opt = model_options(tmp_path)
+    opt['use_compile'] = True
+    with caplog.at_level(logging.INFO, logger='basicsr'):
+        model = build_model(opt)
+    assert model._captured is None and model._compiled is not None
+    assert 'not captured whole: on the CPU the whole step captured ran slower' in caplog.text
 
 
 def test_auto_runs_eagerly_on_the_cpu_and_says_so(tmp_path, caplog):

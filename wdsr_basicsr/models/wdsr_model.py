@@ -198,6 +198,11 @@ class WDSRModel(SplitValidationModel):
             return 'eager', problem
         if choice == 'auto' and self.device.type != 'cuda':
             return 'eager', 'auto compiles on CUDA GPUs; on the CPU compiling takes minutes (use_compile: true)'
+        if self.device.type != 'cuda':
+            # a CPU launches no kernels, so capturing gains nothing there, and inductor's C++ for the joint graph
+            # ran slower: WDSR-B 16x32, batch 16, 2 cores (scripts/bench_train.py): 575 ms/iter compiled, 832
+            # captured; the demo 32 against 58 ms/iter
+            return 'compiled', 'on the CPU the whole step captured ran slower than its forward and losses compiled'
         problem = capture_problem(
             distributed=bool(self.opt['dist']), grad_scaler=self.scaler.is_enabled(), optimizers=self.optimizers
         )

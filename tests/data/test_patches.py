@@ -1,16 +1,21 @@
 """A training patch drawn by one rule: basicsr's draws and values on the host, the same values gathered on a device."""
 
+import logging
 import random
 
 import numpy as np
 import pytest
 import torch
-from basicsr.data import build_dataset
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.data.transforms import augment, paired_random_crop
+from basicsr.models import build_model
 from test_sampling import lmdb_train
 
-from helpers import photo
+from helpers import OPTIONS, model_options, photo
 from wdsr_basicsr.data.patches import DevicePatches, cut_patch, draw_patch
+from wdsr_basicsr.options import load_options
+from wdsr_basicsr.options.parse import derive_options
 
 FLIPS = [(True, True), (True, False), (False, True), (False, False)]
 
@@ -60,3 +65,42 @@ def test_device_patches_equal_the_loaders_samples(lmdb_root, tmp_path, use_hflip
     assert torch.equal(gt, torch.stack([e['gt'] for e in expected]))
     assert torch.equal(lq, torch.stack([e['lq'] for e in expected]))
     assert any(d.rot90 for d in draws) == use_rot  # the flips were exercised where allowed
+
+
+def test_a_loader_of_draws_feeds_the_model_the_loaders_patches(lmdb_root, tmp_path):
+    """cache_device (here 'cpu', as 'cuda' on a GPU run): the samples are draws (the same, from the same worker
+    seeds: 2 workers) and WDSRModel.feed_data cuts the very patches the pixel loader gives."""
+    batches = {}
+    for device in (None, 'cpu'):
+        opt = lmdb_train(lmdb_root, tmp_path, cache_device=device, num_worker_per_gpu=2, batch_size_per_gpu=4)
+        dataset = build_dataset(opt)
+        assert (dataset.device_set is not None) == (device is not None)
+        sampler = EnlargedSampler(dataset, 1, 0, opt['dataset_enlarge_ratio'])
+        sampler.set_epoch(3)
+        torch.manual_seed(5)  # the loader draws its workers' seeds from torch's generator
+        loader = build_dataloader(dataset, opt, num_gpu=0, dist=False, sampler=sampler, seed=0)
+        batches[device] = [batch for _, batch in zip(range(3), loader)]
+    model = build_model(model_options(tmp_path / 'model'))
+    for pixels, draws in zip(batches[None], batches['cpu']):
+        assert 'lq' not in draws and draws['patch_draw'].shape == (4, 5)
+        model.feed_data(draws)
+        assert torch.equal(model.lq, pixels['lq']) and torch.equal(model.gt, pixels['gt'])
+
+
+def test_cache_device_stays_on_the_host_where_only_the_host_can_sample(lmdb_root, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger='basicsr'):
+        dataset = build_dataset(lmdb_train(lmdb_root, tmp_path, cache_device='cpu', color='y'))
+    assert dataset.device_set is None
+    assert 'patches are cut on the host: color: y and mean/std are applied on the host' in caplog.text
+
+
+@pytest.mark.parametrize('num_gpu', [0, 1])
+def test_a_gpu_run_pins_batches_and_keeps_a_cached_set_on_the_gpu(num_gpu):
+    """derive_options on the x2 recipe: on GPUs its training set gets pin_memory and cache_device: cuda (where
+    the file says nothing); its validation set and a CPU run get neither."""
+    opt = load_options(OPTIONS / 'train_wdsr_b_x2.yml')
+    opt['num_gpu'] = num_gpu
+    derive_options(opt, '/tmp', is_train=True)
+    train, val = opt['datasets']['train'], opt['datasets']['val']
+    assert (train.get('pin_memory'), train.get('cache_device')) == ((True, 'cuda') if num_gpu else (None, None))
+    assert 'pin_memory' not in val and 'cache_device' not in val

@@ -27,7 +27,7 @@ from .pair_sizes import (
     patch_fault,
     warn,
 )
-from .patches import cut_patch, draw_patch
+from .patches import CACHE_DEVICES, cut_patch, draw_patch, keep_on_device
 
 #: How a training sample picks its image (``sampling``, with ``cache_data``): each source image equally often
 #: (the authors'), or each stored record equally often (basicsr's; on sub-image LMDBs this weights images by area).
@@ -50,6 +50,8 @@ def cache_options_fault(opt: dict) -> str | None:
     backend = (opt.get('io_backend') or {}).get('type')
     if cache_data and backend not in ('lmdb', 'disk'):
         return f'cache_data reads io_backend lmdb or disk, not {backend!r}.'
+    if opt.get('cache_device') is not None and not cache_data:
+        return 'cache_device is read with cache_data: true only (it is where the decoded images go to be cut).'
     if opt.get('cache_dir') is not None:
         if not cache_data:
             return 'cache_dir is read with cache_data: true only (it is where the decoded images go).'
@@ -111,7 +113,9 @@ class CheckedPairedImageDataset(PairedImageDataset):
         opt (dict): ``PairedImageDataset``'s options, and ``cache_data`` (bool,
             default false), ``sampling`` ('image' or 'record', with
             ``cache_data``), ``cache_dir`` (folder of the decoded images,
-            default beside the data).
+            default beside the data), ``cache_device`` ('cuda' or 'cpu':
+            training patches cut there from the decoded images, see
+            :meth:`_keep_on_device`; a run on GPUs sets 'cuda').
     """
 
     #: What this class reads beside ``PairedImageDataset`` (:mod:`wdsr_basicsr.declare`).
@@ -120,6 +124,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
             'cache_data': Rule('bool', null=True),
             'sampling': Rule('str', words=SAMPLINGS),
             'cache_dir': Rule('str', null=True),
+            'cache_device': Rule('str', words=CACHE_DEVICES, null=True),
         }
     }
 
@@ -129,8 +134,11 @@ class CheckedPairedImageDataset(PairedImageDataset):
         self.cache_data = bool(opt.get('cache_data', False))
         self.sampling = opt.get('sampling', 'image' if self.cache_data else 'record')
         super().__init__(opt)
+        self.device_set: str | None = None  # the key of the images on the device (see _keep_on_device)
         if self.cache_data:
             self._open_cache(plans)
+            if opt.get('cache_device') and opt['phase'] == 'train':
+                self._keep_on_device(opt['cache_device'])
 
     @classmethod
     def check_data(cls, opt: dict, world_size: int | None = None) -> dict[str, CachePlan]:
@@ -212,6 +220,40 @@ class CheckedPairedImageDataset(PairedImageDataset):
                     'train from the whole images.'
                 )
 
+    def _keep_on_device(self, device: str) -> None:
+        """Put the decoded images on ``device``, where the model cuts each batch's patches; a sample is then its
+        image and draw only (:mod:`.patches`: the same draws, from the same random state, and the same pixels
+        as the host's). Stays on the host, saying why in one line, where the images would not fit in the
+        device's free memory (with a quarter of it, and 4 GiB, left for training) or the samples need what
+        only the host path does (``color: y``, ``mean``/``std``, sub-images without ``sub_images.json``).
+        """
+        log = get_root_logger().info
+        name = self.opt.get('name', 'train')
+        nbytes = sum(cache.nbytes for cache in self.caches.values())
+        why = None
+        if self.opt.get('color') == 'y' or self.mean is not None or self.std is not None:
+            why = 'color: y and mean/std are applied on the host'
+        elif self.images is None and any(len(group) > 1 for group in self.groups):
+            why = 'sub-images without their record of places are picked on the host'
+        elif device == 'cuda':
+            free, total = torch.cuda.mem_get_info()
+            room = free - max(total // 4, 4 * 2**30)
+            if nbytes > room:
+                why = f'{nbytes / 2**30:.1f} GiB of decoded images do not fit beside training ({free / 2**30:.1f} free)'
+        if why:
+            log(f'cache_data: datasets:{name}: patches are cut on the host: {why}.')
+            return
+        names = self.images if self.images is not None else [self.entries['gt'][group[0]] for group in self.groups]
+        lq_names = names if self.images is not None else [self.entries['lq'][group[0]] for group in self.groups]
+        self.device_set = keep_on_device(
+            [self.caches['gt'][n] for n in names],
+            [self.caches['lq'][n] for n in lq_names],
+            device,
+            gt_size=self.opt['gt_size'],
+            scale=self.opt['scale'],
+        )
+        log(f'cache_data: datasets:{name}: {nbytes / 2**30:.2f} GiB of decoded images on {device}; patches cut there.')
+
     def _cache_key(self, path, root):
         return path if self.backend == 'lmdb' else osp.relpath(path, root)
 
@@ -224,6 +266,8 @@ class CheckedPairedImageDataset(PairedImageDataset):
         if not self.cache_data:
             return super().__getitem__(index)
         train = self.opt['phase'] == 'train'
+        if self.device_set is not None:  # the images are on the device: the sample is where its patch lies
+            return self._draw(index)
         if train and self.images is not None:  # sub-images put back together: the whole image
             image = self.images[index]
             return self._sample(self.caches['gt'][image], self.caches['lq'][image], image, image)
@@ -232,6 +276,26 @@ class CheckedPairedImageDataset(PairedImageDataset):
         img_gt = self.caches['gt'][self.entries['gt'][record]]
         img_lq = self.caches['lq'][self.entries['lq'][record]]
         return self._sample(img_gt, img_lq, self.paths[record]['gt_path'], self.paths[record]['lq_path'])
+
+    def _draw(self, index: int) -> dict:
+        """A training sample as its image and draw (the model cuts it on the device): what :meth:`_sample` draws."""
+        if self.images is not None:
+            gt_path = lq_path = self.images[index]
+            lq_name = self.images[index]
+        else:
+            record = self.groups[index][0]
+            gt_path, lq_path = self.paths[record]['gt_path'], self.paths[record]['lq_path']
+            lq_name = self.entries['lq'][record]
+        lq_size = self.opt['gt_size'] // self.opt['scale']
+        shape = self.caches['lq'].shape(lq_name)
+        draw = draw_patch(random, shape, lq_size, self.opt['use_hflip'], self.opt['use_rot'])
+        return {
+            'patch_set': self.device_set,
+            'patch_image': index,
+            'patch_draw': torch.tensor(draw, dtype=torch.int64),
+            'lq_path': lq_path,
+            'gt_path': gt_path,
+        }
 
     def _sample(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str, lq_path: str) -> dict:
         """basicsr's ``PairedImageDataset`` sample from decoded uint8 images: crop and augment, then to [0, 1].

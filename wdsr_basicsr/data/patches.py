@@ -5,14 +5,23 @@
 so a run samples what basicsr samples. :func:`cut_patch` cuts the drawn patch from decoded images with NumPy
 (the values basicsr's functions give); :class:`DevicePatches` keeps decoded images in one device buffer and
 gathers a whole batch of drawn patches there in a few operations, with the same values.
+
+A training set whose images live on the device (:func:`keep_on_device`, ``cache_device`` of
+``CheckedPairedImageDataset``) gives samples that are only an image index and a draw: the loader's workers
+draw, the model gathers (:func:`device_set`). The images are registered in this process under a key that the
+samples carry, so the dataset copies that workers receive hold no device memory.
 """
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
+
+#: Where ``cache_device`` may put a training set's decoded images.
+CACHE_DEVICES = ('cuda', 'cpu')
 
 
 class RandomSource(Protocol):
@@ -110,3 +119,55 @@ class DevicePatches:
         start = self.offsets[images].view(-1, 1, 1, 1) + pixel.unsqueeze(1) * self.channels
         reverse = torch.arange(self.channels - 1, -1, -1, device=draws.device).view(1, -1, 1, 1)
         return self.buffer[start + reverse].float().div_(255.0)
+
+
+class DeviceSet(NamedTuple):
+    """A training set's images on a device, and the patch it cuts from them."""
+
+    gt: DevicePatches
+    lq: DevicePatches
+    gt_size: int
+    scale: int
+
+    def batch(self, images: torch.Tensor, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (LQ, GT) patches of a batch of samples (image indices and :class:`Draw` rows, on the device)."""
+        lq = self.lq.gather(images, draws, self.gt_size // self.scale)
+        return lq, self.gt.gather(images, draws, self.gt_size, self.scale)
+
+
+#: The training sets on a device in this process, by key (see :func:`keep_on_device`).
+_DEVICE_SETS: dict[str, DeviceSet] = {}
+
+
+def keep_on_device(
+    gt_images: list[np.ndarray], lq_images: list[np.ndarray], device: str, *, gt_size: int, scale: int
+) -> str:
+    """Copy a training set's decoded images (index i: a GT and its LQ) to ``device``; return the key samples carry.
+
+    Args:
+        gt_images (list[np.ndarray]): HR images, HWC uint8 (BGR).
+        lq_images (list[np.ndarray]): Their LR images.
+        device (str): One of :data:`CACHE_DEVICES` ('cuda': the current GPU).
+        gt_size (int): HR patch size.
+        scale (int): HR pixels per LR pixel.
+
+    Returns:
+        str: The key of :func:`device_set`.
+    """
+    key = f'{os.getpid()}:{len(_DEVICE_SETS)}'
+    _DEVICE_SETS[key] = DeviceSet(DevicePatches(gt_images, device), DevicePatches(lq_images, device), gt_size, scale)
+    return key
+
+
+def device_set(key: str) -> DeviceSet:
+    """The training set :func:`keep_on_device` registered under ``key`` in this process.
+
+    Raises:
+        LookupError: If this process registered no such set (samples from another process's dataset).
+    """
+    if key not in _DEVICE_SETS:
+        raise LookupError(
+            f'cache_device: no training set {key!r} on a device in this process; the dataset that drew these '
+            'samples must be built in the process that trains.'
+        )
+    return _DEVICE_SETS[key]

@@ -19,6 +19,7 @@ from torch import nn
 from torch._dynamo.exc import BackendCompilerFailed, Unsupported, UserError
 
 from ..archs.aligned import aligned_forward, check_alignable
+from ..data.patches import device_set
 from ..declare import Rule
 from ..options.errors import OptionError
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
@@ -115,10 +116,20 @@ class WDSRModel(SplitValidationModel):
         return super().model_to_device(net.to(memory_format=self.memory_format))
 
     def feed_data(self, data: dict) -> None:
-        """``lq`` (and ``gt``) on the device, copied without a wait from pinned memory; ``lq`` in the memory format."""
-        self.lq = data['lq'].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        if 'gt' in data:
-            self.gt = data['gt'].to(self.device, non_blocking=True)
+        """``lq`` (and ``gt``) on the device, copied without a wait from pinned memory; ``lq`` in the memory format.
+
+        A batch of a training set whose images are on the device (``cache_device``) holds each sample's image and
+        draw: the patches are cut there (:class:`~wdsr_basicsr.data.patches.DeviceSet`).
+        """
+        if 'patch_draw' in data:
+            images = data['patch_image'].to(self.device, non_blocking=True)
+            draws = data['patch_draw'].to(self.device, non_blocking=True)
+            lq, self.gt = device_set(data['patch_set'][0]).batch(images, draws)
+        else:
+            lq = data['lq'].to(self.device, non_blocking=True)
+            if 'gt' in data:
+                self.gt = data['gt'].to(self.device, non_blocking=True)
+        self.lq = lq.contiguous(memory_format=self.memory_format)
 
     # ------------------------------------------------------------------ training
 

@@ -18,6 +18,7 @@ from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..data.paired_dataset import CheckedPairedImageDataset
+from ..declare import inherited_rules
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
 from ..utils.messages import show_messages
 from ..utils.wandb_logger import wandb_fault
@@ -169,10 +170,18 @@ def is_site_directory(path: str) -> bool:
     return osp.realpath(path) in {osp.realpath(p) for p in sites}
 
 
+def _declares(dataset_type: str | None, key: str) -> bool:
+    """Whether the registered dataset class ``dataset_type`` (or a base) declares ``key`` (:mod:`..declare`)."""
+    if dataset_type not in DATASET_REGISTRY:
+        return False
+    return key in inherited_rules(DATASET_REGISTRY.get(dataset_type)).get((), {})
+
+
 def derive_options(opt: dict, root_path: str, is_train: bool) -> None:
     """Add basicsr's derived entries to checked options, in place: phases, scales, paths, ``num_gpu: auto``.
 
-    A run on GPUs reads its training batches into pinned memory (``pin_memory``, unless the file says).
+    A run on GPUs reads its training batches into pinned memory (``pin_memory``, unless the file says), and a
+    training set that declares ``cache_device`` keeps its decoded images on the GPU (``cache_device: cuda``).
 
     Runs go to ``experiments/<name>`` (training) or ``results/<name>`` (testing)
     under ``path: experiments_root`` / ``results_root`` when the file gives
@@ -196,6 +205,8 @@ def derive_options(opt: dict, root_path: str, is_train: bool) -> None:
         dataset['phase'] = phase.split('_')[0]  # val_1, val_2, test_1, ...
         if opt['num_gpu'] and dataset['phase'] == 'train':  # batches copied to the GPU without a wait
             dataset.setdefault('pin_memory', True)
+            if dataset.get('cache_data') and _declares(dataset.get('type'), 'cache_device'):
+                dataset.setdefault('cache_device', 'cuda')  # the decoded images on the GPU where they fit
         if 'scale' in opt:
             dataset['scale'] = opt['scale']
         for key in ('dataroot_gt', 'dataroot_lq'):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple, Protocol
 
+import cv2
 import numpy as np
 import torch
 
@@ -58,16 +59,18 @@ def draw_patch(rng: RandomSource, lq_shape: tuple[int, int], lq_size: int, use_h
 
 
 def cut_patch(img: np.ndarray, draw: Draw, size: int, scale: int = 1) -> np.ndarray:
-    """The patch ``draw`` places (at ``scale`` times its LR place) in an HWC image, flipped, as a new array."""
+    """The patch ``draw`` places (at ``scale`` times its LR place) in an HWC image, flipped, as a new array.
+
+    As basicsr's ``augment``: flipped in place by OpenCV (a copy of the crop: the image may be shared), the
+    transposition a view.
+    """
     top, left = draw.top * scale, draw.left * scale
-    patch = img[top : top + size, left : left + size]
+    patch = img[top : top + size, left : left + size].copy()
     if draw.hflip:
-        patch = patch[:, ::-1]
+        cv2.flip(patch, 1, patch)
     if draw.vflip:
-        patch = patch[::-1]
-    if draw.rot90:
-        patch = patch.transpose(1, 0, 2)
-    return np.ascontiguousarray(patch)
+        cv2.flip(patch, 0, patch)
+    return patch.transpose(1, 0, 2) if draw.rot90 else patch
 
 
 class DevicePatches:

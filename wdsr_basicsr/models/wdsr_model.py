@@ -63,6 +63,11 @@ class WDSRModel(SplitValidationModel):
       network object, its saved keys, validation (eager, any image size) and
       the training states are those of an eager run, so a run may resume
       with the switch turned either way.
+    * ``align_channels`` (top level, off): the training forward of WDSR-A/B
+      with every conv's channels zero-padded to that multiple
+      (:mod:`~wdsr_basicsr.archs.aligned`): the same function and gradients.
+    * A batch of draws (a training set with ``cache_device``) is cut on the
+      device in :meth:`feed_data`.
     * EMA (``train: ema_decay``) also copies buffers (BatchNorm statistics), so
       the EMA network of every ``norm`` variant validates correctly; weight
       norm's ``g`` and ``v`` are averaged, so the EMA copy stays a weight-normed

@@ -242,3 +242,34 @@ def test_a_loss_that_reads_back_is_refused_or_run_eagerly(tmp_path, monkeypatch,
     assert 'use_compile: auto: the training step runs eagerly: it cannot be captured' in caplog.text
     assert any(not torch.equal(value, model.net_g.state_dict()[name]) for name, value in before.items())
     assert set(model.get_current_log()) == {'l_pix'}
+
+
+@pytest.mark.slow  # three captured traces
+def test_a_captured_run_resumed_from_its_training_state_is_the_run_left_alone(tmp_path):
+    """3 captured steps, the training state saved and a new model resumed from it (new optimizer tensors: the
+    captured update reads them again), 3 more: the weights and optimizer state of 6 captured steps in one go."""
+    torch.manual_seed(0)
+    data = [batch() for _ in range(6)]
+    for run in ('alone', 'first'):
+        (tmp_path / run).mkdir()
+    alone = recipe_model(tmp_path / 'alone', True)
+    for i, item in enumerate(data, 1):
+        alone.feed_data(item)
+        alone.optimize_parameters(i)
+    first = recipe_model(tmp_path / 'first', True)
+    for i, item in enumerate(data[:3], 1):
+        first.feed_data(item)
+        first.optimize_parameters(i)
+    first.save(0, 3)
+    folder = tmp_path / 'first' / 'True'
+    resumed = recipe_model(tmp_path / 'first', True)
+    resumed.resume_training(torch.load(folder / 'training_states' / '3.state', weights_only=False))
+    resumed.load_network(resumed.net_g, str(folder / 'models' / 'net_g_3.pth'))
+    for i, item in enumerate(data[3:], 4):
+        resumed.feed_data(item)
+        resumed.optimize_parameters(i)
+    ours, theirs = resumed.optimizer_g.state_dict(), alone.optimizer_g.state_dict()
+    for index, state in theirs['state'].items():
+        assert all(torch.equal(ours['state'][index][key], value) for key, value in state.items()), index
+    for name, value in alone.net_g.state_dict().items():
+        assert torch.equal(resumed.net_g.state_dict()[name], value), name

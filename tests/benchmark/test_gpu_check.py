@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from helpers import OPTIONS, REPO, cpu_env, make_lmdbs
+from wdsr_basicsr.benchmark.gpu_check import report
 
 #: The longest a part of the check (a training run, a speed row, a loader, an inference variant) may run before
 #: it reports: alone on this 2-core machine the slowest takes about a minute.
@@ -59,3 +60,11 @@ def test_check_gpu_cpu_mode(tmp_path):
     assert len(speed.split('|')) == 8  # eager and compiled, fp32 and bf16, and the compile times
     loaders = [line for line in report.splitlines() if line.startswith(('| LMDB sub-images', '| cache_data'))]
     assert len(loaders) == 3 and all(float(line.split('|')[2]) > 0 for line in loaders)  # basicsr's and two caches
+
+
+def test_the_report_marks_the_columns_not_timed():
+    """The baselines get eager and captured fp32 only (a lent GPU's minutes): the other cells say so."""
+    timed = {'seconds': 0.01, 'kernels': 100.0, 'syncs': 0.0, 'first_s': 30.0, 'kernel_ms': 5.0}
+    text = report('cpu', [], [{'network': 'EDSR 16x64', 'fp32_eager': timed, 'fp32_captured': timed}], [], [], 60)
+    row = next(line for line in text.splitlines() if line.startswith('| EDSR 16x64 |'))
+    assert row == '| EDSR 16x64 | 100.0 / 100 / 0.0 | - | 100.0 / 100 / 0.0 | - | 30 / - |'

@@ -98,10 +98,6 @@ class DevicePatches:
         self.offsets = torch.tensor(np.cumsum([0] + sizes[:-1]), dtype=torch.int64, device=device)
         self.widths = torch.tensor([img.shape[1] for img in images], dtype=torch.int64, device=device)
 
-    @property
-    def nbytes(self) -> int:
-        return self.buffer.numel()
-
     def gather(self, images: torch.Tensor, draws: torch.Tensor, size: int, scale: int = 1) -> torch.Tensor:
         """The drawn patches of a batch, RGB (channels reversed), (N, C, size, size), float in [0, 1].
 

@@ -174,7 +174,7 @@ class WDSRModel(SplitValidationModel):
             # the function, not a bound method: the model keeping a reference to itself would outlive the pipeline
             # and be destroyed (its DDP wrapper included) at interpreter exit, after torch.distributed
             self._compiled = compile_step(type(self)._losses, self.device.type, bool(self.opt['dist']))
-        elif mode == 'captured':
+        elif mode == 'captured':  # never under DDP (capture_problem), so its bound methods hold no DDP wrapper
             update = CapturedUpdate(self.optimizer_g, self.device)
             ema = functools.partial(self.model_ema, self.ema_decay) if self.ema_decay > 0 else None
             step = whole_step(self._losses, update, ema)

@@ -76,6 +76,7 @@ class CapturedUpdate:
         read again when it was replaced (``load_state_dict`` on resume). A learning rate is written into its
         device tensor only when the scheduler changed it: a copy of a number, no wait.
         """
+        # ids cannot be reused while self.groups holds the old tensors: a replaced state always shows
         state_ids = [id(self.optimizer.state.get(p, {}).get('exp_avg')) for p in self.params()]
         if not self.groups or state_ids != self._state_ids:
             self.groups = [self._group_state(group) for group in self.optimizer.param_groups]

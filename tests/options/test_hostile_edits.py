@@ -10,6 +10,8 @@ import pytest
 
 from helpers import OPTIONS, TRAIN, run, write_options
 from wdsr_basicsr.options import OptionError, check_options, load_options
+from wdsr_basicsr.options.check import model_keys
+from wdsr_basicsr.utils.dist import check_launch
 
 DEMO = OPTIONS / 'demo_wdsr_b_x2.yml'
 LOSS = ('train', 'pixel_opt')
@@ -159,3 +161,39 @@ def test_basicsr_package_level_parse_options_is_ours():
     from wdsr_basicsr.compat import entry_parse_options
 
     assert basicsr.parse_options is entry_parse_options  # ours (and the __main__ copy's resume, see compat)
+
+
+@pytest.mark.parametrize(
+    'edits, message',
+    [
+        ({('align_channels',): 8, ('network_g', 'norm'): 'batch'}, "align_channels needs norm 'weight' or 'none'"),
+        (
+            {('align_channels',): 8, ('network_g',): {'type': 'RDN', 'num_feat': 8, 'num_block': 1, 'upscale': 2}},
+            'align_channels pads WDSR-A and WDSR-B, not RDN',
+        ),
+        (
+            {('datasets', 'train', 'cache_device'): 'cpu', ('datasets', 'train', 'cache_data'): False}
+            | {('datasets', 'train', 'sampling'): DELETE},
+            'datasets:train: cache_device is read with cache_data: true only',
+        ),
+        (
+            {('datasets', 'train', 'cache_device'): 'cuda'},
+            'datasets:train: cache_device: cuda, but torch sees no CUDA GPU here',
+        ),
+    ],
+    ids=['align_batchnorm', 'align_rdn', 'cache_device_without_cache', 'cache_device_cuda_on_cpu'],
+)
+def test_this_steps_options_are_refused_in_one_line_before_any_work(edits, message):
+    """The keys of the GPU step and the device cache: refused by the option check (what the entries run first)."""
+    opt = load_options(DEMO)
+    for keys, value in edits.items():
+        edit(opt, keys, value)
+    with pytest.raises(OptionError) as error:
+        check_options(opt, 'demo.yml', True)
+    assert str(error.value).startswith(f'demo.yml: {message}') and '\n' not in str(error.value)
+
+
+def test_align_channels_is_refused_under_a_launcher(tmp_path):
+    opt = edit(load_options(DEMO), ('align_channels',), 8)
+    with pytest.raises(ValueError, match=r"d\.yml: align_channels: a distributed run trains through DDP's own"):
+        check_launch(opt, 'pytorch', 0, 'd.yml', model_keys=model_keys(opt))

@@ -52,6 +52,8 @@ def cache_options_fault(opt: dict) -> str | None:
         return f'cache_data reads io_backend lmdb or disk, not {backend!r}.'
     if opt.get('cache_device') is not None and not cache_data:
         return 'cache_device is read with cache_data: true only (it is where the decoded images go to be cut).'
+    if opt.get('cache_device') == 'cuda' and not torch.cuda.is_available():
+        return 'cache_device: cuda, but torch sees no CUDA GPU here; use cpu, or leave it out (a GPU run sets it).'
     if opt.get('cache_dir') is not None:
         if not cache_data:
             return 'cache_dir is read with cache_data: true only (it is where the decoded images go).'

@@ -128,6 +128,10 @@ class DeviceSet(NamedTuple):
     gt_size: int
     scale: int
 
+    @property
+    def device(self) -> torch.device:
+        return self.gt.buffer.device
+
     def batch(self, images: torch.Tensor, draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The (LQ, GT) patches of a batch of samples (image indices and :class:`Draw` rows, on the device)."""
         lq = self.lq.gather(images, draws, self.gt_size // self.scale)

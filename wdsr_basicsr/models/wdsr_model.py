@@ -126,10 +126,11 @@ class WDSRModel(SplitValidationModel):
         A batch of a training set whose images are on the device (``cache_device``) holds each sample's image and
         draw: the patches are cut there (:class:`~wdsr_basicsr.data.patches.DeviceSet`).
         """
-        if 'patch_draw' in data:
-            images = data['patch_image'].to(self.device, non_blocking=True)
-            draws = data['patch_draw'].to(self.device, non_blocking=True)
-            lq, self.gt = device_set(data['patch_set'][0]).batch(images, draws)
+        if 'patch_draw' in data:  # cut where the set lives, then on the model's device (the same one, on a GPU)
+            patches = device_set(data['patch_set'][0])
+            images = data['patch_image'].to(patches.device, non_blocking=True)
+            lq, gt = patches.batch(images, data['patch_draw'].to(patches.device, non_blocking=True))
+            lq, self.gt = lq.to(self.device, non_blocking=True), gt.to(self.device, non_blocking=True)
         else:
             lq = data['lq'].to(self.device, non_blocking=True)
             if 'gt' in data:
@@ -187,13 +188,13 @@ class WDSRModel(SplitValidationModel):
         None when the option is off. Off by default: unmeasured on a GPU yet.
 
         Raises:
-            ValueError: If the network cannot be padded so, or the run is distributed (DDP's forward is needed).
+            ValueError: If the network cannot be padded so (the option check refuses it first, and
+                :func:`~wdsr_basicsr.utils.dist.check_launch` refuses it in a distributed run, which trains
+                through DDP's forward).
         """
         multiple = self.opt.get('align_channels')
         if not multiple:
             return None
-        if self.opt['dist']:
-            raise ValueError("align_channels: a distributed run trains through DDP's own forward; leave it off.")
         net = self.get_bare_model(self.net_g)
         check_alignable(net)
         return functools.partial(aligned_forward, net, multiple=multiple)

@@ -21,6 +21,7 @@ from basicsr.archs.vgg_arch import VGG_PRETRAIN_PATH
 from basicsr.losses.basic_loss import PerceptualLoss
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+from ..archs.aligned import check_alignable
 from ..data.pair_sizes import patch_fault
 from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
 from ..declare import inherited_rules
@@ -93,7 +94,7 @@ def check_options(opt: dict, opt_path: str, is_train: bool, left: list | None = 
         vocabulary = Vocabulary(model, datasets)
         warnings = _check_keys(opt, vocabulary, declared, left if left is not None else [])
         warnings += _check_built(opt, model, vocabulary)
-        _check_relations(opt, datasets)
+        _check_relations(opt, model, datasets)
     except OptionError as error:
         raise OptionError(f'{opt_path}: {error}') from None
     return [f'{opt_path}: {warning}' for warning in warnings]
@@ -274,12 +275,16 @@ def _vgg_weights(section, where):
     ]
 
 
-def _check_relations(opt, datasets):
-    """What one value means for another: patch and scale, network and scale, dataset names, cache options."""
+def _check_relations(opt, model, datasets):
+    """What one value means for another: patch and scale, network and scale, dataset names, cache options, the
+    network that ``align_channels`` pads (where the model reads it)."""
     scale = opt.get('scale')
     upscale = (opt.get('network_g') or {}).get('upscale')
     if upscale is not None and scale is not None and upscale != scale:
         raise OptionError(f'network_g:upscale={upscale} differs from scale={scale}.')
+    reads_align = inspect.isclass(model) and 'align_channels' in inherited_rules(model).get((), {})
+    if reads_align and opt.get('align_channels') and isinstance(opt.get('network_g'), dict):
+        _check_alignable(opt['network_g'])
     for phase, dataset in opt['datasets'].items():
         if 'name' in dataset and not is_plain_name(dataset['name']):
             raise OptionError(
@@ -293,6 +298,17 @@ def _check_relations(opt, datasets):
             fault = fault or cache_options_fault(dataset)
         if fault:
             raise OptionError(f'datasets:{phase}: {fault}')
+
+
+def _check_alignable(network: dict) -> None:
+    """Refuse ``align_channels`` for a network it cannot pad (:func:`~..archs.aligned.check_alignable` of the
+    network built without memory, on the meta device)."""
+    arch = ARCH_REGISTRY.get(network['type'])
+    try:
+        with torch.device('meta'):
+            check_alignable(arch(**{k: v for k, v in network.items() if k != 'type'}))
+    except ValueError as error:
+        raise OptionError(f'{error} (network_g:type={network["type"]}, norm={network.get("norm")!r}).') from None
 
 
 def is_plain_name(value: object) -> bool:

@@ -106,6 +106,11 @@ def check_launch(opt: dict, launcher: str, local_rank: int, opt_path: str, *, mo
             f'{opt_path}: use_amp with fp16 (amp_bf16: false) needs a CUDA GPU; on the CPU set '
             'amp_bf16: true (bf16 autocast) or use_amp: false.'
         )
+    if launcher != 'none' and 'align_channels' in model_keys and opt.get('align_channels'):
+        raise ValueError(
+            f"{opt_path}: align_channels: a distributed run trains through DDP's own forward, which pads "
+            'nothing; leave it out under --launcher.'
+        )
     compiles = 'use_compile' in model_keys and opt.get('use_compile') is True  # auto runs eagerly without one
     problem = toolchain_problem('cuda' if uses_gpu else 'cpu') if compiles else None
     if problem:

@@ -245,11 +245,10 @@ class CheckedPairedImageDataset(PairedImageDataset):
         if why:
             log(f'cache_data: datasets:{name}: patches are cut on the host: {why}.')
             return
-        names = self.images if self.images is not None else [self.entries['gt'][group[0]] for group in self.groups]
-        lq_names = names if self.images is not None else [self.entries['lq'][group[0]] for group in self.groups]
+        keys = [self._whole_image(index)[:2] for index in range(len(self))]
         self.device_set = keep_on_device(
-            [self.caches['gt'][n] for n in names],
-            [self.caches['lq'][n] for n in lq_names],
+            [self.caches['gt'][gt] for gt, _ in keys],
+            [self.caches['lq'][lq] for _, lq in keys],
             device,
             gt_size=self.opt['gt_size'],
             scale=self.opt['scale'],
@@ -271,25 +270,29 @@ class CheckedPairedImageDataset(PairedImageDataset):
         if self.device_set is not None:  # the images are on the device: the sample is where its patch lies
             return self._draw(index)
         if train and self.images is not None:  # sub-images put back together: the whole image
-            image = self.images[index]
-            return self._sample(self.caches['gt'][image], self.caches['lq'][image], image, image)
+            gt_key, lq_key, gt_path, lq_path = self._whole_image(index)
+            return self._sample(self.caches['gt'][gt_key], self.caches['lq'][lq_key], gt_path, lq_path)
         group = self.groups[index] if train else [index]
         record = group[0] if len(group) == 1 else random.choices(group, self.weights[index])[0]
         img_gt = self.caches['gt'][self.entries['gt'][record]]
         img_lq = self.caches['lq'][self.entries['lq'][record]]
         return self._sample(img_gt, img_lq, self.paths[record]['gt_path'], self.paths[record]['lq_path'])
 
+    def _whole_image(self, index: int) -> tuple[str, str, str, str]:
+        """The cache keys (GT, LQ) and paths (GT, LQ) of training sample ``index`` where it is one whole image:
+        sub-images put back together, or an image stored whole (a group of one record)."""
+        if self.images is not None:
+            image = self.images[index]
+            return image, image, image, image
+        record = self.groups[index][0]
+        paths = self.paths[record]
+        return self.entries['gt'][record], self.entries['lq'][record], paths['gt_path'], paths['lq_path']
+
     def _draw(self, index: int) -> dict:
         """A training sample as its image and draw (the model cuts it on the device): what :meth:`_sample` draws."""
-        if self.images is not None:
-            gt_path = lq_path = self.images[index]
-            lq_name = self.images[index]
-        else:
-            record = self.groups[index][0]
-            gt_path, lq_path = self.paths[record]['gt_path'], self.paths[record]['lq_path']
-            lq_name = self.entries['lq'][record]
+        _, lq_key, gt_path, lq_path = self._whole_image(index)
         lq_size = self.opt['gt_size'] // self.opt['scale']
-        shape = self.caches['lq'].shape(lq_name)
+        shape = self.caches['lq'].shape(lq_key)
         draw = draw_patch(random, shape, lq_size, self.opt['use_hflip'], self.opt['use_rot'])
         return {
             'patch_set': self.device_set,

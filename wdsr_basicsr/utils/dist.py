@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import gc
 import logging
 import os
 import subprocess
@@ -163,6 +164,9 @@ def destroy_process_group(synchronize: bool = False) -> None:
             never arrive. Default: False.
     """
     if dist.is_available() and dist.is_initialized():
+        # the finished pipeline's model is unreachable but held in reference cycles (bound methods that compat
+        # wraps): collected now, its DDP reducer ends while the group it talks to still lives, not at exit
+        gc.collect()
         if synchronize:
             dist.barrier()
         dist.destroy_process_group()

@@ -42,6 +42,7 @@ from basicsr.utils.file_client import LmdbBackend  # noqa: E402
 from basicsr.utils.logger import MessageLogger  # noqa: E402
 
 from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record, shared_lmdb  # noqa: E402
+from wdsr_basicsr.data.sampler import PlacedSampler  # noqa: E402
 from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
 from wdsr_basicsr.options.observed import UnreadReport, WatchedSection  # noqa: E402
 from wdsr_basicsr.options.parse import is_site_directory  # noqa: E402
@@ -150,10 +151,15 @@ def entry_parse_options(root_path, is_train=True):
 
 
 _create_train_val_dataloader = basicsr.train.create_train_val_dataloader
+#: The training sampler of the run whose model basicsr's pipeline builds next, with that run's options: basicsr's
+#: ``train_pipeline`` calls ``create_train_val_dataloader(opt, ...)``, then ``build_model(opt)``; handed over once.
+_sampler_for_model: list[tuple[dict, PlacedSampler]] = []
 
 
 def create_train_val_dataloader(opt, logger):
-    """basicsr's loaders, with the number of epochs counted from the batches the training loader gives.
+    """basicsr's loaders, with the number of epochs counted from the batches the training loader gives; its
+    sampler (a :class:`~wdsr_basicsr.data.sampler.PlacedSampler`) draws from the run's ``manual_seed`` and goes to
+    the model that :func:`build_model` builds next.
 
     basicsr counts an epoch as ``ceil(samples / batch)`` iterations, but its loader drops the last incomplete batch
     (``drop_last``): where the batch does not divide the samples, its epochs run out before ``total_iter`` (a
@@ -163,6 +169,9 @@ def create_train_val_dataloader(opt, logger):
         OptionError: If the training set holds fewer samples per rank than one batch (no iteration at all).
     """
     train_loader, train_sampler, val_loaders, total_epochs, total_iters = _create_train_val_dataloader(opt, logger)
+    if isinstance(train_sampler, PlacedSampler):
+        train_sampler.draw_seed = opt['manual_seed']
+        _sampler_for_model[:] = [(opt, train_sampler)]
     if train_loader is not None:
         per_epoch = len(train_loader)
         if per_epoch == 0:
@@ -190,9 +199,13 @@ def build_model(opt):
     remaining epoch): the weights are the last iteration's, so that validation is named by ``total_iter``, and
     skipped when that iteration's validation of the set has run already. A model that can (``validate_missed``,
     :class:`~wdsr_basicsr.models.WDSRModel`) validates, right after basicsr resumes it, the sets that the stopped
-    run saved but never validated at that iteration.
+    run saved but never validated at that iteration. A model that follows basicsr's training loop
+    (``follow_training``, :class:`~wdsr_basicsr.models.WDSRModel`) gets the training sampler.
     """
     model = _build_model(opt)
+    handed = _sampler_for_model.pop() if _sampler_for_model else None
+    if handed is not None and handed[0] is opt and callable(getattr(model, 'follow_training', None)):
+        model.follow_training(handed[1])
     total_iter = (opt.get('train') or {}).get('total_iter')
     if opt.get('is_train') and total_iter is not None:
         model.validation = functools.partial(validate_once, model.validation, total_iter, set())
@@ -331,6 +344,9 @@ def install() -> None:
     # Without it a run whose batch does not divide its samples ends before total_iter, without its last checkpoint
     # (basicsr counts the epochs with the incomplete batch that its loader drops).
     basicsr.train.create_train_val_dataloader = create_train_val_dataloader
+    # Without it a resumed run starts its epoch again from the first sample (a preemption changes the result), and a
+    # training sample's crop depends on which worker drew it after what: the training sampler, whose order it keeps.
+    basicsr.train.EnlargedSampler = PlacedSampler
     # Without it `logger: wandb: project` fails at start against today's wandb (basicsr calls wandb.util.generate_id,
     # since removed). basicsr's train module and a `python -m basicsr.train` copy take it from basicsr.utils.
     basicsr.utils.logger.init_wandb_logger = basicsr.utils.init_wandb_logger = basicsr.train.init_wandb_logger = (

@@ -27,7 +27,8 @@ from .pair_sizes import (
     patch_fault,
     warn,
 )
-from .patches import CACHE_DEVICES, cut_patch, draw_patch, keep_on_device
+from .patches import CACHE_DEVICES, RandomSource, cut_patch, draw_patch, keep_on_device
+from .sampler import Place
 
 #: How a training sample picks its image (``sampling``, with ``cache_data``): each source image equally often
 #: (the authors'), or each stored record equally often (basicsr's; on sub-image LMDBs this weights images by area).
@@ -120,6 +121,8 @@ class CheckedPairedImageDataset(PairedImageDataset):
             :meth:`_keep_on_device`; a run on GPUs sets 'cuda').
     """
 
+    #: A training sample's crop and flips come from its :class:`~.sampler.Place` (see :meth:`__getitem__`).
+    draws_by_place = True
     #: What this class reads beside ``PairedImageDataset`` (:mod:`wdsr_basicsr.declare`).
     option_keys = {
         '': {
@@ -264,19 +267,36 @@ class CheckedPairedImageDataset(PairedImageDataset):
         return super().__len__()
 
     def __getitem__(self, index):
+        """Sample ``index``: an int (drawn from Python's ``random``, as basicsr), or a :class:`~.sampler.Place`
+        from the training sampler (drawn from a source seeded by its place alone: a resumed run draws what the
+        uninterrupted one drew, whichever worker draws it)."""
+        if isinstance(index, Place):
+            rng = random.Random(index.seed)
+            if not self.cache_data:  # basicsr's crop and flips draw from the module: seeded, then put back
+                outer = random.getstate()
+                random.setstate(rng.getstate())
+                try:
+                    return super().__getitem__(index.sample)
+                finally:
+                    random.setstate(outer)
+            return self._cached_item(index.sample, rng)
         if not self.cache_data:
             return super().__getitem__(index)
+        return self._cached_item(index, random)
+
+    def _cached_item(self, index: int, rng: RandomSource) -> dict:
+        """Sample ``index`` from the decoded images, its record (of a group) and patch drawn from ``rng``."""
         train = self.opt['phase'] == 'train'
         if self.device_set is not None:  # the images are on the device: the sample is where its patch lies
-            return self._draw(index)
+            return self._draw(index, rng)
         if train and self.images is not None:  # sub-images put back together: the whole image
             gt_key, lq_key, gt_path, lq_path = self._whole_image(index)
-            return self._sample(self.caches['gt'][gt_key], self.caches['lq'][lq_key], gt_path, lq_path)
+            return self._sample(self.caches['gt'][gt_key], self.caches['lq'][lq_key], gt_path, lq_path, rng)
         group = self.groups[index] if train else [index]
-        record = group[0] if len(group) == 1 else random.choices(group, self.weights[index])[0]
+        record = group[0] if len(group) == 1 else rng.choices(group, self.weights[index])[0]
         img_gt = self.caches['gt'][self.entries['gt'][record]]
         img_lq = self.caches['lq'][self.entries['lq'][record]]
-        return self._sample(img_gt, img_lq, self.paths[record]['gt_path'], self.paths[record]['lq_path'])
+        return self._sample(img_gt, img_lq, self.paths[record]['gt_path'], self.paths[record]['lq_path'], rng)
 
     def _whole_image(self, index: int) -> tuple[str, str, str, str]:
         """The cache keys (GT, LQ) and paths (GT, LQ) of training sample ``index`` where it is one whole image:
@@ -288,12 +308,12 @@ class CheckedPairedImageDataset(PairedImageDataset):
         paths = self.paths[record]
         return self.entries['gt'][record], self.entries['lq'][record], paths['gt_path'], paths['lq_path']
 
-    def _draw(self, index: int) -> dict:
+    def _draw(self, index: int, rng: RandomSource) -> dict:
         """A training sample as its image and draw (the model cuts it on the device): what :meth:`_sample` draws."""
         _, lq_key, gt_path, lq_path = self._whole_image(index)
         lq_size = self.opt['gt_size'] // self.opt['scale']
         shape = self.caches['lq'].shape(lq_key)
-        draw = draw_patch(random, shape, lq_size, self.opt['use_hflip'], self.opt['use_rot'])
+        draw = draw_patch(rng, shape, lq_size, self.opt['use_hflip'], self.opt['use_rot'])
         return {
             'patch_set': self.device_set,
             'patch_image': index,
@@ -302,10 +322,10 @@ class CheckedPairedImageDataset(PairedImageDataset):
             'gt_path': gt_path,
         }
 
-    def _sample(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str, lq_path: str) -> dict:
+    def _sample(self, img_gt: np.ndarray, img_lq: np.ndarray, gt_path: str, lq_path: str, rng: RandomSource) -> dict:
         """basicsr's ``PairedImageDataset`` sample from decoded uint8 images: crop and augment, then to [0, 1].
 
-        The patch is drawn as basicsr draws it (:func:`~.patches.draw_patch`, from Python's ``random``); the crop
+        The patch is drawn as basicsr draws it (:func:`~.patches.draw_patch`, from ``rng``); the crop
         and the flips and rotations move pixels only, so taking them before the conversion to float gives the
         values basicsr's order gives.
         """
@@ -315,7 +335,7 @@ class CheckedPairedImageDataset(PairedImageDataset):
             if 0 <= img_gt.shape[0] - h < scale and 0 <= img_gt.shape[1] - w < scale:
                 img_gt = img_gt[:h, :w]  # HR not a multiple of scale (whole images): the rows no LR pixel covers
             gt_size = self.opt['gt_size']
-            draw = draw_patch(random, img_lq.shape[:2], gt_size // scale, self.opt['use_hflip'], self.opt['use_rot'])
+            draw = draw_patch(rng, img_lq.shape[:2], gt_size // scale, self.opt['use_hflip'], self.opt['use_rot'])
             img_gt, img_lq = cut_patch(img_gt, draw, gt_size, scale), cut_patch(img_lq, draw, gt_size // scale)
         if self.opt['phase'] != 'train':
             img_gt = img_gt[0 : img_lq.shape[0] * scale, 0 : img_lq.shape[1] * scale, :]

@@ -15,7 +15,8 @@ samples carry, so the dataset copies that workers receive hold no device memory.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -26,11 +27,14 @@ CACHE_DEVICES = ('cuda', 'cpu')
 
 
 class RandomSource(Protocol):
-    """What :func:`draw_patch` draws from: Python's ``random`` module or a ``random.Random``."""
+    """What a patch is drawn from (:func:`draw_patch`, a sub-image by its weight): Python's ``random`` module, or
+    a ``random.Random`` seeded by the sample's place (:mod:`.sampler`)."""
 
     def randint(self, a: int, b: int) -> int: ...
 
     def random(self) -> float: ...
+
+    def choices(self, population: Sequence[Any], weights: Sequence[float] | None = None) -> list[Any]: ...
 
 
 class Draw(NamedTuple):

@@ -13,7 +13,13 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 
 from ..utils import report
-from ..utils.records import forget_validations_after, record_validation, recorded_datasets, write_json
+from ..utils.records import (
+    forget_validations_after,
+    record_validation,
+    recorded_datasets,
+    validation_rows,
+    write_json,
+)
 
 logger = logging.getLogger('basicsr')
 
@@ -48,6 +54,10 @@ class ResultsWriter:
         """Drop the rows after ``current_iter``: a resumed run trains those iterations again."""
         if self.record:
             forget_validations_after(self.record, current_iter)
+
+    def rows(self) -> list[dict]:
+        """The training run's recorded validations (:func:`~wdsr_basicsr.utils.records.validation_rows`)."""
+        return validation_rows(self.record) if self.record else []
 
     def recorded(self, current_iter: int) -> set[str]:
         """The sets that have a row at ``current_iter``."""

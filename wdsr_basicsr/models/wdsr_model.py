@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from os import path as osp
@@ -20,11 +21,15 @@ from torch._dynamo.exc import BackendCompilerFailed, Unsupported, UserError
 
 from ..archs.aligned import aligned_forward, check_alignable
 from ..data.patches import device_set
-from ..declare import Rule
+from ..data.sampler import PlacedSampler
+from ..declare import MAX_ITER, Rule
 from ..options.errors import OptionError
 from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import capture_step, compile_step, toolchain_problem
 from ..utils.dist import all_gather
+from ..utils.preempt import REQUEUE_EXIT, Preempted, StopSignals, StopVote
+from ..utils.resume import random_states, restore_random_states
+from ..utils.retention import BEST_NETWORK, checkpoints_to_remove
 from .captured import CapturedUpdate, capture_problem, whole_step
 from .loss_window import LossWindow
 from .validation import SplitValidationModel
@@ -83,6 +88,17 @@ class WDSRModel(SplitValidationModel):
       EMA loads ``params`` and says so in the log.
     * On resume, every rank checks that all ranks resumed at the same
       iteration with the same weights.
+    * In basicsr's training pipeline (:meth:`follow_training`): SIGTERM,
+      SIGUSR1 and Ctrl+C save at the next iteration boundary that every rank
+      agrees on and end the run with :data:`~wdsr_basicsr.utils.preempt.REQUEUE_EXIT`;
+      a training state holds the sampler's place in its epoch and every
+      rank's random states, so a resumed run continues the epoch where it
+      stopped and trains what the uninterrupted run trains.
+    * ``logger: keep_checkpoints`` (default: all) keeps the network files and
+      training states of the last N saved iterations; ``val: best_metric``
+      (default: the first of ``val: metrics``; ``better: lower`` in a
+      metric's options reverses it) names the metric whose best value on the
+      first validation set keeps its network as ``models/net_g_best.pth``.
     * A loss that is NaN or infinite stops the run at the next log line, save
       or validation, whichever comes first: before anything is saved.
     * ``train: optim_g: type`` may be any optimizer of BasicSR's current main
@@ -97,6 +113,8 @@ class WDSRModel(SplitValidationModel):
             use_compile=Rule('bool', null=True, words=('auto',)),
             align_channels=Rule('int', 1, 64, null=True),
         ),
+        'logger': {'keep_checkpoints': Rule('int', 1, MAX_ITER, null=True)},
+        'val': {'best_metric': Rule('str', null=True)},
     }
     #: The optimizers :meth:`get_optimizer` builds beside basicsr's Adam.
     option_builds = {'get_optimizer': OPTIMIZERS}
@@ -109,6 +127,9 @@ class WDSRModel(SplitValidationModel):
         self.amp_dtype = AMP_DTYPES[bool(opt.get('amp_bf16', False))] if opt.get('use_amp') else None
         self.memory_format = torch.channels_last if opt.get('use_channels_last') else torch.contiguous_format
         self.loss_window = LossWindow()
+        self.train_sampler: PlacedSampler | None = None  # basicsr's pipeline's training sampler (follow_training)
+        self._vote: StopVote | None = None
+        self._random_states: list | None = None  # every rank's, gathered by save for save_training_state
         super().__init__(opt)
         if opt['dist']:
             ddp = self.net_g
@@ -259,6 +280,43 @@ class WDSRModel(SplitValidationModel):
         """
         losses = self._eager_step() if self._captured is None else self._captured_step(*self._captured)
         self.loss_window.add(current_iter, losses)
+        if self.train_sampler is not None and self._vote is not None:
+            self.train_sampler.take(self.lq.shape[0])
+            if self._vote.stops_after(current_iter):
+                self._stop(current_iter)
+
+    def follow_training(self, sampler: PlacedSampler) -> None:
+        """Train in basicsr's pipeline, whose training loader draws from ``sampler``.
+
+        Each iteration counts the samples it took (a training state saves the place), and the run stops on
+        request (:mod:`~wdsr_basicsr.utils.preempt`): SIGTERM, SIGUSR1 and the first Ctrl+C save at the next
+        iteration boundary every rank agrees on, then end the run with
+        :data:`~wdsr_basicsr.utils.preempt.REQUEUE_EXIT`. :func:`wdsr_basicsr.compat.build_model` calls it on
+        every rank.
+        """
+        self.train_sampler = sampler
+        signals = StopSignals()
+        self._vote = StopVote(signals)  # on every rank alike: it makes a process group in a distributed run
+        if signals.install():
+            get_root_logger().info(
+                'SIGTERM, SIGUSR1 or Ctrl+C: the run saves at the next iteration boundary and exits with status '
+                f'{REQUEUE_EXIT} (run the same command with --auto_resume to continue); a second Ctrl+C stops at once.'
+            )
+
+    def _stop(self, current_iter: int) -> None:
+        """Save at ``current_iter`` (every rank calls it at the same iteration) and end the run.
+
+        Raises:
+            Preempted: Always, once saved.
+        """
+        asked = self._vote.signals.received if self._vote else None
+        get_root_logger().warning(
+            f'{asked or "Another rank was asked to stop"}: saving iteration {current_iter} and stopping (exit status '
+            f'{REQUEUE_EXIT}); run the same command with --auto_resume to continue from it.'
+        )
+        assert self.train_sampler is not None  # follow_training set both
+        self.save(self.train_sampler.epoch, current_iter)
+        raise Preempted(current_iter)
 
     def _eager_step(self) -> dict:
         """The step eagerly (forward and losses compiled where :meth:`_step_plan` said so); the detached losses."""
@@ -298,14 +356,63 @@ class WDSRModel(SplitValidationModel):
         return means
 
     def save(self, epoch: int, current_iter: int) -> None:
-        """basicsr's save, after checking that no loss since the last log line is NaN or infinite."""
+        """basicsr's save, after checking that no loss since the last log line is NaN or infinite; then the
+        checkpoints beyond ``logger: keep_checkpoints`` go. Every rank calls it (basicsr's pipeline does)."""
         self.loss_window.read('saving')
+        self._random_states = all_gather(random_states()) if current_iter != -1 else None
         super().save(epoch, current_iter)
+        if current_iter != -1:
+            self._remove_old_checkpoints(current_iter)
+
+    @master_only
+    def _remove_old_checkpoints(self, current_iter: int) -> None:
+        keep = self.opt['logger'].get('keep_checkpoints')
+        if not keep:
+            return
+        paths = self.opt['path']
+        removed = checkpoints_to_remove(paths['models'], paths['training_states'], keep, current_iter)
+        for path in removed:
+            os.remove(path)
+        if removed:
+            get_root_logger().info(f'keep_checkpoints: {keep}: removed {", ".join(map(osp.basename, removed))}.')
 
     def validation(self, dataloader, current_iter, tb_logger, save_img=False) -> None:
-        """The validation, after checking that no loss since the last log line is NaN or infinite."""
+        """The validation, after checking that no loss since the last log line is NaN or infinite; a training
+        validation with the best ``val: best_metric`` yet saves the networks as ``net_g_best.pth``."""
         self.loss_window.read('validating')
         super().validation(dataloader, current_iter, tb_logger, save_img)
+        if self.opt['is_train'] and isinstance(current_iter, int):
+            self._keep_best(dataloader.dataset.opt['name'], current_iter)
+
+    def best_metric(self) -> tuple[str, str] | None:
+        """The validation set and metric whose best value keeps ``net_g_best.pth``: the first validation set and
+        ``val: best_metric`` (default: the first of ``val: metrics``); None without either."""
+        val = self.opt.get('val') or {}
+        metrics = list(val.get('metrics') or {})
+        sets = [d['name'] for phase, d in self.opt['datasets'].items() if phase.split('_')[0] == 'val']
+        if not metrics or not sets:
+            return None
+        return sets[0], val.get('best_metric') or metrics[0]
+
+    def _keep_best(self, dataset_name: str, current_iter: int) -> None:
+        best = self.best_metric()
+        if best is None or best[0] != dataset_name:
+            return
+        record = self.best_metric_results[dataset_name][best[1]]
+        if record['iter'] != current_iter:
+            return
+        get_root_logger().info(
+            f'Best {best[1]} on {dataset_name} so far: {record["val"]:.4f} at iteration {current_iter}; saved as '
+            f'{BEST_NETWORK}.'
+        )
+        nets, label, keys = self._networks_to_save()
+        self.save_network(nets, label, 'best', keys)
+
+    def _networks_to_save(self) -> tuple[list[nn.Module], str, list[str]]:
+        """basicsr's ``SRModel.save``'s arguments of ``save_network``: the networks, their label, their keys."""
+        if hasattr(self, 'net_g_ema'):
+            return [self.net_g, self.net_g_ema], 'net_g', ['params', 'params_ema']
+        return [self.net_g], 'net_g', ['params']
 
     def get_optimizer(self, optim_type, params, lr, **kwargs):
         """The ``torch.optim`` class ``optim_type`` (those of BasicSR's current main), else basicsr's own choice.
@@ -333,8 +440,9 @@ class WDSRModel(SplitValidationModel):
 
     # ------------------------------------------------------------------ saving and loading
 
-    def save_network(self, net: nn.Module, net_label: str, current_iter: int, param_key: str = 'params') -> None:
-        """Save network(s) with the ``network_g`` options, atomically."""
+    def save_network(self, net, net_label: str, current_iter: int | str, param_key='params') -> None:
+        """Save network(s) with the ``network_g`` options, atomically, as ``<net_label>_<current_iter>.pth``
+        (``latest`` for -1)."""
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         label = 'latest' if current_iter == -1 else current_iter
@@ -350,7 +458,8 @@ class WDSRModel(SplitValidationModel):
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """Save the optimizer and scheduler states for resuming, atomically."""
+        """Save the optimizer and scheduler states for resuming, atomically, with every rank's random states and
+        the training sampler's place in its epoch."""
         if current_iter == -1:
             return
         state = {
@@ -358,7 +467,10 @@ class WDSRModel(SplitValidationModel):
             'iter': current_iter,
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
+            'random_states': self._random_states,
         }
+        if self.train_sampler is not None:
+            state['sampler'] = self.train_sampler.state_dict()
         if self.scaler.is_enabled():
             state['scaler'] = self.scaler.state_dict()
         save_atomic(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'))
@@ -377,6 +489,42 @@ class WDSRModel(SplitValidationModel):
         self._check_ranks_agree(resume_state['iter'])
         if self.results.record and self.opt['rank'] == 0:  # the iterations after this one are trained again
             self.results.forget_after(resume_state['iter'])
+        self._resume_place(resume_state)
+        self._resume_best()
+
+    def _resume_place(self, resume_state: dict) -> None:
+        """Continue the random states and the sampler's epoch where the state stopped, where it holds them."""
+        logger = get_root_logger()
+        states = resume_state.get('random_states')
+        if states and len(states) == self.opt['world_size']:
+            restore_random_states(states[self.opt['rank']])
+        elif states:
+            logger.warning(f'The training state holds the random states of {len(states)} ranks: they start afresh.')
+        if self.train_sampler is None:
+            return
+        why = "it holds no sampler place (saved by basicsr's or an older model)"
+        if 'sampler' in resume_state:
+            try:
+                self.train_sampler.load_state_dict(resume_state['sampler'])
+                why = ''
+            except ValueError as error:
+                why = str(error)
+        if why:
+            logger.warning(f'Resuming at the start of epoch {resume_state["epoch"]}, as basicsr does: {why}.')
+        else:
+            logger.info(
+                f'Resuming epoch {resume_state["epoch"]} after its first {self.train_sampler.taken} samples per rank.'
+            )
+
+    def _resume_best(self) -> None:
+        """basicsr's best validation figures (its ``Best:`` log lines, :meth:`_keep_best`) from the record."""
+        rows = all_gather(self.results.rows() if self.opt['rank'] == 0 else None)[0]
+        metrics = (self.opt.get('val') or {}).get('metrics') or {}
+        for row in rows:
+            self._initialize_best_metric_results(row['dataset'])
+            for metric, value in row['mean'].items():
+                if metric in metrics and value is not None:
+                    self._update_best_metric_result(row['dataset'], metric, value, row['iter'])
 
     def validate_missed(self, current_iter: int) -> None:
         """Validate at the resumed iteration the sets it has no row for (a run stopped between save and validation).

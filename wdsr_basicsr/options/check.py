@@ -277,7 +277,7 @@ def _vgg_weights(section, where):
 
 def _check_relations(opt, model, datasets):
     """What one value means for another: patch and scale, network and scale, dataset names, cache options, the
-    network that ``align_channels`` pads (where the model reads it)."""
+    network that ``align_channels`` pads and the metric ``best_metric`` names (where the model reads them)."""
     scale = opt.get('scale')
     upscale = (opt.get('network_g') or {}).get('upscale')
     if upscale is not None and scale is not None and upscale != scale:
@@ -285,6 +285,13 @@ def _check_relations(opt, model, datasets):
     reads_align = inspect.isclass(model) and 'align_channels' in inherited_rules(model).get((), {})
     if reads_align and opt.get('align_channels') and isinstance(opt.get('network_g'), dict):
         _check_alignable(opt['network_g'])
+    reads_best = inspect.isclass(model) and 'best_metric' in inherited_rules(model).get(('val',), {})
+    best = (opt.get('val') or {}).get('best_metric')
+    metrics = (opt.get('val') or {}).get('metrics') or {}
+    if reads_best and best is not None and best not in metrics:
+        raise OptionError(
+            f'val:best_metric={best!r} is not computed by the validation (val:metrics has {sorted(metrics)}).'
+        )
     for phase, dataset in opt['datasets'].items():
         if 'name' in dataset and not is_plain_name(dataset['name']):
             raise OptionError(

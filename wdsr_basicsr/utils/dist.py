@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 from ..declare import Rule
 from .compile import toolchain_problem
+from .preempt import Preempted
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,9 @@ def run_reporting_rank(pipeline: Callable, root_path: str) -> None:
     """
     try:
         pipeline(root_path)
+    except Preempted:  # every rank saved at the same iteration: end together, as after a run that succeeded
+        destroy_process_group(synchronize=True)
+        raise
     except Exception as error:
         if dist.is_available() and dist.is_initialized():
             hint = ''

@@ -51,6 +51,11 @@ def record_validation(path: str, row: dict) -> None:
     _write(path, rows + [row])
 
 
+def validation_rows(path: str) -> list[dict]:
+    """The record's rows (``iter``, ``dataset``, ``mean``), in the order they were written; none if it is missing."""
+    return _rows(path)
+
+
 def recorded_datasets(path: str, iteration: int) -> set[str]:
     """The datasets the record holds a row of ``iteration`` for."""
     return {row['dataset'] for row in _rows(path) if row['iter'] == iteration}

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 from collections import Counter
 from os import path as osp
+from typing import cast
 
+import numpy as np
 import torch
 from basicsr.utils.misc import check_resume
 
@@ -136,3 +139,25 @@ def remove_temporaries(experiments_root: str) -> None:
             continue
         for leftover in remove_leftovers(folder):
             logger.warning(f'Removed {leftover}, left by an interrupted save.')
+
+
+def random_states() -> dict:
+    """This process's random states (Python's, NumPy's, torch's CPU and CUDA ones) as tensors and plain values,
+    which a training state loads with ``weights_only=True``."""
+    kind, keys, position, has_gauss, gauss = cast(tuple, np.random.get_state())
+    return {
+        'python': random.getstate(),
+        'numpy': (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+        'torch': torch.get_rng_state(),
+        'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }
+
+
+def restore_random_states(states: dict) -> None:
+    """Set this process's random states to ``states`` (:func:`random_states`); CUDA's where it has as many GPUs."""
+    random.setstate(states['python'])
+    kind, keys, position, has_gauss, gauss = states['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(states['torch'])
+    if states['cuda'] and torch.cuda.is_available() and len(states['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states['cuda'])

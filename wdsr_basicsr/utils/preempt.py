@@ -1,0 +1,97 @@
+"""Stopping a training run when the cluster asks: at an iteration boundary, every rank at the same one.
+
+SIGTERM (what slurm, Kubernetes and torchrun send before they kill), SIGUSR1 (what ``sbatch --signal`` sends
+ahead of a time limit) and the first SIGINT (Ctrl+C) ask the run to stop (:class:`StopSignals`): the handler
+only notes the request, so a checkpoint being written or a validation being run finishes. The model then
+saves at the next iteration boundary that every rank agrees on (:class:`StopVote`) and raises
+:class:`Preempted`, whose exit status :data:`REQUEUE_EXIT` says "run me again" (``--auto_resume`` continues).
+A second SIGINT stops at once (``KeyboardInterrupt``), with the last checkpoint intact (every checkpoint is
+written aside and renamed).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+#: The exit status of a run that stopped on request after saving: EX_TEMPFAIL of sysexits.h ("temporary failure;
+#: the user is invited to retry"), which ``docs/distributed.md``'s sbatch script requeues on.
+REQUEUE_EXIT = 75
+#: The signals that ask a run to stop and save.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+#: How many iterations apart the ranks of a distributed run compare their requests: a run stops at most twice
+#: this many iterations after the first rank was asked, and never waits for the comparison.
+VOTE_EVERY = 10
+
+
+class Preempted(SystemExit):
+    """The run stopped on request after saving at ``iteration``; its exit status is :data:`REQUEUE_EXIT`."""
+
+    def __init__(self, iteration: int):
+        super().__init__(REQUEUE_EXIT)
+        self.iteration = iteration
+
+
+class StopSignals:
+    """The stop requests this process received: :data:`STOP_SIGNALS` noted, a second SIGINT raised.
+
+    :meth:`install` sets the handlers (in the main thread; elsewhere it does nothing, and the signals keep
+    their previous meaning).
+    """
+
+    def __init__(self):
+        self.received: str | None = None  # the name of the first signal received
+
+    def install(self) -> bool:
+        """Handle :data:`STOP_SIGNALS` from now on; whether it could (only the main thread can)."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        for number in STOP_SIGNALS:
+            signal.signal(number, self._handle)
+        return True
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if number == signal.SIGINT and self.received == signal.Signals.SIGINT.name:
+            raise KeyboardInterrupt  # the second Ctrl+C: stop now
+        if self.received is None:
+            self.received = signal.Signals(number).name
+
+
+class StopVote:
+    """Whether the run stops after this iteration: the same answer on every rank, without waiting on a step.
+
+    Alone, a request stops the run after the iteration that is running. In a distributed run each rank puts
+    its request into an all-reduce (max) every :data:`VOTE_EVERY` iterations, without waiting for it, over a
+    gloo group of its own (host memory, never the device's stream); it reads the result at the next vote, by
+    when every rank has long joined it, and every rank stops at that same iteration when any was asked.
+
+    Args:
+        signals (StopSignals): This process's requests.
+    """
+
+    def __init__(self, signals: StopSignals):
+        self.signals = signals
+        self.group: Any = dist.new_group(backend='gloo') if dist.is_available() and dist.is_initialized() else None
+        self._pending: tuple[Any, torch.Tensor] | None = None
+
+    def stops_after(self, current_iter: int) -> bool:
+        """Whether the run stops after iteration ``current_iter``; ranks call it at every iteration alike."""
+        asked = self.signals.received is not None
+        if self.group is None:
+            return asked
+        if current_iter % VOTE_EVERY:
+            return False
+        if self._pending is not None:
+            work, flag = self._pending
+            work.wait()
+            if flag.item():  # a host tensor: no device sync
+                self._pending = None
+                return True
+        flag = torch.tensor([int(asked)], dtype=torch.int32)
+        self._pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True), flag)
+        return False

@@ -518,8 +518,10 @@ class WDSRModel(SplitValidationModel):
 
     def _resume_best(self) -> None:
         """basicsr's best validation figures (its ``Best:`` log lines, :meth:`_keep_best`) from the record."""
-        rows = all_gather(self.results.rows() if self.opt['rank'] == 0 else None)[0]
         metrics = (self.opt.get('val') or {}).get('metrics') or {}
+        rows = all_gather(self.results.rows() if self.opt['rank'] == 0 else None)[0]
+        if not metrics:
+            return
         for row in rows:
             self._initialize_best_metric_results(row['dataset'])
             for metric, value in row['mean'].items():

@@ -9,6 +9,7 @@ a local server for the archives, ``--device cpu`` where the docs say ``cuda`` (C
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from official import official_2018, official_2019
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.prepare.benchmarks import prepare_benchmarks
 from wdsr_basicsr.runs import shrink_options
+from wdsr_basicsr.utils.preempt import VOTE_EVERY
 
 SETS = ('Set5', 'Set14', 'B100', 'Urban100', 'Manga109')
 #: The commands CI runs itself (`.ci/run`, word for word), and the fast suite (collected here, not run again).
@@ -265,21 +267,53 @@ def test_torch_distributed_launch(shared, tmp_path):
     trained(cwd, 'train_wdsr_b_x2_4gpu')
 
 
-@pytest.mark.slow
-def test_slurm(shared, tmp_path):
-    """srun of one task: the environment slurm gives it, and an scontrol that names this machine."""
-    cwd = project(tmp_path, shared)
+def slurm_stand_ins(cwd):
+    """``sbatch`` (runs the script here), ``srun`` (one task: runs its command, its pid in ``srun.pid``) and
+    ``scontrol`` (``show hostnames``: this machine; ``requeue``: the job id appended to ``requeued``)."""
     bin_dir = cwd / 'bin'
     bin_dir.mkdir()
-    (bin_dir / 'scontrol').write_text('#!/bin/sh\necho 127.0.0.1\n')
-    (bin_dir / 'scontrol').chmod(0o755)
-    argv = words(documented('docs/distributed.md', 'srun python'))
-    assert argv[0] == 'srun'
-    opt_file = REPO / 'options' / 'dist' / 'train_wdsr_b_x2_8gpu.yml'
+    scripts = {
+        'sbatch': '#!/bin/sh\nexec bash "$@"\n',
+        'srun': '#!/bin/sh\necho $$ > srun.pid\nexec "$@"\n',
+        'scontrol': '#!/bin/sh\nif [ "$1" = requeue ]; then echo "$2" >> requeued; else echo 127.0.0.1; fi\n',
+    }
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
     env = {'PATH': f'{bin_dir}:{os.environ["PATH"]}', 'SLURM_PROCID': '0', 'SLURM_NTASKS': '1'}
-    env.update(SLURM_LOCALID='0', SLURM_NODELIST='node1')
-    run(argv[1:] + shrink(opt_file, **{'dist_params:port': free_port()}), cwd, env=env)
+    env.update(SLURM_LOCALID='0', SLURM_NODELIST='node1', SLURM_JOB_ID='7')
+    return env
+
+
+@pytest.mark.slow
+def test_slurm(shared, tmp_path):
+    """The batch script, one task: left alone it trains and is not requeued; stopped by SIGUSR1 (what
+    --signal=USR1@120 sends every task) it saves, ends with 75 and requeues the job, which then resumes."""
+    cwd = project(tmp_path, shared)
+    env = slurm_stand_ins(cwd)
+    argv = words(documented('docs/distributed.md', 'sbatch scripts/slurm_train.sh'))
+    opt_file = REPO / argv[-1]
+    run(argv + shrink(opt_file, **{'dist_params:port': free_port()}), cwd, env=env)
     trained(cwd, 'train_wdsr_b_x2_8gpu')
+    assert not (cwd / 'requeued').exists()
+
+    long_run = shrink(opt_file, **{'dist_params:port': free_port(), 'name': 'requeued', 'train:total_iter': 100000})
+    proc = subprocess.Popen(
+        argv + long_run, cwd=cwd, env=cpu_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for line in proc.stderr:
+        if 'SIGTERM, SIGUSR1 or Ctrl+C: the run saves' in line:
+            os.kill(int((cwd / 'srun.pid').read_text()), signal.SIGUSR1)
+            break
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 75, err[-3000:]
+    assert (cwd / 'requeued').read_text() == '7\n'
+    stop = 2 * VOTE_EVERY  # a process group of one: the second vote after the request
+    assert f'SIGUSR1: saving iteration {stop} and stopping (exit status 75)' in err
+    resumed = [w.replace('train:total_iter=100000', f'train:total_iter={stop + 2}') for w in long_run]
+    result = run(argv + resumed, cwd, env=env)
+    assert f'iter: {stop}.' in result.stderr and 'Resuming training from epoch' in result.stderr
+    assert (cwd / 'requeued').read_text() == '7\n'
 
 
 # ----------------------------------------------------------------------------- data

@@ -84,6 +84,7 @@ setup(
             'wdsr-train = wdsr_basicsr.train:main',
             'wdsr-test = wdsr_basicsr.test:main',
             'wdsr-prepare-div2k = wdsr_basicsr.prepare.div2k:main',
+            'wdsr-prepare-folder = wdsr_basicsr.prepare.folder:main',
             'wdsr-make-demo-data = wdsr_basicsr.prepare.demo:main',
             'wdsr-prepare-benchmarks = wdsr_basicsr.prepare.benchmarks:main',
             'wdsr-inference = wdsr_basicsr.inference:main',

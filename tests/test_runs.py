@@ -8,8 +8,9 @@ import yaml
 
 from helpers import OPTIONS
 from wdsr_basicsr.benchmark.gpu_check import main as gpu_check_main
+from wdsr_basicsr.prepare.layout import div2k_lmdbs
 from wdsr_basicsr.reproduce import main as reproduce_main
-from wdsr_basicsr.runs import div2k_lmdbs, entry_command, shrink_options
+from wdsr_basicsr.runs import entry_command, shrink_options
 
 
 def flatten(tree, prefix=()):

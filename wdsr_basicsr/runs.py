@@ -18,16 +18,10 @@ from os import path as osp
 import yaml
 
 from .models.results import VALIDATIONS_FILE
-from .prepare.layout import hr_dir, lmdb_names, lr_dir
+from .prepare.layout import point_at_div2k
 
 #: The entries a run may start, beside this module.
 ENTRIES = {name: osp.join(osp.dirname(osp.abspath(__file__)), f'{name}.py') for name in ('train', 'test')}
-
-
-def div2k_lmdbs(data: str, split: str, scale: int) -> tuple[str, str]:
-    """The (GT, LQ) LMDB paths of DIV2K's ``split`` (``'train'``: sub-images; ``'valid'``) at ``scale`` in ``data``."""
-    names = lmdb_names(split, (scale,))
-    return osp.join(data, names['hr']), osp.join(data, names[scale])
 
 
 def shrink_options(
@@ -74,7 +68,7 @@ def shrink_options(
     sizes = {'gt_size': gt_size, 'batch_size_per_gpu': batch, 'num_worker_per_gpu': workers}
     sizes['dataset_enlarge_ratio'] = enlarge
     for phase, dataset in opt['datasets'].items():
-        _shrink_dataset(dataset, phase, data, opt['scale'])
+        point_at_div2k(dataset, phase, data, opt['scale'])
         if phase == 'train':
             dataset.update({key: value for key, value in sizes.items() if value is not None})
     opt['network_g'].update(network or {})
@@ -87,16 +81,6 @@ def shrink_options(
         opt['val']['val_freq'] = max(1, iters // validations)
         opt['logger'].update(print_freq=max(1, iters // 10), save_checkpoint_freq=max(1, iters // checkpoints))
     return opt
-
-
-def _shrink_dataset(dataset: dict, phase: str, data: str, scale: int) -> None:
-    """Point a dataset at the DIV2K data under ``data``: the LMDBs, or a caching training set's whole images."""
-    if phase == 'train' and dataset.get('cache_data') and (dataset.get('io_backend') or {}).get('type') == 'disk':
-        dataset.update(dataroot_gt=hr_dir(data, 'train'), dataroot_lq=lr_dir(data, 'train', scale))
-    else:
-        gt, lq = div2k_lmdbs(data, 'train' if phase == 'train' else 'valid', scale)
-        dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
-    dataset.pop('meta_info_file', None)
 
 
 def write_options(opt: dict, folder: str) -> str:

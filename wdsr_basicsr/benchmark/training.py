@@ -43,8 +43,7 @@ from ..compat import entry_install
 from ..data.cache_open import open_cache
 from ..data.paired_dataset import CheckedPairedImageDataset
 from ..prepare.demo import make_demo_data
-from ..prepare.layout import hr_dir, lr_dir
-from ..runs import div2k_lmdbs
+from ..prepare.layout import div2k_lmdbs, hr_dir, lr_dir
 from ..utils.messages import show_messages
 
 #: The 16-block networks of the recipes, as ``network_g`` sections.

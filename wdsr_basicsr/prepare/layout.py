@@ -48,3 +48,20 @@ def list_hr_stems(root: str, split: str) -> list[str]:
         if '.' in stem:  # basicsr cuts LMDB keys at the first dot of meta_info.txt
             raise PreparationError(f'{osp.join(folder, stem)}.png: the name may not contain a dot.')
     return stems
+
+
+def div2k_lmdbs(data: str, split: str, scale: int) -> tuple[str, str]:
+    """The (GT, LQ) LMDB paths of DIV2K's ``split`` (``'train'``: sub-images; ``'valid'``) at ``scale`` in ``data``."""
+    names = lmdb_names(split, (scale,))
+    return osp.join(data, names['hr']), osp.join(data, names[scale])
+
+
+def point_at_div2k(dataset: dict, phase: str, data: str, scale: int) -> None:
+    """Point an option file's dataset section at the DIV2K-shaped data under ``data``, in place: the LMDBs (training:
+    the sub-images; any other phase: the validation images), or a caching training set's whole-image folders."""
+    if phase == 'train' and dataset.get('cache_data') and (dataset.get('io_backend') or {}).get('type') == 'disk':
+        dataset.update(dataroot_gt=hr_dir(data, 'train'), dataroot_lq=lr_dir(data, 'train', scale))
+    else:
+        gt, lq = div2k_lmdbs(data, 'train' if phase == 'train' else 'valid', scale)
+        dataset.update(dataroot_gt=gt, dataroot_lq=lq, io_backend={'type': 'lmdb'})
+    dataset.pop('meta_info_file', None)

@@ -372,6 +372,30 @@ def test_prepare_benchmarks_and_the_demo_set(shared, tmp_path):
 # ----------------------------------------------------------------------------- inference, export, conversion
 
 
+@pytest.mark.slow
+def test_own_folder(shared, tmp_path):
+    """README's three commands for a folder of one's own (mixed formats), sizes and lengths shrunk."""
+    cwd = project(tmp_path, shared)
+    (cwd / 'my_photos').mkdir()
+    cv2.imwrite(str(cwd / 'my_photos' / 'beach.jpg'), photo('astronaut', 130, 110))
+    cv2.imwrite(str(cwd / 'my_photos' / 'cat.png'), cv2.cvtColor(photo('chelsea', 110, 103), cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(cwd / 'my_photos' / 'cup.png'), photo('coffee', 101, 125).astype(np.uint16) * 257)
+    cv2.imwrite(str(cwd / 'my_photos' / 'rocket.tif'), photo('rocket', 120, 140))
+    prepare = words(documented('README.md', 'prepare_folder.py'))
+    train = words(documented('README.md', '-opt datasets/my_photos'))
+    upscale = words(documented('README.md', 'wdsr-inference -i my_lowres/'))
+    run(prepare + ['--crop-size', '96', '--step', '48', '--valid', '1'], cwd)
+    lengths = ['train:total_iter=2', 'val:val_freq=2', 'logger:print_freq=1', 'logger:save_checkpoint_freq=2']
+    lengths += ['datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0', 'num_gpu=0']
+    lengths += ['network_g:num_feat=8', 'network_g:num_block=1']
+    run(train + ['--force_yml', *lengths], cwd)
+    assert (trained(cwd, 'train_wdsr_b_x2_my_photos') / 'models' / 'net_g_best.pth').is_file()
+    (cwd / 'my_lowres').mkdir()
+    cv2.imwrite(str(cwd / 'my_lowres' / 'small.png'), photo('coffee', 30, 40))
+    run(upscale, cwd)
+    assert cv2.imread(str(cwd / 'my_upscaled' / 'small.png')).shape == (60, 80, 3)
+
+
 @pytest.fixture
 def weights(shared, tmp_path):
     """A folder with the README's checkpoint of the shipped WDSR-B x2, and two photographs in photos/."""

@@ -1,12 +1,14 @@
 """Training through BasicSR: entry, checkpoints, resume on CPU, torchrun/gloo, bad input, crash safety."""
 
 import json
+import resource
+import subprocess
 import sys
 
 import pytest
 import torch
 
-from helpers import REPO, TRAIN, run, write_options
+from helpers import REPO, TRAIN, cpu_env, run, write_options
 from wdsr_basicsr.runs import read_validations
 
 pytestmark = pytest.mark.slow  # every test runs the training or test entry end to end
@@ -231,3 +233,36 @@ def test_a_run_stopped_between_save_and_validation_validates_on_resume(lmdb_root
     resumed = read_validations(str(exp))
     assert [r['iter'] for r in resumed] == [2, 4, 6]
     assert resumed[1]['mean']['psnr'] == pytest.approx(rows[1]['mean']['psnr'], abs=1e-9)  # the same weights
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_keeps_the_last_checkpoint(lmdb_root, tmp_path):
+    """A file size limit (ulimit -f) below one checkpoint, from the resumed run on: it stops at its first save with
+    one line naming the file; the checkpoint it resumed from stays whole, nothing half-written is left."""
+    opt = tiny_options(lmdb_root, name='full', num_feat=32, num_block=4)
+    opt_file = write_options(tmp_path / 'full.yml', opt)
+    assert train(tmp_path, opt_file).returncode == 0
+    exp = tmp_path / 'experiments' / 'full'
+    before = {p.name: p.read_bytes() for p in (exp / 'models').iterdir()}
+    assert min(len(data) for data in before.values()) > 400_000
+    opt['train']['total_iter'] = 6
+    limit = 300_000  # bytes a file may grow to: the log and the records, not a network file
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, TRAIN, '-opt', write_options(tmp_path / 'full.yml', opt), '--auto_resume'],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=cpu_env(),
+        preexec_fn=limited,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'error: {exp}/models/net_g_6.pth could not be written (File too large)'), last
+    assert 'Traceback' not in result.stderr
+    assert {p.name: p.read_bytes() for p in (exp / 'models').iterdir()} == before
+    assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state', '4.state']
+    torch.load(exp / 'training_states' / '4.state', weights_only=True)

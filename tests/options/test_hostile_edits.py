@@ -197,3 +197,28 @@ def test_align_channels_is_refused_under_a_launcher(tmp_path):
     opt = edit(load_options(DEMO), ('align_channels',), 8)
     with pytest.raises(ValueError, match=r"d\.yml: align_channels: a distributed run trains through DDP's own"):
         check_launch(opt, 'pytorch', 0, 'd.yml', model_keys=model_keys(opt))
+
+
+@pytest.mark.parametrize(
+    'keys, value, message',
+    [
+        (('logger', 'keep_checkpoints'), 0, 'logger:keep_checkpoints'),
+        (('logger', 'keep_checkpoints'), 'two', 'logger:keep_checkpoints'),
+        (('logger', 'keep_checkpoints'), 2.5, 'logger:keep_checkpoints'),
+        (('val', 'best_metric'), 'lpips', "val:best_metric='lpips' is not computed by the validation (val:metrics has"),
+    ],
+    ids=['keep_0', 'keep_word', 'keep_fraction', 'best_not_computed'],
+)
+def test_retention_options_are_refused_in_one_line(keys, value, message):
+    """Checkpoint retention (docs/distributed.md) on the demo file: a keep below 1 or not an integer, a best metric
+    that the validation does not compute."""
+    opt = edit(load_options(DEMO), keys, value)
+    with pytest.raises(OptionError) as error:
+        check_options(opt, 'demo.yml', True)
+    assert message in str(error.value) and '\n' not in str(error.value)
+
+
+def test_retention_options_as_documented_pass():
+    opt = edit(edit(load_options(DEMO), ('logger', 'keep_checkpoints'), 3), ('val', 'best_metric'), 'psnr_y')
+    assert 'psnr_y' in opt['val']['metrics']
+    check_options(opt, 'demo.yml', True)

@@ -24,7 +24,7 @@ from ..data.patches import device_set
 from ..data.sampler import PlacedSampler
 from ..declare import MAX_ITER, Rule
 from ..options.errors import OptionError
-from ..utils.checkpoint import load_checkpoint, save_atomic, strip_prefixes
+from ..utils.checkpoint import CheckpointWriteError, load_checkpoint, save_atomic, strip_prefixes
 from ..utils.compile import capture_step, compile_step, toolchain_problem
 from ..utils.dist import all_gather
 from ..utils.preempt import REQUEUE_EXIT, Preempted, StopSignals, StopVote
@@ -357,10 +357,21 @@ class WDSRModel(SplitValidationModel):
 
     def save(self, epoch: int, current_iter: int) -> None:
         """basicsr's save, after checking that no loss since the last log line is NaN or infinite; then the
-        checkpoints beyond ``logger: keep_checkpoints`` go. Every rank calls it (basicsr's pipeline does)."""
+        checkpoints beyond ``logger: keep_checkpoints`` go. Every rank calls it (basicsr's pipeline does).
+
+        Raises:
+            CheckpointWriteError: On every rank, if rank 0 could not write a file (the earlier ones are intact).
+        """
         self.loss_window.read('saving')
         self._random_states = all_gather(random_states()) if current_iter != -1 else None
-        super().save(epoch, current_iter)
+        failed = None
+        try:
+            super().save(epoch, current_iter)
+        except CheckpointWriteError as error:
+            failed = str(error)
+        failures = [f for f in all_gather(failed) if f]  # rank 0 writes: every rank stops alike
+        if failures:
+            raise CheckpointWriteError(failures[0])
         if current_iter != -1:
             self._remove_old_checkpoints(current_iter)
 

@@ -19,6 +19,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 
 from ..data.paired_dataset import CheckedPairedImageDataset
 from ..declare import inherited_rules
+from ..utils.checkpoint import CheckpointWriteError
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
 from ..utils.messages import show_messages
 from ..utils.wandb_logger import wandb_fault
@@ -243,7 +244,7 @@ def run_pipeline(pipeline: Callable) -> None:
     """Run basicsr's ``train_pipeline`` or ``test_pipeline`` rooted at the current directory.
 
     An option that cannot work ends the process with one line ``error: ...``
-    (named by the check, before any work: no traceback).
+    (named by the check, before any work: no traceback), and so does a checkpoint that cannot be written.
 
     Args:
         pipeline (callable): ``pipeline(root_path)``.
@@ -251,5 +252,5 @@ def run_pipeline(pipeline: Callable) -> None:
     show_messages()
     try:
         run_reporting_rank(pipeline, os.getcwd())
-    except OptionError as error:
+    except (OptionError, CheckpointWriteError) as error:
         sys.exit(f'error: {error}')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -32,17 +33,33 @@ def strip_prefixes(state: dict, prefixes: tuple[str, ...] = ('module.',)) -> dic
     return out
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, a file size limit): the previous one is intact. One line."""
+
+
 def save_atomic(obj: object, path: str) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it over ``path`` (:func:`written_aside`).
 
     Args:
         obj: What to save.
         path (str): Destination.
+
+    Raises:
+        CheckpointWriteError: If the file cannot be written; nothing of it is left, ``path`` is as it was.
     """
-    with written_aside(path) as tmp, open(tmp, 'wb') as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
+    buffer = io.BytesIO()  # serialised first: a failed write then says why (torch's zip writer would not)
+    torch.save(obj, buffer)
+    try:
+        with written_aside(path) as tmp, open(tmp, 'wb') as f:
+            f.write(buffer.getbuffer())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        raise CheckpointWriteError(
+            f'{path} could not be written ({error.strerror or error}); nothing of it was kept and the checkpoints '
+            'before it are intact: free space (or raise the file size limit), then run the same command with '
+            '--auto_resume.'
+        ) from None
 
 
 def load_checkpoint(path: str, what: str = 'checkpoint') -> dict:

@@ -31,6 +31,18 @@ def test_a_signal_is_noted_not_obeyed(handlers, number):
     assert signals.received == signal.Signals(number).name
 
 
+def test_the_handlers_before_are_restored(handlers):
+    def mine(number, frame):
+        pass
+
+    signal.signal(signal.SIGTERM, mine)
+    signals = StopSignals()
+    signals.install()
+    assert signal.getsignal(signal.SIGTERM) != mine
+    signals.restore()
+    assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_the_second_ctrl_c_stops_at_once(handlers):
     signals = StopSignals()
     signals.install()

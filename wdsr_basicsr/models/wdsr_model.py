@@ -374,6 +374,8 @@ class WDSRModel(SplitValidationModel):
             raise CheckpointWriteError(failures[0])
         if current_iter != -1:
             self._remove_old_checkpoints(current_iter)
+        elif self._vote is not None:  # basicsr saves the latest networks once the loop is over: stop no more
+            self._vote.signals.restore()
 
     @master_only
     def _remove_old_checkpoints(self, current_iter: int) -> None:

@@ -46,14 +46,21 @@ class StopSignals:
 
     def __init__(self):
         self.received: str | None = None  # the name of the first signal received
+        self._previous: dict[int, Any] = {}
 
     def install(self) -> bool:
         """Handle :data:`STOP_SIGNALS` from now on; whether it could (only the main thread can)."""
         if threading.current_thread() is not threading.main_thread():
             return False
         for number in STOP_SIGNALS:
-            signal.signal(number, self._handle)
+            self._previous[number] = signal.signal(number, self._handle)
         return True
+
+    def restore(self) -> None:
+        """Give the signals back the handlers they had before :meth:`install` (training is over)."""
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
         if number == signal.SIGINT and self.received == signal.Signals.SIGINT.name:

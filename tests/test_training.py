@@ -77,7 +77,7 @@ def test_train_resume_and_checkpoints(lmdb_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     exp = tmp_path / 'experiments' / 'tiny'
     models = sorted(p.name for p in (exp / 'models').iterdir())
-    assert models == ['net_g_2.pth', 'net_g_4.pth', 'net_g_latest.pth']
+    assert models == ['net_g_2.pth', 'net_g_4.pth', 'net_g_best.pth', 'net_g_latest.pth']  # best: val:best_metric
     assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state', '4.state']
     checkpoint = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
     assert checkpoint['network_g'] == {'type': 'WDSR_B', 'num_feat': 8, 'num_block': 1, 'upscale': 2, 'norm': 'weight'}

@@ -152,4 +152,6 @@ def test_sigusr1_through_basicsrs_entry_keeps_n_and_the_best(lmdb_root, tmp_path
     theirs = torch.load(tmp_path / 'experiments' / 'alone' / 'models' / f'net_g_{best}.pth', weights_only=True)
     for key in ('params', 'params_ema'):
         assert all(torch.equal(ours[key][n], theirs[key][n]) for n in theirs[key])
+    row = next(r for r in rows if r['iter'] == best)
+    assert ours['best'] == {'iter': best, 'dataset': row['dataset'], 'metric': 'psnr', 'value': row['mean']['psnr']}
     assert any('saved as net_g_best.pth' in log.read_text() for log in exp.glob('train_*.log'))

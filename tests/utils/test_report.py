@@ -49,10 +49,10 @@ def runs(tmp_path_factory):
     folders = {}
     for seed, name in ((0, 'net_a'), (1, 'net_b')):
         torch.manual_seed(seed)
-        torch.save(
-            {'params': WDSR_B(num_feat=8, num_block=1, upscale=2).state_dict(), 'network_g': NETWORK_G},
-            root / f'{name}.pth',
-        )
+        saved = {'params': WDSR_B(num_feat=8, num_block=1, upscale=2).state_dict(), 'network_g': NETWORK_G}
+        if name == 'net_b':  # as a training run saves net_g_best.pth
+            saved['best'] = BEST
+        torch.save(saved, root / f'{name}.pth')
         opt = load_options(OPTIONS / 'test_wdsr_b_x2.yml')  # as shipped: save_img true, Y PSNR/SSIM, border 2
         opt.update(name=name, num_gpu=0, network_g=dict(opt['network_g'], num_feat=8, num_block=1))
         opt['datasets'] = {
@@ -67,6 +67,10 @@ def runs(tmp_path_factory):
         assert result.returncode == 0, result.stderr[-3000:]
         folders[name] = root / 'results' / name
     return folders
+
+
+#: What net_b's file says of the validation it was best at.
+BEST = {'iter': 1800, 'dataset': 'DIV2K_valid', 'metric': 'psnr', 'value': 31.25}
 
 
 def page_data(page):
@@ -106,6 +110,12 @@ def test_a_test_run_writes_its_page(runs):
     by_hand = np.mean([bicubic_ssim[name] for name in bicubic_ssim])
     assert set5['mean']['bicubic']['ssim_y'] == pytest.approx(by_hand)
     assert set5['mean']['models'][0]['gain']['ssim_y'] == pytest.approx(recorded['ssim_y'] - by_hand)
+    assert data['notes'] == []
+    data_b, _ = page_data(runs['net_b'] / 'index.html')  # a network saved as a training run's best says so
+    assert data_b['notes'] == [
+        'net_b: net_b.pth, the best psnr on DIV2K_valid (31.2500) of its training, at iteration 1800'
+    ]
+    assert json.loads((runs['net_b'] / 'metrics_Set5.json').read_text())['network']['best'] == BEST
     log = next(folder.glob('test_net_a_*.log')).read_text()
     assert f'Results page with Set5: {folder / "index.html"}' in log
     assert not np.isfinite(
@@ -289,6 +299,9 @@ def test_the_page_in_a_real_browser(runs, tmp_path):
         assert page.eval_on_selector('tbody tr', 'r => r.cells[0].textContent') == FLAT
         shot = tmp_path / 'page.png'
         page.screenshot(path=str(shot), full_page=True)
+        page.goto((runs['net_b'] / 'index.html').as_uri())  # a network saved as its training run's best
+        page.wait_for_load_state('load')
+        assert 'the best psnr on DIV2K_valid (31.2500) of its training' in page.inner_text('#notes')
         browser.close()
     img = cv2.imread(str(shot))
     assert img is not None and img.std() > 10  # not blank

@@ -97,7 +97,15 @@ class ResultsWriter:
             },
         }
 
-    def write(self, records: list[tuple], dataset_name: str, current_iter, mean: dict, reporting: bool) -> None:
+    def write(
+        self,
+        records: list[tuple],
+        dataset_name: str,
+        current_iter,
+        mean: dict,
+        reporting: bool,
+        network: dict | None = None,
+    ) -> None:
         """Training: the row of :data:`VALIDATIONS_FILE`. Testing: ``metrics_<set>.json``, the results page.
 
         Args:
@@ -106,6 +114,8 @@ class ResultsWriter:
             current_iter (int | str): The iteration (training) or the run's name (testing).
             mean (dict): ``{metric: mean}``.
             reporting (bool): Whether a test run's results page is written (it saved its images).
+            network (dict | None): The tested network's file (``path``, ``best``), recorded by a test run.
+                Default: None.
         """
         if self.record:
             record_validation(self.record, {'iter': current_iter, 'dataset': dataset_name, 'mean': mean})
@@ -115,7 +125,7 @@ class ResultsWriter:
         per_image = {name: values for _, name, values, _ in records}
         write_json(
             osp.join(results_root, f'metrics_{dataset_name}.json'),
-            {'dataset': dataset_name, 'mean': mean, 'images': per_image},
+            {'dataset': dataset_name, 'mean': mean, 'images': per_image, 'network': network},
         )
         if reporting:
             report.write_set_report(results_root, dataset_name, {name: e for _, name, _, e in records if e})

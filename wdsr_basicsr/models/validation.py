@@ -40,6 +40,9 @@ class SplitValidationModel(SRModel):
 
     lq: torch.Tensor  # set by basicsr's feed_data
     amp_dtype: torch.dtype | None = None  # autocast in evaluation (a subclass's mixed precision)
+    #: The file ``net_g`` was loaded from (``path``, and ``best``: the validation it was saved at as the best), set
+    #: by a subclass's ``load_network``; a test run's records and page name it.
+    network_file: dict | None = None
 
     @property
     def results(self) -> ResultsWriter:
@@ -90,7 +93,7 @@ class SplitValidationModel(SRModel):
         self._average_metrics(records, dataset_name, current_iter)
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         if self.opt['rank'] == 0:
-            self.results.write(records, dataset_name, current_iter, self.metric_results, reporting)
+            self.results.write(records, dataset_name, current_iter, self.metric_results, reporting, self.network_file)
 
     def _test_my_share(self, dataloader: DataLoader, current_iter, save_img: bool, reporting: bool) -> list[tuple]:
         """Run this rank's images (r, r + world_size, ...): each saved as asked, its metrics, its page entry.

@@ -419,7 +419,8 @@ class WDSRModel(SplitValidationModel):
             f'{BEST_NETWORK}.'
         )
         nets, label, keys = self._networks_to_save()
-        self.save_network(nets, label, 'best', keys)
+        meta = {'iter': current_iter, 'dataset': dataset_name, 'metric': best[1], 'value': float(record['val'])}
+        self.save_network(nets, label, 'best', keys, best=meta)
 
     def _networks_to_save(self) -> tuple[list[nn.Module], str, list[str]]:
         """basicsr's ``SRModel.save``'s arguments of ``save_network``: the networks, their label, their keys."""
@@ -453,13 +454,18 @@ class WDSRModel(SplitValidationModel):
 
     # ------------------------------------------------------------------ saving and loading
 
-    def save_network(self, net, net_label: str, current_iter: int | str, param_key='params') -> None:
+    def save_network(
+        self, net, net_label: str, current_iter: int | str, param_key='params', *, best: dict | None = None
+    ) -> None:
         """Save network(s) with the ``network_g`` options, atomically, as ``<net_label>_<current_iter>.pth``
-        (``latest`` for -1)."""
+        (``latest`` for -1); ``best``: the validation it was best at (``iter``, ``dataset``, ``metric``,
+        ``value``), kept in the file and shown on the results page of a test run of it."""
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         label = 'latest' if current_iter == -1 else current_iter
-        save_dict = {'network_g': dict(self.opt['network_g'])}
+        save_dict: dict = {'network_g': dict(self.opt['network_g'])}
+        if best is not None:
+            save_dict['best'] = best
         for net_, key in zip(nets, keys):
             state = self.get_bare_model(net_).state_dict()
             save_dict[key] = {k: v.cpu() for k, v in strip_prefixes(state).items()}
@@ -589,6 +595,8 @@ class WDSRModel(SplitValidationModel):
         """Load ``param_key`` (or ``params``) of a checkpoint into ``net``, read with ``weights_only=True``."""
         checkpoint = load_checkpoint(load_path, 'path:pretrain_network_g')
         saved_network = checkpoint.get('network_g') if isinstance(checkpoint.get('network_g'), dict) else None
+        if net is self.net_g:
+            self.network_file = {'path': load_path, 'best': checkpoint.get('best')}
         if param_key is not None:
             if param_key not in checkpoint and 'params' in checkpoint:
                 get_root_logger().warning(

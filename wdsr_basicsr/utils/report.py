@@ -83,6 +83,7 @@ def read_run(results_root: str) -> dict:
         report_path = osp.join(results_root, f'report_{metrics["dataset"]}.json')
         report = _read_json(report_path, ('images',))['images'] if osp.isfile(report_path) else {}
         sets[metrics['dataset']] = {
+            'network': metrics.get('network'),
             'metrics': list(metrics['mean']),
             'images': {img: dict(report.get(img, {}), metrics=values) for img, values in metrics['images'].items()},
         }
@@ -106,7 +107,8 @@ def page_data(runs: dict[str, str], page_dir: str) -> dict:
     """What the page shows for ``runs`` (label -> result folder): the sets and images all of them have.
 
     Returns:
-        dict: ``{'models': [...], 'metrics': [...], 'sets': [...], 'left_out': [...]}``; image paths are
+        dict: ``{'models': [...], 'metrics': [...], 'sets': [...], 'left_out': [...], 'notes': [...]}``
+        (notes: :func:`network_note`); image paths are
         relative to ``page_dir``, and each missing or unreadable image is listed with the image.
     """
     read = {label: read_run(root) for label, root in runs.items()}
@@ -151,7 +153,20 @@ def page_data(runs: dict[str, str], page_dir: str) -> dict:
                 )
             images.append(entry)
         sets.append({'name': set_name, 'images': images, 'mean': _set_means(images, labels, metrics)})
-    return {'models': labels, 'metrics': metrics, 'sets': sets, 'left_out': left_out}
+    notes = [note for label in labels for note in [network_note(label, read[label])] if note]
+    return {'models': labels, 'metrics': metrics, 'sets': sets, 'left_out': left_out, 'notes': notes}
+
+
+def network_note(label: str, run: dict) -> str | None:
+    """The page's line on the network a run tested, where its file was saved as the best of a training run."""
+    network = next((s['network'] for s in run.values() if s.get('network')), None)
+    if not network or not network.get('best'):
+        return None
+    best = network['best']
+    return (
+        f'{label}: {osp.basename(network["path"])}, the best {best["metric"]} on {best["dataset"]} '
+        f'({best["value"]:.4f}) of its training, at iteration {best["iter"]}'
+    )
 
 
 def _set_means(images: list[dict], labels: list[str], metrics: list[str]) -> dict:

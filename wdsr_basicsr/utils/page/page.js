@@ -104,6 +104,7 @@ function sortBy(tbody, col, th) {
   for (const h of th.parentNode.children) h.classList.toggle('sorted', h === th);
 }
 for (const line of DATA.left_out) document.getElementById('left-out').appendChild(el('div', {}, 'left out: ' + line));
+for (const line of DATA.notes) document.getElementById('notes').appendChild(el('div', {}, line));
 for (const set of DATA.sets) {
   const sec = el('section', {class: 'set'});
   sec.appendChild(el('h2', {}, `${set.name} (${set.images.length} images)`));

@@ -125,7 +125,7 @@ class ResultsWriter:
         per_image = {name: values for _, name, values, _ in records}
         write_json(
             osp.join(results_root, f'metrics_{dataset_name}.json'),
-            {'dataset': dataset_name, 'mean': mean, 'images': per_image, 'network': network},
+            {'dataset': dataset_name, 'mean': mean, 'images': per_image} | ({'network': network} if network else {}),
         )
         if reporting:
             report.write_set_report(results_root, dataset_name, {name: e for _, name, _, e in records if e})

@@ -45,9 +45,9 @@ from ..options import load_options
 from ..utils.image_io import IMAGE_EXTENSIONS
 from ..utils.messages import show_messages
 from ..utils.resize import mod_crop
-from . import PreparationError, run_job
+from . import PreparationError, read_bgr, run_job
 from .div2k import make_pool, prepare
-from .layout import hr_dir, lr_dir, lr_path, point_at_div2k
+from .layout import check_stem, hr_dir, lr_dir, lr_path, point_at_div2k
 from .lmdb import ALIGN_SCALES
 
 #: What a prepared folder records of its making.
@@ -73,8 +73,7 @@ def list_images(folder: str, what: str) -> dict[str, str]:
             continue
         if stem in found:
             raise PreparationError(f'{found[stem]} and {path} have the same name: rename one (keys are names).')
-        if '.' in stem:
-            raise PreparationError(f'{path}: the name may not contain a dot besides its extension.')
+        check_stem(stem, path)
         found[stem] = path
     if not found:
         raise PreparationError(f'{what} {folder} holds no image ({", ".join(IMAGE_EXTENSIONS)}).')
@@ -92,10 +91,7 @@ def read_as_basicsr(path: str) -> np.ndarray:
             pil.load()  # a truncated file fails here, where OpenCV may decode a grey remainder
     except Exception as error:  # noqa: BLE001  (PIL raises many kinds)
         raise PreparationError(f'{path} cannot be read as an image ({error}); is it truncated?') from None
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise PreparationError(f'{path} cannot be read as an image.')
-    return img
+    return read_bgr(path)
 
 
 def _write_hr(item, *, align, crop_size):

@@ -45,9 +45,18 @@ def list_hr_stems(root: str, split: str) -> list[str]:
     if not stems:
         raise PreparationError(f'HR folder {folder} holds no PNG image.')
     for stem in stems:
-        if '.' in stem:  # basicsr cuts LMDB keys at the first dot of meta_info.txt
-            raise PreparationError(f'{osp.join(folder, stem)}.png: the name may not contain a dot.')
+        check_stem(stem, f'{osp.join(folder, stem)}.png')
     return stems
+
+
+def check_stem(stem: str, path: str) -> None:
+    """Refuse an image name that cannot be an LMDB key: basicsr cuts a key at the first dot of meta_info.txt.
+
+    Raises:
+        PreparationError: Naming ``path``.
+    """
+    if '.' in stem:
+        raise PreparationError(f'{path}: the name may not contain a dot besides its extension.')
 
 
 def div2k_lmdbs(data: str, split: str, scale: int) -> tuple[str, str]:

@@ -269,7 +269,9 @@ def test_torch_distributed_launch(shared, tmp_path):
 
 def slurm_stand_ins(cwd):
     """``sbatch`` (runs the script here), ``srun`` (one task: runs its command, its pid in ``srun.pid``) and
-    ``scontrol`` (``show hostnames``: this machine; ``requeue``: the job id appended to ``requeued``)."""
+    ``scontrol`` (``show hostnames``: this machine; ``requeue``: the job id appended to ``requeued``). The
+    project's environment is active, as where a user calls ``sbatch`` (which passes its environment on): the
+    script's ``python`` is the suite's."""
     bin_dir = cwd / 'bin'
     bin_dir.mkdir()
     scripts = {
@@ -280,7 +282,8 @@ def slurm_stand_ins(cwd):
     for name, text in scripts.items():
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    env = {'PATH': f'{bin_dir}:{os.environ["PATH"]}', 'SLURM_PROCID': '0', 'SLURM_NTASKS': '1'}
+    env = {'PATH': f'{bin_dir}:{Path(sys.executable).parent}:{os.environ["PATH"]}', 'SLURM_PROCID': '0'}
+    env.update(SLURM_NTASKS='1')
     env.update(SLURM_LOCALID='0', SLURM_NODELIST='node1', SLURM_JOB_ID='7')
     return env
 

@@ -45,7 +45,6 @@ from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record
 from wdsr_basicsr.data.sampler import PlacedSampler  # noqa: E402
 from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
 from wdsr_basicsr.options.observed import UnreadReport, WatchedSection  # noqa: E402
-from wdsr_basicsr.options.parse import is_site_directory  # noqa: E402
 from wdsr_basicsr.utils.resume import load_resume_state  # noqa: E402
 from wdsr_basicsr.utils.wandb_logger import init_wandb_logger  # noqa: E402
 
@@ -120,11 +119,11 @@ class SiteRootKeepingOptions(WatchedSection):
 
     basicsr's ``train_pipeline`` stores the root it was given after parsing (``opt['root_path'] = root_path``,
     then ``tb_logger/`` goes under it); run as ``python -m basicsr.train`` that root is site-packages. The root
-    that :func:`~wdsr_basicsr.options.derive_options` chose is kept instead.
+    that :func:`~wdsr_basicsr.options.derive_options` chose from the same one (its rule) is kept instead.
     """
 
     def __setitem__(self, key, value):
-        if key == 'root_path' and 'root_path' in self and is_site_directory(value):
+        if key == 'root_path' and 'root_path' in self:
             value = self['root_path']
         super().__setitem__(key, value)
 

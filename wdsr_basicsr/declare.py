@@ -11,6 +11,13 @@ or as a mapping ``{key: rule}`` whose rule says what the value must be (a :class
     class HATModel(SRModel):
         option_keys = {'': ['tile'], 'val': {'window_size': None}}
 
+A class whose keys depend on one another (one read only with another, a value that needs the machine to have
+something) may say so in a static method ``options_fault(section) -> str | None``, given its section as written:
+the option check asks it (:func:`relations_fault`) after each value passed its rule, and names the section.
+
+A dataset class may check its data before the run starts in a class method ``check_data(opt, world_size)``
+(``opt``: its section with ``phase`` and ``scale``); the entries call it on every rank, after the options.
+
 A model may also declare ``option_builds``: for ``'get_optimizer'`` or ``'setup_schedulers'``, the type
 names its own method builds beside what its bases build.
 
@@ -92,3 +99,10 @@ def declared_builds(cls: type, method: str) -> tuple[str, ...] | None:
     """The type names that ``cls``'s own ``method`` builds, as its ``option_builds`` declares; None if undeclared."""
     builds = vars(cls).get('option_builds') or {}
     return tuple(builds[method]) if method in builds else None
+
+
+def relations_fault(cls: object, section: dict) -> str | None:
+    """What ``cls``'s own ``options_fault`` finds wrong between the keys of its ``section``; None if nothing or if
+    ``cls`` is not a class that declares one."""
+    ask = getattr(cls, 'options_fault', None) if isinstance(cls, type) else None
+    return ask(section) if callable(ask) else None

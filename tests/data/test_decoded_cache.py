@@ -427,7 +427,7 @@ def test_sampling_without_cache_data_is_refused(lmdb_root, tmp_path):
     opt = lmdb_options(lmdb_root, tmp_path, cache_data=False, sampling='image')
     with pytest.raises(ValueError, match='sampling is read with cache_data: true only'):
         build_dataset(opt)
-    with pytest.raises(ValueError, match="sampling='area'; use image"):
+    with pytest.raises(ValueError, match="datasets:DIV2K:sampling='area' must be one of image, record."):
         build_dataset(lmdb_options(lmdb_root, tmp_path, sampling='area'))
 
 
@@ -530,6 +530,27 @@ def test_bad_cache_options_are_one_line_before_any_work(lmdb_root, tmp_path, mon
     with pytest.raises(OptionError) as caught:
         parse_in_process(demo_on(lmdb_root, tmp_path, **change), tmp_path, monkeypatch)
     assert message in str(caught.value) and '\n' not in str(caught.value)
+
+
+def test_the_entries_data_check_is_not_repeated_by_the_dataset(lmdb_root, tmp_path, monkeypatch):
+    """parse_options hashes each side of the training set once; the dataset basicsr builds from those options (a
+    deep copy, as basicsr's build_dataset makes) takes what it found; a later dataset of the same options hashes
+    again (the data may have changed since)."""
+    hashed = []
+    identity = decoded_cache.cache_identity
+
+    def counted(root, *rest):
+        hashed.append(root)
+        return identity(root, *rest)
+
+    monkeypatch.setattr(decoded_cache, 'cache_identity', counted)
+    opt, _ = parse_in_process(demo_on(lmdb_root, tmp_path), tmp_path, monkeypatch)
+    train = opt['datasets']['train']
+    assert sorted(hashed) == sorted([train['dataroot_gt'], train['dataroot_lq']])
+    dataset = build_dataset(train)
+    assert len(hashed) == 2 and len(dataset.caches['gt'].index) == len(dataset)
+    build_dataset(train)
+    assert len(hashed) == 4
 
 
 ENTRY_CASES = [

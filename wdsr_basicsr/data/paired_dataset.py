@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from os import path as osp
 
@@ -12,7 +13,8 @@ from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
-from ..declare import Rule
+from ..declare import Rule, inherited_rules
+from ..options.values import checked
 from .cache_layouts import image_groups, plan_caches, sub_image_layouts
 from .cache_open import open_cache
 from .decoded_cache import CachePlan, DecodedImages, check_memory
@@ -33,34 +35,23 @@ from .sampler import Place
 #: How a training sample picks its image (``sampling``, with ``cache_data``): each source image equally often
 #: (the authors'), or each stored record equally often (basicsr's; on sub-image LMDBs this weights images by area).
 SAMPLINGS = ('image', 'record')
+#: The keys read with ``cache_data: true`` only, and what each is for.
+ONLY_WITH_CACHE = {
+    'sampling': 'without it every stored image is sampled equally often, as basicsr does',
+    'cache_dir': 'it is where the decoded images go',
+    'cache_device': 'it is where the decoded images go to be cut',
+}
 
 
-def cache_options_fault(opt: dict) -> str | None:
-    """What is wrong with a dataset's ``cache_data`` / ``sampling`` options, or None (the option check asks too)."""
-    cache_data = bool(opt.get('cache_data', False))
-    if 'sampling' in opt and not cache_data:
-        return (
-            'sampling is read with cache_data: true only (without it every stored image is sampled equally '
-            'often, as basicsr does).'
-        )
-    if opt.get('sampling', 'image') not in SAMPLINGS:
-        return (
-            f"sampling={opt['sampling']!r}; use image (each source image equally often: the authors') or "
-            "record (each stored image equally often: basicsr's)."
-        )
-    backend = (opt.get('io_backend') or {}).get('type')
-    if cache_data and backend not in ('lmdb', 'disk'):
-        return f'cache_data reads io_backend lmdb or disk, not {backend!r}.'
-    if opt.get('cache_device') is not None and not cache_data:
-        return 'cache_device is read with cache_data: true only (it is where the decoded images go to be cut).'
-    if opt.get('cache_device') == 'cuda' and not torch.cuda.is_available():
-        return 'cache_device: cuda, but torch sees no CUDA GPU here; use cpu, or leave it out (a GPU run sets it).'
-    if opt.get('cache_dir') is not None:
-        if not cache_data:
-            return 'cache_dir is read with cache_data: true only (it is where the decoded images go).'
-        if not isinstance(opt['cache_dir'], str) or not opt['cache_dir']:
-            return f'cache_dir={opt["cache_dir"]!r} must be the path of a folder (text).'
-    return None
+#: What :meth:`CheckedPairedImageDataset.check_data` found for the entries before the run, by the options it was
+#: given: the dataset built from the same options in this process takes it (once) instead of reading and hashing
+#: the data again.
+_checked: dict[str, dict[str, CachePlan]] = {}
+
+
+def _options_key(opt: dict) -> str:
+    """The options of a dataset as one text: equal options, equal text."""
+    return json.dumps(opt, sort_keys=True, default=repr)
 
 
 @DATASET_REGISTRY.register()
@@ -133,8 +124,33 @@ class CheckedPairedImageDataset(PairedImageDataset):
         }
     }
 
+    @staticmethod
+    def options_fault(opt: dict) -> str | None:
+        """What one of ``cache_data``, ``sampling``, ``cache_dir``, ``cache_device`` means for another, or None.
+
+        The keys' values are judged by their rules (:attr:`option_keys`); this says what a rule cannot: which
+        keys are read only with ``cache_data``, the backends it reads, a GPU that is not there
+        (:mod:`wdsr_basicsr.declare`: the option check asks it, and so does :meth:`check_data`).
+        """
+        cache_data = bool(opt.get('cache_data', False))
+        if not cache_data:
+            for key in ('sampling', 'cache_dir', 'cache_device'):
+                if opt.get(key) is not None or (key == 'sampling' and key in opt):
+                    return f'{key} is read with cache_data: true only ({ONLY_WITH_CACHE[key]}).'
+            return None
+        backend = (opt.get('io_backend') or {}).get('type')
+        if backend not in ('lmdb', 'disk'):
+            return f'cache_data reads io_backend lmdb or disk, not {backend!r}.'
+        if opt.get('cache_device') == 'cuda' and not torch.cuda.is_available():
+            return 'cache_device: cuda, but torch sees no CUDA GPU here; use cpu, or leave it out (a GPU run sets it).'
+        if opt.get('cache_dir') == '':
+            return "cache_dir='' must be the path of a folder."
+        return None
+
     def __init__(self, opt: dict):
-        plans = self.check_data(opt)
+        plans = _checked.pop(_options_key(opt), None)  # the entries checked these very options on this rank
+        if plans is None:
+            plans = self.check_data(opt)
         self.backend = opt['io_backend']['type']
         self.cache_data = bool(opt.get('cache_data', False))
         self.sampling = opt.get('sampling', 'image' if self.cache_data else 'record')
@@ -151,14 +167,15 @@ class CheckedPairedImageDataset(PairedImageDataset):
 
         Reads ``meta_info.txt`` and the LMDBs' keys, or the image files' headers: no image is decoded (but
         where an LMDB's meta_info.txt contradicts itself, see the class). The entries call it before the run
-        starts (with the number of processes); the constructor calls it too. With ``cache_data`` it also
-        finds the cache of each side (hashing the encoded images, :func:`~.decoded_cache.plan_cache`) and
-        checks the memory and disk it needs.
+        starts (with the number of processes); the constructor calls it unless they did on the same options.
+        With ``cache_data`` it also finds the cache of each side (hashing the encoded images,
+        :func:`~.decoded_cache.plan_cache`) and checks the memory and disk it needs.
 
         Args:
             opt (dict): The dataset's options, with ``phase`` and ``scale``.
-            world_size (int | None): Processes that share the training set: with it, an epoch must give each
-                at least one full batch. Default: None (not checked).
+            world_size (int | None): Processes that share the training set: with it (the entries' call), an
+                epoch must give each at least one full batch, and what was found is kept for the dataset built
+                next from the same options in this process. Default: None (not checked).
 
         Returns:
             dict[str, CachePlan]: With ``cache_data``, the cache of ``'gt'`` and of ``'lq'``; else empty.
@@ -176,7 +193,10 @@ class CheckedPairedImageDataset(PairedImageDataset):
             if not osp.exists(opt[key]):
                 raise FileNotFoundError(f'datasets:{name}: {key} {opt[key]} does not exist.')
         train = opt['phase'] == 'train'
-        fault = (patch_fault(opt['gt_size'], opt['scale']) if train else None) or cache_options_fault(opt)
+        for key, rule in inherited_rules(cls)[()].items():
+            if key in opt:
+                checked(opt[key], rule, ('datasets', name, key))
+        fault = (patch_fault(opt['gt_size'], opt['scale']) if train else None) or cls.options_fault(opt)
         if fault:
             raise ValueError(f'datasets:{name}: {fault}')
         lmdb = opt['io_backend']['type'] == 'lmdb'
@@ -187,7 +207,10 @@ class CheckedPairedImageDataset(PairedImageDataset):
         if train and world_size:
             samples = len(layouts['gt']) if layouts else len(image_groups(list(sizes), by_image))
             check_batch(opt, name, samples, world_size)
-        return plan_caches(opt, name, sizes, layouts, opt.get('cache_dir')) if opt.get('cache_data') else {}
+        plans = plan_caches(opt, name, sizes, layouts, opt.get('cache_dir')) if opt.get('cache_data') else {}
+        if world_size is not None:
+            _checked[_options_key(opt)] = plans
+        return plans
 
     def _open_cache(self, plans: dict[str, CachePlan]) -> None:
         """Map (or decode first) the images of both sides, and say how a training sample picks its image."""

@@ -23,8 +23,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from ..archs.aligned import check_alignable
 from ..data.pair_sizes import patch_fault
-from ..data.paired_dataset import CheckedPairedImageDataset, cache_options_fault
-from ..declare import inherited_rules
+from ..declare import inherited_rules, relations_fault
 from ..utils.dist import DIST_PARAMS
 from .errors import OptionError
 from .rules import KEYED_SECTIONS, RULES
@@ -276,8 +275,9 @@ def _vgg_weights(section, where):
 
 
 def _check_relations(opt, model, datasets):
-    """What one value means for another: patch and scale, network and scale, dataset names, cache options, the
-    network that ``align_channels`` pads and the metric ``best_metric`` names (where the model reads them)."""
+    """What one value means for another: patch and scale, network and scale, dataset names, what a dataset class
+    says of its own keys (:func:`~wdsr_basicsr.declare.relations_fault`), the network that ``align_channels``
+    pads and the metric ``best_metric`` names (where the model reads them)."""
     scale = opt.get('scale')
     upscale = (opt.get('network_g') or {}).get('upscale')
     if upscale is not None and scale is not None and upscale != scale:
@@ -301,8 +301,7 @@ def _check_relations(opt, model, datasets):
         fault = (
             patch_fault(dataset['gt_size'], scale) if phase == 'train' and dataset.get('gt_size') and scale else None
         )
-        if inspect.isclass(datasets[phase]) and issubclass(datasets[phase], CheckedPairedImageDataset):
-            fault = fault or cache_options_fault(dataset)
+        fault = fault or relations_fault(datasets[phase], dataset)
         if fault:
             raise OptionError(f'datasets:{phase}: {fault}')
 

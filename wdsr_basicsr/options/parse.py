@@ -17,7 +17,6 @@ from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from ..data.paired_dataset import CheckedPairedImageDataset
 from ..declare import inherited_rules
 from ..utils.checkpoint import CheckpointWriteError
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
@@ -134,15 +133,15 @@ def _start_distributed(opt: dict, launcher: str, local_rank: int, uses_gpu: bool
 
 
 def check_data(opt: dict) -> None:
-    """Check each dataset whose class can (:meth:`CheckedPairedImageDataset.check_data`) against its data.
+    """Check each dataset whose class declares how (``check_data``, :mod:`wdsr_basicsr.declare`) against its data.
 
     Args:
         opt (dict): Options after :func:`derive_options` (phases, scales) and with ``world_size``.
     """
     for dataset_opt in opt['datasets'].values():
-        dataset_class = DATASET_REGISTRY.get(dataset_opt['type'])
-        if issubclass(dataset_class, CheckedPairedImageDataset):
-            dataset_class.check_data(dataset_opt, opt['world_size'])
+        check = getattr(DATASET_REGISTRY.get(dataset_opt['type']), 'check_data', None)
+        if callable(check):
+            check(dataset_opt, opt['world_size'])
 
 
 def _arguments():

@@ -66,6 +66,7 @@ setup(
         'wandb': ['wandb'],
         'test': [
             'pytest>=7',
+            'jsonschema',
             'onnx',
             'onnxscript',
             'onnxruntime',

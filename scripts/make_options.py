@@ -330,6 +330,12 @@ def dist_block(gpus):
 # num_gpu counts every process of the run, on all nodes."""
 
 
+def schema_line(rel):
+    """The first line of an option file: where YAML-aware editors find its schema (relative to the file)."""
+    schema = osp.join(ROOT, os.pardir, 'wdsr_basicsr', 'options', 'options.schema.json')
+    return f'# yaml-language-server: $schema={osp.relpath(schema, osp.dirname(osp.join(ROOT, rel)))}\n'
+
+
 def files():
     out = {}
     for kind, short in (('WDSR_A', 'a'), ('WDSR_B', 'b')):
@@ -506,7 +512,7 @@ def files():
     out['test_demo_wdsr_b_x2.yml'] = test_file(
         'test_demo_wdsr_b_x2', 2, network('WDSR_B', 2, num_block=4, num_feat=16), 'demo_wdsr_b_x2', demo=True
     )
-    return out
+    return {rel: schema_line(rel) + text for rel, text in out.items()}
 
 
 def main(argv=None):

@@ -53,6 +53,7 @@ class Rule(NamedTuple):
         length (int | str | None): A list's length: a number, or the name of the key of the same section
             (its value, else the factory's default) that gives it (``rgb_mean`` has ``num_in_ch`` values).
         low_open (bool): Whether ``low`` itself is excluded.
+        doc (str): What the option means, in one line (the option reference shows it).
     """
 
     kind: str
@@ -64,6 +65,7 @@ class Rule(NamedTuple):
     high_open: bool = False
     length: int | str | None = None
     low_open: bool = False
+    doc: str = ''
 
 
 def declared_keys(cls: type) -> dict[Section, dict[str, Rule | None]] | None:

@@ -117,10 +117,29 @@ class CheckedPairedImageDataset(PairedImageDataset):
     #: What this class reads beside ``PairedImageDataset`` (:mod:`wdsr_basicsr.declare`).
     option_keys = {
         '': {
-            'cache_data': Rule('bool', null=True),
-            'sampling': Rule('str', words=SAMPLINGS),
-            'cache_dir': Rule('str', null=True),
-            'cache_device': Rule('str', words=CACHE_DEVICES, null=True),
+            'cache_data': Rule(
+                'bool',
+                null=True,
+                doc='Decode every image once into a shared memory-mapped file and cut samples from it.',
+            ),
+            'sampling': Rule(
+                'str',
+                words=SAMPLINGS,
+                doc='With cache_data: image (each source image equally often: '
+                "the authors') or record (each stored image: basicsr's). Default: image.",
+            ),
+            'cache_dir': Rule(
+                'str',
+                null=True,
+                doc='With cache_data: the folder of the decoded images (default: '
+                'beside the data, else the user cache).',
+            ),
+            'cache_device': Rule(
+                'str',
+                words=CACHE_DEVICES,
+                null=True,
+                doc='With cache_data, training: where patches are cut (a GPU run sets cuda).',
+            ),
         }
     }
 

@@ -32,9 +32,14 @@ class SplitValidationModel(SRModel):
     #: What this class reads beside ``SRModel`` (:mod:`wdsr_basicsr.declare`).
     option_keys = {
         'val': {
-            'tile': Rule('int', 0, MAX_ITER),
-            'tile_pad': Rule('int', 0, MAX_ITER),
-            'self_ensemble': Rule('bool', null=True),
+            'tile': Rule(
+                'int',
+                0,
+                MAX_ITER,
+                doc='Validate in tiles of this many LR pixels a side (bounded memory); 0: whole images.',
+            ),
+            'tile_pad': Rule('int', 0, MAX_ITER, doc='LR pixels of context around each tile (cropped off after).'),
+            'self_ensemble': Rule('bool', null=True, doc='Average the outputs of the 8 flips and rotations (x8).'),
         }
     }
 

@@ -108,13 +108,48 @@ class WDSRModel(SplitValidationModel):
     #: What this class reads beside ``SRModel`` (:mod:`wdsr_basicsr.declare`): the option check's one home of
     #: these keys' rules.
     option_keys = {
-        '': dict(
-            {key: Rule('bool', null=True) for key in ('use_amp', 'amp_bf16', 'use_channels_last')},
-            use_compile=Rule('bool', null=True, words=('auto',)),
-            align_channels=Rule('int', 1, 64, null=True),
-        ),
-        'logger': {'keep_checkpoints': Rule('int', 1, MAX_ITER, null=True)},
-        'val': {'best_metric': Rule('str', null=True)},
+        '': {
+            'use_amp': Rule(
+                'bool',
+                null=True,
+                doc='Mixed precision: forward and losses under autocast (fp16 on a GPU'
+                ' with a gradient scaler, or bf16 with amp_bf16).',
+            ),
+            'amp_bf16': Rule('bool', null=True, doc='With use_amp: bfloat16 instead of float16 (no gradient scaler).'),
+            'use_channels_last': Rule('bool', null=True, doc='Network and batches in channels-last memory format.'),
+            'use_compile': Rule(
+                'bool',
+                null=True,
+                words=('auto',),
+                doc='torch.compile: true compiles (the whole '
+                'training step where it can), auto where CUDA and Triton are, false never.',
+            ),
+            'align_channels': Rule(
+                'int',
+                1,
+                64,
+                null=True,
+                doc="WDSR-A/B's convs run with channels zero-padded to "
+                'this multiple (same outputs); null: as declared.',
+            ),
+        },
+        'logger': {
+            'keep_checkpoints': Rule(
+                'int',
+                1,
+                MAX_ITER,
+                null=True,
+                doc='How many of the latest checkpoints to keep '
+                '(the best and the final one are never removed); null: all.',
+            ),
+        },
+        'val': {
+            'best_metric': Rule(
+                'str',
+                null=True,
+                doc='The val:metrics entry whose best value saves models/net_g_best.pth (first validation set).',
+            ),
+        },
     }
     #: The optimizers :meth:`get_optimizer` builds beside basicsr's Adam.
     option_builds = {'get_optimizer': OPTIMIZERS}

@@ -28,9 +28,13 @@ logger = logging.getLogger(__name__)
 DIST_BACKENDS = ('nccl', 'gloo')
 #: What ``dist_params`` may hold (:func:`init_dist` reads it; the option check judges it by these rules).
 DIST_PARAMS = {
-    'backend': Rule('str', null=True, words=('auto', *DIST_BACKENDS)),
-    'port': Rule('int', 1, 65535),
-    'timeout_min': Rule('number', 0, None, null=True, low_open=True),
+    'backend': Rule(
+        'str', null=True, words=('auto', *DIST_BACKENDS), doc='auto: NCCL when the run uses GPUs, gloo otherwise.'
+    ),
+    'port': Rule('int', 1, 65535, doc='slurm only: the rendezvous port (torchrun takes --master_port).'),
+    'timeout_min': Rule(
+        'number', 0, None, null=True, low_open=True, doc='Minutes a rank waits in a collective for the others.'
+    ),
 }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from helpers import REPO
 
-DOCS = ('README.md', *sorted(f'docs/{p.name}' for p in (REPO / 'docs').glob('*.md')))
+DOCS = ('README.md', *sorted(str(p.relative_to(REPO)) for p in (REPO / 'docs').rglob('*.md')))
 BIN = Path(sys.executable).parent
 
 

@@ -168,7 +168,7 @@ class SiblingTestModel(_SiblingReads):
 
 @MODEL_REGISTRY.register()
 class DeclaringSiblingTestModel(_SiblingReads):
-    """A sibling plugin's model that declares what it reads (wdsr_basicsr.declare), as the README shows."""
+    """A sibling plugin's model that declares what it reads (wdsr_basicsr.declare), as the option check's page shows."""
 
     option_keys = {'': ['sibling_strength'], 'train': {'sibling_warmup': Rule('int', 0)}}
 

@@ -234,7 +234,7 @@ def launched(opt_file):
 
 
 def test_two_nodes_on_one_machine(valid3_root, tmp_path):
-    # the README's multi-node command with the 8-GPU file, as 2 "nodes" of 1 CPU process
+    # docs/tutorials/cluster.md's multi-node command with the 8-GPU file, as 2 "nodes" of 1 CPU process
     opt = shipped('dist/train_wdsr_b_x2_8gpu.yml', valid3_root, 'nodes')
     opt_file = write_options(tmp_path / 'n.yml', opt)
     port = free_port()

@@ -58,10 +58,25 @@ def test_every_documented_command_is_run():
 
 
 def test_the_fast_suite_command_selects_the_fast_tests():
-    argv = words(documented('README.md', '-m "not slow"')) + ['--collect-only']
+    argv = words(documented('docs/how-to/develop.md', '-m "not slow"')) + ['--collect-only']
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, env=cpu_env())
     assert result.returncode == 0, result.stdout[-3000:]
     assert 'deselected' in result.stdout.splitlines()[-1] and 'test_docs.py::test_every' in result.stdout
+
+
+@pytest.mark.parametrize(
+    'doc, snippet',
+    [
+        ('docs/tutorials/train-div2k.md', '.venv/bin/python scripts/prepare_div2k.py --root datasets/DIV2K --download'),
+        ('docs/tutorials/train-div2k.md', 'wdsr_basicsr/train.py -opt options/train_wdsr_b_x2.yml'),
+        ('docs/tutorials/train-div2k.md', 'wdsr_basicsr/test.py -opt options/test_wdsr_b_x2.yml'),
+        ('docs/tutorials/own-images.md', 'wdsr-inference -i my_lowres/'),
+        ('docs/how-to/benchmark.md', 'benchmark.py --opt options/train_wdsr_b_x2.yml'),
+    ],
+)
+def test_the_readme_tour_is_the_pages_own(doc, snippet):
+    """The README's short tour shows commands of the pages it links, word for word (they run there)."""
+    assert documented('README.md', snippet) == documented(doc, snippet)
 
 
 # ----------------------------------------------------------------------------- a project folder
@@ -182,10 +197,14 @@ def test_the_main_job(shared, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    'snippet', ['python -m basicsr.train', 'wdsr_basicsr/train.py -opt options/train_wdsr_b_x2.yml']
+    'doc, snippet',
+    [
+        ('docs/how-to/basicsr-entries.md', 'python -m basicsr.train'),
+        ('docs/tutorials/train-div2k.md', 'wdsr_basicsr/train.py -opt options/train_wdsr_b_x2.yml'),
+    ],
 )
-def test_training_entries(shared, tmp_path, snippet):
-    text = documented('README.md', snippet)
+def test_training_entries(shared, tmp_path, doc, snippet):
+    text = documented(doc, snippet)
     cwd = project(tmp_path, shared)
     run(words(text) + shrink(REPO / 'options' / 'train_wdsr_b_x2.yml'), cwd)
     trained(cwd, 'train_wdsr_b_x2')
@@ -193,7 +212,7 @@ def test_training_entries(shared, tmp_path, snippet):
 
 @pytest.mark.slow
 def test_training_in_a_basicsr_clone(shared, tmp_path):
-    text = documented('README.md', 'python basicsr/train.py')
+    text = documented('docs/how-to/basicsr-entries.md', 'python basicsr/train.py')
     clone = project(tmp_path, shared)
     (clone / 'basicsr').mkdir()
     shutil.copy(Path(basicsr.__file__).parent / 'train.py', clone / 'basicsr' / 'train.py')
@@ -202,13 +221,19 @@ def test_training_in_a_basicsr_clone(shared, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('snippet', ['python -m basicsr.test', 'wdsr_basicsr/test.py -opt options/test_wdsr_b_x2.yml'])
-def test_test_entries(shared, tmp_path, snippet):
+@pytest.mark.parametrize(
+    'doc, snippet',
+    [
+        ('docs/how-to/basicsr-entries.md', 'python -m basicsr.test'),
+        ('docs/tutorials/train-div2k.md', 'wdsr_basicsr/test.py -opt options/test_wdsr_b_x2.yml'),
+    ],
+)
+def test_test_entries(shared, tmp_path, doc, snippet):
     """The shipped test file on the five sets and DIV2K's validation, with weights where it looks for them."""
     cwd = project(tmp_path, shared)
     opt = load_options(REPO / 'options' / 'test_wdsr_b_x2.yml')
     checkpoint(cwd / opt['path']['pretrain_network_g'], opt['network_g'])
-    run(words(documented('README.md', snippet)), cwd)
+    run(words(documented(doc, snippet)), cwd)
     results = cwd / 'results' / 'test_wdsr_b_x2'
     assert {f'metrics_{name}.json' for name in SETS} <= set(os.listdir(results))
 
@@ -225,21 +250,19 @@ def torchrun_words(text, nproc, **placeholders):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('doc', ['README.md', 'docs/distributed.md'])
-def test_torchrun_on_one_machine(shared, tmp_path, doc):
+def test_torchrun_on_one_machine(shared, tmp_path):
     cwd = project(tmp_path, shared)
-    argv = torchrun_words(documented(doc, 'torchrun --nproc_per_node=4'), 2)
+    argv = torchrun_words(documented('docs/tutorials/cluster.md', 'torchrun --nproc_per_node=4'), 2)
     run(argv + shrink(REPO / 'options' / 'dist' / 'train_wdsr_b_x2_4gpu.yml'), cwd)
     trained(cwd, 'train_wdsr_b_x2_4gpu')
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('doc', ['README.md', 'docs/distributed.md'])
-def test_torchrun_on_two_nodes(shared, tmp_path, doc):
+def test_torchrun_on_two_nodes(shared, tmp_path):
     """Two "nodes" of one CPU process each, on this machine."""
     cwd = project(tmp_path, shared)
     port = str(free_port())
-    text = documented(doc, 'torchrun --nnodes=2')
+    text = documented('docs/tutorials/cluster.md', 'torchrun --nnodes=2')
     env = cpu_env({'XDG_CACHE_HOME': str(cwd / '.cache')})
     nodes = [
         subprocess.Popen(
@@ -262,7 +285,7 @@ def test_torchrun_on_two_nodes(shared, tmp_path, doc):
 def test_torch_distributed_launch(shared, tmp_path):
     cwd = project(tmp_path, shared)
     opt_file = 'options/dist/train_wdsr_b_x2_4gpu.yml'
-    argv = torchrun_words(documented('docs/distributed.md', 'torch.distributed.launch'), 2, FILE=opt_file)
+    argv = torchrun_words(documented('docs/tutorials/cluster.md', 'torch.distributed.launch'), 2, FILE=opt_file)
     run(argv + shrink(REPO / opt_file), cwd)
     trained(cwd, 'train_wdsr_b_x2_4gpu')
 
@@ -294,7 +317,7 @@ def test_slurm(shared, tmp_path):
     --signal=USR1@120 sends every task) it saves, ends with 75 and requeues the job, which then resumes."""
     cwd = project(tmp_path, shared)
     env = slurm_stand_ins(cwd)
-    argv = words(documented('docs/distributed.md', 'sbatch scripts/slurm_train.sh'))
+    argv = words(documented('docs/tutorials/cluster.md', 'sbatch scripts/slurm_train.sh'))
     opt_file = REPO / argv[-1]
     run(argv + shrink(opt_file, **{'dist_params:port': free_port()}), cwd, env=env)
     trained(cwd, 'train_wdsr_b_x2_8gpu')
@@ -351,11 +374,18 @@ def div2k_archives(server, scales):
     ],
 )
 def test_prepare_div2k_with_its_download(tmp_path, snippet):
-    """Both of the README's commands, the archives from a server on this machine, 48 px sub-images."""
+    """Both of the tutorial's commands, the archives from a server on this machine, 48 px sub-images."""
     server = RangeServer({})
     try:
         div2k_archives(server, (2, 3, 4))
-        argv = words(documented('README.md', snippet)) + ['--base-url', server.url, '--crop-size', '48', '--step', '24']
+        argv = words(documented('docs/tutorials/train-div2k.md', snippet)) + [
+            '--base-url',
+            server.url,
+            '--crop-size',
+            '48',
+            '--step',
+            '24',
+        ]
         run(argv, project(tmp_path, None, datasets=False))
     finally:
         server.close()
@@ -366,9 +396,9 @@ def test_prepare_div2k_with_its_download(tmp_path, snippet):
 @pytest.mark.slow
 def test_prepare_benchmarks_and_the_demo_set(shared, tmp_path):
     cwd = project(tmp_path, shared, datasets=False)
-    run(words(documented('README.md', 'prepare_benchmarks.py'), IN=str(shared / 'in')), cwd)
+    run(words(documented('docs/tutorials/train-div2k.md', 'prepare_benchmarks.py'), IN=str(shared / 'in')), cwd)
     assert sorted(os.listdir(cwd / 'datasets' / 'Set5')) == ['GTmod12', 'LRbicx2', 'LRbicx3', 'LRbicx4']
-    run(words(documented('README.md', 'make_demo_data.py')), cwd)
+    run(words(documented('docs/tutorials/train-div2k.md', 'make_demo_data.py')), cwd)
     assert (cwd / 'datasets' / 'demo' / 'DIV2K_train_HR_sub.lmdb').is_dir()
 
 
@@ -377,16 +407,16 @@ def test_prepare_benchmarks_and_the_demo_set(shared, tmp_path):
 
 @pytest.mark.slow
 def test_own_folder(shared, tmp_path):
-    """README's three commands for a folder of one's own (mixed formats), sizes and lengths shrunk."""
+    """The tutorial's three commands for a folder of one's own (mixed formats), sizes and lengths shrunk."""
     cwd = project(tmp_path, shared)
     (cwd / 'my_photos').mkdir()
     cv2.imwrite(str(cwd / 'my_photos' / 'beach.jpg'), photo('astronaut', 130, 110))
     cv2.imwrite(str(cwd / 'my_photos' / 'cat.png'), cv2.cvtColor(photo('chelsea', 110, 103), cv2.COLOR_BGR2GRAY))
     cv2.imwrite(str(cwd / 'my_photos' / 'cup.png'), photo('coffee', 101, 125).astype(np.uint16) * 257)
     cv2.imwrite(str(cwd / 'my_photos' / 'rocket.tif'), photo('rocket', 120, 140))
-    prepare = words(documented('README.md', 'prepare_folder.py'))
-    train = words(documented('README.md', '-opt datasets/my_photos'))
-    upscale = words(documented('README.md', 'wdsr-inference -i my_lowres/'))
+    prepare = words(documented('docs/tutorials/own-images.md', 'prepare_folder.py'))
+    train = words(documented('docs/tutorials/own-images.md', '-opt datasets/my_photos'))
+    upscale = words(documented('docs/tutorials/own-images.md', 'wdsr-inference -i my_lowres/'))
     run(prepare + ['--crop-size', '96', '--step', '48', '--valid', '1'], cwd)
     lengths = ['train:total_iter=2', 'val:val_freq=2', 'logger:print_freq=1', 'logger:save_checkpoint_freq=2']
     lengths += ['datasets:train:batch_size_per_gpu=2', 'datasets:train:num_worker_per_gpu=0', 'num_gpu=0']
@@ -401,7 +431,7 @@ def test_own_folder(shared, tmp_path):
 
 @pytest.fixture
 def weights(shared, tmp_path):
-    """A folder with the README's checkpoint of the shipped WDSR-B x2, and two photographs in photos/."""
+    """A folder with the deploy tutorial's checkpoint of the shipped WDSR-B x2, and two photographs in photos/."""
     cwd = project(tmp_path, shared)
     network_g = load_options(REPO / 'options' / 'train_wdsr_b_x2.yml')['network_g']
     checkpoint(cwd / 'experiments/train_wdsr_b_x2/models/net_g_latest.pth', network_g)
@@ -414,13 +444,13 @@ def weights(shared, tmp_path):
 @pytest.mark.slow
 def test_inference_export_and_spandrel(weights):
     cwd, ckpt = weights, 'experiments/train_wdsr_b_x2/models/net_g_latest.pth'
-    run(words(documented('README.md', 'scripts/inference_wdsr.py')), cwd)
+    run(words(documented('docs/tutorials/deploy.md', 'scripts/inference_wdsr.py')), cwd)
     assert [cv2.imread(str(p)).shape for p in sorted((cwd / 'out').iterdir())] == [(60, 80, 3)] * 2
-    run(words(documented('README.md', '--format onnx'), CKPT=ckpt), cwd)
-    run(words(documented('README.md', '--format safetensors'), CKPT=ckpt), cwd)
+    run(words(documented('docs/tutorials/deploy.md', '--format onnx'), CKPT=ckpt), cwd)
+    run(words(documented('docs/tutorials/deploy.md', '--format safetensors'), CKPT=ckpt), cwd)
     assert (cwd / 'wdsr_b_x2.onnx').stat().st_size > 0 and (cwd / 'wdsr_b_x2.safetensors').stat().st_size > 0
     shutil.copy(cwd / ckpt, cwd / 'net_g_latest.pth')
-    result = run(words(documented('README.md', 'from spandrel import ModelLoader')), cwd)
+    result = run(words(documented('docs/tutorials/deploy.md', 'from spandrel import ModelLoader')), cwd)
     assert result.stdout == 'WDSR 2\n'  # spandrel's architecture (WDSR-A and -B), and the scale
 
 
@@ -428,9 +458,9 @@ def test_inference_export_and_spandrel(weights):
 def test_converting_official_checkpoints(tmp_path):
     (tmp_path / 'wdsr_x2').mkdir()
     torch.save(official_2019(8, 2, 32, 2), tmp_path / 'wdsr_x2' / 'epoch_30.pth')
-    run(words(documented('README.md', 'wdsr_x2/epoch_30.pth')), tmp_path)
+    run(words(documented('docs/tutorials/deploy.md', 'wdsr_x2/epoch_30.pth')), tmp_path)
     torch.save(official_2018('B', 8, 2, 24, 2, low=3), tmp_path / 'model_best.pt')
-    run(words(documented('README.md', 'model_best.pt')), tmp_path)
+    run(words(documented('docs/tutorials/deploy.md', 'model_best.pt')), tmp_path)
     assert (tmp_path / 'wdsr_x2.pth').is_file() and (tmp_path / 'wdsr_b_x2.pth').is_file()
 
 
@@ -439,13 +469,13 @@ def test_converting_official_checkpoints(tmp_path):
 
 @pytest.mark.slow
 def test_compare_two_test_runs(shared, tmp_path):
-    """The README's comparison, of the shipped EDSR and WDSR-B x2 test files run with weights where they look."""
+    """The comparison page's command, on the shipped EDSR and WDSR-B x2 test files run with weights where they look."""
     cwd = project(tmp_path, shared)
     for name in ('test_edsr_x2', 'test_wdsr_b_x2'):
         opt = load_options(REPO / 'options' / f'{name}.yml')
         checkpoint(cwd / opt['path']['pretrain_network_g'], opt['network_g'])
         run([sys.executable, str(REPO / 'wdsr_basicsr' / 'test.py'), '-opt', f'options/{name}.yml'], cwd)
-    text = documented('README.md', '.venv/bin/wdsr-compare results/test_edsr_x2')
+    text = documented('docs/how-to/compare-results.md', '.venv/bin/wdsr-compare results/test_edsr_x2')
     for optional in (False, True):
         run(words(text, optional=optional), cwd)
     assert json.loads((cwd / 'compare' / 'index.html').read_text().split('type="application/json">')[1].split('<')[0])[
@@ -461,7 +491,7 @@ SMALL_BENCH = {'lr_size': ['32', '32'], 'rounds': ['1']}
 @pytest.mark.parametrize(
     'doc, snippet, changes',
     [
-        ('README.md', 'benchmark.py --opt options/train_wdsr_b_x2.yml', {}),
+        ('docs/how-to/benchmark.md', 'benchmark.py --opt options/train_wdsr_b_x2.yml', {}),
         ('docs/benchmarks.md', 'docs/bench_cpu_fp32.json', {}),
         ('docs/benchmarks.md', '--device cuda', {'device': ['cpu']}),
         ('docs/benchmarks.md', '--backends torch onnxruntime openvino', {}),
@@ -484,7 +514,7 @@ def test_benchmark_commands(shared, tmp_path, doc, snippet, changes):
 @pytest.mark.slow
 def test_benchmark_with_weights_on_the_five_sets(shared, tmp_path):
     cwd = project(tmp_path, shared)
-    argv = words(documented('README.md', '--weights B2.pth'))
+    argv = words(documented('docs/how-to/benchmark.md', '--weights B2.pth'))
     files = [w for w in argv if w.endswith('.yml')]
     for opt_file, name in zip(files, argv[argv.index('--weights') + 1 :]):
         checkpoint(cwd / name, load_options(opt_file)['network_g'])
@@ -504,8 +534,8 @@ def test_memory_measurement(tmp_path):
 @pytest.mark.parametrize(
     'doc, snippet',
     [
-        ('README.md', '--iters 300000 --patch 96'),
-        ('README.md', 'reproduce_table1.py --iters 300 --out'),
+        ('docs/how-to/benchmark.md', '--iters 300000 --patch 96'),
+        ('docs/how-to/benchmark.md', 'reproduce_table1.py --iters 300 --out'),
         ('docs/benchmarks.md', '--mode table1'),
         ('docs/benchmarks.md', '--mode norm'),
     ],

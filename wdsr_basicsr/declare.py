@@ -21,6 +21,8 @@ A dataset class may check its data before the run starts in a class method ``che
 A model may also declare ``option_builds``: for ``'get_optimizer'`` or ``'setup_schedulers'``, the type
 names its own method builds beside what its bases build.
 
+:func:`checked` judges a value by its rule (the option check for every class, a dataset for its own section).
+
 The option check then refuses a typo of a declared key (with the key it stands for) and judges values by
 the declared rules; a key that neither basicsr's table nor a declaration knows is only a warning.
 """
@@ -108,3 +110,71 @@ def relations_fault(cls: object, section: dict) -> str | None:
     ``cls`` is not a class that declares one."""
     ask = getattr(cls, 'options_fault', None) if isinstance(cls, type) else None
     return ask(section) if callable(ask) else None
+
+
+class OptionError(ValueError):
+    """An option (or the data it names) that cannot work, named with its file and key path: one line."""
+
+
+_KINDS = {
+    'int': 'an integer',
+    'number': 'a number',
+    'count': 'a number',
+    'bool': 'true or false (unquoted)',
+    'str': 'a string',
+    'list': 'a list [a, b, ...]',
+    'section': 'a section of key: value lines',
+    'typed': 'a section of key: value lines with a type',
+}
+
+
+def name(where: tuple) -> str:
+    """How a message names an option: ``train:optim_g:lr``."""
+    return ':'.join(map(str, where))
+
+
+def checked(value, rule: Rule, where: tuple):
+    """``value`` if it is what ``rule`` says (an integral number made an int), else an OptionError."""
+    must = f'{name(where)}={value!r} must be {_KINDS[rule.kind]}'
+    if value is None:
+        if rule.null or rule.kind == 'bool':  # basicsr tests switches for truth: null is false
+            return value
+        raise OptionError(f'{name(where)} is null; it must be {_KINDS[rule.kind]}.')
+    if isinstance(value, str) and value in rule.words:
+        return value
+    if rule.kind in ('section', 'typed'):
+        if not isinstance(value, dict):
+            raise OptionError(f'option {name(where)} must be {_KINDS[rule.kind]}, not {value!r}.')
+        if rule.kind == 'typed' and value.get('type') is None:
+            raise OptionError(f'option {name(where)} has no type: it names what is built.')
+    elif rule.kind == 'list':
+        if not isinstance(value, list):
+            raise OptionError(f'{must}.')
+        if isinstance(rule.length, int) and len(value) != rule.length:
+            raise OptionError(f'{name(where)}={value!r} must be a list of {rule.length} values, not {len(value)}.')
+        if rule.item is None:
+            return value
+        return [checked(v, rule.item, where[:-1] + (f'{where[-1]}[{i}]',)) for i, v in enumerate(value)]
+    elif rule.kind in ('bool', 'str'):
+        if not isinstance(value, bool if rule.kind == 'bool' else str):
+            raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
+        if rule.kind == 'str' and rule.words:
+            raise OptionError(f'{name(where)}={value!r} must be one of {", ".join(rule.words)}.')
+    else:
+        return _number(value, rule, where, must)
+    return value
+
+
+def _number(value, rule, where, must):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise OptionError(f'{must}' + (' (quoted, it is text)' if isinstance(value, str) else '') + '.')
+    if rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low):
+        raise OptionError(
+            f'{name(where)}={value!r} must be ' + ('above' if rule.low_open else 'at least') + f' {rule.low}.'
+        )
+    if rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high):
+        bound = f'in [{rule.low}, {rule.high})' if rule.high_open else f'at most {rule.high}'
+        raise OptionError(f'{name(where)}={value!r} must be {bound}.')
+    if rule.kind == 'int' and value != int(value):
+        raise OptionError(f'{must}.')
+    return int(value) if rule.kind in ('int', 'count') and value == int(value) else value

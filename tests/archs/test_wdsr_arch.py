@@ -43,7 +43,7 @@ def wdsr_count(kind, *, num_feat, num_block, expansion, scale, low_rank_ratio=0.
 
 # Paper Table 1 (x2, parameters in millions). WDSR-B at 5 blocks is printed as
 # 0.37 in the paper; the network described there has 379,803 parameters, which
-# rounds to 0.38 (see the README's table).
+# rounds to 0.38 (see docs/explanations/parameters.md).
 PAPER_TABLE1 = {
     'EDSR': {1: 0.26, 3: 0.41, 5: 0.56, 8: 0.78},
     'WDSR_A': {1: 0.08, 3: 0.23, 5: 0.37, 8: 0.60},

@@ -210,8 +210,8 @@ def test_align_channels_is_refused_under_a_launcher(tmp_path):
     ids=['keep_0', 'keep_word', 'keep_fraction', 'best_not_computed'],
 )
 def test_retention_options_are_refused_in_one_line(keys, value, message):
-    """Checkpoint retention (docs/distributed.md) on the demo file: a keep below 1 or not an integer, a best metric
-    that the validation does not compute."""
+    """Checkpoint retention (docs/tutorials/cluster.md) on the demo file: a keep below 1 or not an integer, a best
+    metric that the validation does not compute."""
     opt = edit(load_options(DEMO), keys, value)
     with pytest.raises(OptionError) as error:
         check_options(opt, 'demo.yml', True)

@@ -13,8 +13,7 @@ from basicsr.utils import bgr2ycbcr, get_root_logger, img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torchvision.transforms.functional import normalize
 
-from ..declare import Rule, inherited_rules
-from ..options.values import checked
+from ..declare import Rule, checked, inherited_rules
 from .cache_layouts import image_groups, plan_caches, sub_image_layouts
 from .cache_open import open_cache
 from .decoded_cache import CachePlan, DecodedImages, check_memory

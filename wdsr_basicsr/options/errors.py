@@ -1,5 +1,9 @@
-"""The error of an option file: raised by the loader's checks, worded for the command line by the entries."""
+"""The error of an option file: raised by the loader's checks, worded for the command line by the entries.
 
+:class:`OptionError` is defined beside the rules it judges by (:mod:`wdsr_basicsr.declare`), which the datasets
+apply too; the option loader's modules take it from here.
+"""
 
-class OptionError(ValueError):
-    """An option (or the data it names) that cannot work, named with its file and key path: one line."""
+from ..declare import OptionError
+
+__all__ = ['OptionError']

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 
 #: The exit status of a run that stopped on request after saving: EX_TEMPFAIL of sysexits.h ("temporary failure;
-#: the user is invited to retry"), which ``docs/distributed.md``'s sbatch script requeues on.
+#: the user is invited to retry"), which ``docs/tutorials/cluster.md``'s sbatch script requeues on.
 REQUEUE_EXIT = 75
 #: The signals that ask a run to stop and save.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)

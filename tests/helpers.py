@@ -5,9 +5,11 @@ Fixtures built from them live in ``conftest.py``; test files import from here, n
 
 import http.server
 import io
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -64,8 +66,75 @@ def cpu_env(extra=None):
 
 
 def run(args, cwd, timeout=300, env=None):
-    """Run a command on the CPU (:func:`cpu_env`), capturing its output."""
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cpu_env(env))
+    """Run a command on the CPU (:func:`cpu_env`), capturing its output.
+
+    A single-process Python entry (``python SCRIPT ...``, ``python -m MODULE ...``) runs in a child forked from
+    one interpreter that has imported torch and basicsr already (``entry_server.py``), as a fresh interpreter
+    would run it; anything else (torchrun, ``-c``, a command whose environment changes what an interpreter reads
+    at its start) is started as its own process.
+    """
+    args = [str(a) for a in args]
+    full_env = cpu_env(env)
+    if _forkable(args, full_env):
+        return _ENTRIES.run(args, str(cwd), full_env, timeout)
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+#: Modules that start processes of their own or must start fresh: never run in a forked child.
+_OWN_PROCESS_MODULES = ('torch.distributed.run', 'torch.distributed.launch', 'venv', 'pip')
+
+
+def _forkable(args, env):
+    """Whether ``args`` is a single-process entry that the entry server can run as a fresh interpreter would."""
+    if len(args) < 2 or args[0] != sys.executable:
+        return False
+    if args[1] == '-m':
+        if len(args) < 3 or args[2] in _OWN_PROCESS_MODULES:
+            return False
+    elif args[1].startswith('-') or not args[1].endswith('.py') or not os.path.isfile(args[1]):
+        return False
+    start = _ENTRIES.env
+    keys = set(env) | set(start)
+    return all(env.get(k) == start.get(k) for k in keys if k.startswith(_READ_AT_START))
+
+
+#: Environment variables an interpreter (or torch, or the start-up hook) reads when it starts.
+_READ_AT_START = ('PYTHON', 'CUDA', 'OMP_', 'MKL_', 'TORCH', 'LD_', 'WDSR_BASICSR', 'KMP_', 'OPENBLAS')
+
+
+class _EntryServer:
+    """The entry server's process (started at its first use) and the requests to it."""
+
+    def __init__(self):
+        self.env = cpu_env()
+        self.process = None
+
+    def run(self, args, cwd, env, timeout):
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(
+                [sys.executable, str(REPO / 'tests' / 'entry_server.py')],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=self.env,
+                cwd=REPO,
+            )
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = os.path.join(folder, 'out'), os.path.join(folder, 'err')
+            request = {'argv': args[1:], 'cwd': cwd, 'env': env, 'out': out, 'err': err, 'timeout': timeout}
+            self.process.stdin.write(json.dumps(request) + '\n')
+            self.process.stdin.flush()
+            answer = self.process.stdout.readline()
+            assert answer, 'the entry server ended'
+            status = json.loads(answer)['status']
+            texts = [Path(p).read_text(encoding='utf-8', errors='replace') for p in (out, err) if os.path.exists(p)]
+            texts += [''] * (2 - len(texts))
+        if status is None:
+            raise subprocess.TimeoutExpired(args, timeout, texts[0], texts[1])
+        return subprocess.CompletedProcess(args, status, texts[0], texts[1])
+
+
+_ENTRIES = _EntryServer()
 
 
 def popen(args, cwd, env=None):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def run(args, cwd, timeout=300, env=None):
     """
     args = [str(a) for a in args]
     full_env = cpu_env(env)
-    if _forkable(args, full_env):
+    if _console_script(args[0], cwd):  # the venv's wdsr-* programs: python running the script they are
+        args = [sys.executable, str(Path(cwd, args[0]))] + args[1:]
+    if _forkable(args, cwd, full_env):
         return _ENTRIES.run(args, str(cwd), full_env, timeout)
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
@@ -84,14 +87,23 @@ def run(args, cwd, timeout=300, env=None):
 _OWN_PROCESS_MODULES = ('torch.distributed.run', 'torch.distributed.launch', 'venv', 'pip')
 
 
-def _forkable(args, env):
+def _console_script(program, cwd):
+    """Whether ``program`` is one of the venv's console scripts (a Python file run by this interpreter)."""
+    path = Path(cwd, program)
+    if path.parent.resolve() != Path(sys.executable).parent.resolve() or not path.is_file():
+        return False
+    with open(path, 'rb') as f:
+        return f.readline().strip() == b'#!' + os.fsencode(sys.executable)
+
+
+def _forkable(args, cwd, env):
     """Whether ``args`` is a single-process entry that the entry server can run as a fresh interpreter would."""
     if len(args) < 2 or args[0] != sys.executable:
         return False
     if args[1] == '-m':
         if len(args) < 3 or args[2] in _OWN_PROCESS_MODULES:
             return False
-    elif args[1].startswith('-') or not args[1].endswith('.py') or not os.path.isfile(args[1]):
+    elif args[1].startswith('-') or not os.path.isfile(os.path.join(cwd, args[1])):
         return False
     start = _ENTRIES.env
     keys = set(env) | set(start)
@@ -135,6 +147,13 @@ class _EntryServer:
 
 
 _ENTRIES = _EntryServer()
+
+
+def next_second():
+    """Wait for the clock's next second: basicsr names a run's log by the second it starts (``train_<name>_<time>.log``,
+    opened for writing), so a run started in the same second as the one before writes over its log. A fresh
+    interpreter takes seconds to start; a forked entry run does not."""
+    time.sleep(1.01 - time.time() % 1)
 
 
 def popen(args, cwd, env=None):

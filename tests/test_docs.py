@@ -26,6 +26,7 @@ from basicsr.utils.matlab_functions import imresize
 
 from docs import claims, doc_commands, documented, matches, words
 from helpers import REPO, TRAIN_CROPS, VALID_CROPS, RangeServer, cpu_env, make_lmdbs, make_zip, photo
+from helpers import run as run_command
 from official import official_2018, official_2019
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.prepare.benchmarks import prepare_benchmarks
@@ -109,7 +110,7 @@ def project(tmp_path, shared, datasets=True):
 
 def run(argv, cwd, env=None, timeout=600):
     env = dict(env or {}, XDG_CACHE_HOME=str(Path(cwd) / '.cache'))  # decoded caches stay in the test's folder
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cpu_env(env))
+    result = run_command(argv, cwd, timeout=timeout, env=env)
     assert result.returncode == 0, (argv, result.stdout[-2000:], result.stderr[-3000:])
     return result
 
@@ -168,9 +169,14 @@ def checkpoint(path, network_g):
     return str(path)
 
 
-def trained(cwd, name):
+def trained(cwd, name, world_size=None):
+    """The run's folder, after checking it saved its network (and, given ``world_size``, that its log says it
+    trained on that many processes to the end, validating)."""
     experiment = Path(cwd) / 'experiments' / name
     assert (experiment / 'models' / 'net_g_latest.pth').is_file(), sorted(os.listdir(experiment))
+    if world_size is not None:
+        log = ''.join(p.read_text() for p in sorted(experiment.glob('train_*.log')))
+        assert f'World size (gpu number): {world_size}' in log and 'End of training' in log and '# psnr: ' in log
     return experiment
 
 
@@ -187,9 +193,7 @@ def test_the_main_job(shared, tmp_path):
         run(words(setup), REPO)
     cwd = project(tmp_path, shared, datasets=False)
     force = ['train:total_iter=4', 'val:val_freq=2', 'logger:save_checkpoint_freq=2', 'logger:print_freq=1']
-    result = subprocess.run(
-        words(demo) + ['--force_yml', *force], cwd=cwd, capture_output=True, text=True, timeout=600, env=cpu_env()
-    )
+    result = run_command(words(demo) + ['--force_yml', *force], cwd, timeout=600)
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: not better than bicubic (4 iterations)
     assert 'WDSR-B demo: PSNR' in result.stdout and 'bicubic:     PSNR' in result.stdout
     trained(cwd, 'demo_wdsr_b_x2')
@@ -254,7 +258,7 @@ def test_torchrun_on_one_machine(shared, tmp_path):
     cwd = project(tmp_path, shared)
     argv = torchrun_words(documented('docs/tutorials/cluster.md', 'torchrun --nproc_per_node=4'), 2)
     run(argv + shrink(REPO / 'options' / 'dist' / 'train_wdsr_b_x2_4gpu.yml'), cwd)
-    trained(cwd, 'train_wdsr_b_x2_4gpu')
+    trained(cwd, 'train_wdsr_b_x2_4gpu', world_size=2)
 
 
 @pytest.mark.slow
@@ -278,7 +282,7 @@ def test_torchrun_on_two_nodes(shared, tmp_path):
     ]
     outputs = [node.communicate(timeout=600) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
-    trained(cwd, 'train_wdsr_b_x2_8gpu')
+    trained(cwd, 'train_wdsr_b_x2_8gpu', world_size=2)
 
 
 @pytest.mark.slow
@@ -287,7 +291,7 @@ def test_torch_distributed_launch(shared, tmp_path):
     opt_file = 'options/dist/train_wdsr_b_x2_4gpu.yml'
     argv = torchrun_words(documented('docs/tutorials/cluster.md', 'torch.distributed.launch'), 2, FILE=opt_file)
     run(argv + shrink(REPO / opt_file), cwd)
-    trained(cwd, 'train_wdsr_b_x2_4gpu')
+    trained(cwd, 'train_wdsr_b_x2_4gpu', world_size=2)  # --local-rank, as the old launcher passes it, is taken
 
 
 def slurm_stand_ins(cwd):
@@ -541,9 +545,20 @@ def test_memory_measurement(tmp_path):
     ],
 )
 def test_reproduction_commands(shared, tmp_path, doc, snippet):
-    """2 iterations of 24 px patches, the 1-block column of Table 1 (and the norm ablation as shipped)."""
+    """2 iterations of 24 px patches, WDSR-B's 1-block entry of Table 1 (and the norm ablation as shipped): the
+    tables, the figure and the derived option files as written."""
     cwd = project(tmp_path, shared)
     argv = with_values(words(documented(doc, snippet)), iters=['2'], patch=['24'], batch=['2'], workers=['0'])
     if 'norm' not in argv:
-        argv = with_values(argv, blocks=['1'])
+        argv = with_values(argv, blocks=['1'], nets=['wdsr_b'])
     run(argv, cwd, timeout=900)
+    out = cwd / (argv[argv.index('--out') + 1] if '--out' in argv else 'docs/reproduce')
+    if 'norm' not in argv:  # WDSR-B 1 x 64 at x2: 0.08 M as the paper counts, 84,250 raw (parameters.md)
+        row = next(line for line in (out / 'table1.md').read_text().splitlines() if line.startswith('| wdsr_b | 1 |'))
+        assert '| 0.08 M | 0.084 M |' in row and np.isfinite(float(row.split('|')[-3]))
+        written = yaml.safe_load((cwd / 'experiments' / 'repro_options' / 'repro_table1_wdsr_b_b1_x2.yml').read_text())
+        assert written['train']['total_iter'] == 2 and written['datasets']['train']['gt_size'] == 24
+    if '--mode' not in argv or 'norm' in argv:
+        norm = (out / 'norm.md').read_text()
+        assert all(f'| {run} |' in norm for run in ('weight_lr1e-3', 'batch_lr1e-3', 'none_lr1e-3', 'batch_lr1e-4'))
+        assert (out / 'norm_curves.png').read_bytes()[:4] == b'\x89PNG'

@@ -2,19 +2,16 @@
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import yaml
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import tensor2img
 
-from helpers import OPTIONS
 from wdsr_basicsr.archs import WDSR_A, WDSR_B, fold_weight_norm
 from wdsr_basicsr.benchmark.cli import main as benchmark_main
 from wdsr_basicsr.benchmark.measure import count_macs
 from wdsr_basicsr.data import CheckedPairedImageDataset
-from wdsr_basicsr.reproduce import main as reproduce_main
 
 
 def test_macs_by_hand():
@@ -153,45 +150,3 @@ def test_plot_without_weights_is_refused(lmdb_root, tmp_path, capsys):
         == 1
     )
     assert '--plot needs --weights' in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_reproduce_at_a_tiny_budget(lmdb_root, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / 'docs'
-    assert (
-        reproduce_main(
-            [
-                '--mode',
-                'table1',
-                'norm',
-                '--data',
-                str(lmdb_root),
-                '--iters',
-                '4',
-                '--patch',
-                '24',
-                '--batch',
-                '2',
-                '--blocks',
-                '1',
-                '--nets',
-                'wdsr_b',
-                '--out',
-                str(out),
-                '--options',
-                str(OPTIONS / 'paper'),
-            ]
-        )
-        == 0
-    )
-    table = (out / 'table1.md').read_text()
-    assert '| wdsr_b | 1 | 0.08 M | 0.084 M | 33.434 |' in table
-    norm = (out / 'norm.md').read_text()
-    assert all(f'| {run} |' in norm for run in ('weight_lr1e-3', 'batch_lr1e-3', 'none_lr1e-3', 'batch_lr1e-4'))
-    assert (out / 'norm_curves.png').read_bytes()[:4] == b'\x89PNG'
-    options_written = yaml.safe_load(
-        (tmp_path / 'experiments' / 'repro_options' / 'repro_table1_wdsr_b_b1_x2.yml').read_text()
-    )
-    assert options_written['train']['total_iter'] == 4 and options_written['datasets']['train']['gt_size'] == 24
-    assert np.isfinite(float(table.strip().split('|')[-3]))

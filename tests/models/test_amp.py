@@ -6,7 +6,7 @@ import pytest
 import torch
 from basicsr.models import build_model
 
-from helpers import OPTIONS, TRAIN, batch, model_options, run, write_options
+from helpers import OPTIONS, TRAIN, batch, model_options, next_second, run, write_options
 from wdsr_basicsr.options import load_options
 
 
@@ -92,6 +92,7 @@ def test_bf16_training_from_the_option_keys_runs_and_resumes(lmdb_root, tmp_path
     result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'b.yml', opt)], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     opt['train']['total_iter'] = 4
+    next_second()
     result = run([sys.executable, TRAIN, '-opt', write_options(tmp_path / 'b.yml', opt), '--auto_resume'], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = ''.join(p.read_text() for p in sorted((tmp_path / 'experiments' / 'bf16').glob('train_*.log')))

@@ -9,7 +9,7 @@ from basicsr.archs import build_network
 from basicsr.models import build_model
 from torch import nn
 
-from helpers import OPTIONS, TRAIN, batch, model_options, run, write_options
+from helpers import OPTIONS, TRAIN, batch, model_options, next_second, run, write_options
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.runs import shrink_options
 from wdsr_basicsr.utils.compile import toolchain_problem
@@ -150,6 +150,7 @@ def test_auto_resume_switches_between_eager_and_compiled(lmdb_root, tmp_path):
     for total_iter, compiled in ((2, False), (4, True), (6, False)):
         opt['train']['total_iter'] = total_iter
         opt['use_compile'] = compiled
+        next_second()
         result = run(
             [sys.executable, TRAIN, '-opt', write_options(tmp_path / 's.yml', opt), '--auto_resume'],
             tmp_path,

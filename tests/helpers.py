@@ -83,8 +83,8 @@ def run(args, cwd, timeout=300, env=None):
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
-#: Modules that start processes of their own or must start fresh: never run in a forked child.
-_OWN_PROCESS_MODULES = ('torch.distributed.run', 'torch.distributed.launch', 'venv', 'pip')
+#: Modules that must start fresh: never run in a forked child (torchrun's launcher may: its workers start fresh).
+_OWN_PROCESS_MODULES = ('venv', 'pip')
 
 
 def _console_script(program, cwd):

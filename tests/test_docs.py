@@ -551,6 +551,8 @@ def test_reproduction_commands(shared, tmp_path, doc, snippet):
     argv = with_values(words(documented(doc, snippet)), iters=['2'], patch=['24'], batch=['2'], workers=['0'])
     if 'norm' not in argv:
         argv = with_values(argv, blocks=['1'], nets=['wdsr_b'])
+    if '--mode' in argv and '--data' not in argv:  # the small LMDBs (the demo set, built when missing: the how-to's)
+        argv = with_values(argv, data=['datasets/DIV2K'])
     run(argv, cwd, timeout=900)
     out = cwd / (argv[argv.index('--out') + 1] if '--out' in argv else 'docs/reproduce')
     if 'norm' not in argv:  # WDSR-B 1 x 64 at x2: 0.08 M as the paper counts, 84,250 raw (parameters.md)

@@ -58,6 +58,7 @@ def test_every_documented_command_is_run():
     assert 'bash scripts/setup_env.sh && .venv/bin/python -m pytest -q tests' in ci  # the README's test command
 
 
+@pytest.mark.slow  # a pytest of its own, collecting the suite
 def test_the_fast_suite_command_selects_the_fast_tests():
     argv = words(documented('docs/how-to/develop.md', '-m "not slow"')) + ['--collect-only']
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, env=cpu_env())
@@ -551,7 +552,7 @@ def test_reproduction_commands(shared, tmp_path, doc, snippet):
     argv = with_values(words(documented(doc, snippet)), iters=['2'], patch=['24'], batch=['2'], workers=['0'])
     if 'norm' not in argv:
         argv = with_values(argv, blocks=['1'], nets=['wdsr_b'])
-    if '--mode' in argv and '--data' not in argv:  # the small LMDBs (the demo set, built when missing: the how-to's)
+    if '--data' not in argv:  # the small LMDBs (the demo set built when missing: test_runs.py)
         argv = with_values(argv, data=['datasets/DIV2K'])
     run(argv, cwd, timeout=900)
     out = cwd / (argv[argv.index('--out') + 1] if '--out' in argv else 'docs/reproduce')

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from helpers import OPTIONS
+from wdsr_basicsr import reproduce
 from wdsr_basicsr.benchmark.gpu_check import main as gpu_check_main
 from wdsr_basicsr.prepare.layout import div2k_lmdbs
 from wdsr_basicsr.reproduce import main as reproduce_main
@@ -92,3 +93,17 @@ def test_a_missing_folder_of_option_files_is_named_before_any_work(tmp_path, mon
         tool(argv)
     assert stop.value.code == 2 and '--options nowhere is not a folder' in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # no demo set, no output folder
+
+
+@pytest.mark.parametrize('data, built', [(None, ['datasets/demo']), ('datasets/DIV2K', [])])
+def test_reproduce_builds_the_demo_set_only_for_its_default_data(tmp_path, monkeypatch, data, built):
+    """The sweep's default data is the demo set, made when missing (the how-to's "demo set, minutes" command);
+    data given is read as it is."""
+    made = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(reproduce, 'make_demo_data', lambda root, scales: made.append((root, scales)))
+    monkeypatch.setattr(reproduce, 'run_table1', lambda args: [f'| rows of {args.data} |'])
+    argv = ['--mode', 'table1', '--options', str(OPTIONS / 'paper')] + (['--data', data] if data else [])
+    assert reproduce.main(argv) == 0
+    assert made == [(root, (2,)) for root in built]
+    assert f'| rows of {data or "datasets/demo"} |' in (tmp_path / 'docs' / 'reproduce' / 'table1.md').read_text()

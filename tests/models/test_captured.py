@@ -116,6 +116,7 @@ def test_the_captured_step_is_one_graph(tmp_path):
     assert any('lerp' in op for op in ops)  # the EMA is in the graph
 
 
+@pytest.mark.slow  # compiles the whole step (inductor, minutes on a cold cache)
 def test_captured_steps_equal_eager_steps_through_warm_up_and_a_milestone(tmp_path):
     """6 steps in fp64 from the same weights on the same data, with the recipe's MultiStepLR (a milestone at 4)
     and basicsr's linear warm-up (3 iterations), as basicsr's loop sets the rates: parameters, EMA, optimizer

@@ -8,6 +8,7 @@ a local server for the archives, ``--device cpu`` where the docs say ``cuda`` (C
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,7 +25,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.utils.matlab_functions import imresize
 
-from docs import claims, doc_commands, documented, matches, words
+from docs import DOCS, claims, doc_commands, documented, matches, words
 from helpers import REPO, TRAIN_CROPS, VALID_CROPS, RangeServer, cpu_env, make_lmdbs, make_zip, photo
 from helpers import run as run_command
 from official import official_2018, official_2019
@@ -56,6 +57,17 @@ def test_every_documented_command_is_run():
     ]
     assert untaken == []
     assert 'bash scripts/setup_env.sh && .venv/bin/python -m pytest -q tests' in ci  # the README's test command
+
+
+def test_every_link_between_the_pages_resolves():
+    """README.md and docs/: each relative link names a file that exists (pages moved between folders)."""
+    broken = [
+        f'{doc}: {target}'
+        for doc in DOCS
+        for target in re.findall(r'\]\(([^)#\s]+)(?:#[^)]*)?\)', (REPO / doc).read_text())
+        if not target.startswith(('http://', 'https://')) and not (REPO / doc).parent.joinpath(target).exists()
+    ]
+    assert broken == []
 
 
 @pytest.mark.slow  # a pytest of its own, collecting the suite

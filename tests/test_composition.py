@@ -14,14 +14,17 @@ import basicsr
 import basicsr.test
 import pytest
 from basicsr.archs import build_network
+from basicsr.data.paired_image_dataset import PairedImageDataset
 from basicsr.losses import build_loss
 from basicsr.models.base_model import BaseModel
 from basicsr.models.sr_model import SRModel
-from basicsr.utils.registry import MODEL_REGISTRY
+from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
 
 from helpers import OPTIONS, REPO, run, torchrun, write_options
-from wdsr_basicsr.declare import Rule
+from wdsr_basicsr.data import CheckedPairedImageDataset
+from wdsr_basicsr.declare import Rule, declared_hook, relations_fault
 from wdsr_basicsr.options import OptionError, check_options, load_options, parse_options
+from wdsr_basicsr.options.parse import check_data
 from wdsr_basicsr.runs import read_validations, shrink_options
 
 DATA = Path(__file__).resolve().parent / 'assets'
@@ -178,6 +181,33 @@ def sibling_file(model_type, **top):
     opt.update(model_type=model_type, sibling_strength=0.5, **top)
     opt['train']['sibling_warmup'] = 10
     return opt
+
+
+@DATASET_REGISTRY.register()
+class SiblingNamesakeDataset(PairedImageDataset):
+    """A sibling's dataset whose own methods happen to bear the declaration hooks' names, declaring no option_keys."""
+
+    def check_data(self, sample):
+        raise AssertionError('a sibling method called as our hook')
+
+    @staticmethod
+    def options_fault(section):
+        return 'a sibling method called as our hook'
+
+
+def test_a_siblings_methods_named_like_the_hooks_are_not_called():
+    """Only a class that declares option_keys defines the hooks; a subclass of ours inherits them."""
+    opt = copy.deepcopy(SAMPLES['BasicSR/train/EDSR/train_EDSR_Mx2.yml'])
+    opt['datasets']['train']['type'] = 'SiblingNamesakeDataset'
+    opt['datasets']['val']['type'] = 'SiblingNamesakeDataset'
+    assert not any('hook' in warning for warning in check_options(opt, 'x.yml', True))
+    check_data({'datasets': {'train': {'type': 'SiblingNamesakeDataset'}}, 'world_size': 1})  # nothing called
+    assert declared_hook(SiblingNamesakeDataset, 'options_fault') is None
+    inheriting = type('Inheriting', (CheckedPairedImageDataset,), {})
+    assert relations_fault(inheriting, {'sampling': 'image'}) == (
+        CheckedPairedImageDataset.options_fault({'sampling': 'image'})
+    )
+    assert relations_fault(inheriting, {'sampling': 'image'}) is not None  # sampling without cache_data
 
 
 def test_what_nothing_declares_is_never_refused():

@@ -18,6 +18,9 @@ the option check asks it (:func:`relations_fault`) after each value passed its r
 A dataset class may check its data before the run starts in a class method ``check_data(opt, world_size)``
 (``opt``: its section with ``phase`` and ``scale``); the entries call it on every rank, after the options.
 
+Both are hooks only where the class that defines them also declares ``option_keys`` (:func:`declared_hook`): a
+sibling's method that happens to have one of these common names is never called.
+
 A model may also declare ``option_builds``: for ``'get_optimizer'`` or ``'setup_schedulers'``, the type
 names its own method builds beside what its bases build.
 
@@ -105,10 +108,19 @@ def declared_builds(cls: type, method: str) -> tuple[str, ...] | None:
     return tuple(builds[method]) if method in builds else None
 
 
+def declared_hook(cls: object, hook: str):
+    """``cls``'s ``hook`` (``options_fault``, ``check_data``) where the class defining it declares ``option_keys``
+    too, else None."""
+    if not isinstance(cls, type):
+        return None
+    owner = next((klass for klass in cls.__mro__ if hook in vars(klass)), None)
+    return getattr(cls, hook) if owner is not None and 'option_keys' in vars(owner) else None
+
+
 def relations_fault(cls: object, section: dict) -> str | None:
-    """What ``cls``'s own ``options_fault`` finds wrong between the keys of its ``section``; None if nothing or if
-    ``cls`` is not a class that declares one."""
-    ask = getattr(cls, 'options_fault', None) if isinstance(cls, type) else None
+    """What ``cls``'s declared ``options_fault`` finds wrong between the keys of its ``section``; None if nothing or
+    if ``cls`` declares none (:func:`declared_hook`)."""
+    ask = declared_hook(cls, 'options_fault')
     return ask(section) if callable(ask) else None
 
 

@@ -17,7 +17,7 @@ from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import DATASET_REGISTRY
 
-from ..declare import inherited_rules
+from ..declare import declared_hook, inherited_rules
 from ..utils.checkpoint import CheckpointWriteError
 from ..utils.dist import check_launch, init_dist, local_rank_from_env, run_reporting_rank
 from ..utils.messages import show_messages
@@ -139,7 +139,7 @@ def check_data(opt: dict) -> None:
         opt (dict): Options after :func:`derive_options` (phases, scales) and with ``world_size``.
     """
     for dataset_opt in opt['datasets'].values():
-        check = getattr(DATASET_REGISTRY.get(dataset_opt['type']), 'check_data', None)
+        check = declared_hook(DATASET_REGISTRY.get(dataset_opt['type']), 'check_data')
         if callable(check):
             check(dataset_opt, opt['world_size'])
 

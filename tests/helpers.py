@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,13 @@ def next_second():
 def popen(args, cwd, env=None):
     """Start a command on the CPU (:func:`cpu_env`) in the background, its output piped."""
     return subprocess.Popen(args, cwd=cwd, env=cpu_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def free_port():
+    """A TCP port of this machine that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def torchrun(*args, nproc=2):

@@ -5,7 +5,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 
@@ -13,7 +12,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from helpers import OPTIONS, TEST, TRAIN, VALID_CROPS, make_lmdbs, popen, run, torchrun, write_options
+from helpers import OPTIONS, TEST, TRAIN, VALID_CROPS, free_port, make_lmdbs, popen, run, torchrun, write_options
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.runs import shrink_options
 
@@ -70,12 +69,6 @@ def shipped(rel, root, name, total_iter=4, **top):
 
 def logs(cwd, name):
     return ''.join(p.read_text() for p in sorted((cwd / 'experiments' / name).glob('train_*.log')))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def check_trained(cwd, name, ema, world_size=2):

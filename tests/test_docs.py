@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from basicsr.archs import build_network
 from basicsr.utils.matlab_functions import imresize
 
 from docs import DOCS, claims, doc_commands, documented, matches, words
-from helpers import REPO, TRAIN_CROPS, VALID_CROPS, RangeServer, cpu_env, make_lmdbs, make_zip, photo
+from helpers import REPO, TRAIN_CROPS, VALID_CROPS, RangeServer, cpu_env, free_port, make_lmdbs, make_zip, photo
 from helpers import run as run_command
 from official import official_2018, official_2019
 from wdsr_basicsr.options import load_options
@@ -126,12 +125,6 @@ def run(argv, cwd, env=None, timeout=600):
     result = run_command(argv, cwd, timeout=timeout, env=env)
     assert result.returncode == 0, (argv, result.stdout[-2000:], result.stderr[-3000:])
     return result
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def shrink(opt_file, **changes):

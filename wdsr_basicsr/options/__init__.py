@@ -23,10 +23,11 @@ and keeps the rest of basicsr's parsing, with these differences:
 
 Modules: :mod:`.errors` (:class:`OptionError`), :mod:`.reading` (safe YAML, ``--force_yml``),
 :mod:`.vocabulary` (what the registered classes read, by section, and take), :mod:`.rules` (what values must
-be), :mod:`.values` (a value by its rule), :mod:`.observed` (the keys left to the run), :mod:`.source_reads`
-(development only: the table from basicsr's source), :mod:`.check` (:func:`check_options`,
-:func:`check_name`), :mod:`.parse` (:func:`parse_options`, :func:`derive_options`, :func:`check_data`,
-:func:`run_pipeline`).
+be), :mod:`.values` (values by their rules), :mod:`.meanings` (what basicsr's keys mean), :mod:`.reference`
+(the option reference and JSON schema, made from all of these), :mod:`.observed` (the keys left to the run),
+:mod:`.source_reads` (development only: the table from basicsr's source), :mod:`.check`
+(:func:`check_options`, :func:`check_name`), :mod:`.parse` (:func:`parse_options`, :func:`derive_options`,
+:func:`check_data`, :func:`run_pipeline`).
 """
 
 from .check import check_name, check_options

@@ -23,6 +23,7 @@ import yaml
 from skimage import data as skimage_data
 
 import wdsr_basicsr  # noqa: F401  (the torchvision alias first: basicsr is importable in every test module)
+from fresh import forkable, outputs
 from wdsr_basicsr.options import in_process_options, load_options
 from wdsr_basicsr.prepare.div2k import prepare
 
@@ -79,13 +80,9 @@ def run(args, cwd, timeout=300, env=None):
     full_env = cpu_env(env)
     if _console_script(args[0], cwd):  # the venv's wdsr-* programs: python running the script they are
         args = [sys.executable, str(Path(cwd, args[0]))] + args[1:]
-    if _forkable(args, cwd, full_env):
+    if forkable(args, str(cwd), full_env, sys.executable, _ENTRIES.env):
         return _ENTRIES.run(args, str(cwd), full_env, timeout)
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
-
-
-#: Modules that must start fresh: never run in a forked child (torchrun's launcher may: its workers start fresh).
-_OWN_PROCESS_MODULES = ('venv', 'pip')
 
 
 def _console_script(program, cwd):
@@ -95,24 +92,6 @@ def _console_script(program, cwd):
         return False
     with open(path, 'rb') as f:
         return f.readline().strip() == b'#!' + os.fsencode(sys.executable)
-
-
-def _forkable(args, cwd, env):
-    """Whether ``args`` is a single-process entry that the entry server can run as a fresh interpreter would."""
-    if len(args) < 2 or args[0] != sys.executable:
-        return False
-    if args[1] == '-m':
-        if len(args) < 3 or args[2] in _OWN_PROCESS_MODULES:
-            return False
-    elif args[1].startswith('-') or not os.path.isfile(os.path.join(cwd, args[1])):
-        return False
-    start = _ENTRIES.env
-    keys = set(env) | set(start)
-    return all(env.get(k) == start.get(k) for k in keys if k.startswith(_READ_AT_START))
-
-
-#: Environment variables an interpreter (or torch, or the start-up hook) reads when it starts.
-_READ_AT_START = ('PYTHON', 'CUDA', 'OMP_', 'MKL_', 'TORCH', 'LD_', 'WDSR_BASICSR', 'KMP_', 'OPENBLAS')
 
 
 class _EntryServer:
@@ -140,8 +119,7 @@ class _EntryServer:
             answer = self.process.stdout.readline()
             assert answer, 'the entry server ended'
             status = json.loads(answer)['status']
-            texts = [Path(p).read_text(encoding='utf-8', errors='replace') for p in (out, err) if os.path.exists(p)]
-            texts += [''] * (2 - len(texts))
+            texts = outputs(out, err)
         if status is None:
             raise subprocess.TimeoutExpired(args, timeout, texts[0], texts[1])
         return subprocess.CompletedProcess(args, status, texts[0], texts[1])

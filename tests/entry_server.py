@@ -10,18 +10,20 @@ interpreter, ``cwd``, ``env``, ``out``, ``err``, ``timeout``); each answer is on
 What an interpreter reads at its start (the start-up hook, ``CUDA_VISIBLE_DEVICES``, ``OMP_NUM_THREADS``) is this
 server's: :func:`helpers.run` sends here only commands whose environment agrees with the server's on those.
 
-A run's own entry runs (the training runs that ``reproduce``, the demo and the GPU check start through
-:func:`wdsr_basicsr.runs.run_entry`) are forked from this interpreter too, never from the run (whose loggers and
-memos a fresh interpreter would not have): the run asks over a Unix socket, passing the descriptors its command's
-output goes to, and waits for the exit status, as ``subprocess.run`` would (the command in the run's process group,
-killed alone on a timeout).
+What a run starts in turn is forked from this interpreter too, never from the run (whose loggers and memos a
+fresh interpreter would not have): the training runs that ``reproduce``, the demo and the GPU check start through
+:func:`wdsr_basicsr.runs.run_entry`, and the workers a forked torchrun launcher starts. The run asks over a Unix
+socket (its command, the descriptors its output goes to, its process group or a new session) and gets a stand-in
+for ``subprocess.Popen`` with the real pid (signals reach the command) whose exit status the server sends.
 """
 
 import atexit
+import io
 import json
 import logging
 import os
 import runpy
+import select
 import signal
 import socket
 import subprocess
@@ -36,6 +38,7 @@ START_ENV = dict(os.environ)
 import basicsr.test  # noqa: E402, F401  (what every entry imports, once: the start-up hook patches basicsr here)
 import basicsr.train  # noqa: E402, F401
 import torch  # noqa: E402, F401
+from torch.distributed.elastic.multiprocessing.subprocess_handler import subprocess_handler  # noqa: E402
 
 import wdsr_basicsr.test  # noqa: E402, F401
 import wdsr_basicsr.train  # noqa: E402, F401
@@ -44,72 +47,128 @@ from wdsr_basicsr import runs  # noqa: E402
 
 PYTHON = sys.executable
 PROTOCOL = sys.stdout
-#: The socket a run asks for its own entry runs on (bound by :func:`serve`).
+#: The socket a run asks for its own commands on (bound by :func:`serve`).
 ASK = os.path.join(tempfile.mkdtemp(prefix='entry_server_'), 'ask')
-#: What :func:`reap` answers for a run still running.
-RUNNING = object()
+
+
+class ForkedProcess:
+    """``subprocess.Popen`` for a command the server forked: the pid, ``poll``, ``wait``, ``send_signal``."""
+
+    def __init__(self, args, cwd, env, fds, session):
+        self.args, self.returncode, self._buffer = args, None, b''
+        request = {'argv': args[1:], 'cwd': cwd, 'env': env, 'session': session, 'group': os.getpgid(0)}
+        self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._connection.connect(ASK)
+        socket.send_fds(self._connection, [json.dumps(request).encode() + b'\n'], list(fds))
+        self.pid = self._answer(None)['pid']
+
+    def _answer(self, timeout):
+        """The server's next answer; None when none comes within ``timeout`` seconds (None: wait)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b'\n' not in self._buffer:
+            if deadline is not None:
+                readable, _, _ = select.select([self._connection], [], [], max(0.0, deadline - time.monotonic()))
+                if not readable:
+                    return None
+            chunk = self._connection.recv(1 << 16)
+            assert chunk, 'the entry server ended'
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b'\n')
+        return json.loads(line)
+
+    def poll(self):
+        return self.wait(0) if self.returncode is None else self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            answer = self._answer(timeout)
+            if answer is None:
+                if timeout == 0:
+                    return None
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self.returncode = answer['status']
+            self._connection.close()
+        return self.returncode
+
+    def send_signal(self, number):
+        if self.returncode is None:
+            os.kill(self.pid, number)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+
+def popen(args, cwd=None, env=None, stdout=None, stderr=None, start_new_session=False):
+    """``subprocess.Popen`` as the commands of a run see it (what torchrun's launcher and ``run_entry`` use): a
+    :class:`ForkedProcess` for what :func:`fresh.forkable` allows, the real one for the rest."""
+    cwd = os.getcwd() if cwd is None else str(cwd)
+    env = dict(os.environ) if env is None else env
+    fds = [(1, 2)[i] if f is None else f if isinstance(f, int) else f.fileno() for i, f in enumerate((stdout, stderr))]
+    if any(f < 0 for f in fds) or not forkable(list(args), cwd, env, PYTHON, START_ENV):  # a pipe asked for
+        return subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=start_new_session
+        )
+    return ForkedProcess(list(args), cwd, env, fds, start_new_session)
 
 
 class ForkingSubprocess:
-    """The ``subprocess`` module as :mod:`wdsr_basicsr.runs` sees it in a run: ``run`` has the server fork the
-    commands :func:`fresh.forkable` allows; the rest is the module's."""
+    """The ``subprocess`` module as :mod:`wdsr_basicsr.runs` sees it in a run: ``run`` (text, captured or not)
+    through :func:`popen`, as ``subprocess.run`` runs a command; the rest is the module's."""
 
     def __getattr__(self, name):
         return getattr(subprocess, name)
 
     @staticmethod
     def run(args, cwd=None, capture_output=False, text=False, env=None, timeout=None):
-        cwd = os.getcwd() if cwd is None else str(cwd)
-        env = dict(os.environ) if env is None else env
-        if not text or not forkable(args, cwd, env, PYTHON, START_ENV):
-            return subprocess.run(args, cwd=cwd, capture_output=capture_output, text=text, env=env, timeout=timeout)
-        request = {'argv': args[1:], 'cwd': cwd, 'env': env, 'timeout': timeout}
-        if not capture_output:
-            status, texts = ask(request, (1, 2)), (None, None)
-        else:
-            with tempfile.TemporaryDirectory() as folder:
-                paths = os.path.join(folder, 'out'), os.path.join(folder, 'err')
-                fds = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for path in paths]
-                try:
-                    status = ask(request, fds)
-                finally:
-                    for fd in fds:
-                        os.close(fd)
-                texts = outputs(*paths)
+        assert text, 'run_entry reads text'
+        with tempfile.TemporaryDirectory() as folder:
+            paths = (os.path.join(folder, 'out'), os.path.join(folder, 'err')) if capture_output else ()
+            fds = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for path in paths]
+            try:
+                process = popen(args, cwd=cwd, env=env, stdout=fds[0] if fds else None, stderr=fds[1] if fds else None)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            try:
+                status = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                status = None
+            texts = outputs(*paths) if capture_output else (None, None)
         if status is None:
             raise subprocess.TimeoutExpired(args, timeout, *texts)
         return subprocess.CompletedProcess(args, status, *texts)
 
 
-def ask(request, fds):
-    """Have the server run ``request`` with its standard output and error on ``fds``; wait for its exit status."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.connect(ASK)
-        socket.send_fds(connection, [json.dumps(request).encode() + b'\n'], list(fds))
-        answer = connection.makefile().readline()
-    assert answer, 'the entry server ended'
-    return json.loads(answer)['status']
-
-
-def child(request, fds, group):
+def child(request, fds):
     """Run one command in this forked process and end it with the command's exit status."""
-    try:
-        os.setpgid(0, group)  # its own group (0), or its asker's: its workers go with it on a timeout
-    except PermissionError:  # the asker's group has ended: so has the asker
-        os._exit(1)
+    if request.get('session'):
+        os.setsid()  # as torchrun starts its workers
+    else:
+        try:
+            os.setpgid(0, request.get('group', 0))  # its own group (0), or its asker's: all go on a timeout
+        except PermissionError:  # the asker's group has ended: so has the asker
+            os._exit(1)
     LISTENER.close()
     for fd, source in zip((1, 2), fds):
         os.dup2(source, fd)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     runs.subprocess = ForkingSubprocess()
-    sys.stdout = open(1, 'w', encoding='utf-8', errors='backslashreplace', closefd=False)
-    sys.stderr = open(2, 'w', encoding='utf-8', errors='backslashreplace', closefd=False, buffering=1)
+    subprocess_handler.Popen = popen
+    argv = request['argv']
+    unbuffered = argv[0] == '-u'  # python -u (torchrun's workers)
+    if unbuffered:
+        argv = argv[1:]
+    for fd, name in ((1, 'stdout'), (2, 'stderr')):
+        raw = open(fd, 'wb', buffering=0 if unbuffered else -1, closefd=False)
+        buffering = {'line_buffering': fd == 2 and not unbuffered, 'write_through': unbuffered}
+        setattr(sys, name, io.TextIOWrapper(raw, 'utf-8', 'backslashreplace', **buffering))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.chdir(request['cwd'])
     os.environ.clear()
     os.environ.update(request['env'])
-    argv = request['argv']
     code: object = 0
     try:
         if argv[0] == '-m':
@@ -139,42 +198,29 @@ def child(request, fds, group):
         os._exit(code)
 
 
-def start(request, fds, group):
-    """Fork a child running ``request`` with its output on ``fds`` (closed here), in process group ``group``.
-
-    Returns:
-        tuple[int, float | None]: The child's pid and the monotonic time past which it is killed.
-    """
+def start(request, fds):
+    """Fork a child running ``request`` with its output on ``fds`` (closed here). Returns its pid."""
     pid = os.fork()
     if pid == 0:
-        child(request, fds, group)
+        child(request, fds)
     for fd in fds:
         os.close(fd)
-    try:
-        os.setpgid(pid, group or pid)  # as the child does: set before anyone signals the group
-    except (PermissionError, ProcessLookupError):
-        pass
-    return pid, None if request['timeout'] is None else time.monotonic() + request['timeout']
+    if not request.get('session'):
+        try:
+            os.setpgid(pid, request.get('group', 0) or pid)  # as the child does: before anyone signals the group
+        except (PermissionError, ProcessLookupError):
+            pass
+    return pid
 
 
-def reap(pid, deadline, kill):
-    """The exit status of child ``pid`` if it has ended; None after killing it (``kill``) past ``deadline``;
-    :data:`RUNNING` otherwise."""
+def ended(pid):
+    """The exit status of child ``pid``, None while it runs."""
     done, wait_status = os.waitpid(pid, os.WNOHANG)
-    if done:
-        return os.waitstatus_to_exitcode(wait_status)
-    if deadline is None or time.monotonic() <= deadline:
-        return RUNNING
-    try:
-        kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
-    return None
+    return os.waitstatus_to_exitcode(wait_status) if done else None
 
 
-def take_asked(group, asked):
-    """Start what the runs ask for (each in process group ``group``) into ``asked``: pid -> (connection, deadline)."""
+def take_asked(asked):
+    """Start what the runs ask for into ``asked``: pid -> the connection its exit status goes to."""
     while True:
         try:
             connection, _ = LISTENER.accept()
@@ -184,27 +230,37 @@ def take_asked(group, asked):
         message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 2)
         while not message.endswith(b'\n'):
             message += connection.recv(1 << 20)
-        pid, deadline = start(json.loads(message), fds, group)
-        asked[pid] = (connection, deadline)
+        pid = start(json.loads(message), fds)
+        connection.sendall(json.dumps({'pid': pid}).encode() + b'\n')
+        asked[pid] = connection
 
 
 def serve_one(request):
     """Run one request of the suite and what it asks for; return its exit status (None: killed on its timeout)."""
     fds = [os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for key in ('out', 'err')]
-    pid, deadline = start(request, fds, 0)
+    pid = start(request, fds)
+    deadline = time.monotonic() + request['timeout']
     asked = {}
     while True:
-        take_asked(pid, asked)
-        for asked_pid, (connection, asked_deadline) in list(asked.items()):
-            status = reap(asked_pid, asked_deadline, os.kill)
-            if status is not RUNNING:
+        take_asked(asked)
+        for asked_pid, connection in list(asked.items()):
+            status = ended(asked_pid)
+            if status is not None:
                 connection.sendall(json.dumps({'status': status}).encode() + b'\n')
                 connection.close()
                 del asked[asked_pid]
-        status = reap(pid, deadline, os.killpg)
-        if status is not RUNNING:
-            for asked_pid, (connection, _) in asked.items():  # left behind by a run that was killed
-                reap(asked_pid, time.monotonic() - 1, os.kill)
+        status = ended(pid)
+        if status is None and time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        if status is not None or time.monotonic() > deadline:
+            for asked_pid, connection in asked.items():  # left behind by a run that ended (or was killed)
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(asked_pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                os.waitpid(asked_pid, 0)
                 connection.close()
             return status
         time.sleep(0.02)

@@ -12,6 +12,8 @@ OWN_PROCESS_MODULES = ('venv', 'pip')
 
 #: Environment variables an interpreter (or torch, or the start-up hook) reads when it starts.
 READ_AT_START = ('PYTHON', 'CUDA', 'OMP_', 'MKL_', 'TORCH', 'LD_', 'WDSR_BASICSR', 'KMP_', 'OPENBLAS')
+#: Of those, what torchrun sets for its workers and torch reads only later (the process group, error files).
+READ_LATER = ('TORCHELASTIC_', 'TORCH_NCCL_ASYNC_ERROR_HANDLING')
 
 
 def forkable(args, cwd, env, python, start_env):
@@ -30,13 +32,17 @@ def forkable(args, cwd, env, python, start_env):
     """
     if len(args) < 2 or args[0] != python:
         return False
+    if args[1] == '-u':  # unbuffered output (torchrun's workers)
+        args = args[1:]
     if args[1] == '-m':
         if len(args) < 3 or args[2] in OWN_PROCESS_MODULES:
             return False
     elif args[1].startswith('-') or not os.path.isfile(os.path.join(cwd, args[1])):
         return False
     keys = set(env) | set(start_env)
-    return all(env.get(k) == start_env.get(k) for k in keys if k.startswith(READ_AT_START))
+    return all(
+        env.get(k) == start_env.get(k) for k in keys if k.startswith(READ_AT_START) and not k.startswith(READ_LATER)
+    )
 
 
 def outputs(out, err):

@@ -4,9 +4,10 @@ forks a child for each run, which runs the command as a fresh interpreter would 
 streams to files, the exit status as the interpreter makes it (``SystemExit`` text on stderr and 1, a traceback
 and 1).
 
-Started by :func:`helpers.run` (never imported): requests come one per line on stdin as JSON (``argv`` without the
-interpreter, ``cwd``, ``env``, ``out``, ``err``, ``timeout``); each answer is one JSON line on stdout
-(``status``: the exit status, or None when the run outlived its timeout and was killed with its process group).
+Started by :mod:`helpers` (never imported): requests come one per line on stdin as JSON (``argv`` without the
+interpreter, ``cwd``, ``env``, ``out`` and ``err``, the files the output goes to (one file when equal),
+``timeout``); each is answered by two JSON lines on stdout: ``pid`` once the run has started, ``status`` when it
+has ended (its exit status, or None when it outlived its timeout and was killed with its process group).
 What an interpreter reads at its start (the start-up hook, ``CUDA_VISIBLE_DEVICES``, ``OMP_NUM_THREADS``) is this
 server's: :func:`helpers.run` sends here only commands whose environment agrees with the server's on those.
 
@@ -111,6 +112,11 @@ def popen(args, cwd=None, env=None, stdout=None, stderr=None, start_new_session=
     return ForkedProcess(list(args), cwd, env, fds, start_new_session)
 
 
+def created(path):
+    """A descriptor of ``path``, made empty for writing."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+
 class ForkingSubprocess:
     """The ``subprocess`` module as :mod:`wdsr_basicsr.runs` sees it in a run: ``run`` (text, captured or not)
     through :func:`popen`, as ``subprocess.run`` runs a command; the rest is the module's."""
@@ -123,7 +129,7 @@ class ForkingSubprocess:
         assert text, 'run_entry reads text'
         with tempfile.TemporaryDirectory() as folder:
             paths = (os.path.join(folder, 'out'), os.path.join(folder, 'err')) if capture_output else ()
-            fds = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for path in paths]
+            fds = [created(path) for path in paths]
             try:
                 process = popen(args, cwd=cwd, env=env, stdout=fds[0] if fds else None, stderr=fds[1] if fds else None)
             finally:
@@ -237,8 +243,11 @@ def take_asked(asked):
 
 def serve_one(request):
     """Run one request of the suite and what it asks for; return its exit status (None: killed on its timeout)."""
-    fds = [os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for key in ('out', 'err')]
-    pid = start(request, fds)
+    out = created(request['out'])
+    err = os.dup(out) if request['err'] == request['out'] else created(request['err'])
+    pid = start(request, [out, err])
+    PROTOCOL.write(json.dumps({'pid': pid}) + '\n')
+    PROTOCOL.flush()
     deadline = time.monotonic() + request['timeout']
     asked = {}
     while True:

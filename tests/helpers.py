@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,8 +82,21 @@ def run(args, cwd, timeout=300, env=None):
     if _console_script(args[0], cwd):  # the venv's wdsr-* programs: python running the script they are
         args = [sys.executable, str(Path(cwd, args[0]))] + args[1:]
     if forkable(args, str(cwd), full_env, sys.executable, _ENTRIES.env):
-        return _ENTRIES.run(args, str(cwd), full_env, timeout)
+        return _ENTRIES.start(args, str(cwd), full_env, timeout, merged=False).wait()
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def start(args, cwd, timeout=600, env=None, merged=False):
+    """Start a single-process entry (a command :func:`run` forks) in the background, on the CPU.
+
+    Returns:
+        Started: Its pid, its output line by line (stdout and stderr in one file when ``merged``), its end.
+    """
+    args = [str(a) for a in args]
+    full_env = cpu_env(env)
+    if not forkable(args, str(cwd), full_env, sys.executable, _ENTRIES.env):
+        raise ValueError(f'{args}: not a single-process entry the entry server can run')
+    return _ENTRIES.start(args, str(cwd), full_env, timeout, merged)
 
 
 def _console_script(program, cwd):
@@ -94,14 +108,80 @@ def _console_script(program, cwd):
         return f.readline().strip() == b'#!' + os.fsencode(sys.executable)
 
 
+class Started:
+    """A command the entry server runs in the background (:func:`start`): its pid, its output as it comes, its end."""
+
+    def __init__(self, server, args, timeout):
+        self.args, self.timeout, self._server = args, timeout, server
+        self._folder = tempfile.TemporaryDirectory()
+        self.paths = {'out': os.path.join(self._folder.name, 'out'), 'err': os.path.join(self._folder.name, 'err')}
+        self._readers, self._partial, self._status = {}, {}, None
+
+    def _answer(self):
+        answer = self._server.process.stdout.readline()
+        assert answer, 'the entry server ended'
+        return json.loads(answer)
+
+    def _ended(self):
+        try:
+            os.kill(self.pid, 0)  # a child the server has not reaped yet is still there
+        except ProcessLookupError:
+            return True
+        return False
+
+    def next_line(self, timeout=None, stream='err'):
+        """The next whole line the command writes to ``stream`` ('out' or 'err'; one file when merged), '' once it
+        has ended and everything is read. Raises TimeoutError when no line comes within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if stream not in self._readers:
+            self._readers[stream], self._partial[stream] = open(self.paths[stream], 'rb'), b''
+        while True:
+            ended = self._ended()  # before reading: what it wrote before it ended is read below
+            self._partial[stream] += self._readers[stream].readline()
+            if self._partial[stream].endswith(b'\n') or (ended and self._partial[stream]):
+                line, self._partial[stream] = self._partial[stream], b''
+                return line.decode('utf-8', errors='replace')
+            if ended:
+                return ''
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f'no line from {self.args} for {timeout} s')
+            time.sleep(0.05)
+
+    def send_signal(self, number):
+        os.kill(self.pid, number)
+
+    def kill(self):
+        """Kill the command and its process group (its loader workers, what it started)."""
+        os.killpg(self.pid, signal.SIGKILL)
+
+    def wait(self):
+        """Wait for the command's end.
+
+        Returns:
+            subprocess.CompletedProcess: Its exit status, stdout and stderr (texts).
+        """
+        status = self._answer()['status']
+        self._server.pending = None
+        texts = outputs(self.paths['out'], self.paths['err'])
+        for reader in self._readers.values():
+            reader.close()
+        self._folder.cleanup()
+        if status is None:
+            raise subprocess.TimeoutExpired(self.args, self.timeout, texts[0], texts[1])
+        return subprocess.CompletedProcess(self.args, status, texts[0], texts[1])
+
+
 class _EntryServer:
-    """The entry server's process (started at its first use) and the requests to it."""
+    """The entry server's process (started at its first use) and the requests to it, one at a time."""
 
     def __init__(self):
         self.env = cpu_env()
         self.process = None
+        self.pending = None
 
-    def run(self, args, cwd, env, timeout):
+    def start(self, args, cwd, env, timeout, merged):
+        if self.pending is not None:
+            raise RuntimeError(f'the entry server runs one command at a time: {self.pending} has not ended')
         if self.process is None or self.process.poll() is not None:
             self.process = subprocess.Popen(
                 [sys.executable, str(REPO / 'tests' / 'entry_server.py')],
@@ -111,18 +191,15 @@ class _EntryServer:
                 env=self.env,
                 cwd=REPO,
             )
-        with tempfile.TemporaryDirectory() as folder:
-            out, err = os.path.join(folder, 'out'), os.path.join(folder, 'err')
-            request = {'argv': args[1:], 'cwd': cwd, 'env': env, 'out': out, 'err': err, 'timeout': timeout}
-            self.process.stdin.write(json.dumps(request) + '\n')
-            self.process.stdin.flush()
-            answer = self.process.stdout.readline()
-            assert answer, 'the entry server ended'
-            status = json.loads(answer)['status']
-            texts = outputs(out, err)
-        if status is None:
-            raise subprocess.TimeoutExpired(args, timeout, texts[0], texts[1])
-        return subprocess.CompletedProcess(args, status, texts[0], texts[1])
+        started = Started(self, args, timeout)
+        if merged:
+            started.paths['err'] = started.paths['out']
+        request = {'argv': args[1:], 'cwd': cwd, 'env': env, 'timeout': timeout, **started.paths}
+        self.process.stdin.write(json.dumps(request) + '\n')
+        self.process.stdin.flush()
+        self.pending = args
+        started.pid = started._answer()['pid']
+        return started
 
 
 _ENTRIES = _EntryServer()

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from helpers import OPTIONS, TRAIN, popen, run, torchrun, write_options
+from helpers import OPTIONS, TRAIN, run, start, torchrun, write_options
 from wdsr_basicsr.options import load_options
 from wdsr_basicsr.runs import shrink_options
 from wdsr_basicsr.utils.preempt import REQUEUE_EXIT, VOTE_EVERY
@@ -49,15 +49,13 @@ def recipe(root, name, cache_data, **logger):
 
 def stopped(command, cwd, number):
     """Start ``command``, send it ``number`` once the model handles it, return (exit status, output)."""
-    proc = popen(command, cwd)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
+    proc = start(command, cwd, timeout=300)
+    while line := proc.next_line(timeout=300):
         if INSTALLED in line:
             proc.send_signal(number)
             break
-    out, err = proc.communicate(timeout=300)
-    return proc.returncode, ''.join(lines) + err + out
+    result = proc.wait()
+    return result.returncode, result.stderr + result.stdout
 
 
 def place(iteration, per_rank):
@@ -98,7 +96,7 @@ def test_sigterm_to_torchrun_then_auto_resume_is_the_run_left_alone(lmdb_root, t
         assert f'exitcode  : {REQUEUE_EXIT}' in out or 'SignalException' in out, out[-3000:]
         log = next((tmp_path / 'experiments' / name).glob('train_*.log')).read_text()
         stop = 2 * VOTE_EVERY
-        assert f'SIGTERM: saving iteration {stop} and stopping (exit status {REQUEUE_EXIT})' in log
+        assert f'SIGTERM: saving iteration {stop} and stopping (exit status {REQUEUE_EXIT})' in log, out[-6000:]
         states = sorted(p.name for p in (tmp_path / 'experiments' / name / 'training_states').iterdir())
         assert states == ['10.state', f'{stop}.state']
         state = torch.load(tmp_path / 'experiments' / name / 'training_states' / f'{stop}.state', weights_only=True)

@@ -45,6 +45,7 @@ from wdsr_basicsr.data.lmdb_util import check_lmdb_complete, raise_if_bad_record
 from wdsr_basicsr.data.sampler import PlacedSampler  # noqa: E402
 from wdsr_basicsr.options import OptionError, parse_options  # noqa: E402
 from wdsr_basicsr.options.observed import UnreadReport, WatchedSection  # noqa: E402
+from wdsr_basicsr.utils.preempt import shield_workers  # noqa: E402
 from wdsr_basicsr.utils.resume import load_resume_state  # noqa: E402
 from wdsr_basicsr.utils.wandb_logger import init_wandb_logger  # noqa: E402
 
@@ -160,6 +161,9 @@ def create_train_val_dataloader(opt, logger):
     sampler (a :class:`~wdsr_basicsr.data.sampler.PlacedSampler`) draws from the run's ``manual_seed`` and goes to
     the model that :func:`build_model` builds next.
 
+    Its worker processes never act on a stop signal (:func:`~wdsr_basicsr.utils.preempt.shield_workers`): the run
+    does, and saves.
+
     basicsr counts an epoch as ``ceil(samples / batch)`` iterations, but its loader drops the last incomplete batch
     (``drop_last``): where the batch does not divide the samples, its epochs run out before ``total_iter`` (a
     300-iteration run over 20 samples in batches of 16 ends after 151, without the checkpoint it was asked for).
@@ -172,6 +176,7 @@ def create_train_val_dataloader(opt, logger):
         train_sampler.draw_seed = opt['manual_seed']
         _sampler_for_model[:] = [(opt, train_sampler)]
     if train_loader is not None:
+        shield_workers(train_loader)
         per_epoch = len(train_loader)
         if per_epoch == 0:
             raise OptionError(
@@ -341,7 +346,8 @@ def install() -> None:
     # pipeline in basicsr.train, whose global this is.
     basicsr.train.load_resume_state = load_resume_state
     # Without it a run whose batch does not divide its samples ends before total_iter, without its last checkpoint
-    # (basicsr counts the epochs with the incomplete batch that its loader drops).
+    # (basicsr counts the epochs with the incomplete batch that its loader drops), and a stop signal sent to every
+    # process (slurm's, torchrun's, a terminal's Ctrl+C) kills the training loader's workers before the run saves.
     basicsr.train.create_train_val_dataloader = create_train_val_dataloader
     # Without it a resumed run starts its epoch again from the first sample (a preemption changes the result), and a
     # training sample's crop depends on which worker drew it after what: the training sampler, whose order it keeps.

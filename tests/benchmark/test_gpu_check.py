@@ -1,14 +1,11 @@
 """The GPU check's CPU mode (gloo, tiny sizes), so that scripts/check_gpu.py cannot rot."""
 
-import queue
 import re
-import subprocess
 import sys
-import threading
 
 import pytest
 
-from helpers import OPTIONS, REPO, cpu_env, make_lmdbs
+from helpers import OPTIONS, REPO, make_lmdbs, start
 from wdsr_basicsr.benchmark.gpu_check import report
 
 #: The longest a part of the check (a training run, a speed row, a loader, an inference variant) may run before
@@ -18,22 +15,17 @@ PART_S = 300
 
 def run_part_by_part(args, cwd, part_s):
     """Run ``args`` (output merged); fail when ``part_s`` seconds pass without a new line. Returns (code, lines)."""
-    process = subprocess.Popen(
-        args, cwd=cwd, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines = queue.Queue()
-    threading.Thread(
-        target=lambda: [lines.put(line) for line in process.stdout] + [lines.put(None)], daemon=True
-    ).start()
+    process = start(args, cwd, timeout=3600, merged=True)
     seen = []
     while True:
         try:
-            line = lines.get(timeout=part_s)
-        except queue.Empty:
+            line = process.next_line(part_s, 'out')
+        except TimeoutError:
             process.kill()
+            process.wait()
             pytest.fail(f'no output for {part_s} s after: {"".join(seen[-20:])}')
-        if line is None:
-            return process.wait(), seen
+        if not line:
+            return process.wait().returncode, seen
         seen.append(line)
 
 

@@ -1,15 +1,27 @@
-"""Stop requests: a signal noted, a second Ctrl+C raised, every rank stopping at the same iteration."""
+"""Stop requests: a signal noted, a second Ctrl+C raised, every rank stopping at the same iteration, the training
+loader's workers deaf to them."""
 
 import os
 import random
 import signal
+import sys
+import threading
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader
 
-from wdsr_basicsr.utils.preempt import STOP_SIGNALS, VOTE_EVERY, StopSignals, StopVote
+from helpers import run
+from wdsr_basicsr.utils.preempt import (
+    STOP_SIGNALS,
+    VOTE_EVERY,
+    StopSignals,
+    StopVote,
+    shield_workers,
+    stop_signals_held,
+)
 from wdsr_basicsr.utils.resume import random_states, restore_random_states
 
 
@@ -90,3 +102,101 @@ def test_random_states_survive_a_training_state(tmp_path):
     restore_random_states(torch.load(path, weights_only=True)['random_states'][0])
     again = (random.random(), np.random.rand(), torch.rand(1))
     assert expected[:2] == again[:2] and torch.equal(expected[2], again[2])
+
+
+def test_a_request_that_comes_while_workers_start_is_delivered_after(handlers):
+    signals = StopSignals()
+    signals.install()
+    with stop_signals_held(ignored=True):
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_IGN  # what a process started now keeps
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # to this thread, the one that starts workers
+        assert signals.received is None
+    assert signals.received == 'SIGUSR1'
+    assert not set(STOP_SIGNALS) & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_request_already_waiting_is_not_lost(handlers):
+    """Ignoring a signal discards it where it waits (blocked): the hold sends it again."""
+    signals = StopSignals()
+    signals.install()
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+    try:
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        with stop_signals_held(ignored=True):
+            pass
+        assert signals.received is None and signal.SIGTERM in signal.sigpending()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+    assert signals.received == 'SIGTERM'
+
+
+class WorkerSignals(torch.utils.data.Dataset):
+    """Each sample: the signals blocked or ignored in the process that loads it (the kernel's word:
+    /proc/self/status)."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        with open('/proc/self/status') as f:
+            masks = {line[:6]: int(line.split()[1], 16) for line in f if line.startswith(('SigBlk', 'SigIgn'))}
+        return torch.tensor([os.getpid(), masks['SigBlk'] | masks['SigIgn']])
+
+
+@pytest.mark.parametrize('context', ['fork', pytest.param('spawn', marks=pytest.mark.slow)])
+def test_loader_workers_never_take_the_stop_signals(handlers, context):
+    """fork, and spawn (what basicsr's distributed runs use: across exec); the main process's handlers kept."""
+    signals = StopSignals()
+    signals.install()
+    loader = shield_workers(DataLoader(WorkerSignals(), num_workers=1, multiprocessing_context=context))
+    for pid, deaf in (sample[0].tolist() for sample in loader):
+        assert pid != os.getpid()
+        assert all((deaf >> (number - 1)) & 1 for number in STOP_SIGNALS)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert signals.received == 'SIGTERM'
+
+
+GROUP_SIGNALLED = """
+import os, signal, sys, time
+import torch
+from torch.utils.data import DataLoader
+from wdsr_basicsr.utils.preempt import StopSignals, shield_workers
+
+class Slow(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        time.sleep(0.05)
+        return index
+
+if __name__ == '__main__':
+    signals = StopSignals()
+    signals.install()
+    loader = DataLoader(Slow(), num_workers=2, multiprocessing_context=sys.argv[1])
+    if sys.argv[2] == 'shielded':
+        shield_workers(loader)
+    taken = []
+    for batch in loader:
+        if not taken:
+            os.killpg(0, signal.SIGTERM)  # as torchrun and slurm send it: to every process of the group
+        taken += batch.tolist()
+    print(signals.received, sorted(taken))
+"""
+
+
+@pytest.mark.parametrize(
+    'context, shielded',
+    [('fork', True), ('fork', False), pytest.param('spawn', True, marks=pytest.mark.slow)],
+)
+def test_a_stop_signal_to_the_whole_process_group_leaves_the_loader_to_finish(tmp_path, context, shielded):
+    """The main process notes the request and gets every sample; unshielded, the workers die of it (the control)."""
+    script = tmp_path / 'group.py'
+    script.write_text(GROUP_SIGNALLED)
+    argv = [sys.executable, script, context, 'shielded' if shielded else 'bare']
+    result = run(argv, tmp_path)  # a process group of its own
+    if shielded:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout == f'SIGTERM {list(range(8))}\n'
+    else:
+        assert result.returncode != 0 and 'RuntimeError: DataLoader worker (pid' in result.stderr, result.stderr[-3000:]

@@ -331,8 +331,9 @@ class WDSRModel(SplitValidationModel):
         """
         self.train_sampler = sampler
         signals = StopSignals()
-        self._vote = StopVote(signals)  # on every rank alike: it makes a process group in a distributed run
-        if signals.install():
+        installed = signals.install()
+        self._vote = StopVote(signals)  # on every rank alike: past it, every rank handles the signals
+        if installed:
             get_root_logger().info(
                 'SIGTERM, SIGUSR1 or Ctrl+C: the run saves at the next iteration boundary and exits with status '
                 f'{REQUEUE_EXIT} (run the same command with --auto_resume to continue); a second Ctrl+C stops at once.'

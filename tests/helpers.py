@@ -72,10 +72,11 @@ def cpu_env(extra=None):
 def run(args, cwd, timeout=300, env=None):
     """Run a command on the CPU (:func:`cpu_env`), capturing its output.
 
-    A single-process Python entry (``python SCRIPT ...``, ``python -m MODULE ...``) runs in a child forked from
-    one interpreter that has imported torch and basicsr already (``entry_server.py``), as a fresh interpreter
-    would run it; anything else (torchrun, ``-c``, a command whose environment changes what an interpreter reads
-    at its start) is started as its own process.
+    A single-process Python entry (``python SCRIPT ...``, ``python -m MODULE ...``, torchrun's launcher) runs in
+    a child forked from one interpreter that has imported torch and basicsr already (``entry_server.py``), as a
+    fresh interpreter would run it, and so do the entries it starts (torchrun's workers, ``run_entry``'s runs);
+    anything else (``-c``, a command whose environment changes what an interpreter reads at its start:
+    :func:`fresh.forkable`) is started as its own process.
     """
     args = [str(a) for a in args]
     full_env = cpu_env(env)

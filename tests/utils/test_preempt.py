@@ -187,10 +187,11 @@ if __name__ == '__main__':
 
 @pytest.mark.parametrize(
     'context, shielded',
-    [('fork', True), ('fork', False), pytest.param('spawn', True, marks=pytest.mark.slow)],
+    [('fork', True)] + [pytest.param(*case, marks=pytest.mark.slow) for case in (('fork', False), ('spawn', True))],
 )
 def test_a_stop_signal_to_the_whole_process_group_leaves_the_loader_to_finish(tmp_path, context, shielded):
-    """The main process notes the request and gets every sample; unshielded, the workers die of it (the control)."""
+    """The main process notes the request and gets every sample; unshielded, the workers die of it (the control,
+    slow: the loader notices after its 5 s status interval)."""
     script = tmp_path / 'group.py'
     script.write_text(GROUP_SIGNALLED)
     argv = [sys.executable, script, context, 'shielded' if shielded else 'bare']

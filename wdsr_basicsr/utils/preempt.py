@@ -173,8 +173,11 @@ def shield_workers(loader: DataLoader) -> DataLoader:
         return loader
 
     def start_shielded(self):
-        context = self.multiprocessing_context or multiprocessing
-        with stop_signals_held(ignored=context.get_start_method() != 'fork'):
+        if not self.num_workers:
+            return cls.__iter__(self)
+        context = self.multiprocessing_context or multiprocessing  # None: the process's, not fixed by asking here
+        method = context.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
+        with stop_signals_held(ignored=method != 'fork'):
             return cls.__iter__(self)
 
     loader.worker_init_fn = functools.partial(_deaf_worker, loader.worker_init_fn)

@@ -1,7 +1,8 @@
 """Which commands a child forked from the entry server (``entry_server.py``) may run as a fresh interpreter would.
 
 Imported by :mod:`helpers` (the suite's commands) and by the entry server (the commands its runs start in turn:
-the training runs of ``reproduce``, the demo and the GPU check); light on purpose (the standard library only).
+the training runs of ``reproduce``, the demo and the GPU check, torchrun's workers); light on purpose (the standard
+library only).
 """
 
 import os

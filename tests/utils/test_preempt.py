@@ -72,6 +72,44 @@ def test_alone_the_run_stops_after_the_iteration_running():
     assert vote.stops_after(25)
 
 
+LATE_RANK = """
+import multiprocessing, sys, time
+import torch.distributed as dist
+from wdsr_basicsr.utils.preempt import StopSignals, StopVote
+
+def rank(number, store, late_s, out):
+    dist.init_process_group('gloo', store=dist.FileStore(store, 2), rank=number, world_size=2)
+    signals = StopSignals()
+    signals.install()
+    if number == 1:
+        time.sleep(late_s)  # rank 1 installs its handlers and joins late
+    start = time.monotonic()
+    StopVote(signals)
+    out.put((number, time.monotonic() - start))
+    dist.destroy_process_group()
+
+if __name__ == '__main__':
+    out = multiprocessing.get_context('fork').Queue()
+    ranks = [multiprocessing.get_context('fork').Process(target=rank, args=(n, sys.argv[1], 2.0, out)) for n in (0, 1)]
+    for process in ranks:
+        process.start()
+    waited = dict(out.get(timeout=60) for _ in ranks)
+    for process in ranks:
+        process.join()
+    print(f'{waited[0]:.1f}')
+"""
+
+
+@pytest.mark.slow
+def test_no_rank_is_past_the_vote_before_every_rank_handles_the_signals(tmp_path):
+    """Rank 1 installs its handlers 2 s late: rank 0 waits for it in StopVote (the run logs "SIGTERM, SIGUSR1 or
+    Ctrl+C: the run saves ..." after it, on rank 0)."""
+    (tmp_path / 'late.py').write_text(LATE_RANK)
+    result = run([sys.executable, tmp_path / 'late.py', tmp_path / 'store'], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout) >= 1.5
+
+
 def test_ranks_stop_at_the_second_vote_after_a_request(tmp_path):
     """In a process group (one gloo rank here): votes every VOTE_EVERY iterations, read at the next one; a request
     at iteration 13 is put in at 20 and stops the run after 30, at no other iteration."""

@@ -84,8 +84,9 @@ class StopVote:
     gloo group of its own (host memory, never the device's stream); it reads the result at the next vote, by
     when every rank has long joined it, and every rank stops at that same iteration when any was asked.
 
-    Made on every rank once its signals are installed, it waits for every rank (a barrier, once): past it, each
-    rank knows that every rank handles the signals (a request sent to all ranks from then on is never lost).
+    Made on every rank once its signals are installed, it waits for every rank (a barrier, once; making a gloo
+    group waits for every rank's connection today, the barrier keeps it so where groups connect lazily): past it,
+    each rank knows that every rank handles the signals (a request sent to all ranks from then on is never lost).
 
     Args:
         signals (StopSignals): This process's requests, installed.
